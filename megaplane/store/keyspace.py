@@ -1,0 +1,240 @@
+"""One partition of the keyspace: live records, their key order, and their recent history.
+
+A partition holds every key under one kind prefix (``/registry/pods/``) or,
+for the default partition, every key outside a kind prefix. It owns:
+
+- ``kvs``: key -> current record (O(1) get/put);
+- ``index``: the live keys in sorted order, for ranges and pagination;
+- ``events``: the history window, every event since the partition's floor,
+  in revision order. It serves watches from an old revision and reads at an
+  old revision, and it is the only place deleted keys are remembered.
+
+Reading at an old revision, a worked example. Keys a, b; history::
+
+    rev 5  put a=1           events: ((a,..5..), None)
+    rev 6  put a=2                   ((a,..6..), (a,..5..))
+    rev 7  delete b                  ((b,0,7,0,"",0), (b,..3..))
+
+Range [a, c) at revision 5: walk the events after 5 and keep, per key, the
+*first* prev_kv seen - that is the key's state at 5: a -> (a,..5..),
+b -> (b,..3..). Keys not in that overlay are unchanged since 5 and are read
+from ``kvs``. b is no longer live, so it comes from the overlay, merged into
+key order. Cost: O(events since 5 + keys in range).
+
+Compaction to revision C drops events below C; the floor rises to C and
+reads below it fail with etcd's "required revision has been compacted".
+Once its delete event is dropped, a deleted key is gone for good.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, bisect_right
+from itertools import islice
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+from sortedcontainers import SortedList
+
+from .kv import KEY, MOD_REVISION, Event, KeyValue
+
+__all__ = ["KeyIndex", "Partition"]
+
+
+def _event_revision(event: Event) -> int:
+    return event[0][MOD_REVISION]
+
+
+class KeyIndex:
+    """The live keys of a partition in sorted order.
+
+    Additions and removals are queued in two sets and applied when an
+    ordered read needs them, so a put of a new key costs a set insert, not a
+    sorted insert (~2 us at 1M keys). The store inlines `add`/`discard` on
+    its hot path; these methods are the reference for what it does.
+    """
+
+    __slots__ = ("_sorted", "added", "removed")
+
+    def __init__(self) -> None:
+        self._sorted: SortedList = SortedList()
+        self.added: set[bytes] = set()
+        self.removed: set[bytes] = set()
+
+    def add(self, key: bytes) -> None:
+        """Record that `key` became live."""
+        if key in self.removed:
+            self.removed.discard(key)
+        else:
+            self.added.add(key)
+
+    def discard(self, key: bytes) -> None:
+        """Record that `key` stopped being live."""
+        if key in self.added:
+            self.added.discard(key)
+        else:
+            self.removed.add(key)
+
+    def settle(self) -> SortedList:
+        """Apply queued changes and return the sorted list of live keys."""
+        s = self._sorted
+        if self.removed:
+            removed = self.removed
+            if len(removed) * 8 > len(s):
+                self._sorted = s = SortedList(k for k in s if k not in removed)
+            else:
+                for k in removed:
+                    s.remove(k)
+            self.removed = set()
+        if self.added:
+            s.update(self.added)
+            self.added = set()
+        return s
+
+    def irange(self, start: bytes, end: Optional[bytes]) -> Iterator[bytes]:
+        """Live keys k with start <= k < end, in order."""
+        return self.settle().irange(start, end, inclusive=(True, False))  # type: ignore[no-any-return]
+
+    def count(self, start: bytes, end: Optional[bytes]) -> int:
+        """How many live keys lie in [start, end)."""
+        s = self.settle()
+        hi = len(s) if end is None else s.bisect_left(end)
+        return max(0, hi - s.bisect_left(start))
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self.added) - len(self.removed)
+
+
+class Partition:
+    """Records, key order and history of one kind prefix.
+
+    Mutated only by the store's write path (`megaplane.store.mvcc`), which
+    inlines the bookkeeping for speed; the read methods here take the
+    revision and range already validated by the store.
+    """
+
+    __slots__ = (
+        "prefix",
+        "kvs",
+        "index",
+        "events",
+        "floor",
+        "max_events",
+        "wal",
+        "wal_mode",
+        "watchers",
+        "fsync",
+    )
+
+    def __init__(self, prefix: bytes, max_events: int) -> None:
+        self.prefix = prefix
+        self.kvs: Dict[bytes, KeyValue] = {}
+        self.index = KeyIndex()
+        self.events: List[Event] = []
+        # Reads and watches below `floor` fail as compacted.
+        self.floor = 0
+        self.max_events = max_events
+        # Set by the store: the partition's WAL stream (None: not logged).
+        self.wal: object = None
+        self.wal_mode = "none"
+        self.fsync = False
+        # Set by the watch hub while any watcher covers this partition.
+        self.watchers: object = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Partition {self.prefix!r} keys={len(self.kvs)} "
+            f"events={len(self.events)} floor={self.floor} wal={self.wal_mode}>"
+        )
+
+    # -- history window ----------------------------------------------------
+
+    def trim(self) -> None:
+        """Drop the oldest events beyond max_events, at a revision boundary."""
+        events = self.events
+        n = len(events) - self.max_events
+        if n <= 0:
+            return
+        boundary = events[n][0][MOD_REVISION]
+        # Never split one revision's events: a txn is kept or dropped whole.
+        while n > 0 and events[n - 1][0][MOD_REVISION] == boundary:
+            n -= 1
+        if n == 0:
+            return
+        del events[:n]
+        if boundary > self.floor:
+            self.floor = boundary
+
+    def compact(self, revision: int) -> None:
+        """Drop events below `revision`; reads below it fail from now on."""
+        events = self.events
+        n = bisect_left(events, revision, key=_event_revision)
+        if n:
+            del events[:n]
+        if revision > self.floor:
+            self.floor = revision
+
+    def first_event_at_or_after(self, revision: int) -> int:
+        """Index in `events` of the first event with mod_revision >= revision."""
+        return bisect_left(self.events, revision, key=_event_revision)
+
+    # -- reads at an old revision -------------------------------------------
+
+    def overlay_at(self, revision: int) -> Dict[bytes, Optional[KeyValue]]:
+        """Key -> state at `revision` for every key changed after it (None: absent)."""
+        events = self.events
+        i = bisect_right(events, revision, key=_event_revision)
+        overlay: Dict[bytes, Optional[KeyValue]] = {}
+        setdefault = overlay.setdefault
+        for kv, prev in islice(events, i, None):
+            setdefault(kv[KEY], prev)
+        return overlay
+
+    def get_at(self, key: bytes, revision: int) -> Optional[KeyValue]:
+        """The record of `key` as of `revision` (revision inside the window)."""
+        events = self.events
+        i = bisect_right(events, revision, key=_event_revision)
+        for kv, prev in islice(events, i, None):
+            if kv[KEY] == key:
+                return prev
+        return self.kvs.get(key)
+
+    def iter_range(
+        self, start: bytes, end: Optional[bytes], revision: int, current: int
+    ) -> Tuple[Iterator[KeyValue], int]:
+        """Records in [start, end) as of `revision`, in key order, and their count.
+
+        `current` is the store's revision: at it no overlay is needed.
+        """
+        kvs = self.kvs
+        if revision >= current or not self.events or revision >= self.events[-1][0][MOD_REVISION]:
+            count = self.index.count(start, end)
+            return (kvs[k] for k in self.index.irange(start, end)), count
+        overlay = self.overlay_at(revision)
+        count = self.index.count(start, end)
+        extra: List[KeyValue] = []
+        for k, old in overlay.items():
+            if start <= k and (end is None or k < end):
+                if k in kvs:
+                    if old is None:
+                        count -= 1
+                elif old is not None:
+                    count += 1
+                    extra.append(old)
+        extra.sort()
+
+        def live_then() -> Iterator[KeyValue]:
+            get = overlay.get
+            for k in self.index.irange(start, end):
+                if k in overlay:
+                    old = get(k)
+                    if old is not None:
+                        yield old
+                else:
+                    yield kvs[k]
+
+        if not extra:
+            return live_then(), count
+        return heapq.merge(live_then(), extra, key=_record_key), count
+
+
+_record_key: Callable[[KeyValue], bytes] = lambda kv: kv[KEY]  # noqa: E731
