@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 from . import __version__
 
@@ -51,8 +51,7 @@ def _cell(text: str, width: int) -> str:
 
 
 def cmd_snapshot_save(args: argparse.Namespace) -> int:
-    from .store import Store
-    from .store import snapshot
+    from .store import Store, snapshot
 
     if args.endpoints:
         from .store.etcd_client import save_snapshot_from_endpoint

@@ -9,7 +9,7 @@ gRPC front end build on it, never the other way round.
 """
 
 from .errors import StoreError
-from .kv import KeyValue, Event
+from .kv import Event, KeyValue
 from .mvcc import Store, StoreConfig
 from .txn import (
     Compare,

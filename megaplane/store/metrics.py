@@ -118,5 +118,5 @@ class StoreCollector(Collector):
             yield counter(
                 "megaplane_store_checkpoints_total",
                 "Checkpoint snapshots written.",
-                s.checkpoints_total,
+                s.durability.checkpoints_total if s.durability else 0,
             )

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import collections
 import heapq
 import logging
 import os
 import threading
 import time
 from itertools import islice
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from .durability import Durability, recover
 from .errors import (
     CompactedError,
     EmptyKeyError,
@@ -60,27 +60,22 @@ from .kv import (
 from .leases import Lease, Lessor
 from .txn import (
     Compare,
-    CompareResult,
-    CompareTarget,
-    DeleteRangeRequest,
     DeleteResult,
     PutRequest,
     PutResult,
     RangeRequest,
     RangeResult,
     RequestOp,
-    ResponseOp,
     SortOrder,
     SortTarget,
     TxnRequest,
     TxnResult,
     check_put,
     check_txn,
+    run_txn,
 )
-from .watch import Watcher, WatchHub
 from .wal import (
     DELETE_HEADER,
-    HANDOFF_BYTES,
     LEASE_GRANT,
     META_STREAM,
     MODES,
@@ -91,8 +86,10 @@ from .wal import (
     OP_REVOKE,
     PUT_HEADER,
     REV_ID,
+    WalStream,
     WriteAheadLog,
 )
+from .watch import Watcher, WatchHub
 
 __all__ = ["Store", "StoreConfig"]
 
@@ -194,45 +191,32 @@ class Store:
         self._kind_prefixes: List[bytes] = []
         self.lessor = Lessor(clock, self.config.min_lease_ttl)
         self.hub = WatchHub(self, self.config.max_watch_buffer)
-        # Revisions with fsync-mode writes not yet on disk, oldest first.
-        self._fsync_revs: Deque[int] = collections.deque()
-        self._durable_waiters: List[Tuple[int, int, "asyncio.Future[None]"]] = []
-        self._waiter_seq = 0
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._flush_handle: Optional[asyncio.Handle] = None
-        self._flush_soon = False
+        #: Held around every call when more than one thread uses the store
+        #: (the etcd gRPC server, background threads); single-threaded users
+        #: may ignore it.
+        self.lock = threading.RLock()
         self._closed = False
-        self._logged_writes = 0
-        self._wal_bytes_at_checkpoint = 0
-        self._checkpoint_thread: Optional[threading.Thread] = None
-        self.last_snapshot_size = 0
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._lessor_thread: Optional[threading.Thread] = None
         # Counters for /metrics.
         self.puts_total = 0
         self.deletes_total = 0
         self.ranges_total = 0
         self.txns_total = 0
         self.compactions_total = 0
-        self.checkpoints_total = 0
+        self.replayed_records = 0
         self.wal: Optional[WriteAheadLog] = None
-        self._meta_stream = None
+        self.durability: Optional[Durability] = None
+        self._meta_stream: Optional[WalStream] = None
         # Partitions get their WAL stream only after restart replay is done.
         self._wal_attached = False
-        self.replayed_records = 0
         if data_dir is not None:
-            from . import snapshot
-
             os.makedirs(data_dir, exist_ok=True)
             self.wal = WriteAheadLog(
-                os.path.join(data_dir, "wal"),
-                flush_interval=self.config.wal_flush_interval,
-                on_durable=self._on_durable_thread,
+                os.path.join(data_dir, "wal"), flush_interval=self.config.wal_flush_interval
             )
-            snap_cycle = 0
-            loaded = snapshot.load_latest(os.path.join(data_dir, "snap"))
-            if loaded is not None:
-                snap_cycle = snapshot.restore_into(self, loaded)
-                self.last_snapshot_size = loaded.size
-            self._replay(snap_cycle)
+            self.durability = Durability(self, self.wal)
+            self.replayed_records = recover(self, self.wal)
             self._wal_attached = True
             for p in self._partitions.values():
                 self._attach_wal(p)
@@ -259,15 +243,9 @@ class Store:
         Equal to `revision` unless fsync-mode writes are still on their way
         to disk; then it stops just below the oldest of them.
         """
-        d = self._fsync_revs
-        if d:
-            wal = self.wal
-            durable = wal.durable_revision if wal is not None else self._revision
-            while d and d[0] <= durable:
-                d.popleft()
-            if d:
-                return d[0] - 1
-        return self._revision
+        if self.durability is None:
+            return self._revision
+        return self.durability.frontier(self._revision)
 
     def partitions(self) -> List[Partition]:
         return [self._partitions[p] for p in sorted(self._partitions)]
@@ -621,98 +599,7 @@ class Store:
 
     def txn_request(self, r: TxnRequest) -> TxnResult:
         check_txn(r, self.config.max_txn_ops)
-        # Every compare, nested ones too, sees the state before the txn (etcd's compareToPath).
-        path: List[bool] = []
-        self._compare_path(r, path)
-        self._check_path(r, path, [0])
-        rev = self._revision + 1
-        state = _TxnState(rev)
-        result = self._execute(r, path, [0], state)
-        self.txns_total += 1
-        if state.changed:
-            self._revision = rev
-            self._committed(rev, state.fsync, state.logged)
-            return result._replace(revision=rev)
-        return result
-
-    def _compare_path(self, r: TxnRequest, path: List[bool]) -> None:
-        ok = all(self._compare(c) for c in r.compare)
-        path.append(ok)
-        for op in r.success if ok else r.failure:
-            if isinstance(op, TxnRequest):
-                self._compare_path(op, path)
-
-    def _compare(self, c: Compare) -> bool:
-        if c.range_end:
-            start, end = normalize_range(c.key, c.range_end)
-            kvs = [kv for _, kv in self._live_in_range(c.key, c.range_end)] if end is None or start < end else []
-        else:
-            kv = self.get(c.key)
-            kvs = [kv] if kv is not None else []
-        if not kvs:
-            if c.target == CompareTarget.VALUE:
-                return False
-            return _compare_kv(c, None)
-        return all(_compare_kv(c, kv) for kv in kvs)
-
-    def _check_path(self, r: TxnRequest, path: List[bool], pos: List[int]) -> None:
-        ok = path[pos[0]]
-        pos[0] += 1
-        for op in r.success if ok else r.failure:
-            if isinstance(op, RangeRequest):
-                if op.revision > self._revision:
-                    raise FutureRevisionError()
-                if op.revision and op.revision < (self.compact_revision if self.compact_revision else -1):
-                    raise CompactedError()
-            elif isinstance(op, PutRequest):
-                if op.ignore_value or op.ignore_lease:
-                    if self.get(op.key) is None:
-                        raise KeyNotFoundError()
-                if op.lease and op.lease not in self.lessor.leases:
-                    raise LeaseNotFoundError()
-                if len(op.key) + len(op.value) > self.config.max_request_bytes:
-                    raise RequestTooLargeError()
-            elif isinstance(op, TxnRequest):
-                self._check_path(op, path, pos)
-
-    def _execute(self, r: TxnRequest, path: List[bool], pos: List[int], st: "_TxnState") -> TxnResult:
-        ok = path[pos[0]]
-        pos[0] += 1
-        responses: List[ResponseOp] = []
-        rev = st.rev
-        for op in r.success if ok else r.failure:
-            if isinstance(op, RangeRequest):
-                current = rev if st.changed else rev - 1
-                responses.append(self._range(op, current, current))
-            elif isinstance(op, PutRequest):
-                prefix = partition_prefix(op.key)
-                p = self._partitions.get(prefix) or self._new_partition(prefix)
-                old = p.kvs.get(op.key)
-                value, lease = op.value, op.lease
-                if op.ignore_value:
-                    value = old[VALUE]  # type: ignore[index]
-                if op.ignore_lease:
-                    lease = old[LEASE]  # type: ignore[index]
-                self._put_locked(p, op.key, value, lease, rev, old)
-                st.touch(p)
-                self.puts_total += 1
-                responses.append(PutResult(rev, old if op.prev_kv else None))
-            elif isinstance(op, DeleteRangeRequest):
-                victims = self._live_in_range(op.key, op.range_end)
-                for p, kv in victims:
-                    self._delete_locked(p, kv, rev)
-                    st.touch(p)
-                self.deletes_total += len(victims)
-                responses.append(
-                    DeleteResult(
-                        rev if st.changed else rev - 1,
-                        len(victims),
-                        [kv for _, kv in victims] if op.prev_kv else [],
-                    )
-                )
-            elif isinstance(op, TxnRequest):
-                responses.append(self._execute(op, path, pos, st))
-        return TxnResult(ok, rev if st.changed else rev - 1, responses)
+        return run_txn(self, r)
 
     # -- leases ------------------------------------------------------------------------
 
@@ -832,286 +719,85 @@ class Store:
             self.wal.dirty.append(s)  # type: ignore[union-attr]
 
     def _committed(self, rev: int, fsync: bool, logged: bool) -> None:
-        """Bookkeeping after a write transaction: fsync hold-back, WAL scheduling, wake-ups."""
+        """Bookkeeping after a write transaction: durability, then watcher wake-ups."""
         if logged:
-            if fsync:
-                d = self._fsync_revs
-                if not d or d[-1] != rev:
-                    d.append(rev)
-            self._logged_writes += 1
-            self._schedule_flush(fsync)
+            self.durability.committed(rev, fsync)  # type: ignore[union-attr]
         if self.hub.pending:
             self.hub.notify()
 
-    def _schedule_flush(self, fsync: bool) -> None:
-        wal = self.wal
-        assert wal is not None
-        if sum(len(s.buf) for s in wal.dirty) > HANDOFF_BYTES:
-            self._handoff()
-            return
-        loop = self._loop
-        if loop is None:
-            return
-        if fsync:
-            if not self._flush_soon:
-                if self._flush_handle is not None:
-                    self._flush_handle.cancel()
-                self._flush_soon = True
-                self._flush_handle = loop.call_soon(self._flush_callback)
-        elif self._flush_handle is None:
-            self._flush_handle = loop.call_later(self.config.wal_flush_interval, self._flush_callback)
-
-    def _flush_callback(self) -> None:
-        self._flush_handle = None
-        self._flush_soon = False
-        wal = self.wal
-        if wal is None or not wal.dirty:
-            return
-        # Group commit: while a cycle is being fsynced, let the next one grow;
-        # _durable_advanced hands it off as soon as the disk is free.
-        if wal.inflight >= 1 and any(s.mode == "fsync" for s in wal.dirty):
-            return
-        if wal.inflight >= 2:
-            self._flush_handle = self._loop.call_later(self.config.wal_flush_interval, self._flush_callback)  # type: ignore[union-attr]
-            return
-        self._handoff()
-
-    def _handoff(self) -> None:
-        wal = self.wal
-        assert wal is not None
-        wal.handoff(self._revision)
-        self._maybe_checkpoint()
-
     def flush(self) -> None:
         """Hand every buffered WAL record to the disk writer now (does not wait)."""
-        if self.wal is not None and self.wal.dirty:
-            self._handoff()
+        if self.durability is not None:
+            self.durability.flush()
 
     def sync(self) -> None:
         """Write every buffered WAL record to disk and wait for it."""
-        if self.wal is not None:
-            self.flush()
-            self.wal.wait_inflight(0)
+        if self.durability is not None:
+            self.durability.sync()
 
     def needs_durability(self, rev: int) -> bool:
         """True when an fsync-mode write at or below `rev` is not yet on disk."""
-        return self.publish_revision < rev and bool(self._fsync_revs) and self._fsync_revs[0] <= rev
+        return self.durability is not None and self.durability.needs(rev)
 
     def wait_durable(self, rev: int) -> None:
-        """Block until every fsync-mode write up to `rev` is on disk (sync callers)."""
-        if not self.needs_durability(rev):
-            return
-        assert self.wal is not None
-        if any(s.mode == "fsync" for s in self.wal.dirty):
-            self._handoff()
-        self.wal.wait_durable(rev)
-        self._durable_advanced(self.wal.durable_revision)
+        """Block until every fsync-mode write up to `rev` is on disk (threads; not under lock)."""
+        if self.durability is not None:
+            self.durability.wait(rev)
 
     async def durable(self, rev: int) -> None:
-        """Wait until every fsync-mode write up to `rev` is on disk (async callers).
+        """Wait until every fsync-mode write up to `rev` is on disk (event loop callers).
 
         Returns at once when `rev` touched no fsync partition.
         """
-        if not self.needs_durability(rev):
-            return
-        loop = self._loop or asyncio.get_running_loop()
-        fut: "asyncio.Future[None]" = loop.create_future()
-        self._waiter_seq += 1
-        heapq.heappush(self._durable_waiters, (rev, self._waiter_seq, fut))
-        await fut
-
-    def _on_durable_thread(self, revision: int) -> None:
-        """Called by the WAL flusher thread after each cycle."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(self._durable_advanced, revision)
-            except RuntimeError:
-                pass
-
-    def _durable_advanced(self, revision: int) -> None:
-        wal = self.wal
-        if wal is not None and wal.failed is not None:
-            waiters, self._durable_waiters = self._durable_waiters, []
-            for _, _, fut in waiters:
-                if not fut.done():
-                    fut.set_exception(wal.failed)
-            return
-        frontier = self.publish_revision
-        waiters = self._durable_waiters
-        while waiters and waiters[0][0] <= frontier:
-            _, _, fut = heapq.heappop(waiters)
-            if not fut.done():
-                fut.set_result(None)
-        # Watchers held back behind this fsync are still in hub.pending.
-        self.hub.notify()
-        if wal is not None and wal.dirty and wal.inflight == 0 and any(s.mode == "fsync" for s in wal.dirty):
-            self._handoff()
+        if self.durability is not None:
+            await self.durability.wait_async(rev)
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Let the store schedule WAL handoffs and watcher wake-ups on `loop`."""
         self._loop = loop
+        if self.durability is not None:
+            self.durability.attach_loop(loop)
+
+    def start_background(self) -> None:
+        """Drive WAL flushes and lease expiry from threads (callers then hold `lock`)."""
+        if self.durability is not None:
+            self.durability.start_background()
+        elif self._lessor_thread is None:
+            self._lessor_thread = threading.Thread(target=self._expire_forever, name="megaplane-lessor", daemon=True)
+            self._lessor_thread.start()
+
+    def _expire_forever(self) -> None:
+        while not self._closed:
+            time.sleep(0.5)
+            with self.lock:
+                self.expire_leases()
 
     def _notify_soon(self) -> None:
         if self._loop is not None:
             self._loop.call_soon(self.hub.notify)
 
-    # -- checkpoints ------------------------------------------------------------------
-
-    def _maybe_checkpoint(self) -> None:
-        wal = self.wal
-        if wal is None:
-            return
-        t = self._checkpoint_thread
-        if t is not None:
-            if t.is_alive():
-                return
-            self._checkpoint_thread = None
-        cfg = self.config
-        written = wal.bytes_written_total - self._wal_bytes_at_checkpoint
-        due = cfg.snapshot_count and self._logged_writes >= cfg.snapshot_count
-        limit = max(cfg.checkpoint_bytes, 2 * self.last_snapshot_size)
-        if due or written >= limit:
-            self.checkpoint(wait=False)
-
     def checkpoint(self, wait: bool = True) -> None:
         """Write a snapshot of the logged partitions and drop the WAL segments it covers."""
-        from . import snapshot
-
-        wal = self.wal
-        assert wal is not None and self.data_dir is not None
-        if self._checkpoint_thread is not None:
-            self._checkpoint_thread.join()
-        if wal.dirty:
-            wal.handoff(self._revision)
-        cycle = wal.cycle
-        sealed = wal.rotate()
-        view = snapshot.capture(self, logged_only=True, wal_cycle=cycle)
-        self._logged_writes = 0
-        self._wal_bytes_at_checkpoint = wal.bytes_written_total
-
-        def write() -> None:
-            try:
-                sealed.wait()
-                path = snapshot.write_checkpoint(os.path.join(self.data_dir, "snap"), view)  # type: ignore[arg-type]
-                self.last_snapshot_size = os.path.getsize(path)
-                # The flusher has written every cycle <= `cycle` before sealing.
-                wal.delete_sealed()
-                self.checkpoints_total += 1
-            except Exception:  # pragma: no cover - logged, the WAL still holds everything
-                log.exception("checkpoint failed; WAL segments kept")
-
-        t = threading.Thread(target=write, name="megaplane-checkpoint", daemon=True)
-        self._checkpoint_thread = t
-        t.start()
-        if wait:
-            t.join()
-
-    # -- restart ----------------------------------------------------------------------
-
-    def _replay(self, snap_cycle: int) -> None:
-        wal = self.wal
-        assert wal is not None
-        result = wal.replay(snap_cycle)
-        n = 0
-        for rec in result.records:
-            rev, op = rec[0], rec[1]
-            if op == OP_PUT:
-                key, value, lease = rec[2], rec[3], rec[4]
-                p = self.partition(partition_prefix(key))
-                if lease and lease not in self.lessor.leases:
-                    lease = 0
-                self._put_locked(p, key, value, lease, rev, p.kvs.get(key))
-            elif op == OP_DELETE:
-                key = rec[2]
-                p = self.partition(partition_prefix(key))
-                old = p.kvs.get(key)
-                if old is not None:
-                    self._delete_locked(p, old, rev)
-            elif op == OP_GRANT:
-                self.lessor.restore(rec[2], rec[3])
-            elif op == OP_REVOKE:
-                self.lessor.leases.pop(rec[2], None)
-            elif op == OP_COMPACT:
-                if rec[2] > self.compact_revision:
-                    self._compact_locked(rec[2])
-            if rev > self._revision:
-                self._revision = rev
-            n += 1
-        if result.last_revision > self._revision:
-            self._revision = result.last_revision
-        if result.torn:
-            log.warning("WAL: dropped torn or corrupt tail in %s", ", ".join(result.torn))
-        log.info(
-            "WAL replay: %d records from %d frames, revision %d (cycle %d)",
-            n,
-            result.frames,
-            self._revision,
-            result.last_cycle,
-        )
-        self.replayed_records = n
+        if self.durability is None:
+            raise RuntimeError("a store without a data dir has nothing to checkpoint")
+        with self.lock:
+            self.durability.checkpoint(wait=False)
+        if wait and self.durability._checkpoint_thread is not None:
+            self.durability._checkpoint_thread.join()
 
     def close(self) -> None:
         """Flush and close the WAL; the store must not be used afterwards."""
         if self._closed:
             return
         self._closed = True
-        if self._checkpoint_thread is not None:
-            self._checkpoint_thread.join()
-        if self.wal is not None:
-            if self.wal.failed is None:
-                self.flush()
-                self.wal.wait_inflight(0)
-            self.wal.close()
+        if self.durability is not None:
+            self.durability.close()
 
     def __enter__(self) -> "Store":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _TxnState:
-    __slots__ = ("rev", "changed", "fsync", "logged")
-
-    def __init__(self, rev: int) -> None:
-        self.rev = rev
-        self.changed = False
-        self.fsync = False
-        self.logged = False
-
-    def touch(self, p: Partition) -> None:
-        self.changed = True
-        if p.fsync:
-            self.fsync = True
-        if p.wal is not None:
-            self.logged = True
-
-
-def _compare_kv(c: Compare, kv: Optional[KeyValue]) -> bool:
-    t = c.target
-    if t == CompareTarget.VALUE:
-        a: object = kv[VALUE] if kv is not None else b""
-        b: object = c.value if isinstance(c.value, bytes) else b""
-    else:
-        field = {
-            CompareTarget.VERSION: VERSION,
-            CompareTarget.CREATE: CREATE_REVISION,
-            CompareTarget.MOD: MOD_REVISION,
-            CompareTarget.LEASE: LEASE,
-        }[t]
-        a = kv[field] if kv is not None else 0
-        b = c.value if isinstance(c.value, int) else 0
-    res = c.result
-    if res == CompareResult.EQUAL:
-        return a == b
-    if res == CompareResult.NOT_EQUAL:
-        return a != b
-    if res == CompareResult.GREATER:
-        return a > b  # type: ignore[operator]
-    if res == CompareResult.LESS:
-        return a < b  # type: ignore[operator]
-    raise InvalidArgumentError(f"etcdserver: unknown compare result {res}")
 
 
 _SORT_FIELD = {

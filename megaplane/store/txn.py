@@ -1,4 +1,4 @@
-"""Request and response shapes of the KV API, and the checks etcd makes before applying them.
+"""Transactions: the KV API's request and response shapes, etcd's checks, and running a txn.
 
 These mirror etcdserverpb's messages field for field (snake_case names,
 etcd's enum numbers) so the gRPC layer converts by name and in-process
@@ -10,17 +10,35 @@ etcd error and nothing is applied.
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from .errors import (
+    CompactedError,
     DuplicateKeyError,
     EmptyKeyError,
+    FutureRevisionError,
+    InvalidArgumentError,
     KeyNotFoundError,
+    LeaseNotFoundError,
     LeaseProvidedError,
+    RequestTooLargeError,
     TooManyOpsError,
     ValueProvidedError,
 )
-from .kv import KeyValue, normalize_range
+from .kv import (
+    CREATE_REVISION,
+    LEASE,
+    MOD_REVISION,
+    VALUE,
+    VERSION,
+    KeyValue,
+    normalize_range,
+    partition_prefix,
+)
+
+if TYPE_CHECKING:
+    from .keyspace import Partition
+    from .mvcc import Store
 
 __all__ = [
     "RangeRequest",
@@ -39,6 +57,7 @@ __all__ = [
     "SortOrder",
     "SortTarget",
     "check_txn",
+    "run_txn",
 ]
 
 
@@ -235,3 +254,157 @@ def _check_intervals(ops: Sequence[RequestOp]) -> Tuple[Set[bytes], List[Interva
                 raise DuplicateKeyError()
             puts.add(op.key)
     return puts, dels
+
+
+# -- running a txn ------------------------------------------------------------------------
+#
+# etcd's order (server/etcdserver/txn): evaluate every compare, nested ones
+# included, against the state before the txn (compareToPath); check the
+# chosen ops (leases exist, ignore_* keys exist, range revisions are valid);
+# only then apply, all writes at one new revision. A failed check raises
+# before anything is applied.
+
+
+def run_txn(store: "Store", r: TxnRequest) -> TxnResult:
+    """Apply a checked txn to `store` (store thread / store.lock held)."""
+    path: List[bool] = []
+    _compare_path(store, r, path)
+    _check_path(store, r, path, [0])
+    rev = store.revision + 1
+    st = _TxnState(rev)
+    result = _execute(store, r, path, [0], st)
+    store.txns_total += 1
+    if st.changed:
+        store._revision = rev
+        store._committed(rev, st.fsync, st.logged)
+        return result._replace(revision=rev)
+    return result
+
+
+class _TxnState:
+    __slots__ = ("rev", "changed", "fsync", "logged")
+
+    def __init__(self, rev: int) -> None:
+        self.rev = rev
+        self.changed = False
+        self.fsync = False
+        self.logged = False
+
+    def touch(self, p: "Partition") -> None:
+        self.changed = True
+        if p.fsync:
+            self.fsync = True
+        if p.wal is not None:
+            self.logged = True
+
+
+def _compare_path(store: "Store", r: TxnRequest, path: List[bool]) -> None:
+    ok = all(_compare(store, c) for c in r.compare)
+    path.append(ok)
+    for op in r.success if ok else r.failure:
+        if isinstance(op, TxnRequest):
+            _compare_path(store, op, path)
+
+
+def _compare(store: "Store", c: Compare) -> bool:
+    if c.range_end:
+        start, end = normalize_range(c.key, c.range_end)
+        kvs = [kv for _, kv in store._live_in_range(c.key, c.range_end)] if end is None or start < end else []
+    else:
+        kv = store.get(c.key)
+        kvs = [kv] if kv is not None else []
+    if not kvs:
+        if c.target == CompareTarget.VALUE:
+            # etcd: comparing the value of a missing key always fails.
+            return False
+        return _compare_kv(c, None)
+    return all(_compare_kv(c, kv) for kv in kvs)
+
+
+_COMPARE_FIELD = {
+    CompareTarget.VERSION: VERSION,
+    CompareTarget.CREATE: CREATE_REVISION,
+    CompareTarget.MOD: MOD_REVISION,
+    CompareTarget.LEASE: LEASE,
+}
+
+
+def _compare_kv(c: Compare, kv: Optional[KeyValue]) -> bool:
+    if c.target == CompareTarget.VALUE:
+        a: object = kv[VALUE] if kv is not None else b""
+        b: object = c.value if isinstance(c.value, bytes) else b""
+    else:
+        field = _COMPARE_FIELD.get(c.target)
+        if field is None:
+            raise InvalidArgumentError(f"etcdserver: unknown compare target {c.target}")
+        a = kv[field] if kv is not None else 0
+        b = c.value if isinstance(c.value, int) else 0
+    res = c.result
+    if res == CompareResult.EQUAL:
+        return a == b
+    if res == CompareResult.NOT_EQUAL:
+        return a != b
+    if res == CompareResult.GREATER:
+        return a > b  # type: ignore[operator]
+    if res == CompareResult.LESS:
+        return a < b  # type: ignore[operator]
+    raise InvalidArgumentError(f"etcdserver: unknown compare result {res}")
+
+
+def _check_path(store: "Store", r: TxnRequest, path: List[bool], pos: List[int]) -> None:
+    ok = path[pos[0]]
+    pos[0] += 1
+    for op in r.success if ok else r.failure:
+        if isinstance(op, RangeRequest):
+            if op.revision > store.revision:
+                raise FutureRevisionError()
+            # etcd compares against its first revision, -1 before any compaction.
+            if op.revision and op.revision < (store.compact_revision or -1):
+                raise CompactedError()
+        elif isinstance(op, PutRequest):
+            if op.ignore_value or op.ignore_lease:
+                if store.get(op.key) is None:
+                    raise KeyNotFoundError()
+            if op.lease and op.lease not in store.lessor.leases:
+                raise LeaseNotFoundError()
+            if len(op.key) + len(op.value) > store.config.max_request_bytes:
+                raise RequestTooLargeError()
+        elif isinstance(op, TxnRequest):
+            _check_path(store, op, path, pos)
+
+
+def _execute(store: "Store", r: TxnRequest, path: List[bool], pos: List[int], st: _TxnState) -> TxnResult:
+    ok = path[pos[0]]
+    pos[0] += 1
+    responses: List[ResponseOp] = []
+    rev = st.rev
+    for op in r.success if ok else r.failure:
+        if isinstance(op, RangeRequest):
+            # Reads inside a txn see its own writes (etcd's txn read view).
+            current = rev if st.changed else rev - 1
+            responses.append(store._range(op, current, current))
+        elif isinstance(op, PutRequest):
+            p = store.partition(partition_prefix(op.key))
+            old = p.kvs.get(op.key)
+            value, lease = op.value, op.lease
+            if old is not None:
+                if op.ignore_value:
+                    value = old[VALUE]
+                if op.ignore_lease:
+                    lease = old[LEASE]
+            store._put_locked(p, op.key, value, lease, rev, old)
+            st.touch(p)
+            store.puts_total += 1
+            responses.append(PutResult(rev, old if op.prev_kv else None))
+        elif isinstance(op, DeleteRangeRequest):
+            victims = store._live_in_range(op.key, op.range_end)
+            for p, kv in victims:
+                store._delete_locked(p, kv, rev)
+                st.touch(p)
+            store.deletes_total += len(victims)
+            responses.append(
+                DeleteResult(rev if st.changed else rev - 1, len(victims), [kv for _, kv in victims] if op.prev_kv else [])
+            )
+        elif isinstance(op, TxnRequest):
+            responses.append(_execute(store, op, path, pos, st))
+    return TxnResult(ok, rev if st.changed else rev - 1, responses)

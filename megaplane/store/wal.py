@@ -311,6 +311,14 @@ class WriteAheadLog:
             raise self.failed
         return True
 
+    def wait_progress(self, revision: int) -> None:
+        """Block until `revision` is durable or no cycle is in flight (then hand off again)."""
+        with self._cond:
+            while self.durable_revision < revision and self.inflight > 0 and self.failed is None:
+                self._cond.wait(1.0)
+        if self.failed is not None:
+            raise self.failed
+
     def rotate(self) -> "threading.Event":
         """Seal every open segment; later cycles go to new segments.
 

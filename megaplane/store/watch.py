@@ -32,8 +32,8 @@ import heapq
 from itertools import islice
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional
 
-from .kv import KEY, MOD_REVISION, VERSION, Event
 from .keyspace import Partition, _event_revision
+from .kv import KEY, MOD_REVISION, VERSION, Event
 
 if TYPE_CHECKING:
     from .mvcc import Store

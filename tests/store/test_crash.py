@@ -72,7 +72,7 @@ def test_fsync_mode_keeps_every_acknowledged_write(tmp_path, seed):
 @pytest.mark.parametrize("seed", [3, 4, 5])
 def test_buffered_mode_recovers_a_consistent_prefix(tmp_path, seed):
     data_dir = str(tmp_path / "data")
-    lines = run_and_kill(data_dir, "buffered", seed, lambda ls: sum(l.startswith("SYNCED") for l in ls) >= 3)
+    lines = run_and_kill(data_dir, "buffered", seed, lambda ls: sum(x.startswith("SYNCED") for x in ls) >= 3)
     synced = max(int(line.split()[1]) for line in lines if line.startswith("SYNCED"))
     store = Store(data_dir, config("buffered"))
     try:

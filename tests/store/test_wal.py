@@ -144,7 +144,7 @@ def test_automatic_checkpoint_by_size(tmp_path):
             s.sync()
     s.sync()
     s.close()
-    assert s.checkpoints_total >= 1
+    assert s.durability.checkpoints_total >= 1
     s2 = Store(str(tmp_path), cfg)
     assert s2.range(b"/registry/pods/", b"/registry/pods0", count_only=True).count == 50
     assert s2.revision == 2001

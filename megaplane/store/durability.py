@@ -1,0 +1,354 @@
+"""When logged writes reach the disk, who waits for them, and when checkpoints are taken.
+
+The store's write path appends WAL records to per-partition buffers and
+tells `Durability.committed`; this module decides when buffers are handed
+to the WAL flusher (`megaplane.store.wal`), holds watch events of fsync
+writes back until they are on disk, wakes whoever waits for an fsync, and
+takes checkpoints. It also brings a store back after a restart
+(`recover`: the latest checkpoint, then the WAL).
+
+Two ways to drive it, one per kind of caller:
+
+- **event loop** (`attach_loop`): handoffs are scheduled on the loop (the
+  next iteration for fsync writes, `wal_flush_interval` later for buffered
+  ones) and `await store.durable(rev)` resolves from the loop;
+- **threads** (`start_background`): a ticker thread hands off buffered
+  records every interval, a lease thread expires leases, and
+  `store.wait_durable(rev)` blocks the calling thread. Threads must hold
+  `store.lock` around every store call; the background threads do.
+
+Group commit is the same in both: while one cycle is being fsynced, the
+next grows, and it is handed off the moment the disk is free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Deque, List, Optional, Tuple
+
+from .kv import partition_prefix
+from .wal import HANDOFF_BYTES, OP_COMPACT, OP_DELETE, OP_GRANT, OP_PUT, OP_REVOKE, WriteAheadLog
+
+if TYPE_CHECKING:
+    from .mvcc import Store
+
+__all__ = ["Durability", "recover"]
+
+log = logging.getLogger("megaplane.store.durability")
+
+
+class Durability:
+    """The durability policy of one store with a data dir."""
+
+    def __init__(self, store: "Store", wal: WriteAheadLog) -> None:
+        self.store = store
+        self.wal = wal
+        self.config = store.config
+        # Revisions with fsync-mode writes not yet on disk, oldest first.
+        self.fsync_revs: Deque[int] = collections.deque()
+        self._waiters: List[Tuple[int, int, "asyncio.Future[None]"]] = []
+        self._waiter_seq = 0
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._flush_handle: Optional[asyncio.Handle] = None
+        self._flush_soon = False
+        self._threads: List[threading.Thread] = []
+        self._stop = threading.Event()
+        self.logged_writes = 0
+        self._wal_bytes_at_checkpoint = 0
+        self._checkpoint_thread: Optional[threading.Thread] = None
+        self.last_snapshot_size = 0
+        self.checkpoints_total = 0
+        wal.on_durable = self._on_durable_thread
+
+    # -- the fsync frontier --------------------------------------------------------
+
+    def frontier(self, revision: int) -> int:
+        """The newest revision whose events may be published (see Store.publish_revision)."""
+        d = self.fsync_revs
+        if d:
+            durable = self.wal.durable_revision
+            while d and d[0] <= durable:
+                d.popleft()
+            if d:
+                return d[0] - 1
+        return revision
+
+    def needs(self, rev: int) -> bool:
+        """True when an fsync-mode write at or below `rev` is not yet on disk."""
+        d = self.fsync_revs
+        return bool(d) and self.frontier(self.store.revision) < rev and d[0] <= rev
+
+    # -- store thread: after each write ------------------------------------------------
+
+    def committed(self, rev: int, fsync: bool) -> None:
+        if fsync:
+            d = self.fsync_revs
+            if not d or d[-1] != rev:
+                d.append(rev)
+        self.logged_writes += 1
+        wal = self.wal
+        if wal.dirty and sum(len(s.buf) for s in wal.dirty) > HANDOFF_BYTES:
+            self.handoff()
+            return
+        loop = self.loop
+        if loop is None:
+            return
+        if fsync:
+            if not self._flush_soon:
+                if self._flush_handle is not None:
+                    self._flush_handle.cancel()
+                self._flush_soon = True
+                self._flush_handle = loop.call_soon(self._flush_callback)
+        elif self._flush_handle is None:
+            self._flush_handle = loop.call_later(self.config.wal_flush_interval, self._flush_callback)
+
+    def _flush_callback(self) -> None:
+        self._flush_handle = None
+        self._flush_soon = False
+        wal = self.wal
+        if not wal.dirty:
+            return
+        # Group commit: while a cycle is being fsynced, let the next one grow;
+        # `_durable_advanced` hands it off as soon as the disk is free.
+        if wal.inflight >= 1 and self._fsync_dirty():
+            return
+        if wal.inflight >= 2:
+            assert self.loop is not None
+            self._flush_handle = self.loop.call_later(self.config.wal_flush_interval, self._flush_callback)
+            return
+        self.handoff()
+
+    def _fsync_dirty(self) -> bool:
+        return any(s.mode == "fsync" for s in self.wal.dirty)
+
+    def handoff(self) -> None:
+        """Queue all buffered records as one cycle (store thread / store.lock held)."""
+        self.wal.handoff(self.store.revision)
+        self._maybe_checkpoint()
+
+    def flush(self) -> None:
+        if self.wal.dirty:
+            self.handoff()
+
+    def sync(self) -> None:
+        """Write every buffered record and wait for it."""
+        with self.store.lock:
+            self.flush()
+        self.wal.wait_inflight(0)
+
+    # -- waiting for fsync ------------------------------------------------------------
+
+    def wait(self, rev: int) -> None:
+        """Block the calling thread until fsync writes up to `rev` are on disk.
+
+        Call without holding store.lock. The first waiter hands off; the
+        others wait for that cycle and whatever grew behind it.
+        """
+        lock = self.store.lock
+        wal = self.wal
+        while True:
+            with lock:
+                if not self.needs(rev):
+                    return
+                if wal.inflight == 0 and wal.dirty:
+                    self.handoff()
+            wal.wait_progress(rev)
+            with lock:
+                self._durable_advanced(wal.durable_revision)
+
+    async def wait_async(self, rev: int) -> None:
+        if not self.needs(rev):
+            return
+        loop = self.loop or asyncio.get_running_loop()
+        fut: "asyncio.Future[None]" = loop.create_future()
+        self._waiter_seq += 1
+        heapq.heappush(self._waiters, (rev, self._waiter_seq, fut))
+        await fut
+
+    def _on_durable_thread(self, revision: int) -> None:
+        """Called by the WAL flusher thread after each cycle."""
+        loop = self.loop
+        if loop is not None:
+            if not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(self._durable_advanced, revision)
+                except RuntimeError:
+                    pass
+        elif self._threads:
+            with self.store.lock:
+                self._durable_advanced(revision)
+
+    def _durable_advanced(self, revision: int) -> None:
+        wal = self.wal
+        if wal.failed is not None:
+            waiters, self._waiters = self._waiters, []
+            for _, _, fut in waiters:
+                if not fut.done():
+                    fut.set_exception(wal.failed)
+            return
+        frontier = self.frontier(self.store.revision)
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= frontier:
+            _, _, fut = heapq.heappop(waiters)
+            if not fut.done():
+                fut.set_result(None)
+        # Watchers held back behind this fsync are still in hub.pending.
+        self.store.hub.notify()
+        if self.loop is not None and wal.dirty and wal.inflight == 0 and self._fsync_dirty():
+            self.handoff()
+
+    # -- drivers ------------------------------------------------------------------
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def start_background(self, lease_interval: float = 0.5) -> None:
+        """Drive the store from threads: a WAL ticker and lease expiry."""
+        if self._threads:
+            return
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._tick, name="megaplane-wal-ticker", daemon=True),
+            threading.Thread(
+                target=self._expire_leases, args=(lease_interval,), name="megaplane-lessor", daemon=True
+            ),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _tick(self) -> None:
+        interval = self.config.wal_flush_interval
+        lock = self.store.lock
+        wal = self.wal
+        while not self._stop.wait(interval):
+            if wal.dirty and wal.inflight < 2:
+                with lock:
+                    if wal.dirty:
+                        self.handoff()
+
+    def _expire_leases(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            with self.store.lock:
+                self.store.expire_leases()
+
+    def stop_background(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        self._threads = []
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def _maybe_checkpoint(self) -> None:
+        t = self._checkpoint_thread
+        if t is not None:
+            if t.is_alive():
+                return
+            self._checkpoint_thread = None
+        cfg = self.config
+        written = self.wal.bytes_written_total - self._wal_bytes_at_checkpoint
+        due = cfg.snapshot_count and self.logged_writes >= cfg.snapshot_count
+        if due or written >= max(cfg.checkpoint_bytes, 2 * self.last_snapshot_size):
+            self.checkpoint(wait=False)
+
+    def checkpoint(self, wait: bool = True) -> None:
+        """Snapshot the logged partitions; then delete the WAL segments it covers."""
+        from . import snapshot
+
+        store = self.store
+        wal = self.wal
+        assert store.data_dir is not None
+        if self._checkpoint_thread is not None:
+            self._checkpoint_thread.join()
+        if wal.dirty:
+            wal.handoff(store.revision)
+        cycle = wal.cycle
+        sealed = wal.rotate()
+        view = snapshot.capture(store, logged_only=True, wal_cycle=cycle)
+        self.logged_writes = 0
+        self._wal_bytes_at_checkpoint = wal.bytes_written_total
+        snap_dir = os.path.join(store.data_dir, "snap")
+
+        def write() -> None:
+            try:
+                # The flusher writes every cycle <= `cycle` before it seals.
+                sealed.wait()
+                path = snapshot.write_checkpoint(snap_dir, view)
+                self.last_snapshot_size = os.path.getsize(path)
+                wal.delete_sealed()
+                self.checkpoints_total += 1
+            except Exception:  # the WAL still holds everything; try again next time
+                log.exception("checkpoint failed; WAL segments kept")
+
+        t = threading.Thread(target=write, name="megaplane-checkpoint", daemon=True)
+        self._checkpoint_thread = t
+        t.start()
+        if wait:
+            t.join()
+
+    def close(self) -> None:
+        self.stop_background()
+        if self._checkpoint_thread is not None:
+            self._checkpoint_thread.join()
+        wal = self.wal
+        if wal.failed is None:
+            with self.store.lock:
+                self.flush()
+            wal.wait_inflight(0)
+        wal.close()
+
+
+def recover(store: "Store", wal: WriteAheadLog) -> int:
+    """Load the latest checkpoint and replay the WAL after it. Returns records replayed."""
+    from . import snapshot
+
+    assert store.data_dir is not None
+    snap_cycle = 0
+    loaded = snapshot.load_latest(os.path.join(store.data_dir, "snap"))
+    if loaded is not None:
+        snap_cycle = snapshot.restore_into(store, loaded)
+    result = wal.replay(snap_cycle)
+    lessor = store.lessor
+    n = 0
+    for rec in result.records:
+        rev, op = rec[0], rec[1]
+        if op == OP_PUT:
+            key, value, lease = rec[2], rec[3], rec[4]
+            p = store.partition(partition_prefix(key))
+            if lease and lease not in lessor.leases:
+                lease = 0
+            store._put_locked(p, key, value, lease, rev, p.kvs.get(key))
+        elif op == OP_DELETE:
+            key = rec[2]
+            p = store.partition(partition_prefix(key))
+            old = p.kvs.get(key)
+            if old is not None:
+                store._delete_locked(p, old, rev)
+        elif op == OP_GRANT:
+            lessor.restore(rec[2], rec[3])
+        elif op == OP_REVOKE:
+            lessor.leases.pop(rec[2], None)
+        elif op == OP_COMPACT:
+            if rec[2] > store.compact_revision:
+                store._compact_locked(rec[2])
+        if rev > store._revision:
+            store._revision = rev
+        n += 1
+    if result.last_revision > store._revision:
+        store._revision = result.last_revision
+    if result.torn:
+        log.warning("WAL: dropped torn or corrupt tail in %s", ", ".join(result.torn))
+    log.info(
+        "recovered revision %d: checkpoint %s, %d WAL records from %d frames (cycle %d)",
+        store.revision,
+        loaded.path if loaded else "none",
+        n,
+        result.frames,
+        result.last_cycle,
+    )
+    return n
