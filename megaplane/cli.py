@@ -10,24 +10,13 @@ import argparse
 import json
 import logging
 import sys
+import threading
 from typing import Callable, List, Optional
 
 from . import __version__
+from .units import humanize_bytes, parse_duration
 
 __all__ = ["main", "build_parser"]
-
-
-def _humanize_bytes(n: int) -> str:
-    """Like go-humanize's Bytes (SI units), which etcdctl uses for sizes."""
-    if n < 10:
-        return f"{n} B"
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    value = float(n)
-    i = 0
-    while value >= 1000 and i < len(units) - 1:
-        value /= 1000
-        i += 1
-    return f"{value:.0f} {units[i]}" if value >= 10 else f"{value:.1f} {units[i]}"
 
 
 def _table(headers: List[str], rows: List[List[str]]) -> str:
@@ -54,7 +43,7 @@ def cmd_snapshot_save(args: argparse.Namespace) -> int:
     from .store import Store, snapshot
 
     if args.endpoints:
-        from .store.etcd_client import save_snapshot_from_endpoint
+        from .store.etcd_grpc.client import save_snapshot_from_endpoint
 
         info = save_snapshot_from_endpoint(args.endpoints, args.filename)
     else:
@@ -98,7 +87,7 @@ def cmd_snapshot_status(args: argparse.Namespace) -> int:
         print(
             _table(
                 ["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"],
-                [["%x" % st["hash"], str(st["revision"]), str(st["totalKey"]), _humanize_bytes(int(st["totalSize"]))]],  # type: ignore[call-overload]
+                [["%x" % st["hash"], str(st["revision"]), str(st["totalKey"]), humanize_bytes(int(st["totalSize"]))]],  # type: ignore[call-overload]
             )
         )
     return 0
@@ -128,9 +117,163 @@ def _add_snapshot(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     status.set_defaults(func=cmd_snapshot_status)
 
 
+# -- store --------------------------------------------------------------------------
+
+
+def _wal_mode_arg(text: str) -> tuple:
+    prefix, sep, mode = text.rpartition("=")
+    if not sep or not prefix:
+        raise argparse.ArgumentTypeError(f"--wal-mode wants PREFIX=MODE, got {text!r}")
+    return prefix.encode(), mode
+
+
+def add_store_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of the embedded store, shared by `megaplane store` and `megaplane up`."""
+    g = p.add_argument_group("store")
+    g.add_argument("--data-dir", help="directory for the WAL and checkpoints (omit: memory only)")
+    g.add_argument(
+        "--wal-default",
+        choices=["none", "buffered", "fsync"],
+        default="buffered",
+        help="WAL mode of partitions no --wal-mode matches (default: buffered)",
+    )
+    g.add_argument(
+        "--wal-mode",
+        action="append",
+        type=_wal_mode_arg,
+        default=[],
+        metavar="PREFIX=MODE",
+        help="WAL mode for the partitions under PREFIX, e.g. /registry/leases/=none (repeatable)",
+    )
+    g.add_argument("--wal-flush-interval", type=parse_duration, default=0.005, help="buffered-mode write delay (5ms)")
+    g.add_argument(
+        "--history-max-events",
+        type=int,
+        default=200_000,
+        help="events kept per partition for watches and reads at old revisions (200000)",
+    )
+    g.add_argument("--max-txn-ops", type=int, default=128, help="most operations in one txn (etcd: 128)")
+    g.add_argument("--max-request-bytes", type=int, default=1_572_864, help="largest request (etcd: 1.5 MiB)")
+    g.add_argument("--snapshot-count", type=int, default=0, help="checkpoint after this many logged writes (0: by size)")
+    g.add_argument(
+        "--wal-checkpoint-bytes",
+        type=int,
+        default=256 << 20,
+        help="checkpoint once this many WAL bytes accumulate (raised to 2x the last checkpoint)",
+    )
+
+
+def store_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .store import StoreConfig
+
+    return StoreConfig(
+        wal_default=args.wal_default,
+        wal_modes=dict(args.wal_mode),
+        wal_flush_interval=args.wal_flush_interval,
+        history_max_events=args.history_max_events,
+        max_txn_ops=args.max_txn_ops,
+        max_request_bytes=args.max_request_bytes,
+        snapshot_count=args.snapshot_count,
+        checkpoint_bytes=args.wal_checkpoint_bytes,
+    )
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    import signal
+
+    from .store import Store
+    from .store.etcd_grpc import EtcdServer
+
+    try:
+        config = store_config(args)
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    store = Store(args.data_dir, config)
+    server = EtcdServer(
+        store,
+        listen_client_urls=args.listen_client_urls.split(","),
+        advertise_client_urls=args.advertise_client_urls.split(",") if args.advertise_client_urls else None,
+        name=args.name,
+        max_concurrent_streams=args.max_concurrent_streams,
+        progress_notify_interval=args.experimental_watch_progress_notify_interval,
+    )
+    if args.listen_metrics_urls:
+        _serve_metrics(store, args.listen_metrics_urls)
+    if args.auto_compaction_retention:
+        from .store.compactor import start_auto_compaction
+
+        start_auto_compaction(store, args.auto_compaction_mode, args.auto_compaction_retention)
+    server.start()
+    print(
+        f"megaplane store: etcd v3 API on {args.listen_client_urls} (member {server.member_id:x}, "
+        f"revision {store.revision}, data dir {args.data_dir or '(memory only)'})",
+        flush=True,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
+
+
+def _serve_metrics(store, urls: str) -> None:  # type: ignore[no-untyped-def]
+    from urllib.parse import urlparse
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from .store.metrics import StoreCollector
+
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(store))
+    for url in urls.split(","):
+        u = urlparse(url)
+        start_http_server(u.port or 2381, addr=u.hostname or "127.0.0.1", registry=registry)
+
+
+def _add_store(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "store",
+        help="serve the embedded store over the etcd v3 gRPC API",
+        description="Run megaplane's in-memory, per-kind partitioned store as a one-member etcd: "
+        "any etcd v3 client (etcdctl, kube-apiserver, client libraries) can use it.",
+    )
+    p.add_argument("--name", default="default", help="human-readable name of this member (etcd: default)")
+    p.add_argument(
+        "--listen-client-urls",
+        default="http://127.0.0.1:2379",
+        help="comma-separated URLs to serve the etcd API on (default http://127.0.0.1:2379)",
+    )
+    p.add_argument("--advertise-client-urls", help="client URLs reported by MemberList (default: the listen URLs)")
+    p.add_argument("--listen-metrics-urls", help="URLs to serve /metrics on, e.g. http://127.0.0.1:2381")
+    p.add_argument(
+        "--max-concurrent-streams",
+        type=int,
+        default=1024,
+        help="gRPC worker threads; every open watch or keep-alive stream holds one (1024)",
+    )
+    p.add_argument(
+        "--experimental-watch-progress-notify-interval",
+        type=parse_duration,
+        default=600.0,
+        help="interval of progress notifications to quiet watchers that asked for them (10m)",
+    )
+    p.add_argument(
+        "--auto-compaction-mode", choices=["periodic", "revision"], default="periodic", help="(etcd) periodic|revision"
+    )
+    p.add_argument(
+        "--auto-compaction-retention",
+        default="",
+        help="periodic: keep this much history (e.g. 1h); revision: keep this many revisions (default: off)",
+    )
+    add_store_flags(p)
+    p.set_defaults(func=cmd_store)
+
+
 # -- parser -----------------------------------------------------------------------
 
-_ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [_add_snapshot]
+_ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [_add_store, _add_snapshot]
 
 
 def build_parser() -> argparse.ArgumentParser:

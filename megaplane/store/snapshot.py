@@ -17,6 +17,11 @@ File layout::
                                          klen u32 vlen u32 key value
       payload "E" + JSON                 end: key count and sha256 of every byte before it
 
+Sent over the etcd API (Maintenance.Snapshot) the file gets etcd's own
+trailer: zero padding to a multiple of 512 bytes, then the sha256 of
+everything before it, which etcdctl 3.4 checks when it saves a snapshot.
+`read` accepts files with or without it (and verifies it when present).
+
 A snapshot holds current state only, not history: after a restore, reads
 below its revision fail as compacted. Checkpoint files are named
 ``snap/<revision>-<wal cycle>.snap``; the cycle says which WAL frames the
@@ -58,6 +63,8 @@ MAGIC = b"MPSNAP\x00\x01"
 FRAME = struct.Struct("<II")
 RECORD = struct.Struct("<qqqqII")
 CHUNK_BYTES = 1 << 20
+# etcd snapshots are bbolt pages plus a sha256; etcdctl checks (size - 32) % 512 == 0.
+ETCD_PAGE = 512
 
 
 class SnapshotError(Exception):
@@ -122,8 +129,11 @@ def _encode_chunks(view: SnapshotView) -> Iterator[bytes]:
         yield b"".join(chunk)
 
 
-def write(path: str, view: SnapshotView) -> Dict[str, object]:
-    """Write `view` to `path` (atomically: temp file, fsync, rename). Returns its status."""
+def write(path: str, view: SnapshotView, *, etcd_trailer: bool = False) -> Dict[str, object]:
+    """Write `view` to `path` (atomically: temp file, fsync, rename). Returns its status.
+
+    `etcd_trailer` appends etcd's padding and sha256 (for Maintenance.Snapshot).
+    """
     tmp = path + ".part"
     digest = hashlib.sha256()
     crc = 0
@@ -151,7 +161,18 @@ def write(path: str, view: SnapshotView) -> Dict[str, object]:
         for chunk in _encode_chunks(view):
             emit(_frame(chunk))
         end = {"keys": view.key_count, "sha256": digest.hexdigest()}
-        f.write(_frame(b"E" + json.dumps(end).encode()))
+        tail = _frame(b"E" + json.dumps(end).encode())
+        f.write(tail)
+        if etcd_trailer:
+            whole = hashlib.sha256()
+            f.flush()
+            with open(tmp, "rb") as r:
+                for block in iter(lambda: r.read(1 << 20), b""):
+                    whole.update(block)
+            pad = (-(size + len(tail))) % ETCD_PAGE
+            f.write(b"\0" * pad)
+            whole.update(b"\0" * pad)
+            f.write(whole.digest())
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -205,7 +226,7 @@ def read(path: str) -> Tuple[dict, List[KeyValue], int]:
         if kind == b"E":
             end = json.loads(payload[1:])
             if stop != n:
-                raise SnapshotError(f"{path} has data after its end frame")
+                _check_etcd_trailer(path, data, stop)
             # etcdctl shows a 32-bit hash; ours covers every byte before the end frame.
             end_offset = off
             break
@@ -232,6 +253,15 @@ def read(path: str) -> Tuple[dict, List[KeyValue], int]:
         raise SnapshotError(f"{path} is corrupt (content hash mismatch)")
     meta["_hash"] = zlib.crc32(memoryview(data)[:end_offset])
     return meta, records, n
+
+
+def _check_etcd_trailer(path: str, data: bytes, end: int) -> None:
+    """Bytes after the end frame must be etcd's trailer: zero padding to 512, then sha256."""
+    n = len(data)
+    if (n - 32) % ETCD_PAGE or n - 32 < end or data[end : n - 32].strip(b"\0"):
+        raise SnapshotError(f"{path} has unexpected data after its end frame")
+    if hashlib.sha256(memoryview(data)[: n - 32]).digest() != data[n - 32 :]:
+        raise SnapshotError(f"{path} is corrupt (sha256 trailer mismatch)")
 
 
 def status(path: str) -> Dict[str, object]:

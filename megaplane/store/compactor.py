@@ -1,0 +1,76 @@
+"""Automatic compaction with etcd's modes (--auto-compaction-mode, --auto-compaction-retention).
+
+- periodic: keep `retention` of history. Revisions are sampled every tenth
+  of the retention (at most hourly); each tick compacts to the newest sample
+  that is at least `retention` old.
+- revision: every 5 minutes, compact to the current revision - retention.
+
+kube-apiserver compacts on its own every 5 minutes; this is for stores used
+by other clients. The per-partition history cap (--history-max-events)
+bounds memory either way.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Deque, Tuple
+
+from .errors import StoreError
+
+if TYPE_CHECKING:
+    from .mvcc import Store
+
+__all__ = ["start_auto_compaction"]
+
+log = logging.getLogger("megaplane.store.compactor")
+
+
+def start_auto_compaction(store: "Store", mode: str, retention: str) -> threading.Thread:
+    """Run the compactor in a daemon thread (callers of the store hold store.lock)."""
+    if mode == "revision":
+        keep = int(retention)
+        target = _revision_loop
+        args: Tuple = (store, keep)
+    else:
+        from ..units import parse_duration
+
+        seconds = parse_duration(retention if any(c.isalpha() for c in retention) else retention + "h")
+        target = _periodic_loop
+        args = (store, seconds)
+    t = threading.Thread(target=target, args=args, name="megaplane-compactor", daemon=True)
+    t.start()
+    return t
+
+
+def _compact(store: "Store", revision: int) -> None:
+    with store.lock:
+        if revision <= store.compact_revision or revision > store.revision:
+            return
+        try:
+            store.compact(revision)
+            log.info("auto-compacted to revision %d", revision)
+        except StoreError as exc:  # raced with another compaction
+            log.debug("auto-compaction to %d skipped: %s", revision, exc.message)
+
+
+def _periodic_loop(store: "Store", retention: float) -> None:
+    interval = min(max(retention / 10, 1.0), 3600.0)
+    samples: Deque[Tuple[float, int]] = collections.deque()
+    while True:
+        now = time.monotonic()
+        samples.append((now, store.revision))
+        target = 0
+        while samples and now - samples[0][0] >= retention:
+            target = samples.popleft()[1]
+        if target:
+            _compact(store, target)
+        time.sleep(interval)
+
+
+def _revision_loop(store: "Store", keep: int) -> None:
+    while True:
+        time.sleep(300.0)
+        _compact(store, store.revision - keep)
