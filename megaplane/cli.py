@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import sys
-import threading
 from typing import Callable, List, Optional
 
 from . import __version__
@@ -179,10 +178,8 @@ def store_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    import signal
-
     from .store import Store
-    from .store.etcd_grpc import EtcdServer
+    from .store.etcd_grpc import EtcdServer, serve
 
     try:
         config = store_config(args)
@@ -195,26 +192,23 @@ def cmd_store(args: argparse.Namespace) -> int:
         listen_client_urls=args.listen_client_urls.split(","),
         advertise_client_urls=args.advertise_client_urls.split(",") if args.advertise_client_urls else None,
         name=args.name,
-        max_concurrent_streams=args.max_concurrent_streams,
         progress_notify_interval=args.experimental_watch_progress_notify_interval,
     )
     if args.listen_metrics_urls:
         _serve_metrics(store, args.listen_metrics_urls)
-    if args.auto_compaction_retention:
-        from .store.compactor import start_auto_compaction
 
-        start_auto_compaction(store, args.auto_compaction_mode, args.auto_compaction_retention)
-    server.start()
-    print(
-        f"megaplane store: etcd v3 API on {args.listen_client_urls} (member {server.member_id:x}, "
-        f"revision {store.revision}, data dir {args.data_dir or '(memory only)'})",
-        flush=True,
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop()
+    def ready(server) -> None:  # type: ignore[no-untyped-def]
+        if args.auto_compaction_retention:
+            from .store.compactor import start_auto_compaction
+
+            start_auto_compaction(store, args.auto_compaction_mode, args.auto_compaction_retention)
+        print(
+            f"megaplane store: etcd v3 API on {args.listen_client_urls} (member {server.member_id:x}, "
+            f"revision {store.revision}, data dir {args.data_dir or '(memory only)'})",
+            flush=True,
+        )
+
+    serve(server, on_ready=ready)
     return 0
 
 
@@ -247,12 +241,6 @@ def _add_store(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     )
     p.add_argument("--advertise-client-urls", help="client URLs reported by MemberList (default: the listen URLs)")
     p.add_argument("--listen-metrics-urls", help="URLs to serve /metrics on, e.g. http://127.0.0.1:2381")
-    p.add_argument(
-        "--max-concurrent-streams",
-        type=int,
-        default=1024,
-        help="gRPC worker threads; every open watch or keep-alive stream holds one (1024)",
-    )
     p.add_argument(
         "--experimental-watch-progress-notify-interval",
         type=parse_duration,

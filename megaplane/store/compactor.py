@@ -7,17 +7,18 @@
 
 kube-apiserver compacts on its own every 5 minutes; this is for stores used
 by other clients. The per-partition history cap (--history-max-events)
-bounds memory either way.
+bounds memory either way. Runs as a task on the store's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Deque, Tuple
 
+from ..units import parse_duration
 from .errors import StoreError
 
 if TYPE_CHECKING:
@@ -28,35 +29,27 @@ __all__ = ["start_auto_compaction"]
 log = logging.getLogger("megaplane.store.compactor")
 
 
-def start_auto_compaction(store: "Store", mode: str, retention: str) -> threading.Thread:
-    """Run the compactor in a daemon thread (callers of the store hold store.lock)."""
+def start_auto_compaction(store: "Store", mode: str, retention: str) -> "asyncio.Task[None]":
+    """Start the compactor on the running loop."""
+    loop = asyncio.get_running_loop()
     if mode == "revision":
-        keep = int(retention)
-        target = _revision_loop
-        args: Tuple = (store, keep)
-    else:
-        from ..units import parse_duration
-
-        seconds = parse_duration(retention if any(c.isalpha() for c in retention) else retention + "h")
-        target = _periodic_loop
-        args = (store, seconds)
-    t = threading.Thread(target=target, args=args, name="megaplane-compactor", daemon=True)
-    t.start()
-    return t
+        return loop.create_task(_revision_loop(store, int(retention)))
+    # etcd reads a bare number as hours in periodic mode.
+    seconds = parse_duration(retention if any(c.isalpha() for c in retention) else retention + "h")
+    return loop.create_task(_periodic_loop(store, seconds))
 
 
 def _compact(store: "Store", revision: int) -> None:
-    with store.lock:
-        if revision <= store.compact_revision or revision > store.revision:
-            return
-        try:
-            store.compact(revision)
-            log.info("auto-compacted to revision %d", revision)
-        except StoreError as exc:  # raced with another compaction
-            log.debug("auto-compaction to %d skipped: %s", revision, exc.message)
+    if revision <= store.compact_revision or revision > store.revision:
+        return
+    try:
+        store.compact(revision)
+        log.info("auto-compacted to revision %d", revision)
+    except StoreError as exc:
+        log.debug("auto-compaction to %d skipped: %s", revision, exc.message)
 
 
-def _periodic_loop(store: "Store", retention: float) -> None:
+async def _periodic_loop(store: "Store", retention: float) -> None:
     interval = min(max(retention / 10, 1.0), 3600.0)
     samples: Deque[Tuple[float, int]] = collections.deque()
     while True:
@@ -67,10 +60,10 @@ def _periodic_loop(store: "Store", retention: float) -> None:
             target = samples.popleft()[1]
         if target:
             _compact(store, target)
-        time.sleep(interval)
+        await asyncio.sleep(interval)
 
 
-def _revision_loop(store: "Store", keep: int) -> None:
+async def _revision_loop(store: "Store", keep: int) -> None:
     while True:
-        time.sleep(300.0)
+        await asyncio.sleep(300.0)
         _compact(store, store.revision - keep)

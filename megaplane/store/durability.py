@@ -9,13 +9,12 @@ takes checkpoints. It also brings a store back after a restart
 
 Two ways to drive it, one per kind of caller:
 
-- **event loop** (`attach_loop`): handoffs are scheduled on the loop (the
-  next iteration for fsync writes, `wal_flush_interval` later for buffered
-  ones) and `await store.durable(rev)` resolves from the loop;
-- **threads** (`start_background`): a ticker thread hands off buffered
-  records every interval, a lease thread expires leases, and
-  `store.wait_durable(rev)` blocks the calling thread. Threads must hold
-  `store.lock` around every store call; the background threads do.
+- **event loop** (`attach_loop`, servers): handoffs are scheduled on the
+  loop (the next iteration for fsync writes, `wal_flush_interval` later for
+  buffered ones) and `await store.durable(rev)` resolves from the loop;
+- **synchronous** (no loop: tools, tests, benchmarks): buffers are handed
+  off when they pass HANDOFF_BYTES, on `flush()` / `sync()`, and by
+  `wait_durable(rev)`, which blocks.
 
 Group commit is the same in both: while one cycle is being fsynced, the
 next grows, and it is handed off the moment the disk is free.
@@ -56,8 +55,6 @@ class Durability:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._flush_handle: Optional[asyncio.Handle] = None
         self._flush_soon = False
-        self._threads: List[threading.Thread] = []
-        self._stop = threading.Event()
         self.logged_writes = 0
         self._wal_bytes_at_checkpoint = 0
         self._checkpoint_thread: Optional[threading.Thread] = None
@@ -127,7 +124,7 @@ class Durability:
         return any(s.mode == "fsync" for s in self.wal.dirty)
 
     def handoff(self) -> None:
-        """Queue all buffered records as one cycle (store thread / store.lock held)."""
+        """Queue all buffered records as one cycle (on the store's thread, between writes)."""
         self.wal.handoff(self.store.revision)
         self._maybe_checkpoint()
 
@@ -137,29 +134,23 @@ class Durability:
 
     def sync(self) -> None:
         """Write every buffered record and wait for it."""
-        with self.store.lock:
-            self.flush()
+        self.flush()
         self.wal.wait_inflight(0)
 
     # -- waiting for fsync ------------------------------------------------------------
 
     def wait(self, rev: int) -> None:
-        """Block the calling thread until fsync writes up to `rev` are on disk.
+        """Block until fsync writes up to `rev` are on disk (synchronous callers).
 
-        Call without holding store.lock. The first waiter hands off; the
-        others wait for that cycle and whatever grew behind it.
+        Hands off what is buffered if the disk is idle, waits for the cycle
+        in flight otherwise, and repeats until `rev` is durable.
         """
-        lock = self.store.lock
         wal = self.wal
-        while True:
-            with lock:
-                if not self.needs(rev):
-                    return
-                if wal.inflight == 0 and wal.dirty:
-                    self.handoff()
+        while self.needs(rev):
+            if wal.inflight == 0 and wal.dirty:
+                self.handoff()
             wal.wait_progress(rev)
-            with lock:
-                self._durable_advanced(wal.durable_revision)
+            self._durable_advanced(wal.durable_revision)
 
     async def wait_async(self, rev: int) -> None:
         if not self.needs(rev):
@@ -173,15 +164,11 @@ class Durability:
     def _on_durable_thread(self, revision: int) -> None:
         """Called by the WAL flusher thread after each cycle."""
         loop = self.loop
-        if loop is not None:
-            if not loop.is_closed():
-                try:
-                    loop.call_soon_threadsafe(self._durable_advanced, revision)
-                except RuntimeError:
-                    pass
-        elif self._threads:
-            with self.store.lock:
-                self._durable_advanced(revision)
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._durable_advanced, revision)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
 
     def _durable_advanced(self, revision: int) -> None:
         wal = self.wal
@@ -206,41 +193,6 @@ class Durability:
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-
-    def start_background(self, lease_interval: float = 0.5) -> None:
-        """Drive the store from threads: a WAL ticker and lease expiry."""
-        if self._threads:
-            return
-        self._stop.clear()
-        self._threads = [
-            threading.Thread(target=self._tick, name="megaplane-wal-ticker", daemon=True),
-            threading.Thread(
-                target=self._expire_leases, args=(lease_interval,), name="megaplane-lessor", daemon=True
-            ),
-        ]
-        for t in self._threads:
-            t.start()
-
-    def _tick(self) -> None:
-        interval = self.config.wal_flush_interval
-        lock = self.store.lock
-        wal = self.wal
-        while not self._stop.wait(interval):
-            if wal.dirty and wal.inflight < 2:
-                with lock:
-                    if wal.dirty:
-                        self.handoff()
-
-    def _expire_leases(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            with self.store.lock:
-                self.store.expire_leases()
-
-    def stop_background(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()
-        self._threads = []
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -292,13 +244,11 @@ class Durability:
             t.join()
 
     def close(self) -> None:
-        self.stop_background()
         if self._checkpoint_thread is not None:
             self._checkpoint_thread.join()
         wal = self.wal
         if wal.failed is None:
-            with self.store.lock:
-                self.flush()
+            self.flush()
             wal.wait_inflight(0)
         wal.close()
 

@@ -10,7 +10,8 @@ Threading: a Store is used from one thread (in a server, its event loop);
 only the WAL flusher and the checkpoint writer run beside it, and they
 touch nothing but what the store hands them. `attach_loop` lets the store
 schedule WAL handoffs and watcher wake-ups on an asyncio loop; without a
-loop, callers drive it (`flush`, `wait_durable`, `Watcher.take`).
+loop, callers drive it (`flush`, `wait_durable`, `Watcher.take`). Lease
+expiry is driven by whoever owns the store (`expire_leases`).
 
 Revisions: the store starts at revision 1 like etcd; every transaction that
 changes something takes the next revision, and all its changes share it.
@@ -29,7 +30,6 @@ import bisect
 import heapq
 import logging
 import os
-import threading
 import time
 from itertools import islice
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -191,13 +191,8 @@ class Store:
         self._kind_prefixes: List[bytes] = []
         self.lessor = Lessor(clock, self.config.min_lease_ttl)
         self.hub = WatchHub(self, self.config.max_watch_buffer)
-        #: Held around every call when more than one thread uses the store
-        #: (the etcd gRPC server, background threads); single-threaded users
-        #: may ignore it.
-        self.lock = threading.RLock()
         self._closed = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._lessor_thread: Optional[threading.Thread] = None
         # Counters for /metrics.
         self.puts_total = 0
         self.deletes_total = 0
@@ -740,7 +735,7 @@ class Store:
         return self.durability is not None and self.durability.needs(rev)
 
     def wait_durable(self, rev: int) -> None:
-        """Block until every fsync-mode write up to `rev` is on disk (threads; not under lock)."""
+        """Block until every fsync-mode write up to `rev` is on disk (synchronous callers)."""
         if self.durability is not None:
             self.durability.wait(rev)
 
@@ -758,20 +753,6 @@ class Store:
         if self.durability is not None:
             self.durability.attach_loop(loop)
 
-    def start_background(self) -> None:
-        """Drive WAL flushes and lease expiry from threads (callers then hold `lock`)."""
-        if self.durability is not None:
-            self.durability.start_background()
-        elif self._lessor_thread is None:
-            self._lessor_thread = threading.Thread(target=self._expire_forever, name="megaplane-lessor", daemon=True)
-            self._lessor_thread.start()
-
-    def _expire_forever(self) -> None:
-        while not self._closed:
-            time.sleep(0.5)
-            with self.lock:
-                self.expire_leases()
-
     def _notify_soon(self) -> None:
         if self._loop is not None:
             self._loop.call_soon(self.hub.notify)
@@ -780,8 +761,7 @@ class Store:
         """Write a snapshot of the logged partitions and drop the WAL segments it covers."""
         if self.durability is None:
             raise RuntimeError("a store without a data dir has nothing to checkpoint")
-        with self.lock:
-            self.durability.checkpoint(wait=False)
+        self.durability.checkpoint(wait=False)
         if wait and self.durability._checkpoint_thread is not None:
             self.durability._checkpoint_thread.join()
 

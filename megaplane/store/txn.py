@@ -266,7 +266,7 @@ def _check_intervals(ops: Sequence[RequestOp]) -> Tuple[Set[bytes], List[Interva
 
 
 def run_txn(store: "Store", r: TxnRequest) -> TxnResult:
-    """Apply a checked txn to `store` (store thread / store.lock held)."""
+    """Apply a checked txn to `store` (on the store's thread)."""
     path: List[bool] = []
     _compare_path(store, r, path)
     _check_path(store, r, path, [0])

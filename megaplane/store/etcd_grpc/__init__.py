@@ -7,6 +7,6 @@ per etcd service (kv, watch, lease, maintenance), and the server process
 never imports it.
 """
 
-from .server import EtcdServer, grpc_address
+from .server import EtcdServer, grpc_address, serve
 
-__all__ = ["EtcdServer", "grpc_address"]
+__all__ = ["EtcdServer", "grpc_address", "serve"]

@@ -1,25 +1,24 @@
 """etcdserverpb.KV: Range, Put, DeleteRange, Txn, Compact over the store.
 
-Each handler holds the store lock only while the store works; protobuf
-building happens outside it, on the immutable records the store returned.
-A write that touched an fsync-mode partition is answered only once it is on
-disk (`Store.wait_durable`, shared by every writer waiting at the time).
+Handlers run on the store's event loop and call it directly. A write that
+touched an fsync-mode partition is answered only once it is on disk:
+the handler returns an awaitable, and every writer waiting at the time
+shares one fsync.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import grpc
+from typing import TYPE_CHECKING, Any, Callable, Dict
 
 from ..errors import StoreError
 from . import convert
 from .etcdpb import etcd_pb2 as pb
+from .transport import Method
 
 if TYPE_CHECKING:
     from .server import EtcdServer
 
-__all__ = ["KVService"]
+__all__ = ["KVService", "NoSpaceError"]
 
 
 class NoSpaceError(StoreError):
@@ -33,81 +32,60 @@ class KVService:
     def __init__(self, server: "EtcdServer") -> None:
         self.server = server
         self.store = server.store
-        self.lock = server.store.lock
 
-    def handlers(self) -> dict:
-        u = grpc.unary_unary_rpc_method_handler
+    def methods(self) -> Dict[str, Method]:
+        def m(handler: Callable, req: Any, resp: Any) -> Method:
+            return Method("unary", handler, req.FromString, resp.SerializeToString)
+
         return {
-            "Range": u(self.range, pb.RangeRequest.FromString, pb.RangeResponse.SerializeToString),
-            "Put": u(self.put, pb.PutRequest.FromString, pb.PutResponse.SerializeToString),
-            "DeleteRange": u(
-                self.delete_range, pb.DeleteRangeRequest.FromString, pb.DeleteRangeResponse.SerializeToString
-            ),
-            "Txn": u(self.txn, pb.TxnRequest.FromString, pb.TxnResponse.SerializeToString),
-            "Compact": u(self.compact, pb.CompactionRequest.FromString, pb.CompactionResponse.SerializeToString),
+            "/etcdserverpb.KV/Range": m(self.range, pb.RangeRequest, pb.RangeResponse),
+            "/etcdserverpb.KV/Put": m(self.put, pb.PutRequest, pb.PutResponse),
+            "/etcdserverpb.KV/DeleteRange": m(self.delete_range, pb.DeleteRangeRequest, pb.DeleteRangeResponse),
+            "/etcdserverpb.KV/Txn": m(self.txn, pb.TxnRequest, pb.TxnResponse),
+            "/etcdserverpb.KV/Compact": m(self.compact, pb.CompactionRequest, pb.CompactionResponse),
         }
 
-    def _check_space(self) -> None:
-        if self.server.nospace:
-            raise NoSpaceError()
+    def _answer(self, revision: int, build: Callable[[], Any]) -> Any:
+        """The response now, or once `revision` is durable if it must be."""
+        store = self.store
+        if not store.needs_durability(revision):
+            return build()
 
-    def range(self, req: pb.RangeRequest, context: grpc.ServicerContext) -> pb.RangeResponse:
-        r = convert.range_request(req)
-        try:
-            with self.lock:
-                res = self.store.range_request(r)
-        except StoreError as exc:
-            convert.abort(context, exc)
+        async def later() -> Any:
+            await store.durable(revision)
+            return build()
+
+        return later()
+
+    def range(self, req: pb.RangeRequest) -> pb.RangeResponse:
+        res = self.store.range_request(convert.range_request(req))
         return convert.range_response(self.server.header(res.revision), res)
 
-    def put(self, req: pb.PutRequest, context: grpc.ServicerContext) -> pb.PutResponse:
-        store = self.store
-        try:
-            self._check_space()
-            with self.lock:
-                res = store.put(
-                    req.key,
-                    req.value,
-                    req.lease,
-                    prev_kv=req.prev_kv,
-                    ignore_value=req.ignore_value,
-                    ignore_lease=req.ignore_lease,
-                )
-        except StoreError as exc:
-            convert.abort(context, exc)
-        store.wait_durable(res.revision)
-        return convert.put_response(self.server.header(res.revision), res)
+    def put(self, req: pb.PutRequest) -> Any:
+        if self.server.nospace:
+            raise NoSpaceError()
+        res = self.store.put(
+            req.key,
+            req.value,
+            req.lease,
+            prev_kv=req.prev_kv,
+            ignore_value=req.ignore_value,
+            ignore_lease=req.ignore_lease,
+        )
+        return self._answer(res.revision, lambda: convert.put_response(self.server.header(res.revision), res))
 
-    def delete_range(self, req: pb.DeleteRangeRequest, context: grpc.ServicerContext) -> pb.DeleteRangeResponse:
-        store = self.store
-        try:
-            with self.lock:
-                res = store.delete_range(req.key, req.range_end, prev_kv=req.prev_kv)
-        except StoreError as exc:
-            convert.abort(context, exc)
-        store.wait_durable(res.revision)
-        return convert.delete_response(self.server.header(res.revision), res)
+    def delete_range(self, req: pb.DeleteRangeRequest) -> Any:
+        res = self.store.delete_range(req.key, req.range_end, prev_kv=req.prev_kv)
+        return self._answer(res.revision, lambda: convert.delete_response(self.server.header(res.revision), res))
 
-    def txn(self, req: pb.TxnRequest, context: grpc.ServicerContext) -> pb.TxnResponse:
-        store = self.store
+    def txn(self, req: pb.TxnRequest) -> Any:
         r = convert.txn_request(req)
-        try:
-            if self.server.nospace and convert.txn_writes(r):
-                raise NoSpaceError()
-            with self.lock:
-                res = store.txn_request(r)
-        except StoreError as exc:
-            convert.abort(context, exc)
-        store.wait_durable(res.revision)
-        return convert.txn_response(self.server.header(res.revision), res)
+        if self.server.nospace and convert.txn_writes(r):
+            raise NoSpaceError()
+        res = self.store.txn_request(r)
+        return self._answer(res.revision, lambda: convert.txn_response(self.server.header(res.revision), res))
 
-    def compact(self, req: pb.CompactionRequest, context: grpc.ServicerContext) -> pb.CompactionResponse:
-        store = self.store
-        try:
-            with self.lock:
-                rev = store.compact(req.revision)
-        except StoreError as exc:
-            convert.abort(context, exc)
+    def compact(self, req: pb.CompactionRequest) -> Any:
+        rev = self.store.compact(req.revision)
         # Compaction is applied in memory at once, so `physical` needs no wait.
-        store.wait_durable(rev)
-        return pb.CompactionResponse(header=self.server.header(rev))
+        return self._answer(rev, lambda: pb.CompactionResponse(header=self.server.header(rev)))

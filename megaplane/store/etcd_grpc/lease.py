@@ -6,13 +6,11 @@ NOT_FOUND, a keep-alive answers TTL 0, time-to-live answers TTL -1.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Dict
 
-import grpc
-
-from ..errors import LeaseNotFoundError, StoreError
-from . import convert
+from ..errors import LeaseNotFoundError
 from .etcdpb import etcd_pb2 as pb
+from .transport import Method, ServerCall
 
 if TYPE_CHECKING:
     from .server import EtcdServer
@@ -24,66 +22,64 @@ class LeaseService:
     def __init__(self, server: "EtcdServer") -> None:
         self.server = server
         self.store = server.store
-        self.lock = server.store.lock
 
-    def handlers(self) -> dict:
-        u = grpc.unary_unary_rpc_method_handler
+    def methods(self) -> Dict[str, Method]:
+        def m(handler: Any, req: Any, resp: Any, kind: str = "unary") -> Method:
+            return Method(kind, handler, req.FromString, resp.SerializeToString)
+
         return {
-            "LeaseGrant": u(self.grant, pb.LeaseGrantRequest.FromString, pb.LeaseGrantResponse.SerializeToString),
-            "LeaseRevoke": u(self.revoke, pb.LeaseRevokeRequest.FromString, pb.LeaseRevokeResponse.SerializeToString),
-            "LeaseKeepAlive": grpc.stream_stream_rpc_method_handler(
-                self.keep_alive, pb.LeaseKeepAliveRequest.FromString, pb.LeaseKeepAliveResponse.SerializeToString
+            "/etcdserverpb.Lease/LeaseGrant": m(self.grant, pb.LeaseGrantRequest, pb.LeaseGrantResponse),
+            "/etcdserverpb.Lease/LeaseRevoke": m(self.revoke, pb.LeaseRevokeRequest, pb.LeaseRevokeResponse),
+            "/etcdserverpb.Lease/LeaseKeepAlive": m(
+                self.keep_alive, pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse, "bidi"
             ),
-            "LeaseTimeToLive": u(
-                self.time_to_live, pb.LeaseTimeToLiveRequest.FromString, pb.LeaseTimeToLiveResponse.SerializeToString
+            "/etcdserverpb.Lease/LeaseTimeToLive": m(
+                self.time_to_live, pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse
             ),
-            "LeaseLeases": u(self.leases, pb.LeaseLeasesRequest.FromString, pb.LeaseLeasesResponse.SerializeToString),
+            "/etcdserverpb.Lease/LeaseLeases": m(self.leases, pb.LeaseLeasesRequest, pb.LeaseLeasesResponse),
         }
 
-    def grant(self, req: pb.LeaseGrantRequest, context: grpc.ServicerContext) -> pb.LeaseGrantResponse:
-        try:
-            with self.lock:
-                lease = self.store.lease_grant(req.TTL, req.ID)
-                rev = self.store.revision
-        except StoreError as exc:
-            convert.abort(context, exc)
-        self.store.wait_durable(rev)
-        return pb.LeaseGrantResponse(header=self.server.header(rev), ID=lease.id, TTL=lease.ttl)
+    def _after(self, rev: int, response: Any) -> Any:
+        if not self.store.needs_durability(rev):
+            return response
 
-    def revoke(self, req: pb.LeaseRevokeRequest, context: grpc.ServicerContext) -> pb.LeaseRevokeResponse:
-        try:
-            with self.lock:
-                rev = self.store.lease_revoke(req.ID)
-        except StoreError as exc:
-            convert.abort(context, exc)
-        self.store.wait_durable(rev)
-        return pb.LeaseRevokeResponse(header=self.server.header(rev))
+        async def later() -> Any:
+            await self.store.durable(rev)
+            return response
 
-    def keep_alive(
-        self, requests: Iterator[pb.LeaseKeepAliveRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.LeaseKeepAliveResponse]:
+        return later()
+
+    def grant(self, req: pb.LeaseGrantRequest) -> Any:
+        lease = self.store.lease_grant(req.TTL, req.ID)
+        rev = self.store.revision
+        return self._after(rev, pb.LeaseGrantResponse(header=self.server.header(rev), ID=lease.id, TTL=lease.ttl))
+
+    def revoke(self, req: pb.LeaseRevokeRequest) -> Any:
+        rev = self.store.lease_revoke(req.ID)
+        return self._after(rev, pb.LeaseRevokeResponse(header=self.server.header(rev)))
+
+    def keep_alive(self, call: ServerCall) -> None:
         store = self.store
-        for req in requests:
-            with self.lock:
-                try:
-                    ttl = store.lease_keepalive(req.ID)
-                except LeaseNotFoundError:
-                    ttl = 0
-                rev = store.revision
-            yield pb.LeaseKeepAliveResponse(header=self.server.header(rev), ID=req.ID, TTL=ttl)
+        header = self.server.header
 
-    def time_to_live(self, req: pb.LeaseTimeToLiveRequest, context: grpc.ServicerContext) -> pb.LeaseTimeToLiveResponse:
-        with self.lock:
-            remaining, granted, keys = self.store.lease_time_to_live(req.ID, keys=req.keys)
-            rev = self.store.revision
+        def on_message(req: pb.LeaseKeepAliveRequest) -> None:
+            try:
+                ttl = store.lease_keepalive(req.ID)
+            except LeaseNotFoundError:
+                ttl = 0
+            call.send(pb.LeaseKeepAliveResponse(header=header(store.revision), ID=req.ID, TTL=ttl))
+
+        call.on_message = on_message
+
+    def time_to_live(self, req: pb.LeaseTimeToLiveRequest) -> pb.LeaseTimeToLiveResponse:
+        remaining, granted, keys = self.store.lease_time_to_live(req.ID, keys=req.keys)
+        header = self.server.header(self.store.revision)
         if remaining < 0:
-            return pb.LeaseTimeToLiveResponse(header=self.server.header(rev), ID=req.ID, TTL=-1)
-        return pb.LeaseTimeToLiveResponse(
-            header=self.server.header(rev), ID=req.ID, TTL=remaining, grantedTTL=granted, keys=keys
-        )
+            return pb.LeaseTimeToLiveResponse(header=header, ID=req.ID, TTL=-1)
+        return pb.LeaseTimeToLiveResponse(header=header, ID=req.ID, TTL=remaining, grantedTTL=granted, keys=keys)
 
-    def leases(self, req: pb.LeaseLeasesRequest, context: grpc.ServicerContext) -> pb.LeaseLeasesResponse:
-        with self.lock:
-            ids = self.store.lease_ids()
-            rev = self.store.revision
-        return pb.LeaseLeasesResponse(header=self.server.header(rev), leases=[pb.LeaseStatus(ID=i) for i in ids])
+    def leases(self, req: pb.LeaseLeasesRequest) -> pb.LeaseLeasesResponse:
+        ids = self.store.lease_ids()
+        return pb.LeaseLeasesResponse(
+            header=self.server.header(self.store.revision), leases=[pb.LeaseStatus(ID=i) for i in ids]
+        )

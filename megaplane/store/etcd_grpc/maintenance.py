@@ -12,22 +12,20 @@ not a bbolt database: `megaplane snapshot restore|status` read it,
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import zlib
-from typing import TYPE_CHECKING, Iterator
-
-import grpc
+from typing import TYPE_CHECKING, Any, Dict
 
 from .. import snapshot
-from ..errors import StoreError
-from . import convert
 from .etcdpb import etcd_pb2 as pb
+from .transport import Method, ServerCall
 
 if TYPE_CHECKING:
     from .server import EtcdServer
 
-__all__ = ["MaintenanceService", "ClusterService", "AuthService", "SERVER_VERSION", "RAFT_TERM"]
+__all__ = ["MaintenanceService", "ClusterService", "AuthService", "HealthService", "SERVER_VERSION", "RAFT_TERM"]
 
 SERVER_VERSION = "3.5.17"
 RAFT_TERM = 2
@@ -38,22 +36,22 @@ class MaintenanceService:
     def __init__(self, server: "EtcdServer") -> None:
         self.server = server
         self.store = server.store
-        self.lock = server.store.lock
 
-    def handlers(self) -> dict:
-        u = grpc.unary_unary_rpc_method_handler
+    def methods(self) -> Dict[str, Method]:
+        def m(handler: Any, req: Any, resp: Any, kind: str = "unary") -> Method:
+            return Method(kind, handler, req.FromString, resp.SerializeToString)
+
+        p = "/etcdserverpb.Maintenance/"
         return {
-            "Alarm": u(self.alarm, pb.AlarmRequest.FromString, pb.AlarmResponse.SerializeToString),
-            "Status": u(self.status, pb.StatusRequest.FromString, pb.StatusResponse.SerializeToString),
-            "Defragment": u(self.defragment, pb.DefragmentRequest.FromString, pb.DefragmentResponse.SerializeToString),
-            "Hash": u(self.hash, pb.HashRequest.FromString, pb.HashResponse.SerializeToString),
-            "HashKV": u(self.hash_kv, pb.HashKVRequest.FromString, pb.HashKVResponse.SerializeToString),
-            "Snapshot": grpc.unary_stream_rpc_method_handler(
-                self.snapshot, pb.SnapshotRequest.FromString, pb.SnapshotResponse.SerializeToString
-            ),
+            p + "Alarm": m(self.alarm, pb.AlarmRequest, pb.AlarmResponse),
+            p + "Status": m(self.status, pb.StatusRequest, pb.StatusResponse),
+            p + "Defragment": m(self.defragment, pb.DefragmentRequest, pb.DefragmentResponse),
+            p + "Hash": m(self.hash, pb.HashRequest, pb.HashResponse),
+            p + "HashKV": m(self.hash_kv, pb.HashKVRequest, pb.HashKVResponse),
+            p + "Snapshot": m(self.snapshot, pb.SnapshotRequest, pb.SnapshotResponse, "server_stream"),
         }
 
-    def alarm(self, req: pb.AlarmRequest, context: grpc.ServicerContext) -> pb.AlarmResponse:
+    def alarm(self, req: pb.AlarmRequest) -> pb.AlarmResponse:
         server = self.server
         member = server.member_id
         if req.action == pb.AlarmRequest.ACTIVATE and req.alarm != pb.NONE:
@@ -67,10 +65,9 @@ class MaintenanceService:
         ]
         return pb.AlarmResponse(header=server.header(self.store.revision), alarms=alarms)
 
-    def status(self, req: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
+    def status(self, req: pb.StatusRequest) -> pb.StatusResponse:
         server = self.server
-        with self.lock:
-            rev = self.store.revision
+        rev = self.store.revision
         size = server.db_size()
         errors = [f"memberID:{m} alarm:{pb.AlarmType.Name(a)} " for m, a in sorted(server.alarms)]
         return pb.StatusResponse(
@@ -86,13 +83,12 @@ class MaintenanceService:
             isLearner=False,
         )
 
-    def defragment(self, req: pb.DefragmentRequest, context: grpc.ServicerContext) -> pb.DefragmentResponse:
+    def defragment(self, req: pb.DefragmentRequest) -> pb.DefragmentResponse:
         return pb.DefragmentResponse(header=self.server.header(self.store.revision))
 
     def _state_hash(self, revision: int) -> int:
         """crc32 of every record at `revision`, in key order."""
-        with self.lock:
-            res = self.store.range(b"\x00", b"\x00", revision=revision)
+        res = self.store.range(b"\x00", b"\x00", revision=revision)
         h = 0
         for key, create, mod, version, value, lease in res.kvs:
             h = zlib.crc32(key, h)
@@ -100,16 +96,12 @@ class MaintenanceService:
             h = zlib.crc32(value, h)
         return h
 
-    def hash(self, req: pb.HashRequest, context: grpc.ServicerContext) -> pb.HashResponse:
+    def hash(self, req: pb.HashRequest) -> pb.HashResponse:
         return pb.HashResponse(header=self.server.header(self.store.revision), hash=self._state_hash(0))
 
-    def hash_kv(self, req: pb.HashKVRequest, context: grpc.ServicerContext) -> pb.HashKVResponse:
-        try:
-            h = self._state_hash(req.revision)
-        except StoreError as exc:
-            convert.abort(context, exc)
-        with self.lock:
-            rev = self.store.revision
+    def hash_kv(self, req: pb.HashKVRequest) -> pb.HashKVResponse:
+        h = self._state_hash(req.revision)
+        rev = self.store.revision
         return pb.HashKVResponse(
             header=self.server.header(rev),
             hash=h,
@@ -117,23 +109,24 @@ class MaintenanceService:
             hash_revision=req.revision or rev,
         )
 
-    def snapshot(self, req: pb.SnapshotRequest, context: grpc.ServicerContext) -> Iterator[pb.SnapshotResponse]:
-        with self.lock:
-            view = snapshot.capture(self.store)
+    async def snapshot(self, req: pb.SnapshotRequest, call: ServerCall) -> None:
+        view = snapshot.capture(self.store)
         fd, path = tempfile.mkstemp(prefix="megaplane-snapshot-", dir=self.server.scratch_dir)
         os.close(fd)
         try:
-            snapshot.write(path, view, etcd_trailer=True)
+            # Encoding a large store takes a while: do it off the event loop.
+            await asyncio.to_thread(snapshot.write, path, view, etcd_trailer=True)
             size = os.path.getsize(path)
             header = self.server.header(view.revision)
             sent = 0
             with open(path, "rb") as f:
-                while True:
+                while not call.done:
                     blob = f.read(SNAPSHOT_CHUNK)
                     if not blob:
                         break
                     sent += len(blob)
-                    yield pb.SnapshotResponse(header=header, remaining_bytes=size - sent, blob=blob)
+                    call.send(pb.SnapshotResponse(header=header, remaining_bytes=size - sent, blob=blob))
+                    await call.wait_writable()
         finally:
             os.unlink(path)
 
@@ -142,14 +135,14 @@ class ClusterService:
     def __init__(self, server: "EtcdServer") -> None:
         self.server = server
 
-    def handlers(self) -> dict:
+    def methods(self) -> Dict[str, Method]:
         return {
-            "MemberList": grpc.unary_unary_rpc_method_handler(
-                self.member_list, pb.MemberListRequest.FromString, pb.MemberListResponse.SerializeToString
+            "/etcdserverpb.Cluster/MemberList": Method(
+                "unary", self.member_list, pb.MemberListRequest.FromString, pb.MemberListResponse.SerializeToString
             )
         }
 
-    def member_list(self, req: pb.MemberListRequest, context: grpc.ServicerContext) -> pb.MemberListResponse:
+    def member_list(self, req: pb.MemberListRequest) -> pb.MemberListResponse:
         s = self.server
         member = pb.Member(ID=s.member_id, name=s.name, peerURLs=s.peer_urls, clientURLs=s.advertise_client_urls)
         return pb.MemberListResponse(header=s.header(s.store.revision), members=[member])
@@ -161,12 +154,20 @@ class AuthService:
     def __init__(self, server: "EtcdServer") -> None:
         self.server = server
 
-    def handlers(self) -> dict:
+    def methods(self) -> Dict[str, Method]:
         return {
-            "AuthStatus": grpc.unary_unary_rpc_method_handler(
-                self.auth_status, pb.AuthStatusRequest.FromString, pb.AuthStatusResponse.SerializeToString
+            "/etcdserverpb.Auth/AuthStatus": Method(
+                "unary", self.auth_status, pb.AuthStatusRequest.FromString, pb.AuthStatusResponse.SerializeToString
             )
         }
 
-    def auth_status(self, req: pb.AuthStatusRequest, context: grpc.ServicerContext) -> pb.AuthStatusResponse:
+    def auth_status(self, req: pb.AuthStatusRequest) -> pb.AuthStatusResponse:
         return pb.AuthStatusResponse(header=self.server.header(self.server.store.revision), enabled=False)
+
+
+class HealthService:
+    """grpc.health.v1.Health/Check: SERVING while the store is up (messages hand-encoded)."""
+
+    def methods(self) -> Dict[str, Method]:
+        # HealthCheckResponse{status: SERVING(1)} is field 1, varint 1.
+        return {"/grpc.health.v1.Health/Check": Method("unary", lambda req: b"\x08\x01", bytes, bytes)}

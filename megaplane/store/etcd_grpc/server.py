@@ -1,50 +1,49 @@
 """`megaplane store`: the embedded store served over the etcd v3 gRPC API.
 
-One process, one member. grpcio's synchronous server runs each RPC on a
-worker thread (measured here: ~120 us of server CPU per unary Put, against
-~190 us for grpc.aio); handlers share the store under `store.lock`, and the
-store runs in thread mode (`Store.start_background`: WAL ticker, lease
-expiry, group-commit waits).
+One process, one member, one event loop: the HTTP/2 transport
+(`transport`), the etcd services and the store all run on it, so handlers
+call the store without locks; the WAL flusher and checkpoint writer are the
+only other threads. `EtcdServer.start()` binds the listeners on a running
+loop; `serve()` is the blocking entry point the CLI uses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import random
+import signal
 import tempfile
-import threading
-from concurrent import futures
-from typing import List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 from urllib.parse import urlparse
-
-import grpc
 
 from ..mvcc import Store
 from .etcdpb import etcd_pb2 as pb
 from .kv import KVService
 from .lease import LeaseService
-from .maintenance import RAFT_TERM, AuthService, ClusterService, MaintenanceService
+from .maintenance import RAFT_TERM, AuthService, ClusterService, HealthService, MaintenanceService
+from .transport import GrpcServer, Method
 from .watch import WatchService
 
-__all__ = ["EtcdServer", "grpc_address"]
+__all__ = ["EtcdServer", "grpc_address", "serve"]
 
 log = logging.getLogger("megaplane.store.etcd_grpc")
 
-# etcd adds this much to --max-request-bytes for gRPC framing (embed/config.go).
+# etcd accepts this much beyond --max-request-bytes for gRPC framing (embed/config.go).
 GRPC_OVERHEAD_BYTES = 512 * 1024
+# etcd's lessor checks for expired leases every 500 ms.
+LEASE_EXPIRY_INTERVAL = 0.5
 
 
 def grpc_address(url: str) -> str:
-    """host:port for grpc from an etcd-style client URL (http://127.0.0.1:2379)."""
+    """host:port from an etcd-style client URL (http://127.0.0.1:2379)."""
     if "://" not in url:
         return url
     u = urlparse(url)
-    if u.scheme not in ("http", "unix"):
-        raise ValueError(f"unsupported client URL scheme {u.scheme!r} in {url!r} (TLS is not implemented)")
-    if u.scheme == "unix":
-        return f"unix:{u.path}"
+    if u.scheme != "http":
+        raise ValueError(f"unsupported client URL scheme {u.scheme!r} in {url!r} (only http:// is implemented)")
     return f"{u.hostname}:{u.port or 2379}"
 
 
@@ -69,7 +68,7 @@ def _identity(data_dir: Optional[str], name: str) -> Tuple[int, int]:
 
 
 class EtcdServer:
-    """A store, its gRPC server and its member identity."""
+    """A store, the etcd services over it, and its member identity."""
 
     def __init__(
         self,
@@ -78,7 +77,6 @@ class EtcdServer:
         listen_client_urls: List[str],
         advertise_client_urls: Optional[List[str]] = None,
         name: str = "default",
-        max_concurrent_streams: int = 1024,
         progress_notify_interval: float = 600.0,
     ) -> None:
         self.store = store
@@ -91,36 +89,20 @@ class EtcdServer:
         self.progress_notify_interval = progress_notify_interval
         self.alarms: Set[Tuple[int, int]] = set()
         self.scratch_dir = store.data_dir or tempfile.gettempdir()
-        self._headers_lock = threading.Lock()
         self.ports: List[int] = []
-        self._grpc = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_concurrent_streams, thread_name_prefix="megaplane-grpc"),
-            options=[
-                ("grpc.max_receive_message_length", self.max_request_bytes + GRPC_OVERHEAD_BYTES),
-                ("grpc.max_send_message_length", 2**31 - 1),
-                ("grpc.so_reuseport", 0),
-            ],
-            maximum_concurrent_rpcs=None,
-        )
-        services = {
-            "etcdserverpb.KV": KVService(self),
-            "etcdserverpb.Watch": WatchService(self),
-            "etcdserverpb.Lease": LeaseService(self),
-            "etcdserverpb.Maintenance": MaintenanceService(self),
-            "etcdserverpb.Cluster": ClusterService(self),
-            "etcdserverpb.Auth": AuthService(self),
-        }
-        self._grpc.add_generic_rpc_handlers(
-            tuple(grpc.method_handlers_generic_handler(name, svc.handlers()) for name, svc in services.items())
-        )
-        self._add_health()
-
-    def _add_health(self) -> None:
-        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
-        self.health = health.HealthServicer()
-        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
+        methods: Dict[str, Method] = {}
+        for svc in (
+            KVService(self),
+            WatchService(self),
+            LeaseService(self),
+            MaintenanceService(self),
+            ClusterService(self),
+            AuthService(self),
+            HealthService(),
+        ):
+            methods.update(svc.methods())
+        self.grpc = GrpcServer(methods, max_receive_bytes=self.max_request_bytes + GRPC_OVERHEAD_BYTES)
+        self._expiry: Optional[asyncio.Task] = None
 
     @property
     def nospace(self) -> bool:
@@ -132,7 +114,7 @@ class EtcdServer:
         )
 
     def db_size(self) -> int:
-        """Bytes the store keeps on disk (checkpoint + WAL), etcd's "DB SIZE" for a memory store."""
+        """Bytes the store keeps on disk (checkpoint + WAL): etcd's "DB SIZE" for a memory store."""
         if self.store.data_dir is None:
             return 0
         total = 0
@@ -144,20 +126,45 @@ class EtcdServer:
                     pass
         return total
 
-    def start(self) -> None:
-        self.store.start_background()
+    async def start(self) -> None:
+        """Serve on the running loop: attach the store, expire leases, listen."""
+        self.store.attach_loop(asyncio.get_running_loop())
+        self._expiry = asyncio.get_running_loop().create_task(self._expire_leases())
         for url in self.listen_client_urls:
-            addr = grpc_address(url)
-            port = self._grpc.add_insecure_port(addr)
-            if port == 0:
-                raise OSError(f"cannot listen on {url}")
-            self.ports.append(port)
-        self._grpc.start()
+            host, _, port = grpc_address(url).rpartition(":")
+            self.ports.append(await self.grpc.listen(host.strip("[]"), int(port)))
         log.info("serving the etcd v3 API on %s", ", ".join(self.listen_client_urls))
 
-    def wait(self) -> None:
-        self._grpc.wait_for_termination()
+    async def _expire_leases(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_EXPIRY_INTERVAL)
+            self.store.expire_leases()
 
-    def stop(self, grace: float = 1.0) -> None:
-        self._grpc.stop(grace).wait()
+    async def stop(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        await self.grpc.close()
         self.store.close()
+
+
+def serve(server: EtcdServer, on_ready=None) -> None:  # type: ignore[no-untyped-def]
+    """Run `server` until SIGINT/SIGTERM (uvloop when installed)."""
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+
+    async def main() -> None:
+        await server.start()
+        if on_ready is not None:
+            on_ready(server)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop()
+
+    runner(main())

@@ -1,19 +1,20 @@
 """etcdserverpb.Watch: many watches multiplexed on one bidirectional stream.
 
-Per stream, as etcd's serverWatchStream does: a reader takes create /
-cancel / progress requests; a sender writes control responses and event
-batches. Here the sender is the RPC's own thread (a generator), the reader
-a helper thread, and they meet in `WatchStream`: watchers mark themselves
-ready (their `on_ready` runs in the writer's thread, under the store lock)
-and wake the sender, which takes their events under the lock and encodes
-outside it.
+Each stream keeps its watchers and what it owes the client. A watcher's
+`on_ready` runs in the write path (on the event loop) and only marks it
+ready; one drain per loop iteration takes the events of every ready
+watcher and sends them, so a burst of writes becomes one response per
+watcher, not one per write. While the client is not reading (its HTTP/2
+window is full) the drain leaves events in the store, where a watcher that
+falls too far behind is moved to catch up from history or, if history is
+gone, cancelled with its compact revision.
 
 Semantics kept from etcd (server/etcdserver/api/v3rpc/watch.go):
 - watch ids are per stream and start at 0; a requested id in use, an empty
   range or a negative start revision give a created+canceled response with
-  watch id -1 and etcd's cancel reason;
+  watch id -1 and etcd's cancel reason; cancelling an unknown id is silent;
 - a watcher whose history was compacted away is cancelled with
-  compact_revision set;
+  compact_revision set (and no cancel reason, as etcd);
 - a progress request is answered with watch id -1 and the stream's
   revision once every watcher on the stream is caught up;
 - progress_notify watchers get an empty response every
@@ -23,17 +24,15 @@ Semantics kept from etcd (server/etcdserver/api/v3rpc/watch.go):
 
 from __future__ import annotations
 
-import threading
-import time
+import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Deque, Dict, Iterator, List, Optional, Set
-
-import grpc
+from typing import TYPE_CHECKING, Deque, Dict, List, Optional, Set
 
 from ..errors import CompactedError
 from ..watch import Watcher
 from . import convert
 from .etcdpb import etcd_pb2 as pb
+from .transport import Method, ServerCall
 
 if TYPE_CHECKING:
     from .server import EtcdServer
@@ -51,58 +50,63 @@ class WatchService:
     def __init__(self, server: "EtcdServer") -> None:
         self.server = server
 
-    def handlers(self) -> dict:
+    def methods(self) -> Dict[str, Method]:
         return {
-            "Watch": grpc.stream_stream_rpc_method_handler(
-                self.watch, pb.WatchRequest.FromString, pb.WatchResponse.SerializeToString
+            "/etcdserverpb.Watch/Watch": Method(
+                "bidi", self.watch, pb.WatchRequest.FromString, pb.WatchResponse.SerializeToString
             )
         }
 
-    def watch(self, requests: Iterator[pb.WatchRequest], context: grpc.ServicerContext) -> Iterator[pb.WatchResponse]:
-        stream = WatchStream(self.server, context)
-        return stream.run(requests)
+    def watch(self, call: ServerCall) -> None:
+        WatchStream(self.server, call)
 
 
 class WatchStream:
     """One client's Watch RPC: its watchers, their ids, and what is owed to the client."""
 
-    def __init__(self, server: "EtcdServer", context: grpc.ServicerContext) -> None:
+    def __init__(self, server: "EtcdServer", call: ServerCall) -> None:
         self.server = server
         self.store = server.store
-        self.lock = server.store.lock
-        self.context = context
+        self.call = call
+        self.loop = asyncio.get_event_loop()
         self.watchers: Dict[int, Watcher] = {}
         self.next_id = 0
-        # Guarded by the store lock.
         self.control: Deque[pb.WatchResponse] = deque()
         self.ready: Set[int] = set()
         self.progress_all = False
-        # Watch ids with progress_notify, and whether they were quiet since the last tick.
+        # Watch ids with progress_notify -> quiet since the last tick.
         self.progress: Dict[int, bool] = {}
-        self.wake = threading.Event()
+        self.ticker: Optional[asyncio.TimerHandle] = None
+        self.scheduled = False
         self.closed = False
-        context.add_callback(self._close)
+        call.on_message = self.on_message
+        call.on_cancel = self.close
+        call.on_writable = self.schedule
 
-    def _close(self) -> None:
+    def close(self) -> None:
         self.closed = True
-        self.wake.set()
+        for w in self.watchers.values():
+            w.cancel()
+        self.watchers.clear()
+        if self.ticker is not None:
+            self.ticker.cancel()
 
-    # -- reader ------------------------------------------------------------------
+    def schedule(self) -> None:
+        if not self.scheduled and not self.closed:
+            self.scheduled = True
+            self.loop.call_soon(self.drain)
 
-    def _read(self, requests: Iterator[pb.WatchRequest]) -> None:
-        try:
-            for req in requests:
-                which = req.WhichOneof("request_union")
-                with self.lock:
-                    if which == "create_request":
-                        self._create(req.create_request)
-                    elif which == "cancel_request":
-                        self._cancel(req.cancel_request.watch_id)
-                    elif which == "progress_request":
-                        self.progress_all = True
-                self.wake.set()
-        except Exception:  # the RPC ended (client went away): the sender notices via the context
-            pass
+    # -- requests --------------------------------------------------------------------
+
+    def on_message(self, req: pb.WatchRequest) -> None:
+        which = req.WhichOneof("request_union")
+        if which == "create_request":
+            self._create(req.create_request)
+        elif which == "cancel_request":
+            self._cancel(req.cancel_request.watch_id)
+        elif which == "progress_request":
+            self.progress_all = True
+        self.schedule()
 
     def _header(self, revision: Optional[int] = None) -> pb.ResponseHeader:
         return self.server.header(self.store.revision if revision is None else revision)
@@ -148,11 +152,13 @@ class WatchStream:
 
         def on_ready(watch_id: int = watch_id) -> None:
             self.ready.add(watch_id)
-            self.wake.set()
+            self.schedule()
 
         w.on_ready = on_ready
         if c.progress_notify:
             self.progress[watch_id] = True
+            if self.ticker is None:
+                self.ticker = self.loop.call_later(self.server.progress_notify_interval, self._tick)
         self.control.append(pb.WatchResponse(header=self._header(), watch_id=watch_id, created=True))
         if w.has_ready():
             self.ready.add(watch_id)
@@ -166,38 +172,31 @@ class WatchStream:
         self.progress.pop(watch_id, None)
         self.control.append(pb.WatchResponse(header=self._header(), watch_id=watch_id, canceled=True))
 
-    # -- sender --------------------------------------------------------------------
+    def _tick(self) -> None:
+        """Progress notifications for quiet progress_notify watchers (etcd's progress ticker)."""
+        self.ticker = None
+        if self.closed or not self.progress:
+            return
+        for watch_id, quiet in list(self.progress.items()):
+            w = self.watchers.get(watch_id)
+            rev = w.progress_revision() if w is not None else None
+            if quiet and rev is not None:
+                self.control.append(pb.WatchResponse(header=self._header(rev), watch_id=watch_id))
+            self.progress[watch_id] = True
+        self.ticker = self.loop.call_later(self.server.progress_notify_interval, self._tick)
+        self.schedule()
 
-    def run(self, requests: Iterator[pb.WatchRequest]) -> Iterator[pb.WatchResponse]:
-        reader = threading.Thread(target=self._read, args=(requests,), name="megaplane-watch-reader", daemon=True)
-        reader.start()
-        interval = self.server.progress_notify_interval
-        next_tick = time.monotonic() + interval
-        try:
-            while not self.closed:
-                timeout = max(0.0, next_tick - time.monotonic())
-                self.wake.wait(timeout)
-                self.wake.clear()
-                if self.closed:
-                    break
-                tick = time.monotonic() >= next_tick
-                if tick:
-                    next_tick = time.monotonic() + interval
-                for resp in self._drain(tick):
-                    yield resp
-        finally:
-            with self.lock:
-                for w in self.watchers.values():
-                    w.cancel()
-                self.watchers.clear()
+    # -- responses ---------------------------------------------------------------------
 
-    def _drain(self, tick: bool) -> List[pb.WatchResponse]:
-        """Everything owed to the client now: control responses, then events."""
-        batches = []
-        out: List[pb.WatchResponse] = []
-        with self.lock:
-            while self.control:
-                out.append(self.control.popleft())
+    def drain(self) -> None:
+        """Send everything owed now: control responses, then events, then progress."""
+        self.scheduled = False
+        if self.closed or self.call.done:
+            return
+        call = self.call
+        while self.control:
+            call.send(self.control.popleft())
+        if self.ready and call.writable():
             ready, self.ready = self.ready, set()
             for watch_id in sorted(ready):
                 w = self.watchers.get(watch_id)
@@ -205,44 +204,37 @@ class WatchStream:
                     continue
                 events = w.take(BATCH)
                 if events:
-                    batches.append((watch_id, w, events, self.store.publish_revision))
+                    self._send_events(watch_id, w, events)
                     if watch_id in self.progress:
                         self.progress[watch_id] = False
                 if w.canceled and w.compact_revision:
+                    # etcd leaves cancel_reason empty here; clients read compact_revision.
                     del self.watchers[watch_id]
                     self.progress.pop(watch_id, None)
-                    batches.append((watch_id, w, None, self.store.revision))
-                elif w.has_ready():
-                    # More than one batch (or catching up): come back after sending this one.
-                    self.ready.add(watch_id)
-                    self.wake.set()
-            if self.progress_all and all(w.progress_revision() is not None for w in self.watchers.values()):
-                self.progress_all = False
-                out.append(pb.WatchResponse(header=self._header(self.store.publish_revision), watch_id=INVALID_WATCH_ID))
-            if tick:
-                for watch_id, quiet in list(self.progress.items()):
-                    w = self.watchers.get(watch_id)
-                    rev = w.progress_revision() if w is not None else None
-                    if quiet and rev is not None:
-                        out.append(pb.WatchResponse(header=self._header(rev), watch_id=watch_id))
-                    self.progress[watch_id] = True
-        for watch_id, w, events, rev in batches:
-            if events is None:
-                # etcd leaves cancel_reason empty here; clients read compact_revision.
-                out.append(
-                    pb.WatchResponse(
-                        header=self._header(rev), watch_id=watch_id, canceled=True, compact_revision=w.compact_revision
+                    call.send(
+                        pb.WatchResponse(
+                            header=self._header(), watch_id=watch_id, canceled=True, compact_revision=w.compact_revision
+                        )
                     )
-                )
-                continue
-            resp = pb.WatchResponse(
-                header=self._header(rev), watch_id=watch_id, events=convert.events_pb(events, w.prev_kv)
-            )
-            if w.fragment and resp.ByteSize() >= self.server.max_request_bytes and len(events) > 1:
-                out.extend(self._fragments(resp))
-            else:
-                out.append(resp)
-        return out
+                elif w.has_ready():
+                    self.ready.add(watch_id)  # more than one batch, or catching up
+            if self.ready:
+                self.schedule()
+        if self.progress_all and all(w.progress_revision() is not None for w in self.watchers.values()):
+            self.progress_all = False
+            call.send(pb.WatchResponse(header=self._header(self.store.publish_revision), watch_id=INVALID_WATCH_ID))
+
+    def _send_events(self, watch_id: int, w: Watcher, events: List) -> None:
+        resp = pb.WatchResponse(
+            header=self._header(self.store.publish_revision),
+            watch_id=watch_id,
+            events=convert.events_pb(events, w.prev_kv),
+        )
+        if w.fragment and len(events) > 1 and resp.ByteSize() >= self.server.max_request_bytes:
+            for piece in self._fragments(resp):
+                self.call.send(piece)
+        else:
+            self.call.send(resp)
 
     def _fragments(self, resp: pb.WatchResponse) -> List[pb.WatchResponse]:
         """Split one response into pieces under --max-request-bytes (etcd's sendFragments)."""
