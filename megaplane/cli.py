@@ -194,10 +194,18 @@ def cmd_store(args: argparse.Namespace) -> int:
         name=args.name,
         progress_notify_interval=args.experimental_watch_progress_notify_interval,
     )
-    if args.listen_metrics_urls:
-        _serve_metrics(store, args.listen_metrics_urls)
-
     def ready(server) -> None:  # type: ignore[no-untyped-def]
+        if args.listen_metrics_urls:
+            import asyncio
+
+            from prometheus_client import CollectorRegistry
+
+            from .metrics import serve_metrics
+            from .store.metrics import StoreCollector
+
+            registry = CollectorRegistry()
+            registry.register(StoreCollector(store))
+            asyncio.get_running_loop().create_task(serve_metrics(registry, args.listen_metrics_urls.split(",")))
         if args.auto_compaction_retention:
             from .store.compactor import start_auto_compaction
 
@@ -210,20 +218,6 @@ def cmd_store(args: argparse.Namespace) -> int:
 
     serve(server, on_ready=ready)
     return 0
-
-
-def _serve_metrics(store, urls: str) -> None:  # type: ignore[no-untyped-def]
-    from urllib.parse import urlparse
-
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from .store.metrics import StoreCollector
-
-    registry = CollectorRegistry()
-    registry.register(StoreCollector(store))
-    for url in urls.split(","):
-        u = urlparse(url)
-        start_http_server(u.port or 2381, addr=u.hostname or "127.0.0.1", registry=registry)
 
 
 def _add_store(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
