@@ -253,9 +253,94 @@ def _add_store(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.set_defaults(func=cmd_store)
 
 
+# -- up / apiserver ---------------------------------------------------------------------
+
+
+def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .api.server import APIServerConfig
+    from .controlplane import ControlPlaneConfig
+
+    modes = dict(args.wal_mode)
+    # Leases and Events are rewritten constantly and cheap to lose (k8s-1m runs them without a WAL).
+    modes.setdefault(b"/registry/leases/", "none")
+    modes.setdefault(b"/registry/events/", "none")
+    args.wal_mode = list(modes.items())
+    return ControlPlaneConfig(
+        data_dir=args.data_dir,
+        store=store_config(args),
+        api=APIServerConfig(
+            event_ttl=int(args.event_ttl),
+            service_cluster_ip_range=args.service_cluster_ip_range,
+            advertise_address=args.advertise_address or args.bind_address,
+            watch_cache_window=args.watch_cache_window,
+            watch_cache_min_events=args.default_watch_cache_size,
+        ),
+        bind_address=args.bind_address,
+        port=args.port,
+        secure_port=args.secure_port,
+        kubeconfig=args.kubeconfig,
+        tls_sans=[s for s in args.tls_san.split(",") if s],
+        etcd_client_urls=[u for u in (args.listen_client_urls or "").split(",") if u],
+    )
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .controlplane import run
+
+    try:
+        config = _control_plane_config(args)
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    run(config)
+    return 0
+
+
+def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    for name, help_text in (
+        ("up", "run the control plane in one process on the embedded store, and write a kubeconfig"),
+        ("apiserver", "run the Kubernetes API server on the embedded store"),
+    ):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        g = p.add_argument_group("API server")
+        g.add_argument("--bind-address", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+        g.add_argument("--port", type=int, default=0, help="plain HTTP port (0: off)")
+        g.add_argument("--secure-port", type=int, default=6443, help="HTTPS port (6443; 0: off)")
+        g.add_argument("--advertise-address", default="", help="address reported to clients (default: --bind-address)")
+        g.add_argument("--kubeconfig", help="write an admin kubeconfig for this server to PATH")
+        g.add_argument("--tls-san", default="", help="extra names / IPs for the serving certificate (comma separated)")
+        g.add_argument("--event-ttl", type=parse_duration, default=3600.0, help="how long Events are kept (1h)")
+        g.add_argument(
+            "--service-cluster-ip-range", default="10.96.0.0/12", help="CIDR for service cluster IPs (10.96.0.0/12)"
+        )
+        g.add_argument(
+            "--default-watch-cache-size",
+            type=int,
+            default=1000,
+            help="events each watch cache keeps whatever their age (1000)",
+        )
+        g.add_argument(
+            "--watch-cache-window",
+            type=parse_duration,
+            default=75.0,
+            help="how long watch caches keep events beyond that, for resuming watches (75s, as upstream)",
+        )
+        g.add_argument(
+            "--listen-client-urls",
+            default="",
+            help="also serve the etcd v3 API over the store on these URLs (e.g. http://127.0.0.1:2379)",
+        )
+        add_store_flags(p)
+        p.set_defaults(func=cmd_up)
+
+
 # -- parser -----------------------------------------------------------------------
 
-_ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [_add_store, _add_snapshot]
+_ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [
+    _add_control_plane,
+    _add_store,
+    _add_snapshot,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ import logging
 import os
 import time
 from itertools import islice
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .durability import Durability, recover
 from .errors import (
@@ -521,6 +521,52 @@ class Store:
         g = p.watchers
         if g is not None:
             self.hub.dispatch(g, ev)  # type: ignore[arg-type]
+
+    def compare_and_put(
+        self, key: bytes, mod_revision: int, value: Union[bytes, Callable[[int], bytes]], lease: int = 0
+    ) -> Tuple[bool, Optional[KeyValue]]:
+        """Put if the key's mod_revision is `mod_revision` (0: the key must not exist; -1: any).
+
+        The kube-apiserver's create and update txns in one call, without the
+        generic txn machinery. `value` may be a function of the revision the
+        write will get, so callers can embed it (the API server stores
+        objects with their resourceVersion). Returns (True, new record) or
+        (False, current record or None).
+        """
+        prefix = partition_prefix(key)
+        p = self._partitions.get(prefix)
+        if p is None:
+            p = self._new_partition(prefix)
+        old = p.kvs.get(key)
+        current = old[MOD_REVISION] if old is not None else 0
+        if mod_revision >= 0 and current != mod_revision:
+            return False, old
+        if lease and lease not in self.lessor.leases:
+            raise LeaseNotFoundError()
+        rev = self._revision + 1
+        data = value(rev) if callable(value) else value
+        if len(key) + len(data) > self.config.max_request_bytes:
+            raise RequestTooLargeError()
+        self._put_locked(p, key, data, lease, rev, old)
+        self._revision = rev
+        self.puts_total += 1
+        self.txns_total += 1
+        self._committed(rev, p.fsync, p.wal is not None)
+        return True, p.kvs[old[KEY] if old is not None else key]
+
+    def compare_and_delete(self, key: bytes, mod_revision: int) -> Tuple[bool, Optional[KeyValue]]:
+        """Delete if the key's mod_revision is `mod_revision` (-1: any). Returns (deleted, previous record)."""
+        p = self._partitions.get(partition_prefix(key))
+        old = p.kvs.get(key) if p is not None else None
+        if old is None or (mod_revision >= 0 and old[MOD_REVISION] != mod_revision):
+            return False, old
+        rev = self._revision + 1
+        self._delete_locked(p, old, rev)  # type: ignore[arg-type]
+        self._revision = rev
+        self.deletes_total += 1
+        self.txns_total += 1
+        self._committed(rev, p.fsync, p.wal is not None)  # type: ignore[union-attr]
+        return True, old
 
     def delete_range(self, key: bytes, range_end: bytes = b"", *, prev_kv: bool = False) -> DeleteResult:
         """etcd DeleteRange: delete every key in range in one revision."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from megaplane.store import Store, StoreConfig
-from megaplane.store import errors
+from megaplane.store import Store, StoreConfig, errors
 from megaplane.testing import FakeClock
 
 

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from megaplane.store import Store, StoreConfig
-from megaplane.store import snapshot
+from megaplane.store import Store, StoreConfig, snapshot
 from megaplane.store.errors import CompactedError
 
 

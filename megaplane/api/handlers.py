@@ -1,0 +1,794 @@
+"""The verbs: get, list, watch, create, update, patch, delete, deletecollection, and subresources.
+
+Each handler takes the parsed `RequestInfo`, the `Request` and its query,
+and returns a transport `Response` (or `StreamResponse` for watch); errors
+are raised as `StatusError`. Reads are served from the kind's watch cache
+(always current with the embedded store) except paginated continuations
+and exact-revision lists, which read the store at the list's revision so a
+paginated list is consistent at one resourceVersion.
+
+Writes follow kube-apiserver's registry: decode, check kind / namespace /
+name against the URL, validate metadata, default, apply the kind's
+strategy (`megaplane.api.strategy`), then one compare-and-swap on the
+backend. The stored bytes carry their resourceVersion: the embedded
+backend tells the encoder which revision the write will get, so the object
+is encoded once and the same bytes are stored, cached, watched and
+returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+
+import orjson
+
+from . import errors, strategy
+from .encoding import (
+    continue_expired,
+    core_from_events_v1,
+    decode_continue,
+    encode_continue,
+    events_v1_from_core,
+    list_body,
+    table_body,
+    table_watch_line,
+    view_bytes,
+    wants_table,
+)
+from .errors import field_error
+from .objects import generate_name, new_uid, now_rfc3339
+from .resources import Resource
+from .routing import RequestInfo
+from .selectors import parse_field_selector, parse_label_selector
+from .transport import Request, Response, StreamResponse
+from .validation import name_rule, validate_metadata
+from .watchcache import CachedObject, CacheWatcher, TooOldError, WatchCache
+
+if TYPE_CHECKING:
+    from .server import APIServer
+
+__all__ = ["ResourceHandlers"]
+
+JSON = b"application/json"
+_PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+}
+# Watches without timeoutSeconds end after a random 30-60 minutes (kube-apiserver's --min-request-timeout).
+MIN_REQUEST_TIMEOUT = 1800
+
+
+def _content_type(req: Request) -> str:
+    return req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+
+
+def decode_body(req: Request, resource: Resource) -> Dict[str, Any]:
+    """The request body as an object; 400 for what cannot be read as one."""
+    ctype = _content_type(req)
+    body = req.body
+    try:
+        if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
+            import yaml
+
+            obj = yaml.safe_load(body)
+        elif ctype in ("application/json", "", "*/*") or ctype.endswith("+json"):
+            obj = orjson.loads(body)
+        else:
+            raise errors.unsupported_media_type(ctype)
+    except errors.StatusError:
+        raise
+    except Exception as exc:
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {resource.kind}): "
+            f"couldn't get version/kind; json parse error: {exc}"
+        ) from None
+    if not isinstance(obj, dict):
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {resource.kind}): "
+            "couldn't get version/kind; json parse error: not a JSON object"
+        )
+    return obj
+
+
+def check_kind(obj: Dict[str, Any], resource: Resource, kind: str = "", group_version: str = "") -> None:
+    """apiVersion / kind in the body must be the URL's (when given)."""
+    kind = kind or resource.kind
+    gv = group_version or resource.group_version
+    api_version = obj.get("apiVersion")
+    if api_version and api_version != gv:
+        raise errors.bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version ({gv})"
+        )
+    body_kind = obj.get("kind")
+    if body_kind and body_kind != kind:
+        raise errors.bad_request(f"the kind in the data ({body_kind}) does not match the expected kind ({kind})")
+    obj["apiVersion"] = gv
+    obj["kind"] = kind
+
+
+def _dry_run(q: Dict[str, str]) -> bool:
+    v = q.get("dryRun", "")
+    if v and v != "All":
+        raise errors.bad_request(f'unsupported dry run option "{v}"')
+    return v == "All"
+
+
+class ResourceHandlers:
+    """The verbs over one API server's caches and backend."""
+
+    def __init__(self, server: "APIServer") -> None:
+        self.server = server
+        self.backend = server.backend
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def cache(self, resource: Resource) -> WatchCache:
+        return self.server.cache_for(resource)
+
+    def _ns(self, info: RequestInfo) -> str:
+        return info.namespace if info.resource and info.resource.namespaced else ""
+
+    def _current(self, info: RequestInfo) -> CachedObject:
+        r = info.resource
+        assert r is not None
+        obj = self.cache(r).get(r.key(self._ns(info), info.name))
+        if obj is None:
+            raise errors.not_found(r.group, r.plural, info.name)
+        return obj
+
+    def _respond(self, req: Request, resource: Resource, data: bytes, status: int = 200) -> Response:
+        if wants_table(req.headers.get("accept", "")):
+            obj = orjson.loads(view_bytes(resource, data))
+            rv = (obj.get("metadata") or {}).get("resourceVersion", "0")
+            return Response(status, table_body(resource, [obj], int(rv) if str(rv).isdigit() else 0))
+        return Response(status, view_bytes(resource, data))
+
+    def _check_namespace(self, resource: Resource, namespace: str, name: str) -> None:
+        """Namespaced writes need a namespace that exists and is not terminating."""
+        if not resource.namespaced:
+            return
+        ns = self.server.namespace(namespace)
+        if ns is None:
+            raise errors.not_found("", "namespaces", namespace)
+        if ns.facts.deleting:
+            raise errors.forbidden(
+                resource.group,
+                resource.plural,
+                name,
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+            )
+
+    async def _durable(self, rev: int) -> None:
+        if self.backend.needs_durability(rev):
+            await self.backend.durable(rev)
+
+    # -- get / list ------------------------------------------------------------------------
+
+    def get(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        obj = self._current(info)
+        if info.subresource == "scale":
+            return Response(200, self._scale(r, orjson.loads(obj.data)))
+        return self._respond(req, r, obj.data)
+
+    def list(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        labels = parse_label_selector(q.get("labelSelector", ""))
+        fields = parse_field_selector(q.get("fieldSelector", ""), r.field_selectors)
+        ns = self._ns(info)
+        prefix = r.namespace_prefix(ns)
+        limit = int(q.get("limit", "0") or 0)
+        rv = q.get("resourceVersion", "")
+        match = q.get("resourceVersionMatch", "")
+        token = q.get("continue", "")
+        if match and not rv:
+            raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+        if token and rv:
+            raise errors.bad_request('specifying resource version is not allowed when using continue')
+        cache = self.cache(r)
+        if token:
+            start, revision = decode_continue(token, prefix)
+            return self._list_from_store(req, r, prefix, start, revision, limit, labels, fields)
+        if match == "Exact":
+            revision = int(rv)
+            if revision < self.backend.compact_revision():
+                raise errors.expired(f"too old resource version: {revision} ({self.backend.compact_revision()})")
+            return self._list_from_store(req, r, prefix, prefix, revision, limit, labels, fields)
+        revision = cache.revision
+        out: List[CachedObject] = []
+        next_key = b""
+        remaining = None
+        for obj in cache.iter_prefix(prefix):
+            if labels or fields:
+                f = obj.facts
+                from .selectors import matches_fields, matches_labels
+
+                if not matches_labels(labels, f.labels) or not matches_fields(fields, f.fields):
+                    continue
+            if limit and len(out) == limit:
+                next_key = obj.key
+                break
+            out.append(obj)
+        cont = ""
+        if next_key:
+            cont = encode_continue(next_key, prefix, revision)
+            if not labels and not fields:
+                remaining = cache.count_prefix(prefix) - len(out)
+        return self._list_response(req, r, [o.data for o in out], revision, cont, remaining)
+
+    def _list_from_store(
+        self, req: Request, r: Resource, prefix: bytes, start: bytes, revision: int, limit: int, labels: Any, fields: Any
+    ) -> Response:
+        from ..store.errors import CompactedError, FutureRevisionError
+        from ..store.kv import prefix_end
+        from .selectors import matches_fields, matches_labels
+
+        decode = self.cache(r).decode_facts
+        end = prefix_end(prefix)
+        items: List[bytes] = []
+        next_key = b""
+        cursor = start
+        try:
+            while True:
+                page = self.backend.range(cursor, end, revision=revision, limit=max(limit, 500) if limit else 0)
+                for kv in page.kvs:
+                    if limit and len(items) == limit:
+                        next_key = kv[0]
+                        break
+                    if labels or fields:
+                        f = decode(kv[4])
+                        if not matches_labels(labels, f.labels) or not matches_fields(fields, f.fields):
+                            continue
+                    items.append(kv[4])
+                if next_key or not page.more:
+                    break
+                cursor = page.kvs[-1][0] + b"\x00"
+        except CompactedError:
+            raise continue_expired() from None
+        except FutureRevisionError:
+            raise errors.StatusError(
+                504, "Timeout", f"Timeout: Too large resource version: {revision}, current: {self.backend.revision()}"
+            ) from None
+        cont = encode_continue(next_key, prefix, revision) if next_key else ""
+        return self._list_response(req, r, items, revision, cont, None)
+
+    def _list_response(
+        self, req: Request, r: Resource, items: List[bytes], revision: int, cont: str, remaining: Optional[int]
+    ) -> Response:
+        if wants_table(req.headers.get("accept", "")):
+            include = "Metadata"
+            objs = [orjson.loads(view_bytes(r, b)) for b in items]
+            return Response(200, table_body(r, objs, revision, cont, include))
+        if r.storage_of is not None:
+            items = [view_bytes(r, b) for b in items]
+        return Response(200, list_body(r, items, revision, cont, remaining))
+
+    # -- watch --------------------------------------------------------------------------------
+
+    def watch(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> StreamResponse:
+        r = info.resource
+        assert r is not None
+        labels = parse_label_selector(q.get("labelSelector", ""))
+        fields = parse_field_selector(q.get("fieldSelector", ""), r.field_selectors)
+        ns = self._ns(info)
+        name = info.name
+        if fields:
+            # metadata.name=X is what `kubectl delete --wait` and `get -w name` use: match it directly.
+            names = [v for f, op, v in fields if f == "metadata.name" and op == "="]
+            if names and not name:
+                name = names[0]
+        rv = q.get("resourceVersion", "")
+        send_initial = q.get("sendInitialEvents", "") in ("true", "1")
+        bookmarks = q.get("allowWatchBookmarks", "") in ("true", "1")
+        if send_initial:
+            if q.get("resourceVersionMatch", "") != "NotOlderThan":
+                raise errors.invalid(
+                    "meta.k8s.io",
+                    "ListOptions",
+                    "",
+                    [
+                        field_error(
+                            "",
+                            "resourceVersionMatch",
+                            q.get("resourceVersionMatch", ""),
+                            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                            "FieldValueForbidden",
+                        )
+                    ],
+                )
+            if not bookmarks:
+                raise errors.invalid(
+                    "meta.k8s.io",
+                    "ListOptions",
+                    "",
+                    [field_error("", "allowWatchBookmarks", False, "sendInitialEvents requires allowWatchBookmarks=true", "FieldValueForbidden")],
+                )
+        elif q.get("resourceVersionMatch"):
+            raise errors.bad_request("resourceVersionMatch is forbidden for watch")
+        timeout = q.get("timeoutSeconds", "")
+        seconds = float(timeout) if timeout else MIN_REQUEST_TIMEOUT * (1 + random.random())
+        table = wants_table(req.headers.get("accept", ""))
+        render = None
+        if table or r.storage_of is not None:
+
+            def render(etype: str, obj: CachedObject) -> bytes:
+                data = orjson.loads(obj.data)
+                if r.storage_of is not None:
+                    data = events_v1_from_core(data)
+                if table:
+                    return table_watch_line(r, etype, data)
+                return b'{"type":"' + etype.encode() + b'","object":' + orjson.dumps(data) + b"}\n"
+
+        cache = self.cache(r)
+
+        def start(sink: Any) -> None:
+            w = CacheWatcher(
+                cache, sink, namespace=ns, name=name, labels=labels, fields=fields, bookmarks=bookmarks, render=render
+            )
+            loop = asyncio.get_event_loop()
+            timer = loop.call_later(seconds, w.close)
+            w.on_close = timer.cancel
+            sink.on_lost = w.close
+            revision = cache.revision
+            if send_initial or rv in ("", "0"):
+                prefix = r.namespace_prefix(ns)
+                w.send_initial(list(cache.iter_prefix(prefix)), revision)
+                if send_initial:
+                    w.bookmark(revision, initial_events_end=True)
+            else:
+                try:
+                    start_rev = int(rv)
+                except ValueError:
+                    w.error(errors.bad_request(f'invalid resource version "{rv}"').body())
+                    return
+                try:
+                    w.offer(cache.events_since(start_rev))
+                except TooOldError as exc:
+                    w.error(errors.expired(str(exc)).body())
+                    return
+            cache.add_watcher(w)
+            self.server.metrics.watchers_started(r)
+
+        return StreamResponse(start)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _encoder(self, obj: Dict[str, Any]) -> Callable[[int], bytes]:
+        meta = obj["metadata"]
+
+        def encode(revision: int) -> bytes:
+            if revision:
+                meta["resourceVersion"] = str(revision)
+            else:
+                meta.pop("resourceVersion", None)
+            return orjson.dumps(obj)
+
+        return encode
+
+    def _stored_form(self, r: Resource, obj: Dict[str, Any]) -> Dict[str, Any]:
+        if r.storage_of is not None:
+            return core_from_events_v1(obj)
+        return obj
+
+    def _validate(self, r: Resource, obj: Dict[str, Any], q: Dict[str, str], verb: str = "create") -> List[str]:
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        causes = validate_metadata(meta, name_rule(r.plural, r.group), r.namespaced)
+        if causes:
+            raise errors.invalid(r.group, r.kind, meta.get("name") or meta.get("generateName") or "", causes)
+        return self.server.field_validation(r, obj, q.get("fieldValidation", ""), verb)
+
+    async def create(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        if info.subresource == "binding":
+            return await self.bind(info, req, q)
+        if info.subresource:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        obj = decode_body(req, r)
+        check_kind(obj, r)
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if meta.get("resourceVersion"):
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        ns = self._ns(info)
+        if r.namespaced:
+            body_ns = meta.get("namespace")
+            if body_ns and body_ns != ns:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = generate_name(meta["generateName"])
+        warnings = self._validate(r, obj, q)
+        name = meta["name"]
+        self._check_namespace(r, ns, name)
+        self.server.defaults(r, obj)
+        strategy.prepare_for_create(r, obj)
+        self.server.fill_zero_values(r, obj)
+        meta["uid"] = new_uid()
+        self.server.admit_create(r, obj)
+        stored = self._stored_form(r, obj)
+        key = r.key(ns, name)
+        if _dry_run(q):
+            if self.cache(r).get(key) is not None:
+                raise errors.already_exists(r.group, r.plural, name)
+            return self._respond(req, r, orjson.dumps(stored), 201)
+        lease = self.server.storage_lease(r)
+        ok, kv = self.backend.create(key, self._encoder(stored), lease)
+        if not ok:
+            self.server.release_create(r, obj)
+            raise errors.already_exists(r.group, r.plural, name)
+        assert kv is not None
+        await self._durable(kv[2])
+        resp = self._respond(req, r, kv[4], 201)
+        if warnings:
+            resp.headers = [(b"Warning", b'299 - "' + w.encode() + b'"') for w in warnings]
+        return resp
+
+    async def update(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        if info.subresource == "scale":
+            return await self._update_scale(info, req, q)
+        obj = decode_body(req, r)
+        check_kind(obj, r)
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        ns = self._ns(info)
+        if meta.get("name") != info.name:
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name', '')}) does not match the name on the URL ({info.name})"
+            )
+        if r.namespaced:
+            if meta.get("namespace") and meta["namespace"] != ns:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = ns
+        if info.subresource == "finalize" and r.plural == "namespaces":
+            return await self._finalize_namespace(info, req, obj)
+        warnings = self._validate(r, obj, q, "update")
+        want = meta.get("resourceVersion", "")
+        return await self._write_update(info, req, q, obj, want, warnings)
+
+    async def _write_update(
+        self,
+        info: RequestInfo,
+        req: Request,
+        q: Dict[str, str],
+        obj: Dict[str, Any],
+        want_rv: str,
+        warnings: List[str],
+    ) -> Response:
+        r = info.resource
+        assert r is not None
+        cur = self._current(info)
+        if want_rv and want_rv != str(cur.rv):
+            if not want_rv.isdigit():
+                raise errors.bad_request(f'invalid resource version "{want_rv}"')
+            raise errors.conflict_modified(r.group, r.plural, info.name)
+        old = orjson.loads(cur.data)
+        obj = self._stored_form(r, obj) if info.subresource != "status" else obj
+        self.server.defaults(r, obj)
+        strategy.prepare_for_update(r, obj, old, info.subresource)
+        self.server.fill_zero_values(r, obj)
+        meta = obj["metadata"]
+        meta["resourceVersion"] = str(cur.rv)
+        if obj == old:
+            return self._respond(req, r, cur.data)  # no-op: nothing written, the revision stays
+        self.server.admit_update(r, obj, old)
+        if _dry_run(q):
+            return self._respond(req, r, orjson.dumps(obj))
+        old_meta = old.get("metadata") or {}
+        if old_meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # The last finalizer is gone from an object being deleted: delete it now.
+            ok, prev = self.backend.delete(cur.key, cur.rv)
+            if not ok:
+                raise errors.conflict_modified(r.group, r.plural, info.name)
+            self.server.release_delete(r, old)
+            rev = self.backend.revision()
+            await self._durable(rev)
+            meta["resourceVersion"] = str(rev)
+            return self._respond(req, r, orjson.dumps(obj))
+        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj))
+        if not ok:
+            if kv is None:
+                raise errors.not_found(r.group, r.plural, info.name)
+            raise errors.conflict_modified(r.group, r.plural, info.name)
+        assert kv is not None
+        await self._durable(kv[2])
+        resp = self._respond(req, r, kv[4])
+        if warnings:
+            resp.headers = [(b"Warning", b'299 - "' + w.encode() + b'"') for w in warnings]
+        return resp
+
+    async def patch(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        ptype = _PATCH_TYPES.get(_content_type(req))
+        if ptype is None:
+            raise errors.StatusError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
+                "application/strategic-merge-patch+json",
+            )
+        if ptype == "apply":
+            raise errors.StatusError(
+                415,
+                "UnsupportedMediaType",
+                "server-side apply (application/apply-patch+yaml) is not implemented by megaplane yet",
+            )
+        try:
+            patch = orjson.loads(req.body)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"error decoding patch: {exc}") from None
+        from .patch import PatchError, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
+
+        for _ in range(5):
+            cur = self._current(info)
+            doc = orjson.loads(view_bytes(r, cur.data))
+            if info.subresource == "scale":
+                doc = orjson.loads(self._scale(r, doc))
+            try:
+                if ptype == "json":
+                    new = apply_json_patch(doc, patch)
+                elif ptype == "merge":
+                    new = apply_merge_patch(doc, patch)
+                else:
+                    new = apply_strategic_merge_patch(doc, patch, self.server.schema_for(r))
+            except PatchError as exc:
+                code = 422 if exc.reason == "Invalid" else 400
+                raise errors.StatusError(code, exc.reason, exc.message) from None
+            if not isinstance(new, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            if info.subresource == "scale":
+                return await self._apply_scale(info, req, q, new, cur)
+            check_kind(new, r)
+            meta = new.setdefault("metadata", {})
+            if meta.get("name", info.name) != info.name:
+                raise errors.bad_request(
+                    f"the name of the object ({meta.get('name')}) does not match the name on the URL ({info.name})"
+                )
+            meta["name"] = info.name
+            patch_rv = (patch.get("metadata") or {}).get("resourceVersion", "") if isinstance(patch, dict) else ""
+            warnings = self._validate(r, new, q, "patch")
+            try:
+                return await self._write_update(info, req, q, new, patch_rv or str(cur.rv), warnings)
+            except errors.StatusError as exc:
+                # A concurrent write moved the object: re-read and re-apply (upstream retries too).
+                if exc.reason != "Conflict" or patch_rv:
+                    raise
+                continue
+        raise errors.conflict_modified(r.group, r.plural, info.name)
+
+    # -- delete ----------------------------------------------------------------------------------
+
+    def _delete_options(self, req: Request, q: Dict[str, str]) -> Dict[str, Any]:
+        opts: Dict[str, Any] = {}
+        if req.body:
+            try:
+                opts = orjson.loads(req.body)
+            except orjson.JSONDecodeError as exc:
+                raise errors.bad_request(f"error decoding DeleteOptions: {exc}") from None
+            if not isinstance(opts, dict):
+                raise errors.bad_request("DeleteOptions must be an object")
+        if "gracePeriodSeconds" in q:
+            opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+        if "propagationPolicy" in q:
+            opts["propagationPolicy"] = q["propagationPolicy"]
+        if "dryRun" in q:
+            opts["dryRun"] = [q["dryRun"]]
+        return opts
+
+    async def delete(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        opts = self._delete_options(req, q)
+        cur = self._current(info)
+        return await self._delete_one(info, req, r, cur, opts)
+
+    async def _delete_one(
+        self, info: Optional[RequestInfo], req: Request, r: Resource, cur: CachedObject, opts: Dict[str, Any]
+    ) -> Response:
+        name = cur.facts.name
+        pre = opts.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != cur.facts.uid:
+            raise errors.conflict(
+                r.group, r.plural, name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {cur.facts.uid}",
+            )
+        if pre.get("resourceVersion") and pre["resourceVersion"] != str(cur.rv):
+            raise errors.conflict(
+                r.group, r.plural, name,
+                f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                f"ResourceVersion in object meta: {cur.rv}",
+            )
+        dry = "All" in (opts.get("dryRun") or [])
+        obj = orjson.loads(cur.data)
+        meta = obj["metadata"]
+        grace = self.server.grace_period(r, obj, opts)
+        if cur.facts.finalizers or grace:
+            # Graceful or finalized deletion: mark the object, keep it until its owners finish.
+            if meta.get("deletionTimestamp") and not grace:
+                return self._respond(req, r, cur.data, 202 if cur.facts.finalizers else 200)
+            meta["deletionTimestamp"] = meta.get("deletionTimestamp") or now_rfc3339()
+            meta["deletionGracePeriodSeconds"] = grace
+            if r.group == "" and r.plural == "namespaces":
+                obj.setdefault("status", {})["phase"] = "Terminating"
+            if dry:
+                return self._respond(req, r, orjson.dumps(obj), 202)
+            ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj))
+            if not ok:
+                raise errors.conflict_modified(r.group, r.plural, name)
+            assert kv is not None
+            await self._durable(kv[2])
+            self.server.after_mark_deleted(r, obj)
+            return self._respond(req, r, kv[4], 202 if cur.facts.finalizers else 200)
+        if dry:
+            return self._respond(req, r, cur.data)
+        ok, prev = self.backend.delete(cur.key, cur.rv)
+        if not ok:
+            if prev is None:
+                raise errors.not_found(r.group, r.plural, name)
+            raise errors.conflict_modified(r.group, r.plural, name)
+        self.server.release_delete(r, obj)
+        rev = self.backend.revision()
+        await self._durable(rev)
+        return self._respond(req, r, cur.data)
+
+    async def deletecollection(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        from .selectors import matches_fields, matches_labels
+
+        labels = parse_label_selector(q.get("labelSelector", ""))
+        fields = parse_field_selector(q.get("fieldSelector", ""), r.field_selectors)
+        opts = self._delete_options(req, q)
+        cache = self.cache(r)
+        victims = [
+            o
+            for o in cache.iter_prefix(r.namespace_prefix(self._ns(info)))
+            if matches_labels(labels, o.facts.labels) and matches_fields(fields, o.facts.fields)
+        ]
+        items = []
+        for cur in victims:
+            try:
+                resp = await self._delete_one(None, req, r, cur, opts)
+                items.append(resp.body)
+            except errors.StatusError as exc:
+                if exc.reason != "NotFound":
+                    raise
+        return Response(200, list_body(r, items, self.backend.revision()))
+
+    # -- subresources ------------------------------------------------------------------------------
+
+    async def bind(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        """POST pods/{name}/binding: assign the pod to a node (the scheduler's write)."""
+        r = info.resource
+        assert r is not None
+        body = decode_body(req, r)
+        target = body.get("target") or {}
+        node = target.get("name", "")
+        if not node:
+            raise errors.invalid(
+                "", "Binding", info.name, [field_error("", "target.name", "", "name is required", "FieldValueRequired")]
+            )
+        cur = self._current(info)
+        obj = orjson.loads(cur.data)
+        spec = obj.setdefault("spec", {})
+        if spec.get("nodeName"):
+            raise errors.conflict(
+                "", "pods", info.name, f"pod {info.name} is already assigned to node \"{spec['nodeName']}\""
+            )
+        if obj["metadata"].get("deletionTimestamp"):
+            raise errors.conflict("", "pods", info.name, "pod is being deleted, cannot be assigned to a host")
+        spec["nodeName"] = node
+        status = obj.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conditions.append(
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now_rfc3339()}
+        )
+        status["conditions"] = conditions
+        if _dry_run(q):
+            return Response(201, _success(201))
+        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj))
+        if not ok:
+            raise errors.conflict_modified("", "pods", info.name)
+        assert kv is not None
+        await self._durable(kv[2])
+        return Response(201, _success(201))
+
+    def _scale(self, r: Resource, obj: Dict[str, Any]) -> bytes:
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        selector = spec.get("selector") or {}
+        from .selectors import selector_from_dict
+
+        reqs = selector_from_dict(selector) or ()
+        sel = ",".join(
+            f"{k}={next(iter(v))}" if op == "=" else f"{k} {op} ({','.join(sorted(v))})" for k, op, v in reqs
+        )
+        return orjson.dumps(
+            {
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": {
+                    "name": meta.get("name"),
+                    "namespace": meta.get("namespace"),
+                    "uid": meta.get("uid"),
+                    "resourceVersion": meta.get("resourceVersion"),
+                    "creationTimestamp": meta.get("creationTimestamp"),
+                },
+                "spec": {"replicas": spec.get("replicas", 1)},
+                "status": {"replicas": status.get("replicas", 0), "selector": sel},
+            }
+        )
+
+    async def _update_scale(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        scale = decode_body(req, r)
+        check_kind(scale, r, "Scale", "autoscaling/v1")
+        return await self._apply_scale(info, req, q, scale, self._current(info))
+
+    async def _apply_scale(
+        self, info: RequestInfo, req: Request, q: Dict[str, str], scale: Dict[str, Any], cur: CachedObject
+    ) -> Response:
+        r = info.resource
+        assert r is not None
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise errors.invalid(
+                "autoscaling", "Scale", info.name,
+                [field_error("", "spec.replicas", replicas, "must be greater than or equal to 0")],
+            )
+        want = (scale.get("metadata") or {}).get("resourceVersion", "")
+        if want and want != str(cur.rv):
+            raise errors.conflict_modified(r.group, r.plural, info.name)
+        obj = orjson.loads(cur.data)
+        obj.setdefault("spec", {})["replicas"] = replicas
+        info.subresource = ""
+        resp = await self._write_update(info, req, q, obj, str(cur.rv), [])
+        return Response(200, self._scale(r, orjson.loads(resp.body)))
+
+    async def _finalize_namespace(self, info: RequestInfo, req: Request, obj: Dict[str, Any]) -> Response:
+        """PUT namespaces/{name}/finalize: only spec.finalizers changes (the namespace controller's write)."""
+        r = info.resource
+        assert r is not None
+        cur = self._current(info)
+        old = orjson.loads(cur.data)
+        finalizers = (obj.get("spec") or {}).get("finalizers") or []
+        old.setdefault("spec", {})["finalizers"] = finalizers
+        if old["metadata"].get("deletionTimestamp") and not finalizers and not old["metadata"].get("finalizers"):
+            ok, _ = self.backend.delete(cur.key, cur.rv)
+            if not ok:
+                raise errors.conflict_modified("", "namespaces", info.name)
+            return self._respond(req, r, cur.data)
+        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(old))
+        if not ok:
+            raise errors.conflict_modified("", "namespaces", info.name)
+        assert kv is not None
+        await self._durable(kv[2])
+        return self._respond(req, r, kv[4])
+
+
+def _success(code: int) -> bytes:
+    return orjson.dumps(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code}
+    )

@@ -1,0 +1,162 @@
+"""What the server reads out of stored objects without decoding them whole.
+
+Stored values are the JSON bytes clients get. The watch cache needs a few
+facts per object (name, namespace, labels, the kind's selectable fields,
+uid, resourceVersion...) for every write, so it decodes them with a
+msgspec Struct built per kind that names only those fields: msgspec skips
+everything else at C speed (a 4.7 KB pod: ~5 us instead of ~20 us for a
+full orjson decode).
+
+Also here: timestamps, uids and generated names in upstream's formats.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import uuid
+from typing import Any, Dict, List, Optional, Tuple
+
+import msgspec
+import orjson
+
+from .resources import Resource
+
+__all__ = [
+    "Meta",
+    "ObjectFacts",
+    "facts_decoder",
+    "now_rfc3339",
+    "new_uid",
+    "generate_name",
+    "set_resource_version",
+]
+
+
+class Meta(msgspec.Struct, omit_defaults=True):
+    name: str = ""
+    namespace: str = ""
+    generateName: str = ""
+    uid: str = ""
+    resourceVersion: str = ""
+    generation: int = 0
+    creationTimestamp: Optional[str] = None
+    deletionTimestamp: Optional[str] = None
+    labels: Optional[Dict[str, str]] = None
+    finalizers: Optional[List[str]] = None
+
+
+class ObjectFacts(msgspec.Struct):
+    """The facts of one object the cache keeps beside its bytes."""
+
+    name: str
+    namespace: str
+    uid: str
+    resource_version: str
+    labels: Dict[str, str]
+    fields: Dict[str, str]
+    deleting: bool
+    finalizers: Tuple[str, ...]
+
+
+_EMPTY: Dict[str, str] = {}
+
+# Fields whose selector name differs from their JSON path.
+_FIELD_PATHS = {"source": "source.component"}
+
+
+def _field_str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):  # status.podIPs: selected by its first IP, as upstream
+        return _field_str(value[0].get("ip") if value and isinstance(value[0], dict) else "")
+    return str(value)
+
+
+class _FactsDecoder:
+    """Decodes the facts of one kind's objects: metadata plus its selectable fields."""
+
+    def __init__(self, resource: Resource) -> None:
+        paths = [
+            (name, _FIELD_PATHS.get(name, name).split("."))
+            for name in resource.field_selectors
+            if not name.startswith("metadata.")
+        ]
+        self.paths = paths
+        # One nested Struct type per top-level field, naming only what is selected.
+        tops: Dict[str, List[List[str]]] = {}
+        for _, parts in paths:
+            tops.setdefault(parts[0], []).append(parts[1:])
+        fields: List[Tuple[str, Any, Any]] = [("metadata", Meta, msgspec.field(default_factory=Meta))]
+        for top, rests in tops.items():
+            if all(not r for r in rests):
+                fields.append((top, Any, None))
+                continue
+            sub = sorted({r[0] for r in rests if r})
+            sub_type = msgspec.defstruct(f"{resource.kind}_{top}", [(s, Any, None) for s in sub])
+            fields.append((top, Optional[sub_type], None))
+        self.type = msgspec.defstruct(f"{resource.kind}Facts", fields)
+        self.decoder = msgspec.json.Decoder(self.type)
+
+    def __call__(self, data: bytes) -> ObjectFacts:
+        obj = self.decoder.decode(data)
+        meta = obj.metadata
+        fields: Dict[str, str] = {"metadata.name": meta.name, "metadata.namespace": meta.namespace}
+        for name, parts in self.paths:
+            v: Any = getattr(obj, parts[0], None)
+            for p in parts[1:]:
+                if v is None:
+                    break
+                v = getattr(v, p, None) if not isinstance(v, dict) else v.get(p)
+            fields[name] = _field_str(v)
+        return ObjectFacts(
+            meta.name,
+            meta.namespace,
+            meta.uid,
+            meta.resourceVersion,
+            meta.labels or _EMPTY,
+            fields,
+            meta.deletionTimestamp is not None,
+            tuple(meta.finalizers or ()),
+        )
+
+
+_DECODERS: Dict[Tuple[str, str], _FactsDecoder] = {}
+
+
+def facts_decoder(resource: Resource) -> _FactsDecoder:
+    key = (resource.group, resource.plural)
+    d = _DECODERS.get(key)
+    if d is None:
+        d = _DECODERS[key] = _FactsDecoder(resource)
+    return d
+
+
+def now_rfc3339() -> str:
+    """The current time as metav1.Time renders it: seconds, UTC, Z."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_uid() -> str:
+    return str(uuid.UUID(bytes=os.urandom(16), version=4))
+
+
+# apiserver's names.SimpleNameGenerator: 5 characters from an alphabet without vowels and lookalikes.
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_rng = random.SystemRandom()
+
+
+def generate_name(base: str) -> str:
+    if len(base) > 58:
+        base = base[:58]
+    return base + "".join(_rng.choice(_NAME_ALPHABET) for _ in range(5))
+
+
+def set_resource_version(data: bytes, revision: int) -> bytes:
+    """The same object with metadata.resourceVersion set (a decode and an encode)."""
+    obj = orjson.loads(data)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return orjson.dumps(obj)

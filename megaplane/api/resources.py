@@ -1,0 +1,156 @@
+"""The resource table: every kind the API server serves, and how it is stored and shown.
+
+One `Resource` per (group, version, plural). Storage keys follow
+kube-apiserver exactly (nodes under /registry/minions/, services under
+/registry/services/specs/, endpoints under /registry/services/endpoints/),
+so a stock kube-apiserver and megaplane can read each other's stores.
+Field selectors list what upstream's field-label conversion functions
+accept for each kind; anything else is refused with upstream's message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+__all__ = ["Resource", "RESOURCES", "by_path", "lookup", "GROUP_VERSIONS", "preferred_group_versions"]
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+_COMMON_FIELDS = ("metadata.name", "metadata.namespace")
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    prefix: bytes  # etcd key prefix, ending in "/"
+    short_names: Tuple[str, ...] = ()
+    categories: Tuple[str, ...] = ()
+    subresources: Tuple[str, ...] = ()
+    # metadata.generation moves when spec changes (workloads).
+    generation: bool = False
+    field_selectors: Tuple[str, ...] = _COMMON_FIELDS
+    # Another resource whose storage this one shares (events.k8s.io Event).
+    storage_of: Optional[str] = None
+    verbs: Tuple[str, ...] = ALL_VERBS
+    extra: Dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def has_status(self) -> bool:
+        return "status" in self.subresources
+
+    def key(self, namespace: str, name: str) -> bytes:
+        if self.namespaced:
+            return self.prefix + namespace.encode() + b"/" + name.encode()
+        return self.prefix + name.encode()
+
+    def namespace_prefix(self, namespace: str) -> bytes:
+        return self.prefix + namespace.encode() + b"/" if namespace and self.namespaced else self.prefix
+
+    def __repr__(self) -> str:
+        return f"<Resource {self.group_version} {self.plural}>"
+
+
+def _r(group, version, plural, singular, kind, namespaced, prefix, **kw) -> Resource:  # type: ignore[no-untyped-def]
+    return Resource(group, version, plural, singular, kind, namespaced, prefix.encode(), **kw)
+
+
+_POD_FIELDS = _COMMON_FIELDS + (
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.podIPs",
+    "status.nominatedNodeName",
+)
+_EVENT_FIELDS = _COMMON_FIELDS + (
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+
+RESOURCES: List[Resource] = [
+    _r("", "v1", "namespaces", "namespace", "Namespace", False, "/registry/namespaces/", short_names=("ns",),
+       subresources=("status", "finalize"), field_selectors=("metadata.name", "status.phase")),
+    _r("", "v1", "nodes", "node", "Node", False, "/registry/minions/", short_names=("no",), subresources=("status",),
+       field_selectors=("metadata.name", "spec.unschedulable")),
+    _r("", "v1", "pods", "pod", "Pod", True, "/registry/pods/", short_names=("po",), categories=("all",),
+       subresources=("status", "binding"), field_selectors=_POD_FIELDS),
+    _r("", "v1", "services", "service", "Service", True, "/registry/services/specs/", short_names=("svc",),
+       categories=("all",), subresources=("status",)),
+    _r("", "v1", "endpoints", "endpoints", "Endpoints", True, "/registry/services/endpoints/", short_names=("ep",)),
+    _r("", "v1", "configmaps", "configmap", "ConfigMap", True, "/registry/configmaps/", short_names=("cm",)),
+    _r("", "v1", "secrets", "secret", "Secret", True, "/registry/secrets/", field_selectors=_COMMON_FIELDS + ("type",)),
+    _r("", "v1", "events", "event", "Event", True, "/registry/events/", short_names=("ev",),
+       field_selectors=_EVENT_FIELDS),
+    _r("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, "/registry/serviceaccounts/",
+       short_names=("sa",)),
+    _r("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, "/registry/leases/"),
+    _r("apps", "v1", "deployments", "deployment", "Deployment", True, "/registry/deployments/", short_names=("deploy",),
+       categories=("all",), subresources=("status", "scale"), generation=True),
+    _r("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, "/registry/replicasets/", short_names=("rs",),
+       categories=("all",), subresources=("status", "scale"), generation=True,
+       field_selectors=_COMMON_FIELDS + ("status.replicas",)),
+    _r("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, "/registry/daemonsets/", short_names=("ds",),
+       categories=("all",), subresources=("status",), generation=True),
+    _r("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, "/registry/statefulsets/",
+       short_names=("sts",), categories=("all",), subresources=("status", "scale"), generation=True),
+    _r("batch", "v1", "jobs", "job", "Job", True, "/registry/jobs/", categories=("all",), subresources=("status",),
+       generation=True, field_selectors=_COMMON_FIELDS + ("status.successful",)),
+    _r("events.k8s.io", "v1", "events", "event", "Event", True, "/registry/events/", short_names=("ev",),
+       storage_of="events", field_selectors=_COMMON_FIELDS + (
+           "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
+           "regarding.resourceVersion", "regarding.fieldPath", "reason", "reportingController", "type")),
+    _r("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
+       "/registry/endpointslices/"),
+]
+
+_BY_PATH: Dict[Tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in RESOURCES}
+
+# Group versions in discovery order (core first, then groups as upstream lists them).
+GROUP_VERSIONS: List[Tuple[str, str]] = []
+for _res in RESOURCES:
+    if (_res.group, _res.version) not in GROUP_VERSIONS:
+        GROUP_VERSIONS.append((_res.group, _res.version))
+
+
+def by_path(group: str, version: str, plural: str) -> Optional[Resource]:
+    """The resource served at /api(s)/<group>/<version>/<plural>."""
+    return _BY_PATH.get((group, version, plural))
+
+
+def lookup(group: str, plural: str) -> Optional[Resource]:
+    """The resource of a group by plural, any served version."""
+    for r in RESOURCES:
+        if r.group == group and r.plural == plural:
+            return r
+    return None
+
+
+def preferred_group_versions() -> Dict[str, str]:
+    """group -> its preferred (here: only) version."""
+    return {g: v for g, v in GROUP_VERSIONS}

@@ -1,0 +1,467 @@
+"""The API server: one object that owns the caches, routes requests and runs the built-in loops.
+
+Routing is split in two: resource paths go to `ResourceHandlers` through
+`routing.parse_path`; everything else (/version, /healthz, /livez,
+/readyz, /metrics, discovery, /openapi) is answered here. Hooks that need
+server-wide state live here too: service IP allocation, event storage
+leases, grace periods, and the built-in namespace lifecycle (what
+kube-controller-manager's namespace and service-account controllers do,
+kept minimal: delete a terminating namespace's content, then the
+namespace; give every namespace a default ServiceAccount).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from .. import __version__
+from ..store.backend import Backend
+from . import errors
+from .discovery import Discovery
+from .handlers import ResourceHandlers
+from .metrics import APIMetrics
+from .resources import RESOURCES, Resource, lookup
+from .routing import parse_path, parse_query
+from .strategy import ClusterIPAllocator
+from .transport import HTTPServer, Request, Response, StreamResponse
+from .watchcache import CachedObject, WatchCache
+
+__all__ = ["APIServer", "APIServerConfig", "VERSION_INFO"]
+
+log = logging.getLogger("megaplane.api")
+
+# kubectl here is a version dispatcher: minor "32" selects its built-in 1.32 client.
+VERSION_INFO = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-megaplane",
+    "gitCommit": "megaplane-" + __version__,
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-22T00:00:00Z",
+    "goVersion": "python",
+    "compiler": "cpython",
+    "platform": "linux/amd64",
+}
+
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class APIServerConfig:
+    #: --event-ttl: how long Events live (kube-apiserver default 1h).
+    event_ttl: int = 3600
+    #: --service-cluster-ip-range
+    service_cluster_ip_range: str = "10.96.0.0/12"
+    #: Address reported in /api's serverAddressByClientCIDRs.
+    advertise_address: str = "127.0.0.1"
+    #: Seconds between BOOKMARK events to watchers that allow them.
+    bookmark_interval: float = 60.0
+    #: Watch cache history window (seconds; upstream keeps 75 s).
+    watch_cache_window: float = 75.0
+    #: Events every watch cache keeps whatever their age (--default-watch-cache-size).
+    watch_cache_min_events: int = 1000
+    #: Most events a watch cache keeps.
+    watch_cache_max_events: int = 100_000
+
+
+class APIServer:
+    def __init__(self, backend: Backend, config: Optional[APIServerConfig] = None) -> None:
+        self.backend = backend
+        self.config = config or APIServerConfig()
+        self.caches: Dict[bytes, WatchCache] = {}
+        for r in RESOURCES:
+            if r.storage_of is None and r.prefix not in self.caches:
+                self.caches[r.prefix] = WatchCache(
+                    r,
+                    backend,
+                    window_seconds=self.config.watch_cache_window,
+                    min_events=self.config.watch_cache_min_events,
+                    max_events=max(self.config.watch_cache_max_events, self.config.watch_cache_min_events),
+                )
+        self.handlers = ResourceHandlers(self)
+        self.discovery = Discovery(self.config.advertise_address)
+        self.metrics = APIMetrics(self)
+        self.registry = CollectorRegistry()
+        self.registry.register(self.metrics)
+        self.http = HTTPServer(self.handle)
+        self.ips = ClusterIPAllocator(self.config.service_cluster_ip_range)
+        self._event_lease: Tuple[int, float, int] = (0, 0.0, 0)
+        self._tasks: List[asyncio.Task] = []
+        self._openapi: Any = None
+        self._namespace_wakeup = asyncio.Event()
+        self.started = False
+        self._verb_handlers = {
+            "get": self.handlers.get,
+            "list": self.handlers.list,
+            "watch": self.handlers.watch,
+            "create": self.handlers.create,
+            "update": self.handlers.update,
+            "patch": self.handlers.patch,
+            "delete": self.handlers.delete,
+            "deletecollection": self.handlers.deletecollection,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Fill the caches, create the bootstrap objects and start the built-in loops."""
+        loop = asyncio.get_running_loop()
+        for cache in self.caches.values():
+            cache.start(loop)
+        for obj in self.cache_for(lookup("", "services")).objects.values():  # type: ignore[arg-type]
+            spec = orjson.loads(obj.data).get("spec") or {}
+            for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
+                if ip and ip != "None":
+                    self.ips.reserve(ip)
+        await self._bootstrap()
+        self._tasks.append(loop.create_task(self._bookmarks()))
+        self._tasks.append(loop.create_task(self._namespace_lifecycle()))
+        self.started = True
+
+    async def listen(self, host: str, port: int, ssl: Any = None) -> int:
+        return await self.http.listen(host, port, ssl)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await self.http.close()
+        for cache in self.caches.values():
+            cache.stop()
+
+    async def _bootstrap(self) -> None:
+        ns = lookup("", "namespaces")
+        assert ns is not None
+        for name in BOOTSTRAP_NAMESPACES:
+            if self.namespace(name) is None:
+                await self.internal_create(ns, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        svc = lookup("", "services")
+        assert svc is not None
+        if self.cache_for(svc).get(svc.key("default", "kubernetes")) is None:
+            await self.internal_create(
+                svc,
+                "default",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                    "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+                },
+            )
+
+    async def internal_create(self, r: Resource, namespace: str, obj: Dict[str, Any]) -> None:
+        """Create an object as a client would, from inside the server."""
+        path = f"/api/{r.version}" if not r.group else f"/apis/{r.group}/{r.version}"
+        if r.namespaced:
+            path += f"/namespaces/{namespace}"
+        req = Request("POST", f"{path}/{r.plural}", "", {"content-type": "application/json"}, orjson.dumps(obj), None)
+        try:
+            result = self.handle(req)
+            if asyncio.iscoroutine(result):
+                await result
+        except errors.StatusError as exc:
+            if exc.reason != "AlreadyExists":
+                raise
+
+    # -- caches and lookups -----------------------------------------------------------------
+
+    def cache_for(self, r: Resource) -> WatchCache:
+        if r.storage_of is not None:
+            base = lookup("", r.storage_of)
+            assert base is not None
+            return self.caches[base.prefix]
+        return self.caches[r.prefix]
+
+    def caches_by_resource(self) -> Iterator[Tuple[Resource, WatchCache]]:
+        for cache in self.caches.values():
+            yield cache.resource, cache
+
+    def namespace(self, name: str) -> Optional[CachedObject]:
+        ns = lookup("", "namespaces")
+        assert ns is not None
+        return self.caches[ns.prefix].get(ns.key("", name))
+
+    def schema_for(self, r: Resource) -> Optional[Dict[str, Any]]:
+        from . import schema
+
+        name = schema.definition_for(r.group, r.version, r.kind)
+        return schema.definitions()[name] if name else None
+
+    @property
+    def openapi(self) -> Any:
+        if self._openapi is None:
+            from .openapi import OpenAPI, ResourceInfo
+
+            infos = [
+                ResourceInfo(r.group, r.version, r.plural, r.kind, r.namespaced, r.subresources, r.verbs)
+                for r in RESOURCES
+            ]
+            self._openapi = OpenAPI(infos)
+        return self._openapi
+
+    # -- hooks used by the handlers ----------------------------------------------------------
+
+    def defaults(self, r: Resource, obj: Dict[str, Any]) -> None:
+        from .defaults import apply_defaults
+
+        apply_defaults(r.group, r.plural, obj)
+
+    def fill_zero_values(self, r: Resource, obj: Dict[str, Any]) -> None:
+        """Zero values Go always serialises and strict clients require (after status resets)."""
+        from .defaults import fill_zero_values
+
+        fill_zero_values(r.group, r.plural, obj)
+
+    def field_validation(self, r: Resource, obj: Dict[str, Any], directive: str, verb: str = "create") -> List[str]:
+        """Unknown fields per ?fieldValidation= (Strict: 400; Warn, the default: warnings)."""
+        from .fieldvalidation import (
+            FieldValidationError,
+            InvalidDirectiveError,
+            decode_error_message,
+            validate,
+        )
+
+        options = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}.get(verb, "CreateOptions")
+        try:
+            return validate(r.group, r.version, r.kind, obj, directive, options_kind=options)
+        except FieldValidationError as exc:
+            raise errors.bad_request(decode_error_message(r.kind, r.group_version, exc.message)) from None
+        except InvalidDirectiveError as exc:
+            st = exc.status()
+            raise errors.StatusError(exc.code, exc.reason, st["message"], st["details"]) from None
+
+    def admit_create(self, r: Resource, obj: Dict[str, Any]) -> None:
+        """Allocations a create needs before it is stored (service cluster IPs)."""
+        if r.group == "" and r.plural == "services":
+            spec = obj.setdefault("spec", {})
+            if spec.get("type", "ClusterIP") == "ExternalName":
+                return
+            want = spec.get("clusterIP", "")
+            if want == "None":
+                spec["clusterIPs"] = ["None"]
+                return
+            try:
+                ip = self.ips.allocate(want)
+            except ValueError as exc:
+                raise errors.invalid(
+                    "", "Service", obj["metadata"].get("name", ""),
+                    [errors.field_error("", "spec.clusterIPs", [want], str(exc))],
+                ) from None
+            spec["clusterIP"] = ip
+            spec["clusterIPs"] = [ip]
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+
+    def release_create(self, r: Resource, obj: Dict[str, Any]) -> None:
+        self.release_delete(r, obj)
+
+    def admit_update(self, r: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+        if r.group == "" and r.plural == "services":
+            old_spec = old.get("spec") or {}
+            spec = obj.setdefault("spec", {})
+            if not spec.get("clusterIP") and old_spec.get("clusterIP"):
+                spec["clusterIP"] = old_spec["clusterIP"]
+                spec["clusterIPs"] = old_spec.get("clusterIPs", [old_spec["clusterIP"]])
+
+    def release_delete(self, r: Resource, obj: Dict[str, Any]) -> None:
+        if r.group == "" and r.plural == "services":
+            for ip in (obj.get("spec") or {}).get("clusterIPs") or ():
+                self.ips.release(ip)
+
+    def grace_period(self, r: Resource, obj: Dict[str, Any], opts: Dict[str, Any]) -> int:
+        """Seconds of graceful deletion: pods on a node get their terminationGracePeriodSeconds."""
+        if not (r.group == "" and r.plural == "pods"):
+            return 0
+        if "gracePeriodSeconds" in opts and opts["gracePeriodSeconds"] is not None:
+            grace = int(opts["gracePeriodSeconds"])
+        else:
+            grace = int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        # Not on a node, or finished: nothing to wait for (upstream deletes at once).
+        if not (obj.get("spec") or {}).get("nodeName"):
+            return 0
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        return max(grace, 0)
+
+    def after_mark_deleted(self, r: Resource, obj: Dict[str, Any]) -> None:
+        if r.group == "" and r.plural == "namespaces":
+            self._namespace_wakeup.set()
+
+    def storage_lease(self, r: Resource) -> int:
+        """Events are stored under a lease of --event-ttl, one lease per ~1000 events or minute (upstream)."""
+        if r.plural != "events":
+            return 0
+        lease, granted, used = self._event_lease
+        now = time.monotonic()
+        if not lease or now - granted > 60 or used >= 1000:
+            lease = self.backend.lease_grant(self.config.event_ttl)
+            granted, used = now, 0
+        self._event_lease = (lease, granted, used + 1)
+        return lease
+
+    # -- built-in loops ------------------------------------------------------------------------
+
+    async def _bookmarks(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.bookmark_interval)
+            for cache in self.caches.values():
+                rev = cache.revision
+                for w in list(cache.watchers):
+                    if w.bookmarks and not w.pending:
+                        w.bookmark(rev)
+
+    async def _namespace_lifecycle(self) -> None:
+        """Finish deleting terminating namespaces; give new ones their default ServiceAccount."""
+        ns_res = lookup("", "namespaces")
+        sa_res = lookup("", "serviceaccounts")
+        assert ns_res is not None and sa_res is not None
+        sa_cache = self.cache_for(sa_res)
+        while True:
+            for ns in list(self.caches[ns_res.prefix].objects.values()):
+                name = ns.facts.name
+                try:
+                    if ns.facts.deleting:
+                        await self._finish_namespace(ns_res, ns)
+                    elif sa_cache.get(sa_res.key(name, "default")) is None:
+                        await self.internal_create(
+                            sa_res, name, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+                        )
+                except errors.StatusError as exc:
+                    log.debug("namespace %s: %s", name, exc.message)
+                except Exception:
+                    log.exception("namespace lifecycle for %s", name)
+            try:
+                await asyncio.wait_for(self._namespace_wakeup.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+            self._namespace_wakeup.clear()
+
+    async def _finish_namespace(self, ns_res: Resource, ns: CachedObject) -> None:
+        name = ns.facts.name
+        left = 0
+        for r in RESOURCES:
+            if not r.namespaced or r.storage_of is not None:
+                continue
+            cache = self.cache_for(r)
+            for obj in list(cache.iter_prefix(r.namespace_prefix(name))):
+                left += 1
+                current = cache.get(obj.key)
+                if current is None:
+                    continue
+                if current.facts.finalizers:
+                    continue  # their owners remove finalizers; we wait
+                ok, _ = self.backend.delete(current.key, current.rv)
+                if ok:
+                    self.release_delete(r, orjson.loads(current.data))
+        if left:
+            self._namespace_wakeup.set()
+            await asyncio.sleep(0.1)
+            return
+        cur = self.caches[ns_res.prefix].get(ns.key)
+        if cur is None:
+            return
+        obj = orjson.loads(cur.data)
+        if obj["metadata"].get("finalizers"):
+            return
+        self.backend.delete(cur.key, cur.rv)
+
+    # -- request routing ---------------------------------------------------------------------
+
+    def handle(self, req: Request) -> Any:
+        path = req.path
+        if path.startswith("/api/") or path.startswith("/apis/"):
+            q = parse_query(req.query)
+            info = parse_path(req.method, path, q)
+            if info is not None:
+                return self._resource(info, req, q)
+        return self._other(req)
+
+    def _resource(self, info: Any, req: Request, q: Dict[str, str]) -> Any:
+        handler = self._verb_handlers[info.verb]
+        r = info.resource
+        scope = "namespace" if info.namespace else ("resource" if info.name else "cluster")
+        try:
+            result = handler(info, req, q)
+        except errors.StatusError as exc:
+            self.metrics.observe(info.verb, r, info.subresource, scope, exc.code, time.perf_counter() - req.started)
+            raise
+        if asyncio.iscoroutine(result):
+            return self._observed(result, info, req, scope)
+        if not isinstance(result, StreamResponse):
+            self.metrics.observe(info.verb, r, info.subresource, scope, result.status, time.perf_counter() - req.started)
+        return result
+
+    async def _observed(self, coro: Any, info: Any, req: Request, scope: str) -> Any:
+        kind = "readOnly" if info.verb in ("get", "list") else "mutating"
+        self.metrics.inflight[kind] += 1
+        code = 500
+        try:
+            result = await coro
+            code = result.status
+            return result
+        except errors.StatusError as exc:
+            code = exc.code
+            raise
+        finally:
+            self.metrics.inflight[kind] -= 1
+            self.metrics.observe(
+                info.verb, info.resource, info.subresource, scope, code, time.perf_counter() - req.started
+            )
+
+    def _other(self, req: Request) -> Response:
+        path = req.path.rstrip("/") or "/"
+        if req.method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        accept = req.headers.get("accept", "")
+        if path == "/version":
+            return Response(200, orjson.dumps(VERSION_INFO))
+        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            ok = self.started
+            verbose = "verbose" in req.query
+            body = b"ok" if not verbose else b"[+]ping ok\n[+]etcd ok\n" + (b"healthz check passed\n" if ok else b"")
+            return Response(200 if ok else 503, body, b"text/plain; charset=utf-8")
+        if path == "/metrics":
+            return Response(200, generate_latest(self.registry), CONTENT_TYPE_LATEST.encode())
+        if path == "/api":
+            agg = Discovery.negotiate(accept)
+            if agg is not None:
+                return Response(200, self.discovery.aggregated(True, _agg_version(agg)), agg)
+            return Response(200, self.discovery.api_versions())
+        if path == "/apis":
+            agg = Discovery.negotiate(accept)
+            if agg is not None:
+                return Response(200, self.discovery.aggregated(False, _agg_version(agg)), agg)
+            return Response(200, self.discovery.api_group_list())
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) == 2:
+            body = self.discovery.resource_list("", parts[1])
+            if body is not None:
+                return Response(200, body)
+        if parts[0] == "apis" and len(parts) == 2:
+            body = self.discovery.api_group(parts[1])
+            if body is not None:
+                return Response(200, body)
+        if parts[0] == "apis" and len(parts) == 3:
+            body = self.discovery.resource_list(parts[1], parts[2])
+            if body is not None:
+                return Response(200, body)
+        if path == "/openapi/v2":
+            return Response(200, self.openapi.v2_document())
+        if path == "/openapi/v3":
+            return Response(200, self.openapi.v3_index())
+        if path.startswith("/openapi/v3/"):
+            doc = self.openapi.v3_document(path[len("/openapi/v3/") :])
+            if doc is not None:
+                return Response(200, doc)
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def _agg_version(media_type: bytes) -> str:
+    return "apidiscovery.k8s.io/v2" if b"v=v2;" in media_type else "apidiscovery.k8s.io/v2beta1"

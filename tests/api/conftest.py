@@ -1,0 +1,101 @@
+"""A real `megaplane up` process for API tests, and the real clients to drive it.
+
+The server runs as a separate process on loopback (plain HTTP for the
+Python client and raw requests, HTTPS through the kubeconfig it writes for
+kubectl). Each kubectl call gets a fresh --cache-dir unless the test says
+otherwise, so discovery is never served from a stale cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Iterator, List, Optional
+
+import pytest
+
+from tests.etcd.conftest import free_port
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+
+class Cluster:
+    def __init__(self, proc: subprocess.Popen, port: int, kubeconfig: str, root: str) -> None:
+        self.proc = proc
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.kubeconfig = kubeconfig
+        self.root = root
+        self.cache_dir = os.path.join(root, "kubectl-cache")
+
+    def kubectl(self, *args: str, input: Optional[str] = None, timeout: float = 60, fresh_cache: bool = False) -> subprocess.CompletedProcess:
+        cache = tempfile.mkdtemp(dir=self.root) if fresh_cache else self.cache_dir
+        return subprocess.run(
+            [KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir", cache, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str, input: Optional[str] = None) -> str:
+        out = self.kubectl(*args, input=input)
+        assert out.returncode == 0, f"kubectl {' '.join(args)} failed:\n{out.stderr}"
+        return out.stdout
+
+    def api_client(self):  # type: ignore[no-untyped-def]
+        import kubernetes
+
+        cfg = kubernetes.client.Configuration()
+        cfg.host = self.url
+        return kubernetes.client.ApiClient(cfg)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_cluster(root: str, extra: Optional[List[str]] = None) -> Cluster:
+    port, secure = free_port(), free_port()
+    kubeconfig = os.path.join(root, "kubeconfig")
+    log = open(os.path.join(root, "megaplane.log"), "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "megaplane.cli", "up", "--port", str(port), "--secure-port", str(secure),
+         "--kubeconfig", kubeconfig, "--data-dir", os.path.join(root, "data"), *(extra or [])],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"megaplane up exited with {proc.returncode}; see {log.name}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200 and os.path.exists(kubeconfig):
+                    return Cluster(proc, port, kubeconfig, root)
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("megaplane up did not become ready")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    root = tempfile.mkdtemp(prefix="megaplane-api-")
+    c = start_cluster(root)
+    try:
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
