@@ -121,13 +121,156 @@ def decode_error_message(kind: str, version: str, detail: str) -> str:
 
 def unknown_fields(group: str, version: str, kind: str, obj: Any) -> List[str]:
     """Dotted paths of the fields of `obj` that the kind's schema does not have."""
-    name = schema.definition_for(group, version, kind)
-    if name is None or not isinstance(obj, dict):
+    root = _kind_node(group, version, kind)
+    if root is None or not isinstance(obj, dict):
+        return []
+    # Almost every object is clean: a set-difference pass answers that in C;
+    # only an object with unknown fields pays for the ordered walk.
+    if _clean(obj, root):
         return []
     out: List[str] = []
-    seen: set = set()
-    _walk(obj, schema.definitions()[name], "", out, seen)
-    return out
+    _check(obj, root, [], out)
+    return _dedupe(out)
+
+
+class _Node:
+    """A schema compiled for walking: which keys an object may have, and their nodes.
+
+    `props` None means "not an object with fixed fields"; `extra` is the value
+    node of a map; `items` the element node of a list; `free` marks parts
+    whose content is not checked (preserve-unknown-fields, RawExtension...).
+    """
+
+    __slots__ = ("props", "extra", "items", "free", "keys", "nested", "leaf")
+
+    def __init__(self) -> None:
+        self.props: Optional[Dict[str, "_Node"]] = None
+        self.extra: Optional["_Node"] = None
+        self.items: Optional["_Node"] = None
+        self.free = False
+        # For the fast pass: the allowed keys, the children that can hold
+        # objects or lists, and whether this node never needs a look inside.
+        self.keys: frozenset = frozenset()
+        self.nested: Dict[str, "_Node"] = {}
+        self.leaf = False
+
+
+_NODES: Dict[int, _Node] = {}
+_KINDS: Dict[tuple, Optional[_Node]] = {}
+
+
+def _compile(sch: Dict[str, Any]) -> _Node:
+    s = schema.resolve(sch)
+    key = id(s)
+    node = _NODES.get(key)
+    if node is not None:
+        return node
+    node = _NODES[key] = _Node()  # registered first: schemas are recursive (JSONSchemaProps)
+    if s.get("x-kubernetes-preserve-unknown-fields"):
+        node.free = True
+        return node
+    props = s.get("properties")
+    extra = s.get("additionalProperties")
+    if props is not None:
+        node.props = {name: _compile(sub) for name, sub in props.items()}
+    if isinstance(extra, dict):
+        node.extra = _compile(extra)
+    items = s.get("items")
+    if isinstance(items, dict):
+        node.items = _compile(items)
+    return node
+
+
+def _finish(node: _Node, seen: set) -> None:
+    """Fill the fast-pass fields once the whole graph is compiled (it may be cyclic)."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    node.keys = frozenset(node.props or ())
+    for child in [*(node.props or {}).values(), node.extra, node.items]:
+        if child is not None:
+            _finish(child, seen)
+    node.leaf = node.free or (node.props is None and node.extra is None and node.items is None)
+    node.nested = {k: c for k, c in (node.props or {}).items() if not c.leaf}
+
+
+def _clean(value: Any, node: _Node) -> bool:
+    """True when `value` has no unknown field (the common case, checked with set operations)."""
+    if node.leaf:
+        return True
+    if isinstance(value, dict):
+        props = node.props
+        if props is None:
+            extra = node.extra
+            if extra is None or extra.leaf:
+                return True
+            return all(_clean(v, extra) for v in value.values() if isinstance(v, (dict, list)))
+        if node.extra is None and not value.keys() <= node.keys:
+            return False
+        for name, child in node.nested.items():
+            sub = value.get(name)
+            if sub is not None and isinstance(sub, (dict, list)) and not _clean(sub, child):
+                return False
+        if node.extra is not None:
+            extra = node.extra
+            for k, v in value.items():
+                if k not in props and isinstance(v, (dict, list)) and not _clean(v, extra):
+                    return False
+        return True
+    if isinstance(value, list):
+        items = node.items
+        if items is None or items.leaf:
+            return True
+        return all(_clean(v, items) for v in value if isinstance(v, (dict, list)))
+    return True
+
+
+def _kind_node(group: str, version: str, kind: str) -> Optional[_Node]:
+    k = (group, version, kind)
+    if k not in _KINDS:
+        name = schema.definition_for(group, version, kind)
+        node = _compile(schema.definitions()[name]) if name is not None else None
+        if node is not None:
+            _finish(node, set())
+        _KINDS[k] = node
+    return _KINDS[k]
+
+
+def _check(value: Any, node: _Node, path: List[str], out: List[str]) -> None:
+    """Collect unknown fields of `value`; paths are built only when one is found."""
+    if len(out) >= MAX_ERRORS or node.free:
+        return
+    if isinstance(value, dict):
+        props = node.props
+        extra = node.extra
+        if props is None:
+            if extra is not None:
+                for key, sub in value.items():
+                    if isinstance(sub, (dict, list)):
+                        path.append(key)
+                        _check(sub, extra, path, out)
+                        path.pop()
+            return
+        for key, sub in value.items():
+            child = props.get(key)
+            if child is None:
+                child = extra
+                if child is None:
+                    if len(out) < MAX_ERRORS:
+                        out.append(".".join(path + [key]).replace(".[", "["))
+                    continue
+            if isinstance(sub, (dict, list)):
+                path.append(key)
+                _check(sub, child, path, out)
+                path.pop()
+    elif isinstance(value, list):
+        items = node.items
+        if items is not None:
+            for i, sub in enumerate(value):
+                if isinstance(sub, (dict, list)):
+                    path.append(f"[{i}]")
+                    _check(sub, items, path, out)
+                    path.pop()
 
 
 def validate(
@@ -163,43 +306,6 @@ def validate(
 
 
 # ---------------------------------------------------------------------------------------
-
-
-def _walk(value: Any, sch: Optional[Dict[str, Any]], path: str, out: List[str], seen: set) -> None:
-    if sch is None or len(out) >= MAX_ERRORS:
-        return
-    s = schema.resolve(sch)
-    if isinstance(value, dict):
-        if s.get("x-kubernetes-preserve-unknown-fields"):
-            return
-        props = s.get("properties")
-        extra = s.get("additionalProperties")
-        if props is None:
-            if isinstance(extra, dict):  # a map: any key, values of one schema
-                for key, sub in value.items():
-                    _walk(sub, extra, _join(path, key), out, seen)
-            # otherwise free-form (RawExtension, FieldsV1, ...) or not an object at all
-            return
-        for key, sub in value.items():
-            field = props.get(key)
-            if field is not None:
-                _walk(sub, field, _join(path, key), out, seen)
-            elif isinstance(extra, dict):
-                _walk(sub, extra, _join(path, key), out, seen)
-            else:
-                p = _join(path, key)
-                if p not in seen and len(out) < MAX_ERRORS:
-                    seen.add(p)
-                    out.append(p)
-    elif isinstance(value, list):
-        items = s.get("items")
-        if isinstance(items, dict):
-            for i, sub in enumerate(value):
-                _walk(sub, items, f"{path}[{i}]", out, seen)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
 
 
 def _dedupe(items: List[str]) -> List[str]:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import orjson
 
+from ..store.errors import CompactedError, FutureRevisionError
+from ..store.kv import prefix_end
 from . import errors, strategy
 from .encoding import (
     continue_expired,
@@ -39,9 +41,22 @@ from .encoding import (
 )
 from .errors import field_error
 from .objects import generate_name, new_uid, now_rfc3339
+from .patch import (
+    PatchError,
+    apply_json_patch,
+    apply_merge_patch,
+    apply_strategic_merge_patch,
+    decode_patch,
+)
 from .resources import Resource
 from .routing import RequestInfo
-from .selectors import parse_field_selector, parse_label_selector
+from .selectors import (
+    matches_fields,
+    matches_labels,
+    parse_field_selector,
+    parse_label_selector,
+    selector_from_dict,
+)
 from .transport import Request, Response, StreamResponse
 from .validation import name_rule, validate_metadata
 from .watchcache import CachedObject, CacheWatcher, TooOldError, WatchCache
@@ -162,9 +177,16 @@ class ResourceHandlers:
                 f"unable to create new content in namespace {namespace} because it is being terminated",
             )
 
-    async def _durable(self, rev: int) -> None:
-        if self.backend.needs_durability(rev):
+    def _after(self, rev: int, response: Response) -> Any:
+        """`response` now, or (an awaitable) once `rev` is on disk when its partition needs that."""
+        if not self.backend.needs_durability(rev):
+            return response
+
+        async def later() -> Response:
             await self.backend.durable(rev)
+            return response
+
+        return later()
 
     # -- get / list ------------------------------------------------------------------------
 
@@ -207,8 +229,6 @@ class ResourceHandlers:
         for obj in cache.iter_prefix(prefix):
             if labels or fields:
                 f = obj.facts
-                from .selectors import matches_fields, matches_labels
-
                 if not matches_labels(labels, f.labels) or not matches_fields(fields, f.fields):
                     continue
             if limit and len(out) == limit:
@@ -225,10 +245,6 @@ class ResourceHandlers:
     def _list_from_store(
         self, req: Request, r: Resource, prefix: bytes, start: bytes, revision: int, limit: int, labels: Any, fields: Any
     ) -> Response:
-        from ..store.errors import CompactedError, FutureRevisionError
-        from ..store.kv import prefix_end
-        from .selectors import matches_fields, matches_labels
-
         decode = self.cache(r).decode_facts
         end = prefix_end(prefix)
         items: List[bytes] = []
@@ -359,12 +375,16 @@ class ResourceHandlers:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def _encoder(self, obj: Dict[str, Any]) -> Callable[[int], bytes]:
+    def _encoder(self, obj: Dict[str, Any], r: Resource, key: bytes) -> Callable[[int], bytes]:
+        """Encode `obj` with the revision its write will get; tell the cache its facts."""
         meta = obj["metadata"]
+        cache = self.cache(r)
 
         def encode(revision: int) -> bytes:
             if revision:
                 meta["resourceVersion"] = str(revision)
+                if r.storage_of is None:
+                    cache.expect(key, cache.decode_facts.from_dict(obj))
             else:
                 meta.pop("resourceVersion", None)
             return orjson.dumps(obj)
@@ -385,11 +405,11 @@ class ResourceHandlers:
             raise errors.invalid(r.group, r.kind, meta.get("name") or meta.get("generateName") or "", causes)
         return self.server.field_validation(r, obj, q.get("fieldValidation", ""), verb)
 
-    async def create(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+    def create(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
         assert r is not None
         if info.subresource == "binding":
-            return await self.bind(info, req, q)
+            return self.bind(info, req, q)
         if info.subresource:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         obj = decode_body(req, r)
@@ -426,22 +446,21 @@ class ResourceHandlers:
                 raise errors.already_exists(r.group, r.plural, name)
             return self._respond(req, r, orjson.dumps(stored), 201)
         lease = self.server.storage_lease(r)
-        ok, kv = self.backend.create(key, self._encoder(stored), lease)
+        ok, kv = self.backend.create(key, self._encoder(stored, r, key), lease)
         if not ok:
             self.server.release_create(r, obj)
             raise errors.already_exists(r.group, r.plural, name)
         assert kv is not None
-        await self._durable(kv[2])
         resp = self._respond(req, r, kv[4], 201)
         if warnings:
-            resp.headers = [(b"Warning", b'299 - "' + w.encode() + b'"') for w in warnings]
-        return resp
+            resp.headers = _warning_headers(warnings)
+        return self._after(kv[2], resp)
 
-    async def update(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+    def update(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
         assert r is not None
         if info.subresource == "scale":
-            return await self._update_scale(info, req, q)
+            return self._update_scale(info, req, q)
         obj = decode_body(req, r)
         check_kind(obj, r)
         meta = obj.setdefault("metadata", {})
@@ -459,12 +478,12 @@ class ResourceHandlers:
                 )
             meta["namespace"] = ns
         if info.subresource == "finalize" and r.plural == "namespaces":
-            return await self._finalize_namespace(info, req, obj)
+            return self._finalize_namespace(info, req, obj)
         warnings = self._validate(r, obj, q, "update")
         want = meta.get("resourceVersion", "")
-        return await self._write_update(info, req, q, obj, want, warnings)
+        return self._write_update(info, req, q, obj, want, warnings)
 
-    async def _write_update(
+    def _write_update(
         self,
         info: RequestInfo,
         req: Request,
@@ -500,25 +519,24 @@ class ResourceHandlers:
                 raise errors.conflict_modified(r.group, r.plural, info.name)
             self.server.release_delete(r, old)
             rev = self.backend.revision()
-            await self._durable(rev)
             meta["resourceVersion"] = str(rev)
-            return self._respond(req, r, orjson.dumps(obj))
-        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj))
+            return self._after(rev, self._respond(req, r, orjson.dumps(obj)))
+        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj, r, cur.key))
         if not ok:
             if kv is None:
                 raise errors.not_found(r.group, r.plural, info.name)
             raise errors.conflict_modified(r.group, r.plural, info.name)
         assert kv is not None
-        await self._durable(kv[2])
         resp = self._respond(req, r, kv[4])
         if warnings:
-            resp.headers = [(b"Warning", b'299 - "' + w.encode() + b'"') for w in warnings]
-        return resp
+            resp.headers = _warning_headers(warnings)
+        return self._after(kv[2], resp)
 
-    async def patch(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+    def patch(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
         assert r is not None
-        ptype = _PATCH_TYPES.get(_content_type(req))
+        ctype = _content_type(req)
+        ptype = _PATCH_TYPES.get(ctype)
         if ptype is None:
             raise errors.StatusError(
                 415,
@@ -533,12 +551,11 @@ class ResourceHandlers:
                 "UnsupportedMediaType",
                 "server-side apply (application/apply-patch+yaml) is not implemented by megaplane yet",
             )
-        try:
-            patch = orjson.loads(req.body)
-        except orjson.JSONDecodeError as exc:
-            raise errors.bad_request(f"error decoding patch: {exc}") from None
-        from .patch import PatchError, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 
+        try:
+            patch = decode_patch(req.body, ctype)
+        except PatchError as exc:
+            raise errors.StatusError(exc.code, exc.reason, exc.message) from None
         for _ in range(5):
             cur = self._current(info)
             doc = orjson.loads(view_bytes(r, cur.data))
@@ -552,12 +569,11 @@ class ResourceHandlers:
                 else:
                     new = apply_strategic_merge_patch(doc, patch, self.server.schema_for(r))
             except PatchError as exc:
-                code = 422 if exc.reason == "Invalid" else 400
-                raise errors.StatusError(code, exc.reason, exc.message) from None
+                raise errors.StatusError(exc.code, exc.reason, exc.message) from None
             if not isinstance(new, dict):
                 raise errors.bad_request("the patch did not produce an object")
             if info.subresource == "scale":
-                return await self._apply_scale(info, req, q, new, cur)
+                return self._apply_scale(info, req, q, new, cur)
             check_kind(new, r)
             meta = new.setdefault("metadata", {})
             if meta.get("name", info.name) != info.name:
@@ -568,7 +584,7 @@ class ResourceHandlers:
             patch_rv = (patch.get("metadata") or {}).get("resourceVersion", "") if isinstance(patch, dict) else ""
             warnings = self._validate(r, new, q, "patch")
             try:
-                return await self._write_update(info, req, q, new, patch_rv or str(cur.rv), warnings)
+                return self._write_update(info, req, q, new, patch_rv or str(cur.rv), warnings)
             except errors.StatusError as exc:
                 # A concurrent write moved the object: re-read and re-apply (upstream retries too).
                 if exc.reason != "Conflict" or patch_rv:
@@ -595,14 +611,14 @@ class ResourceHandlers:
             opts["dryRun"] = [q["dryRun"]]
         return opts
 
-    async def delete(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+    def delete(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
         assert r is not None
         opts = self._delete_options(req, q)
         cur = self._current(info)
-        return await self._delete_one(info, req, r, cur, opts)
+        return self._delete_one(info, req, r, cur, opts)
 
-    async def _delete_one(
+    def _delete_one(
         self, info: Optional[RequestInfo], req: Request, r: Resource, cur: CachedObject, opts: Dict[str, Any]
     ) -> Response:
         name = cur.facts.name
@@ -632,13 +648,12 @@ class ResourceHandlers:
                 obj.setdefault("status", {})["phase"] = "Terminating"
             if dry:
                 return self._respond(req, r, orjson.dumps(obj), 202)
-            ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj))
+            ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj, r, cur.key))
             if not ok:
                 raise errors.conflict_modified(r.group, r.plural, name)
             assert kv is not None
-            await self._durable(kv[2])
             self.server.after_mark_deleted(r, obj)
-            return self._respond(req, r, kv[4], 202 if cur.facts.finalizers else 200)
+            return self._after(kv[2], self._respond(req, r, kv[4], 202 if cur.facts.finalizers else 200))
         if dry:
             return self._respond(req, r, cur.data)
         ok, prev = self.backend.delete(cur.key, cur.rv)
@@ -647,15 +662,11 @@ class ResourceHandlers:
                 raise errors.not_found(r.group, r.plural, name)
             raise errors.conflict_modified(r.group, r.plural, name)
         self.server.release_delete(r, obj)
-        rev = self.backend.revision()
-        await self._durable(rev)
-        return self._respond(req, r, cur.data)
+        return self._after(self.backend.revision(), self._respond(req, r, cur.data))
 
-    async def deletecollection(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+    def deletecollection(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
         assert r is not None
-        from .selectors import matches_fields, matches_labels
-
         labels = parse_label_selector(q.get("labelSelector", ""))
         fields = parse_field_selector(q.get("fieldSelector", ""), r.field_selectors)
         opts = self._delete_options(req, q)
@@ -668,16 +679,20 @@ class ResourceHandlers:
         items = []
         for cur in victims:
             try:
-                resp = await self._delete_one(None, req, r, cur, opts)
+                resp = self._delete_one(None, req, r, cur, opts)
+                if not isinstance(resp, Response):
+                    resp.close()  # an awaitable for durability; the final _after covers every write
+                    resp = self._respond(req, r, cur.data)
                 items.append(resp.body)
             except errors.StatusError as exc:
                 if exc.reason != "NotFound":
                     raise
-        return Response(200, list_body(r, items, self.backend.revision()))
+        rev = self.backend.revision()
+        return self._after(rev, Response(200, list_body(r, items, rev)))
 
     # -- subresources ------------------------------------------------------------------------------
 
-    async def bind(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+    def bind(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         """POST pods/{name}/binding: assign the pod to a node (the scheduler's write)."""
         r = info.resource
         assert r is not None
@@ -706,20 +721,17 @@ class ResourceHandlers:
         status["conditions"] = conditions
         if _dry_run(q):
             return Response(201, _success(201))
-        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj))
+        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj, r, cur.key))
         if not ok:
             raise errors.conflict_modified("", "pods", info.name)
         assert kv is not None
-        await self._durable(kv[2])
-        return Response(201, _success(201))
+        return self._after(kv[2], Response(201, _success(201)))
 
     def _scale(self, r: Resource, obj: Dict[str, Any]) -> bytes:
         meta = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
         selector = spec.get("selector") or {}
-        from .selectors import selector_from_dict
-
         reqs = selector_from_dict(selector) or ()
         sel = ",".join(
             f"{k}={next(iter(v))}" if op == "=" else f"{k} {op} ({','.join(sorted(v))})" for k, op, v in reqs
@@ -740,14 +752,14 @@ class ResourceHandlers:
             }
         )
 
-    async def _update_scale(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+    def _update_scale(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
         assert r is not None
         scale = decode_body(req, r)
         check_kind(scale, r, "Scale", "autoscaling/v1")
-        return await self._apply_scale(info, req, q, scale, self._current(info))
+        return self._apply_scale(info, req, q, scale, self._current(info))
 
-    async def _apply_scale(
+    def _apply_scale(
         self, info: RequestInfo, req: Request, q: Dict[str, str], scale: Dict[str, Any], cur: CachedObject
     ) -> Response:
         r = info.resource
@@ -764,10 +776,17 @@ class ResourceHandlers:
         obj = orjson.loads(cur.data)
         obj.setdefault("spec", {})["replicas"] = replicas
         info.subresource = ""
-        resp = await self._write_update(info, req, q, obj, str(cur.rv), [])
-        return Response(200, self._scale(r, orjson.loads(resp.body)))
+        resp = self._write_update(info, req, q, obj, str(cur.rv), [])
+        scale_of = lambda written: Response(200, self._scale(r, orjson.loads(written.body)))  # noqa: E731
+        if isinstance(resp, Response):
+            return scale_of(resp)
 
-    async def _finalize_namespace(self, info: RequestInfo, req: Request, obj: Dict[str, Any]) -> Response:
+        async def later() -> Response:
+            return scale_of(await resp)
+
+        return later()
+
+    def _finalize_namespace(self, info: RequestInfo, req: Request, obj: Dict[str, Any]) -> Response:
         """PUT namespaces/{name}/finalize: only spec.finalizers changes (the namespace controller's write)."""
         r = info.resource
         assert r is not None
@@ -780,12 +799,15 @@ class ResourceHandlers:
             if not ok:
                 raise errors.conflict_modified("", "namespaces", info.name)
             return self._respond(req, r, cur.data)
-        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(old))
+        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(old, r, cur.key))
         if not ok:
             raise errors.conflict_modified("", "namespaces", info.name)
         assert kv is not None
-        await self._durable(kv[2])
-        return self._respond(req, r, kv[4])
+        return self._after(kv[2], self._respond(req, r, kv[4]))
+
+
+def _warning_headers(warnings: List[str]) -> List[Tuple[bytes, bytes]]:
+    return [(b"Warning", b'299 - "' + w.encode() + b'"') for w in warnings]
 
 
 def _success(code: int) -> bytes:

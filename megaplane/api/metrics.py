@@ -105,7 +105,7 @@ class APIMetrics(Collector):
         for r, cache in self.server.caches_by_resource():
             events.add_metric([r.group, r.version, r.plural], cache.sent_total)
             watchers.add_metric(
-                ["WATCH", r.group, r.version, r.plural, "", "resource", "apiserver"], len(cache.watchers)
+                ["WATCH", r.group, r.version, r.plural, "", "resource", "apiserver"], len(cache.watchers) + len(cache.broadcast)
             )
             objects.add_metric([f"{r.plural}.{r.group}" if r.group else r.plural], len(cache.objects))
         yield events

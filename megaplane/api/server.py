@@ -23,8 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from .. import __version__
 from ..store.backend import Backend
-from . import errors
+from . import defaults, errors
 from .discovery import Discovery
+from .fieldvalidation import FieldValidationError, InvalidDirectiveError, decode_error_message, validate
 from .handlers import ResourceHandlers
 from .metrics import APIMetrics
 from .resources import RESOURCES, Resource, lookup
@@ -208,24 +209,14 @@ class APIServer:
     # -- hooks used by the handlers ----------------------------------------------------------
 
     def defaults(self, r: Resource, obj: Dict[str, Any]) -> None:
-        from .defaults import apply_defaults
-
-        apply_defaults(r.group, r.plural, obj)
+        defaults.apply_defaults(r.group, r.plural, obj)
 
     def fill_zero_values(self, r: Resource, obj: Dict[str, Any]) -> None:
         """Zero values Go always serialises and strict clients require (after status resets)."""
-        from .defaults import fill_zero_values
-
-        fill_zero_values(r.group, r.plural, obj)
+        defaults.fill_zero_values(r.group, r.plural, obj)
 
     def field_validation(self, r: Resource, obj: Dict[str, Any], directive: str, verb: str = "create") -> List[str]:
         """Unknown fields per ?fieldValidation= (Strict: 400; Warn, the default: warnings)."""
-        from .fieldvalidation import (
-            FieldValidationError,
-            InvalidDirectiveError,
-            decode_error_message,
-            validate,
-        )
 
         options = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}.get(verb, "CreateOptions")
         try:
@@ -312,8 +303,10 @@ class APIServer:
         while True:
             await asyncio.sleep(self.config.bookmark_interval)
             for cache in self.caches.values():
+                # Events queued for broadcast go out before a bookmark that covers them.
+                cache.flush_now()
                 rev = cache.revision
-                for w in list(cache.watchers):
+                for w in list(cache.watchers) + list(cache.broadcast):
                     if w.bookmarks and not w.pending:
                         w.bookmark(rev)
 

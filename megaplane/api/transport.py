@@ -154,6 +154,15 @@ class ChunkSink:
         t.write(b"%x\r\n%s\r\n" % (len(data), data))
         return True
 
+    def write_chunk(self, chunk: bytes) -> bool:
+        if self.closed:
+            return False
+        t = self.conn.transport
+        if t is None or t.is_closing() or t.get_write_buffer_size() > STREAM_HIGH_WATER:
+            return False
+        t.write(chunk)
+        return True
+
     def close(self) -> None:
         if self.closed:
             return

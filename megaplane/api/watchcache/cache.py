@@ -30,6 +30,8 @@ import time
 from bisect import bisect_right
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
+import msgspec
+
 from ...store.backend import Backend, BackendWatch
 from ...store.keyspace import KeyIndex
 from ...store.kv import prefix_end
@@ -53,19 +55,17 @@ class TooOldError(Exception):
         self.oldest = oldest
 
 
-class CachedObject:
-    """One object as stored: key, bytes, revision, and its decoded facts."""
+class CachedObject(msgspec.Struct, gc=False):
+    """One object as stored: key, bytes, revision, and its decoded facts.
 
-    __slots__ = ("key", "data", "rv", "facts")
+    Not tracked by the cyclic GC (gc=False): caches hold millions and they
+    reference only bytes, ints and untracked facts.
+    """
 
-    def __init__(self, key: bytes, data: bytes, rv: int, facts: ObjectFacts) -> None:
-        self.key = key
-        self.data = data
-        self.rv = rv
-        self.facts = facts
-
-    def __repr__(self) -> str:
-        return f"<CachedObject {self.key!r} rv={self.rv}>"
+    key: bytes
+    data: bytes
+    rv: int
+    facts: ObjectFacts
 
 
 _LINE_PREFIX = {
@@ -75,28 +75,26 @@ _LINE_PREFIX = {
 }
 
 
-class CacheEvent:
-    """One change: its type, the object after it (for DELETED: the last state at the delete's revision)."""
+class CacheEvent(msgspec.Struct, gc=False):
+    """One change: its type, the object after it (for DELETED: the last state at the delete's revision).
 
-    __slots__ = ("type", "obj", "prev", "rv", "time", "_line")
+    Untracked by the cyclic GC like CachedObject: the history window holds
+    every event of the last 75 s.
+    """
 
-    def __init__(self, etype: str, obj: CachedObject, prev: Optional[CachedObject], rv: int, t: float) -> None:
-        self.type = etype
-        self.obj = obj
-        self.prev = prev
-        self.rv = rv
-        self.time = t
-        self._line: Optional[bytes] = None
+    type: str
+    obj: CachedObject
+    prev: Optional[CachedObject]
+    rv: int
+    time: float
+    wire: Optional[bytes] = None
 
     def line(self) -> bytes:
         """The JSON watch event line, built once for all watchers."""
-        line = self._line
+        line = self.wire
         if line is None:
-            line = self._line = _LINE_PREFIX[self.type] + self.obj.data + b"}\n"
+            line = self.wire = _LINE_PREFIX[self.type] + self.obj.data + b"}\n"
         return line
-
-    def __repr__(self) -> str:
-        return f"<CacheEvent {self.type} {self.obj.key!r} rv={self.rv}>"
 
 
 class WatchCache:
@@ -128,10 +126,18 @@ class WatchCache:
         self.oldest = 0
         self._revision = 0
         self.watchers: List["CacheWatcher"] = []
+        # Watchers of every object of the kind, unfiltered: they share one
+        # pre-framed chunk per loop iteration instead of per-event work.
+        self.broadcast: List["CacheWatcher"] = []
+        self._batch: List[bytes] = []
+        self._batch_rv = 0
         self._dirty: List["CacheWatcher"] = []
         self._flush_scheduled = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._feed: Optional[BackendWatch] = None
+        # (key, facts) of the write the API server is making right now: its
+        # event then needs no decoding (`expect`).
+        self._expected: Optional[tuple] = None
         self.events_total = 0
         # Watch event lines queued for clients, all watchers together.
         self.sent_total = 0
@@ -164,7 +170,7 @@ class WatchCache:
     def stop(self) -> None:
         if self._feed is not None:
             self._feed.cancel()
-        for w in list(self.watchers):
+        for w in list(self.watchers) + list(self.broadcast):
             w.close()
 
     @property
@@ -211,7 +217,12 @@ class WatchCache:
                 ev = CacheEvent("DELETED", gone, old, rev, now)
             else:
                 data = kv[4]
-                facts = decode(data)
+                expected = self._expected
+                if expected is not None and expected[0] == key:
+                    facts = expected[1]
+                    self._expected = None
+                else:
+                    facts = decode(data)
                 if facts.resource_version != str(rev):
                     data = set_resource_version(data, rev)
                 obj = CachedObject(key, data, rev, facts)
@@ -226,6 +237,10 @@ class WatchCache:
             self._revision = rev
         self.events_total += len(fresh)
         self._trim(now)
+        if self.broadcast and fresh:
+            self._batch.extend([ev.line() for ev in fresh])
+            self._batch_rv = fresh[-1].rv
+            self._schedule_flush()
         for w in self.watchers:
             w.offer(fresh)
 
@@ -248,12 +263,16 @@ class WatchCache:
             del history[:drop]
 
     def _relist(self) -> None:
-        for w in list(self.watchers):
+        for w in list(self.watchers) + list(self.broadcast):
             w.close()
         self.objects.clear()
         self.index = KeyIndex()
         self.history.clear()
         self.start(self._loop)
+
+    def expect(self, key: bytes, facts: ObjectFacts) -> None:
+        """The facts of the object about to be written at `key` (set by the writer, used once)."""
+        self._expected = (key, facts)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -281,24 +300,48 @@ class WatchCache:
     # -- watchers ----------------------------------------------------------------------
 
     def add_watcher(self, w: "CacheWatcher") -> None:
-        self.watchers.append(w)
+        if w.plain and not w.namespace:
+            # Events already batched predate this watcher: send them to the others first.
+            self.flush_now()
+            self.broadcast.append(w)
+        else:
+            self.watchers.append(w)
 
     def remove_watcher(self, w: "CacheWatcher") -> None:
-        try:
-            self.watchers.remove(w)
-        except ValueError:
-            pass
+        for group in (self.broadcast, self.watchers):
+            try:
+                group.remove(w)
+                return
+            except ValueError:
+                pass
 
     def mark_dirty(self, w: "CacheWatcher") -> None:
         """Queue a watcher's flush; all flushes run once per loop iteration (coalescing writes)."""
         self._dirty.append(w)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop = self._loop or asyncio.get_event_loop()
             loop.call_soon(self._flush)
 
+    def flush_now(self) -> None:
+        """Write everything queued now (before a new watcher joins, or a bookmark)."""
+        self._flush()
+
     def _flush(self) -> None:
         self._flush_scheduled = False
+        # Each watcher's own lines first: a broadcast watcher's initial events precede the batch.
         dirty, self._dirty = self._dirty, []
         for w in dirty:
             w.flush()
+        batch = self._batch
+        if batch:
+            self._batch = []
+            data = b"".join(batch)
+            chunk = b"%x\r\n%s\r\n" % (len(data), data)
+            rv = self._batch_rv
+            self.sent_total += len(batch) * len(self.broadcast)
+            for w in list(self.broadcast):
+                w.write_chunk(chunk, rv)

@@ -34,6 +34,9 @@ class Sink(Protocol):
     def write(self, data: bytes) -> bool:
         """Send bytes; False when the client is gone or too far behind (the watcher then closes)."""
 
+    def write_chunk(self, chunk: bytes) -> bool:
+        """Send bytes already framed for the wire (shared between watchers)."""
+
     def close(self) -> None:
         """End the response."""
 
@@ -191,6 +194,14 @@ class CacheWatcher:
         self.pending.append(b'{"type":"ERROR","object":' + status_body + b"}\n")
         self.flush()
         self.close()
+
+    def write_chunk(self, chunk: bytes, rv: int) -> None:
+        """A pre-framed chunk shared by every broadcast watcher."""
+        if self.closed:
+            return
+        self.last_rv = rv
+        if not self.sink.write_chunk(chunk):
+            self.close()
 
     def flush(self) -> None:
         if self.closed or not self.pending:
