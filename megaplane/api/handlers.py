@@ -26,7 +26,7 @@ import orjson
 
 from ..store.errors import CompactedError, FutureRevisionError
 from ..store.kv import prefix_end
-from . import errors, strategy
+from . import errors, protobuf, strategy
 from .encoding import (
     continue_expired,
     core_from_events_v1,
@@ -92,10 +92,18 @@ def decode_body(req: Request, resource: Resource) -> Dict[str, Any]:
             obj = yaml.safe_load(body)
         elif ctype in ("application/json", "", "*/*") or ctype.endswith("+json"):
             obj = orjson.loads(body)
+        elif ctype == protobuf.CONTENT_TYPE:
+            obj = protobuf.decode(body)
         else:
             raise errors.unsupported_media_type(ctype)
     except errors.StatusError:
         raise
+    except protobuf.UnknownKindError as exc:
+        raise errors.StatusError(415, "UnsupportedMediaType", str(exc)) from None
+    except protobuf.ProtobufError as exc:
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {resource.kind}): {exc}"
+        ) from None
     except Exception as exc:
         raise errors.bad_request(
             f"the object provided is unrecognized (must be of type {resource.kind}): "
