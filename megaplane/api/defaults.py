@@ -140,7 +140,18 @@ def _image_tag(image: str) -> Optional[str]:
 def image_pull_policy(image: Any) -> str:
     """The imagePullPolicy a container gets by default: Always for a ":latest"
     or untagged image, IfNotPresent otherwise (including unparseable names)."""
-    return "Always" if isinstance(image, str) and _image_tag(image) == "latest" else "IfNotPresent"
+    if not isinstance(image, str):
+        return "IfNotPresent"
+    policy = _PULL_POLICIES.get(image)
+    if policy is None:
+        policy = "Always" if _image_tag(image) == "latest" else "IfNotPresent"
+        if len(_PULL_POLICIES) >= 4096:  # a fleet runs few distinct images; bound it anyway
+            _PULL_POLICIES.clear()
+        _PULL_POLICIES[image] = policy
+    return policy
+
+
+_PULL_POLICIES: Dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------
@@ -202,44 +213,68 @@ def _default_pvc_spec(spec: Optional[Obj]) -> None:
         _default(spec, "volumeMode", "Filesystem")
 
 
-def _default_volume(volume: Obj) -> None:
-    # A volume naming no source at all is an emptyDir.
-    if all(value is None for key, value in volume.items() if key != "name"):
-        volume["emptyDir"] = {}
-    host_path = _dict(volume, "hostPath")
-    if host_path is not None:
-        _default(host_path, "type", "")
-    for source in ("secret", "configMap", "downwardAPI", "projected"):
-        mode_holder = _dict(volume, source)
-        if mode_holder is not None:
-            _default(mode_holder, "defaultMode", _DEFAULT_FILE_MODE)
-    for item in _dicts(_dict(volume, "downwardAPI"), "items"):
+def _default_mode(source: Obj) -> None:
+    _default(source, "defaultMode", _DEFAULT_FILE_MODE)
+
+
+def _default_downward_api(source: Obj) -> None:
+    _default(source, "defaultMode", _DEFAULT_FILE_MODE)
+    for item in _dicts(source, "items"):
         _default_field_ref(item)
-    for projection in _dicts(_dict(volume, "projected"), "sources"):
+
+
+def _default_projected(source: Obj) -> None:
+    _default(source, "defaultMode", _DEFAULT_FILE_MODE)
+    for projection in _dicts(source, "sources"):
         for item in _dicts(_dict(projection, "downwardAPI"), "items"):
             _default_field_ref(item)
         token = _dict(projection, "serviceAccountToken")
         if token is not None:
             _default(token, "expirationSeconds", 3600)
-    iscsi = _dict(volume, "iscsi")
-    if iscsi is not None:
-        _default_if_zero(iscsi, "iscsiInterface", "default")
-    rbd = _dict(volume, "rbd")
-    if rbd is not None:
-        _default_if_zero(rbd, "pool", "rbd")
-        _default_if_zero(rbd, "user", "admin")
-        _default_if_zero(rbd, "keyring", "/etc/ceph/keyring")
-    azure_disk = _dict(volume, "azureDisk")
-    if azure_disk is not None:
-        _default(azure_disk, "cachingMode", "ReadWrite")
-        _default(azure_disk, "fsType", "ext4")
-        _default(azure_disk, "readOnly", False)
-        _default(azure_disk, "kind", "Shared")
-    scale_io = _dict(volume, "scaleIO")
-    if scale_io is not None:
-        _default_if_zero(scale_io, "storageMode", "ThinProvisioned")
-        _default_if_zero(scale_io, "fsType", "xfs")
-    _default_pvc_spec(_dict(_dict(_dict(volume, "ephemeral"), "volumeClaimTemplate"), "spec"))
+
+
+def _default_rbd(source: Obj) -> None:
+    _default_if_zero(source, "pool", "rbd")
+    _default_if_zero(source, "user", "admin")
+    _default_if_zero(source, "keyring", "/etc/ceph/keyring")
+
+
+def _default_azure_disk(source: Obj) -> None:
+    _default(source, "cachingMode", "ReadWrite")
+    _default(source, "fsType", "ext4")
+    _default(source, "readOnly", False)
+    _default(source, "kind", "Shared")
+
+
+def _default_scale_io(source: Obj) -> None:
+    _default_if_zero(source, "storageMode", "ThinProvisioned")
+    _default_if_zero(source, "fsType", "xfs")
+
+
+# Per volume source, its defaulter: a volume has one source, so dispatching on
+# the keys it has beats asking for every source it might have.
+_VOLUME_SOURCE_DEFAULTS: Dict[str, Callable[[Obj], None]] = {
+    "hostPath": lambda source: _default(source, "type", ""),
+    "secret": _default_mode,
+    "configMap": _default_mode,
+    "downwardAPI": _default_downward_api,
+    "projected": _default_projected,
+    "iscsi": lambda source: _default_if_zero(source, "iscsiInterface", "default"),
+    "rbd": _default_rbd,
+    "azureDisk": _default_azure_disk,
+    "scaleIO": _default_scale_io,
+    "ephemeral": lambda source: _default_pvc_spec(_dict(_dict(source, "volumeClaimTemplate"), "spec")),
+}
+
+
+def _default_volume(volume: Obj) -> None:
+    # A volume naming no source at all is an emptyDir.
+    if all(value is None for key, value in volume.items() if key != "name"):
+        volume["emptyDir"] = {}
+    for key, source in list(volume.items()):
+        defaulter = _VOLUME_SOURCE_DEFAULTS.get(key)
+        if defaulter is not None and isinstance(source, dict):
+            defaulter(source)
 
 
 def _default_pod_spec(spec: Optional[Obj]) -> None:

@@ -60,6 +60,18 @@ def list_body(
 
 def wants_table(accept: str) -> bool:
     """True when the client's first acceptable format is a meta.k8s.io/v1 Table."""
+    known = _WANTS_TABLE.get(accept)
+    if known is None:
+        known = _wants_table(accept)
+        if len(_WANTS_TABLE) < 256:  # clients send a handful of distinct Accept headers
+            _WANTS_TABLE[accept] = known
+    return known
+
+
+_WANTS_TABLE: Dict[str, bool] = {}
+
+
+def _wants_table(accept: str) -> bool:
     for part in accept.split(","):
         params = [p.strip() for p in part.split(";")]
         opts = dict(p.split("=", 1) for p in params[1:] if "=" in p)

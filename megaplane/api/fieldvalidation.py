@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
+import msgspec
+
 from megaplane.api import schema
 
 __all__ = [
@@ -124,9 +126,18 @@ def unknown_fields(group: str, version: str, kind: str, obj: Any) -> List[str]:
     root = _kind_node(group, version, kind)
     if root is None or not isinstance(obj, dict):
         return []
-    # Almost every object is clean: a set-difference pass answers that in C;
-    # only an object with unknown fields pays for the ordered walk.
-    if _clean(obj, root):
+    # Almost every object is clean: msgspec, converting to structs that forbid
+    # unknown fields, answers that in C (a set-difference pass where the schema
+    # has no struct form); only an object with unknown fields, or a value of an
+    # unexpected type, pays for the ordered walk.
+    fast = _struct_type(root)
+    if fast is not None:
+        try:
+            msgspec.convert(obj, fast)
+            return []
+        except msgspec.ValidationError:
+            pass
+    elif _clean(obj, root):
         return []
     out: List[str] = []
     _check(obj, root, [], out)
@@ -223,6 +234,65 @@ def _clean(value: Any, node: _Node) -> bool:
             return True
         return all(_clean(v, items) for v in value if isinstance(v, (dict, list)))
     return True
+
+
+class _NoStruct(Exception):
+    """The schema has a part a struct cannot express (recursion, fields plus a value schema)."""
+
+
+_STRUCTS: Dict[int, Any] = {}
+
+
+def _struct_type(root: _Node) -> Any:
+    """msgspec type accepting exactly the values `_clean` accepts without a type error, or None.
+
+    Leaves are `Any` (not looked into, as in `_clean`), objects with fixed
+    fields are structs that forbid unknown fields, maps are dicts and lists
+    lists; every value may be null. A value of a different JSON type fails the
+    conversion where `_clean` would skip it, which only sends it down the
+    slow walk, so the answer is the same.
+    """
+    key = id(root)
+    if key not in _STRUCTS:
+        try:
+            _STRUCTS[key] = _to_type(root, set())
+        except _NoStruct:
+            _STRUCTS[key] = None
+    return _STRUCTS[key]
+
+
+_NODE_TYPES: Dict[int, Any] = {}
+
+
+def _to_type(node: _Node, visiting: set) -> Any:
+    if node.leaf:
+        return Any
+    known = _NODE_TYPES.get(id(node))
+    if known is not None:
+        return known
+    if id(node) in visiting:
+        raise _NoStruct()
+    visiting.add(id(node))
+    try:
+        if node.props is not None:
+            if node.extra is not None:
+                raise _NoStruct()
+            names = list(node.props)
+            fields = [(f"f{i}", Optional[_to_type(node.props[n], visiting)], None) for i, n in enumerate(names)]
+            t: Any = msgspec.defstruct(
+                "Fields", fields, forbid_unknown_fields=True, rename={f"f{i}": n for i, n in enumerate(names)},
+                gc=False,
+            )
+        elif node.extra is not None:
+            t = Dict[str, Optional[_to_type(node.extra, visiting)]]  # type: ignore[misc]
+        elif node.items is not None:
+            t = List[Optional[_to_type(node.items, visiting)]]  # type: ignore[misc]
+        else:
+            t = Any
+        _NODE_TYPES[id(node)] = t
+        return t
+    finally:
+        visiting.discard(id(node))
 
 
 def _kind_node(group: str, version: str, kind: str) -> Optional[_Node]:

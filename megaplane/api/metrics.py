@@ -29,6 +29,11 @@ __all__ = ["APIMetrics"]
 BUCKETS = [0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60]
 
 Key = Tuple[str, str, str, str, str, str]
+# The verb label as kube-apiserver reports it: the route's HTTP-ish action, not the RBAC verb.
+_METRIC_VERBS = {
+    "get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT",
+    "patch": "PATCH", "delete": "DELETE", "deletecollection": "DELETECOLLECTION",
+}
 
 
 class APIMetrics(Collector):
@@ -40,7 +45,7 @@ class APIMetrics(Collector):
         self.watches_started: Dict[Tuple[str, str, str], int] = {}
 
     def observe(self, verb: str, r: Resource, subresource: str, scope: str, code: int, seconds: float) -> None:
-        key = (verb.upper() if verb not in ("watch", "list") else verb.upper(), r.group, r.version, r.plural, subresource, scope)
+        key = (_METRIC_VERBS.get(verb, verb), r.group, r.version, r.plural, subresource, scope)
         rk = (key, code)
         self.requests[rk] = self.requests.get(rk, 0) + 1
         d = self.durations.get(key)

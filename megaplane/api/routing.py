@@ -48,7 +48,9 @@ def parse_query(query: str) -> Dict[str, str]:
 
 def parse_path(method: str, path: str, query: Dict[str, str]) -> Optional[RequestInfo]:
     """RequestInfo for a resource path, None for a non-resource path. Unknown resources raise 404."""
-    parts = [unquote(p) for p in path.strip("/").split("/")]
+    parts = path.strip("/").split("/")
+    if "%" in path:
+        parts = [unquote(p) for p in parts]
     if not parts or parts[0] not in ("api", "apis"):
         return None
     info = RequestInfo()

@@ -811,3 +811,49 @@ def test_unknown_directive_names_the_verbs_options() -> None:
         validate("apps", "v1", "Deployment", {}, "bogus", options_kind="PatchOptions")
     with pytest.raises(InvalidDirectiveError, match=r'Unsupported value: "a\\"b"'):
         validate("apps", "v1", "Deployment", {}, 'a"b', options_kind="UpdateOptions")
+
+
+# --- the struct fast path agrees with the walk ---------------------------------------------
+
+
+def _mutations(obj: Any, rng: Any, depth: int = 0) -> Any:
+    """`obj` with random damage: unknown keys, nulls, values of another JSON type."""
+    if isinstance(obj, dict):
+        out = {k: _mutations(v, rng, depth + 1) for k, v in obj.items()}
+        roll = rng.random()
+        if roll < 0.05:
+            out["zzUnknown"] = rng.choice([1, "x", {"a": 1}, [1], None])
+        elif roll < 0.10 and out:
+            out[rng.choice(list(out))] = rng.choice([None, 7, "s", [], {}, {"bogus": True}])
+        return out
+    if isinstance(obj, list):
+        return [_mutations(v, rng, depth + 1) for v in obj]
+    return obj
+
+
+@pytest.mark.parametrize("group,version,kind,body", GOOD, ids=[f"{g or 'core'}/{k}" for g, _, k, _ in GOOD])
+def test_struct_fast_path_matches_the_walk(group: str, version: str, kind: str, body: Dict[str, Any]) -> None:
+    import random
+
+    import msgspec
+
+    root = fv._kind_node(group, version, kind)
+    assert root is not None
+    fast = fv._struct_type(root)
+    assert fast is not None, f"{kind} has no struct form"
+    rng = random.Random(kind)
+    disagreements = []
+    for _ in range(300):
+        obj = _mutations(full(group, version, kind, body), rng)
+        walk: List[str] = []
+        fv._check(obj, root, [], walk)
+        try:
+            msgspec.convert(obj, fast)
+            converted = True
+        except msgspec.ValidationError:
+            converted = False
+        # Converting may refuse a clean object (a value of another type); it must never pass an unclean one.
+        if converted and walk:
+            disagreements.append(walk)
+        assert fv.unknown_fields(group, version, kind, obj) == fv._dedupe(walk)
+    assert not disagreements

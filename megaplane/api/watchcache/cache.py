@@ -121,6 +121,7 @@ class WatchCache:
         self.window_seconds = window_seconds
         self.min_events = min_events
         self.max_events = max_events
+        self.trim_batch = max(1, min(1024, min_events // 4))
         self.clock = clock
         # Every event after `oldest` is in history: watches from it or later can resume.
         self.oldest = 0
@@ -245,13 +246,18 @@ class WatchCache:
             w.offer(fresh)
 
     def _trim(self, now: float) -> None:
+        # Trimming a list's head moves the whole list, so it is done in batches
+        # of `trim_batch`: history holds up to that many events more than the
+        # bounds ask for, which only lets a watch resume from slightly further back.
         history = self.history
         n = len(history)
-        if n <= self.min_events:
+        batch = self.trim_batch
+        if n <= self.min_events + batch:
             return
-        drop = 0
-        if n > self.max_events:
-            drop = n - self.max_events
+        over = n - self.max_events
+        if over < batch and history[batch].time >= now - self.window_seconds:
+            return
+        drop = max(over, 0)
         cutoff = now - self.window_seconds
         while drop < n - self.min_events and history[drop].time < cutoff:
             drop += 1
