@@ -271,7 +271,8 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
         api=APIServerConfig(
             event_ttl=int(args.event_ttl),
             service_cluster_ip_range=args.service_cluster_ip_range,
-            advertise_address=args.advertise_address or args.bind_address,
+            advertise_address=args.advertise_address
+            or (args.bind_address if args.bind_address not in ("0.0.0.0", "::") else "127.0.0.1"),
             watch_cache_window=args.watch_cache_window,
             watch_cache_min_events=args.default_watch_cache_size,
         ),

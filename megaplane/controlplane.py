@@ -48,6 +48,8 @@ class ControlPlane:
     def __init__(self, config: ControlPlaneConfig) -> None:
         self.config = config
         self.store = Store(config.data_dir, config.store)
+        if config.secure_port or config.port:
+            config.api.endpoint_port = config.secure_port or config.port
         self.api = APIServer(EmbeddedBackend(self.store), config.api)
         self.etcd = None
         self.port = 0

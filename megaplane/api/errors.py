@@ -32,6 +32,7 @@ __all__ = [
     "internal",
     "status_body",
     "field_error",
+    "details",
 ]
 
 
@@ -66,13 +67,13 @@ def status_body(code: int, reason: str, message: str, details: Optional[Dict[str
         "message": message,
         "reason": reason,
     }
-    if details:
+    if details is not None:
         status["details"] = details
     status["code"] = code
     return orjson.dumps(status)
 
 
-def _details(name: str, group: str, kind: str) -> Dict[str, Any]:
+def details(name: str, group: str, kind: str) -> Dict[str, Any]:
     d: Dict[str, Any] = {}
     if name:
         d["name"] = name
@@ -87,12 +88,12 @@ def _qualified(group: str, plural: str) -> str:
 
 
 def not_found(group: str, plural: str, name: str) -> StatusError:
-    return StatusError(404, "NotFound", f'{_qualified(group, plural)} "{name}" not found', _details(name, group, plural))
+    return StatusError(404, "NotFound", f'{_qualified(group, plural)} "{name}" not found', details(name, group, plural))
 
 
 def already_exists(group: str, plural: str, name: str) -> StatusError:
     return StatusError(
-        409, "AlreadyExists", f'{_qualified(group, plural)} "{name}" already exists', _details(name, group, plural)
+        409, "AlreadyExists", f'{_qualified(group, plural)} "{name}" already exists', details(name, group, plural)
     )
 
 
@@ -101,7 +102,7 @@ def conflict(group: str, plural: str, name: str, why: str) -> StatusError:
         409,
         "Conflict",
         f'Operation cannot be fulfilled on {_qualified(group, plural)} "{name}": {why}',
-        _details(name, group, plural),
+        details(name, group, plural),
     )
 
 
@@ -139,9 +140,9 @@ def invalid(group: str, kind: str, name: str, causes: List[Dict[str, Any]]) -> S
         summary = f'{causes[0]["field"]}: {causes[0]["message"]}'
     else:
         summary = "[" + ", ".join(f'{c["field"]}: {c["message"]}' for c in causes) + "]"
-    details = _details(name, group, kind)
-    details["causes"] = causes
-    return StatusError(422, "Invalid", f'{kind}{"." + group if group else ""} "{name}" is invalid: {summary}', details)
+    d = details(name, group, kind)
+    d["causes"] = causes
+    return StatusError(422, "Invalid", f'{kind}{"." + group if group else ""} "{name}" is invalid: {summary}', d)
 
 
 def bad_request(message: str) -> StatusError:
@@ -150,12 +151,12 @@ def bad_request(message: str) -> StatusError:
 
 def forbidden(group: str, plural: str, name: str, why: str) -> StatusError:
     return StatusError(
-        403, "Forbidden", f'{_qualified(group, plural)} "{name}" is forbidden: {why}', _details(name, group, plural)
+        403, "Forbidden", f'{_qualified(group, plural)} "{name}" is forbidden: {why}', details(name, group, plural)
     )
 
 
 def method_not_allowed(message: str) -> StatusError:
-    return StatusError(405, "MethodNotAllowed", message)
+    return StatusError(405, "MethodNotAllowed", message, {})
 
 
 def unsupported_media_type(content_type: str) -> StatusError:

@@ -19,6 +19,7 @@ returned.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import random
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
@@ -40,7 +41,7 @@ from .encoding import (
     wants_table,
 )
 from .errors import field_error
-from .objects import generate_name, new_uid, now_rfc3339
+from .objects import format_rfc3339, generate_name, new_uid, now_rfc3339, parse_rfc3339
 from .patch import (
     PatchError,
     apply_json_patch,
@@ -171,19 +172,7 @@ class ResourceHandlers:
         return Response(status, view_bytes(resource, data))
 
     def _check_namespace(self, resource: Resource, namespace: str, name: str) -> None:
-        """Namespaced writes need a namespace that exists and is not terminating."""
-        if not resource.namespaced:
-            return
-        ns = self.server.namespace(namespace)
-        if ns is None:
-            raise errors.not_found("", "namespaces", namespace)
-        if ns.facts.deleting:
-            raise errors.forbidden(
-                resource.group,
-                resource.plural,
-                name,
-                f"unable to create new content in namespace {namespace} because it is being terminated",
-            )
+        self.server.namespaces.admit_content(resource, namespace, name)
 
     def _after(self, rev: int, response: Response) -> Any:
         """`response` now, or (an awaitable) once `rev` is on disk when its partition needs that."""
@@ -383,7 +372,7 @@ class ResourceHandlers:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def _encoder(self, obj: Dict[str, Any], r: Resource, key: bytes) -> Callable[[int], bytes]:
+    def encoder(self, obj: Dict[str, Any], r: Resource, key: bytes) -> Callable[[int], bytes]:
         """Encode `obj` with the revision its write will get; tell the cache its facts."""
         meta = obj["metadata"]
         cache = self.cache(r)
@@ -454,7 +443,7 @@ class ResourceHandlers:
                 raise errors.already_exists(r.group, r.plural, name)
             return self._respond(req, r, orjson.dumps(stored), 201)
         lease = self.server.storage_lease(r)
-        ok, kv = self.backend.create(key, self._encoder(stored, r, key), lease)
+        ok, kv = self.backend.create(key, self.encoder(stored, r, key), lease)
         if not ok:
             self.server.release_create(r, obj)
             raise errors.already_exists(r.group, r.plural, name)
@@ -529,7 +518,7 @@ class ResourceHandlers:
             rev = self.backend.revision()
             meta["resourceVersion"] = str(rev)
             return self._after(rev, self._respond(req, r, orjson.dumps(obj)))
-        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj, r, cur.key))
+        ok, kv = self.backend.update(cur.key, cur.rv, self.encoder(obj, r, cur.key))
         if not ok:
             if kv is None:
                 raise errors.not_found(r.group, r.plural, info.name)
@@ -546,12 +535,12 @@ class ResourceHandlers:
         ctype = _content_type(req)
         ptype = _PATCH_TYPES.get(ctype)
         if ptype is None:
-            raise errors.StatusError(
-                415,
-                "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: "
-                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
-                "application/strategic-merge-patch+json",
+            # The PATCH route only consumes patch media types: its router refuses anything else.
+            raise errors.StatusError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
+        if q.get("force") and ptype != "apply":
+            raise errors.invalid(
+                "meta.k8s.io", "PatchOptions", "",
+                [field_error("", "force", None, "may not be specified for non-apply patch", "FieldValueForbidden")],
             )
         if ptype == "apply":
             raise errors.StatusError(
@@ -629,48 +618,128 @@ class ResourceHandlers:
     def _delete_one(
         self, info: Optional[RequestInfo], req: Request, r: Resource, cur: CachedObject, opts: Dict[str, Any]
     ) -> Response:
+        """Delete as the generic registry store does (rest.BeforeDelete, then delete or mark).
+
+        An object with finalizers, or a pod still on its node (graceful
+        deletion), is only marked: deletionTimestamp (now + grace period)
+        and deletionGracePeriodSeconds are set and the marked object is the
+        answer. A later delete may only shorten the grace period. Otherwise
+        the object goes, and the answer is the deleted object for kinds whose
+        store returns it (pods, namespaces, ...) or a Success Status naming it.
+        """
         name = cur.facts.name
-        pre = opts.get("preconditions") or {}
-        if pre.get("uid") and pre["uid"] != cur.facts.uid:
-            raise errors.conflict(
-                r.group, r.plural, name,
-                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {cur.facts.uid}",
-            )
-        if pre.get("resourceVersion") and pre["resourceVersion"] != str(cur.rv):
-            raise errors.conflict(
-                r.group, r.plural, name,
-                f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
-                f"ResourceVersion in object meta: {cur.rv}",
-            )
+        self._check_delete_preconditions(r, cur, opts)
         dry = "All" in (opts.get("dryRun") or [])
         obj = orjson.loads(cur.data)
         meta = obj["metadata"]
-        grace = self.server.grace_period(r, obj, opts)
-        if cur.facts.finalizers or grace:
-            # Graceful or finalized deletion: mark the object, keep it until its owners finish.
-            if meta.get("deletionTimestamp") and not grace:
-                return self._respond(req, r, cur.data, 202 if cur.facts.finalizers else 200)
-            meta["deletionTimestamp"] = meta.get("deletionTimestamp") or now_rfc3339()
-            meta["deletionGracePeriodSeconds"] = grace
-            if r.group == "" and r.plural == "namespaces":
+        if r.group == "" and r.plural == "namespaces":
+            self.server.namespaces.admit_delete(name)
+            if not meta.get("deletionTimestamp"):
+                # The first delete starts termination; the namespace lifecycle removes the content.
+                meta["deletionTimestamp"] = now_rfc3339()
                 obj.setdefault("status", {})["phase"] = "Terminating"
-            if dry:
-                return self._respond(req, r, orjson.dumps(obj), 202)
-            ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj, r, cur.key))
-            if not ok:
-                raise errors.conflict_modified(r.group, r.plural, name)
-            assert kv is not None
-            self.server.after_mark_deleted(r, obj)
-            return self._after(kv[2], self._respond(req, r, kv[4], 202 if cur.facts.finalizers else 200))
+                return self._write_deletion_mark(info, req, r, cur, obj, opts, dry)
+            if (obj.get("spec") or {}).get("finalizers"):
+                return self._deleted_answer(req, r, cur.data, opts, deleted=False)
+        marked = self._mark_for_deletion(r, obj, opts)
+        if marked is None:  # graceful deletion already pending with a period no shorter than this one
+            return self._finished_delete(req, r, cur.data)
+        if marked:
+            return self._write_deletion_mark(info, req, r, cur, obj, opts, dry)
         if dry:
-            return self._respond(req, r, cur.data)
+            return self._finished_delete(req, r, cur.data)
         ok, prev = self.backend.delete(cur.key, cur.rv)
         if not ok:
             if prev is None:
                 raise errors.not_found(r.group, r.plural, name)
             raise errors.conflict_modified(r.group, r.plural, name)
         self.server.release_delete(r, obj)
-        return self._after(self.backend.revision(), self._respond(req, r, cur.data))
+        return self._after(self.backend.revision(), self._finished_delete(req, r, cur.data))
+
+    def delete_object(self, req: Request, r: Resource, cur: CachedObject, opts: Dict[str, Any]) -> Any:
+        """DELETE of `cur` on behalf of a built-in controller."""
+        return self._delete_one(None, req, r, cur, opts)
+
+    def _check_delete_preconditions(self, r: Resource, cur: CachedObject, opts: Dict[str, Any]) -> None:
+        pre = opts.get("preconditions") or {}
+        if not isinstance(pre, dict):
+            raise errors.bad_request("preconditions must be an object")
+        kind = f"{r.kind}.{r.group}" if r.group else r.kind  # BeforeDelete names the kind, not the resource
+        if pre.get("uid") and pre["uid"] != cur.facts.uid:
+            raise errors.StatusError(
+                409, "Conflict",
+                f'Operation cannot be fulfilled on {kind} "{cur.facts.name}": the UID in the precondition '
+                f"({pre['uid']}) does not match the UID in record ({cur.facts.uid}). "
+                "The object might have been deleted and then recreated",
+                errors.details(cur.facts.name, r.group, r.kind),
+            )
+        if pre.get("resourceVersion") and pre["resourceVersion"] != str(cur.rv):
+            raise errors.StatusError(
+                409, "Conflict",
+                f'Operation cannot be fulfilled on {kind} "{cur.facts.name}": the ResourceVersion in the precondition '
+                f"({pre['resourceVersion']}) does not match the ResourceVersion in record ({cur.rv}). "
+                "The object might have been modified",
+                errors.details(cur.facts.name, r.group, r.kind),
+            )
+
+    def _mark_for_deletion(self, r: Resource, obj: Dict[str, Any], opts: Dict[str, Any]) -> Optional[bool]:
+        """Set the deletion marks on `obj`; True if it must be kept (marked), False to delete it now,
+        None when a graceful deletion is already pending and this request changes nothing."""
+        meta = obj["metadata"]
+        finalizers = bool(meta.get("finalizers"))
+        period = meta.get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp"):
+            if not period:  # held by finalizers (or a grace period already at 0)
+                return True if finalizers else False
+            want = opts.get("gracePeriodSeconds")
+            if want is None or int(want) >= period:
+                return None  # only a shorter grace period may be asked for
+            start = parse_rfc3339(meta["deletionTimestamp"])
+            if start is not None:
+                meta["deletionTimestamp"] = format_rfc3339(start - datetime.timedelta(seconds=period - int(want)))
+            meta["deletionGracePeriodSeconds"] = int(want)
+            return True if int(want) > 0 or finalizers else False
+        grace = self.server.grace_period(r, obj, opts)
+        if grace > 0:
+            meta["deletionTimestamp"] = now_rfc3339(grace)
+            meta["deletionGracePeriodSeconds"] = grace
+            return True
+        if finalizers:
+            meta["deletionTimestamp"] = now_rfc3339()
+            meta["deletionGracePeriodSeconds"] = 0
+            return True
+        return False
+
+    def _write_deletion_mark(
+        self, info: Optional[RequestInfo], req: Request, r: Resource, cur: CachedObject, obj: Dict[str, Any],
+        opts: Dict[str, Any], dry: bool,
+    ) -> Response:
+        if dry:
+            return self._deleted_answer(req, r, orjson.dumps(obj), opts, deleted=False)
+        ok, kv = self.backend.update(cur.key, cur.rv, self.encoder(obj, r, cur.key))
+        if not ok:
+            raise errors.conflict_modified(r.group, r.plural, cur.facts.name)
+        assert kv is not None
+        self.server.after_mark_deleted(r, obj)
+        return self._after(kv[2], self._deleted_answer(req, r, kv[4], opts, deleted=False))
+
+    def _deleted_answer(self, req: Request, r: Resource, data: bytes, opts: Dict[str, Any], deleted: bool) -> Response:
+        """A kept (marked) object: 200, or 202 when the client asked for orphanDependents=false (delete.go)."""
+        status = 202 if not deleted and opts.get("orphanDependents") is False else 200
+        return self._respond(req, r, data, status)
+
+    def _finished_delete(self, req: Request, r: Resource, data: bytes) -> Response:
+        """finalizeDelete: the object itself for stores that return it, else a Success Status naming it."""
+        if r.returns_deleted_object:
+            return self._respond(req, r, data)
+        facts = self.cache(r).decode_facts(data)
+        details: Dict[str, Any] = {"name": facts.name}
+        if r.group:
+            details["group"] = r.group
+        details["kind"] = r.plural  # upstream puts the resource in Kind here
+        details["uid"] = facts.uid
+        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+        return Response(200, orjson.dumps(body))
 
     def deletecollection(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
@@ -690,13 +759,13 @@ class ResourceHandlers:
                 resp = self._delete_one(None, req, r, cur, opts)
                 if not isinstance(resp, Response):
                     resp.close()  # an awaitable for durability; the final _after covers every write
-                    resp = self._respond(req, r, cur.data)
-                items.append(resp.body)
             except errors.StatusError as exc:
                 if exc.reason != "NotFound":
                     raise
+                continue
+            items.append(cur.data)  # upstream answers with the list as it was before the deletes
         rev = self.backend.revision()
-        return self._after(rev, Response(200, list_body(r, items, rev)))
+        return self._after(rev, self._list_response(req, r, items, rev, "", None))
 
     # -- subresources ------------------------------------------------------------------------------
 
@@ -729,7 +798,7 @@ class ResourceHandlers:
         status["conditions"] = conditions
         if _dry_run(q):
             return Response(201, _success(201))
-        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj, r, cur.key))
+        ok, kv = self.backend.update(cur.key, cur.rv, self.encoder(obj, r, cur.key))
         if not ok:
             raise errors.conflict_modified("", "pods", info.name)
         assert kv is not None
@@ -807,7 +876,7 @@ class ResourceHandlers:
             if not ok:
                 raise errors.conflict_modified("", "namespaces", info.name)
             return self._respond(req, r, cur.data)
-        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(old, r, cur.key))
+        ok, kv = self.backend.update(cur.key, cur.rv, self.encoder(old, r, cur.key))
         if not ok:
             raise errors.conflict_modified("", "namespaces", info.name)
         assert kv is not None

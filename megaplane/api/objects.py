@@ -165,9 +165,21 @@ def facts_decoder(resource: Resource) -> _FactsDecoder:
     return d
 
 
-def now_rfc3339() -> str:
-    """The current time as metav1.Time renders it: seconds, UTC, Z."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(offset_seconds: float = 0) -> str:
+    """The current time (plus `offset_seconds`) as metav1.Time renders it: seconds, UTC, Z."""
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset_seconds)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(value: str) -> Optional[datetime.datetime]:
+    try:
+        return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
+def format_rfc3339(at: datetime.datetime) -> str:
+    return at.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_uid() -> str:

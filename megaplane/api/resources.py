@@ -38,6 +38,8 @@ class Resource:
     # Another resource whose storage this one shares (events.k8s.io Event).
     storage_of: Optional[str] = None
     verbs: Tuple[str, ...] = ALL_VERBS
+    # DELETE answers with the deleted object (the store's ReturnDeletedObject), not a Status.
+    returns_deleted_object: bool = False
     extra: Dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -95,20 +97,21 @@ _EVENT_FIELDS = _COMMON_FIELDS + (
 
 RESOURCES: List[Resource] = [
     _r("", "v1", "namespaces", "namespace", "Namespace", False, "/registry/namespaces/", short_names=("ns",),
-       subresources=("status", "finalize"), field_selectors=("metadata.name", "status.phase")),
+       subresources=("status", "finalize"), field_selectors=("metadata.name", "status.phase"),
+       verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"), returns_deleted_object=True),
     _r("", "v1", "nodes", "node", "Node", False, "/registry/minions/", short_names=("no",), subresources=("status",),
        field_selectors=("metadata.name", "spec.unschedulable")),
     _r("", "v1", "pods", "pod", "Pod", True, "/registry/pods/", short_names=("po",), categories=("all",),
-       subresources=("status", "binding"), field_selectors=_POD_FIELDS),
+       subresources=("status", "binding"), field_selectors=_POD_FIELDS, returns_deleted_object=True),
     _r("", "v1", "services", "service", "Service", True, "/registry/services/specs/", short_names=("svc",),
-       categories=("all",), subresources=("status",)),
+       categories=("all",), subresources=("status",), returns_deleted_object=True),
     _r("", "v1", "endpoints", "endpoints", "Endpoints", True, "/registry/services/endpoints/", short_names=("ep",)),
     _r("", "v1", "configmaps", "configmap", "ConfigMap", True, "/registry/configmaps/", short_names=("cm",)),
     _r("", "v1", "secrets", "secret", "Secret", True, "/registry/secrets/", field_selectors=_COMMON_FIELDS + ("type",)),
     _r("", "v1", "events", "event", "Event", True, "/registry/events/", short_names=("ev",),
        field_selectors=_EVENT_FIELDS),
     _r("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, "/registry/serviceaccounts/",
-       short_names=("sa",)),
+       short_names=("sa",), returns_deleted_object=True),
     _r("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, "/registry/leases/"),
     _r("apps", "v1", "deployments", "deployment", "Deployment", True, "/registry/deployments/", short_names=("deploy",),
        categories=("all",), subresources=("status", "scale"), generation=True),

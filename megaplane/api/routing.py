@@ -13,7 +13,9 @@ from typing import Dict, Optional
 from urllib.parse import parse_qsl, unquote
 
 from . import errors
-from .resources import Resource, by_path
+from .resources import GROUP_VERSIONS, Resource, by_path
+
+SERVED_GROUP_VERSIONS = frozenset(GROUP_VERSIONS)
 
 __all__ = ["RequestInfo", "parse_path", "parse_query"]
 
@@ -75,6 +77,8 @@ def parse_path(method: str, path: str, query: Dict[str, str]) -> Optional[Reques
         return None
     info.plural = rest[0]
     resource = by_path(info.group, info.version, info.plural)
+    if resource is None and (info.group, info.version) not in SERVED_GROUP_VERSIONS:
+        return None  # no API group serves this path: the server's plain 404
     if resource is None:
         raise errors.StatusError(
             404, "NotFound", "the server could not find the requested resource", {}

@@ -4,10 +4,8 @@ Routing is split in two: resource paths go to `ResourceHandlers` through
 `routing.parse_path`; everything else (/version, /healthz, /livez,
 /readyz, /metrics, discovery, /openapi) is answered here. Hooks that need
 server-wide state live here too: service IP allocation, event storage
-leases, grace periods, and the built-in namespace lifecycle (what
-kube-controller-manager's namespace and service-account controllers do,
-kept minimal: delete a terminating namespace's content, then the
-namespace; give every namespace a default ServiceAccount).
+leases, grace periods. The namespace lifecycle (admission and the built-in
+namespace and service-account controllers) is `namespaces.py`.
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ from .discovery import Discovery
 from .fieldvalidation import FieldValidationError, InvalidDirectiveError, decode_error_message, validate
 from .handlers import ResourceHandlers
 from .metrics import APIMetrics
+from .namespaces import NamespaceLifecycle
 from .resources import RESOURCES, Resource, lookup
 from .routing import parse_path, parse_query
 from .strategy import ClusterIPAllocator
@@ -70,6 +69,8 @@ class APIServerConfig:
     watch_cache_min_events: int = 1000
     #: Most events a watch cache keeps.
     watch_cache_max_events: int = 100_000
+    #: The port the `kubernetes` Service's endpoints name: where this server answers HTTPS.
+    endpoint_port: int = 6443
 
 
 class APIServer:
@@ -96,7 +97,7 @@ class APIServer:
         self._event_lease: Tuple[int, float, int] = (0, 0.0, 0)
         self._tasks: List[asyncio.Task] = []
         self._openapi: Any = None
-        self._namespace_wakeup = asyncio.Event()
+        self.namespaces = NamespaceLifecycle(self)
         self.started = False
         self._verb_handlers = {
             "get": self.handlers.get,
@@ -123,7 +124,7 @@ class APIServer:
                     self.ips.reserve(ip)
         await self._bootstrap()
         self._tasks.append(loop.create_task(self._bookmarks()))
-        self._tasks.append(loop.create_task(self._namespace_lifecycle()))
+        self._tasks.append(loop.create_task(self.namespaces.run()))
         self.started = True
 
     async def listen(self, host: str, port: int, ssl: Any = None) -> int:
@@ -142,19 +143,26 @@ class APIServer:
         for name in BOOTSTRAP_NAMESPACES:
             if self.namespace(name) is None:
                 await self.internal_create(ns, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-        svc = lookup("", "services")
-        assert svc is not None
-        if self.cache_for(svc).get(svc.key("default", "kubernetes")) is None:
-            await self.internal_create(
-                svc,
-                "default",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                    "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
-                },
-            )
+        # The `kubernetes` Service and its endpoints, as kube-apiserver's kubernetes-service controller keeps them.
+        port = self.config.endpoint_port
+        labels = {"component": "apiserver", "provider": "kubernetes"}
+        bootstrap = [
+            ("services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "labels": labels},
+                          "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}}),
+            ("endpoints", {"apiVersion": "v1", "kind": "Endpoints",
+                           "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                           "subsets": [{"addresses": [{"ip": self.config.advertise_address}],
+                                        "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}),
+            ("endpointslices", {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                                "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                                "addressType": "IPv6" if ":" in self.config.advertise_address else "IPv4",
+                                "endpoints": [{"addresses": [self.config.advertise_address], "conditions": {"ready": True}}],
+                                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}),
+        ]
+        for plural, obj in bootstrap:
+            r = next(x for x in RESOURCES if x.plural == plural and x.storage_of is None)
+            if self.cache_for(r).get(r.key("default", "kubernetes")) is None:
+                await self.internal_create(r, "default", obj)
 
     async def internal_create(self, r: Resource, namespace: str, obj: Dict[str, Any]) -> None:
         """Create an object as a client would, from inside the server."""
@@ -283,7 +291,7 @@ class APIServer:
 
     def after_mark_deleted(self, r: Resource, obj: Dict[str, Any]) -> None:
         if r.group == "" and r.plural == "namespaces":
-            self._namespace_wakeup.set()
+            self.namespaces.wakeup.set()
 
     def storage_lease(self, r: Resource) -> int:
         """Events are stored under a lease of --event-ttl, one lease per ~1000 events or minute (upstream)."""
@@ -310,61 +318,6 @@ class APIServer:
                     if w.bookmarks and not w.pending:
                         w.bookmark(rev)
 
-    async def _namespace_lifecycle(self) -> None:
-        """Finish deleting terminating namespaces; give new ones their default ServiceAccount."""
-        ns_res = lookup("", "namespaces")
-        sa_res = lookup("", "serviceaccounts")
-        assert ns_res is not None and sa_res is not None
-        sa_cache = self.cache_for(sa_res)
-        while True:
-            for ns in list(self.caches[ns_res.prefix].objects.values()):
-                name = ns.facts.name
-                try:
-                    if ns.facts.deleting:
-                        await self._finish_namespace(ns_res, ns)
-                    elif sa_cache.get(sa_res.key(name, "default")) is None:
-                        await self.internal_create(
-                            sa_res, name, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
-                        )
-                except errors.StatusError as exc:
-                    log.debug("namespace %s: %s", name, exc.message)
-                except Exception:
-                    log.exception("namespace lifecycle for %s", name)
-            try:
-                await asyncio.wait_for(self._namespace_wakeup.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
-            self._namespace_wakeup.clear()
-
-    async def _finish_namespace(self, ns_res: Resource, ns: CachedObject) -> None:
-        name = ns.facts.name
-        left = 0
-        for r in RESOURCES:
-            if not r.namespaced or r.storage_of is not None:
-                continue
-            cache = self.cache_for(r)
-            for obj in list(cache.iter_prefix(r.namespace_prefix(name))):
-                left += 1
-                current = cache.get(obj.key)
-                if current is None:
-                    continue
-                if current.facts.finalizers:
-                    continue  # their owners remove finalizers; we wait
-                ok, _ = self.backend.delete(current.key, current.rv)
-                if ok:
-                    self.release_delete(r, orjson.loads(current.data))
-        if left:
-            self._namespace_wakeup.set()
-            await asyncio.sleep(0.1)
-            return
-        cur = self.caches[ns_res.prefix].get(ns.key)
-        if cur is None:
-            return
-        obj = orjson.loads(cur.data)
-        if obj["metadata"].get("finalizers"):
-            return
-        self.backend.delete(cur.key, cur.rv)
-
     # -- request routing ---------------------------------------------------------------------
 
     def handle(self, req: Request) -> Any:
@@ -379,6 +332,8 @@ class APIServer:
     def _resource(self, info: Any, req: Request, q: Dict[str, str]) -> Any:
         handler = self._verb_handlers[info.verb]
         r = info.resource
+        if info.verb not in r.verbs and not info.subresource:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         scope = "namespace" if info.namespace else ("resource" if info.name else "cluster")
         try:
             result = handler(info, req, q)
@@ -411,6 +366,8 @@ class APIServer:
     def _other(self, req: Request) -> Response:
         path = req.path.rstrip("/") or "/"
         if req.method not in ("GET", "HEAD"):
+            if path.startswith(("/api/", "/apis/")):
+                return Response(404, b"404 page not found\n", b"text/plain; charset=utf-8")
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         accept = req.headers.get("accept", "")
         if path == "/version":
@@ -453,7 +410,8 @@ class APIServer:
             doc = self.openapi.v3_document(path[len("/openapi/v3/") :])
             if doc is not None:
                 return Response(200, doc)
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource", {})
+        # Paths no API group or handler owns fall through to Go's http.NotFound upstream: plain text.
+        return Response(404, b"404 page not found\n", b"text/plain; charset=utf-8")
 
 
 def _agg_version(media_type: bytes) -> str:
