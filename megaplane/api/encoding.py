@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import posixpath
 from typing import Any, Dict, Iterable, List, Optional
 
 import orjson
@@ -145,20 +146,36 @@ def encode_continue(next_key: bytes, prefix: bytes, revision: int) -> str:
     return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
 
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
 def decode_continue(token: str, prefix: bytes) -> tuple:
-    """(start key, revision) of a continue token; 400 when malformed."""
+    """(start key, revision) of a continue token; 400 with storage's wording when it is not one of ours."""
+
+    def invalid(why: str) -> errors.StatusError:
+        return errors.bad_request(f"invalid continue token: continue key is not valid: {why}")
+
+    bad = next((i for i, c in enumerate(token) if c not in _B64URL), None)
+    if bad is None and len(token) % 4 == 1:
+        bad = len(token) - 1
+    if bad is not None:
+        raise invalid(f"illegal base64 data at input byte {bad}")
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = orjson.loads(raw)
-        if data.get("v") != "meta.k8s.io/v1":
-            raise ValueError("unsupported continue version")
-        start = data["start"]
-        rev = int(data["rv"])
-        if not isinstance(start, str) or ".." in start or start.startswith("/"):
-            raise ValueError("invalid start key")
-    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
-        raise errors.bad_request(f"continue key is not valid: {exc}") from None
-    return prefix + start.encode("utf-8", "surrogateescape"), rev
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        raise invalid(str(exc)) from None
+    if not isinstance(data, dict) or data.get("v") != "meta.k8s.io/v1":
+        version = data.get("v", "") if isinstance(data, dict) else ""
+        raise invalid(f'server does not recognize this encoded version "{version}"')
+    rev, start = data.get("rv"), data.get("start")
+    if not isinstance(rev, int) or rev <= 0:
+        raise invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    if not isinstance(start, str) or not start:
+        raise invalid("encoded start key empty (version meta.k8s.io/v1)")
+    key = start if start.startswith("/") else "/" + start
+    if posixpath.normpath(key) != key or key.startswith("//"):
+        raise invalid(start)  # no climbing out of the collection's prefix
+    return prefix + key[1:].encode("utf-8", "surrogateescape"), rev
 
 
 def continue_expired() -> errors.StatusError:

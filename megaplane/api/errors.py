@@ -29,6 +29,7 @@ __all__ = [
     "expired",
     "gone",
     "too_many_requests",
+    "too_large_resource_version",
     "internal",
     "status_body",
     "field_error",
@@ -143,6 +144,18 @@ def invalid(group: str, kind: str, name: str, causes: List[Dict[str, Any]]) -> S
     d = details(name, group, kind)
     d["causes"] = causes
     return StatusError(422, "Invalid", f'{kind}{"." + group if group else ""} "{name}" is invalid: {summary}', d)
+
+
+def too_large_resource_version(wanted: int, current: int, retry_after: int = 1) -> StatusError:
+    """storage.NewTooLargeResourceVersionError: a read asked for a revision the store has not reached."""
+    return StatusError(
+        504,
+        "Timeout",
+        f"Timeout: Too large resource version: {wanted}, current: {current}",
+        {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+         "retryAfterSeconds": retry_after},
+        {"Retry-After": str(retry_after)},
+    )
 
 
 def bad_request(message: str) -> StatusError:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import random
+import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import orjson
@@ -40,7 +41,8 @@ from .encoding import (
     view_bytes,
     wants_table,
 )
-from .errors import field_error
+from .errors import field_error, too_large_resource_version
+from .listoptions import list_options, parse_resource_version
 from .objects import format_rfc3339, generate_name, new_uid, now_rfc3339, parse_rfc3339
 from .patch import (
     PatchError,
@@ -76,6 +78,8 @@ _PATCH_TYPES = {
 }
 # Watches without timeoutSeconds end after a random 30-60 minutes (kube-apiserver's --min-request-timeout).
 MIN_REQUEST_TIMEOUT = 1800
+# How long a read asking for a revision the store has not reached waits for it (the watch cache's wait).
+FRESHNESS_WAIT = 3.0
 
 
 def _content_type(req: Request) -> str:
@@ -187,38 +191,52 @@ class ResourceHandlers:
 
     # -- get / list ------------------------------------------------------------------------
 
-    def get(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+    def get(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Any:
         r = info.resource
         assert r is not None
+        want = parse_resource_version(q.get("resourceVersion", ""))
+        if want > self.backend.revision():
+            return self._when_fresh(want, lambda: self.get(info, req, {}))
         obj = self._current(info)
         if info.subresource == "scale":
             return Response(200, self._scale(r, orjson.loads(obj.data)))
         return self._respond(req, r, obj.data)
 
-    def list(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+    def _when_fresh(self, revision: int, serve: Callable[[], Any]) -> Any:
+        """Serve once the store has reached `revision` (the watch cache's 3 s wait), else 504 as upstream."""
+
+        async def later() -> Any:
+            deadline = time.monotonic() + FRESHNESS_WAIT
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                if self.backend.revision() >= revision:
+                    return serve()
+            raise too_large_resource_version(revision, self.backend.revision())
+
+        return later()
+
+    def list(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Any:
         r = info.resource
         assert r is not None
-        labels = parse_label_selector(q.get("labelSelector", ""))
-        fields = parse_field_selector(q.get("fieldSelector", ""), r.field_selectors)
+        opts = list_options(q, r, watch=False)
+        labels, fields, limit = opts.labels, opts.fields, opts.limit
         ns = self._ns(info)
         prefix = r.namespace_prefix(ns)
-        limit = int(q.get("limit", "0") or 0)
-        rv = q.get("resourceVersion", "")
-        match = q.get("resourceVersionMatch", "")
-        token = q.get("continue", "")
-        if match and not rv:
-            raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+        rv, match, token = opts.resource_version, opts.match, opts.continue_token
         if token and rv:
-            raise errors.bad_request('specifying resource version is not allowed when using continue')
-        cache = self.cache(r)
+            raise errors.bad_request("specifying resource version is not allowed when using continue")
+        revision_wanted = parse_resource_version(rv)
         if token:
             start, revision = decode_continue(token, prefix)
             return self._list_from_store(req, r, prefix, start, revision, limit, labels, fields)
-        if match == "Exact":
-            revision = int(rv)
-            if revision < self.backend.compact_revision():
-                raise errors.expired(f"too old resource version: {revision} ({self.backend.compact_revision()})")
-            return self._list_from_store(req, r, prefix, prefix, revision, limit, labels, fields)
+        # Exact, and (the older rule) a resourceVersion with a limit but no match: the list at exactly that revision.
+        if match == "Exact" or (rv not in ("", "0") and limit and not match):
+            if revision_wanted < self.backend.compact_revision():
+                raise errors.expired(f"too old resource version: {revision_wanted} ({self.backend.compact_revision()})")
+            return self._list_from_store(req, r, prefix, prefix, revision_wanted, limit, labels, fields)
+        if revision_wanted > self.backend.revision():
+            return self._when_fresh(revision_wanted, lambda: self.list(info, req, q))
+        cache = self.cache(r)
         revision = cache.revision
         out: List[CachedObject] = []
         next_key = b""
@@ -247,9 +265,12 @@ class ResourceHandlers:
         items: List[bytes] = []
         next_key = b""
         cursor = start
+        total = -1
         try:
             while True:
                 page = self.backend.range(cursor, end, revision=revision, limit=max(limit, 500) if limit else 0)
+                if total < 0:
+                    total = page.count
                 for kv in page.kvs:
                     if limit and len(items) == limit:
                         next_key = kv[0]
@@ -265,11 +286,10 @@ class ResourceHandlers:
         except CompactedError:
             raise continue_expired() from None
         except FutureRevisionError:
-            raise errors.StatusError(
-                504, "Timeout", f"Timeout: Too large resource version: {revision}, current: {self.backend.revision()}"
-            ) from None
+            raise too_large_resource_version(revision, self.backend.revision()) from None
         cont = encode_continue(next_key, prefix, revision) if next_key else ""
-        return self._list_response(req, r, items, revision, cont, None)
+        remaining = total - len(items) if next_key and not labels and not fields else None
+        return self._list_response(req, r, items, revision, cont, remaining)
 
     def _list_response(
         self, req: Request, r: Resource, items: List[bytes], revision: int, cont: str, remaining: Optional[int]
@@ -287,8 +307,8 @@ class ResourceHandlers:
     def watch(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> StreamResponse:
         r = info.resource
         assert r is not None
-        labels = parse_label_selector(q.get("labelSelector", ""))
-        fields = parse_field_selector(q.get("fieldSelector", ""), r.field_selectors)
+        opts = list_options(q, r, watch=True)
+        labels, fields = opts.labels, opts.fields
         ns = self._ns(info)
         name = info.name
         if fields:
@@ -296,36 +316,11 @@ class ResourceHandlers:
             names = [v for f, op, v in fields if f == "metadata.name" and op == "="]
             if names and not name:
                 name = names[0]
-        rv = q.get("resourceVersion", "")
-        send_initial = q.get("sendInitialEvents", "") in ("true", "1")
-        bookmarks = q.get("allowWatchBookmarks", "") in ("true", "1")
-        if send_initial:
-            if q.get("resourceVersionMatch", "") != "NotOlderThan":
-                raise errors.invalid(
-                    "meta.k8s.io",
-                    "ListOptions",
-                    "",
-                    [
-                        field_error(
-                            "",
-                            "resourceVersionMatch",
-                            q.get("resourceVersionMatch", ""),
-                            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                            "FieldValueForbidden",
-                        )
-                    ],
-                )
-            if not bookmarks:
-                raise errors.invalid(
-                    "meta.k8s.io",
-                    "ListOptions",
-                    "",
-                    [field_error("", "allowWatchBookmarks", False, "sendInitialEvents requires allowWatchBookmarks=true", "FieldValueForbidden")],
-                )
-        elif q.get("resourceVersionMatch"):
-            raise errors.bad_request("resourceVersionMatch is forbidden for watch")
-        timeout = q.get("timeoutSeconds", "")
-        seconds = float(timeout) if timeout else MIN_REQUEST_TIMEOUT * (1 + random.random())
+        rv = opts.resource_version
+        send_initial = bool(opts.send_initial_events)
+        bookmarks = opts.allow_bookmarks
+        start_rev = parse_resource_version(rv)
+        seconds = float(opts.timeout_seconds) if opts.timeout_seconds else MIN_REQUEST_TIMEOUT * (1 + random.random())
         table = wants_table(req.headers.get("accept", ""))
         render = None
         if table or r.storage_of is not None:
@@ -345,21 +340,23 @@ class ResourceHandlers:
                 cache, sink, namespace=ns, name=name, labels=labels, fields=fields, bookmarks=bookmarks, render=render
             )
             loop = asyncio.get_event_loop()
-            timer = loop.call_later(seconds, w.close)
-            w.on_close = timer.cancel
+            timers = [loop.call_later(seconds, w.close)]
+            if bookmarks and seconds > 2:
+                # The cacher's last bookmark comes 2 s before the deadline, so a client can resume from it.
+                def last_bookmark() -> None:
+                    cache.flush_now()
+                    w.bookmark(cache.revision)
+
+                timers.append(loop.call_later(seconds - 2, last_bookmark))
+            w.on_close = lambda: [t.cancel() for t in timers]
             sink.on_lost = w.close
             revision = cache.revision
             if send_initial or rv in ("", "0"):
                 prefix = r.namespace_prefix(ns)
                 w.send_initial(list(cache.iter_prefix(prefix)), revision)
-                if send_initial:
+                if send_initial and bookmarks:
                     w.bookmark(revision, initial_events_end=True)
             else:
-                try:
-                    start_rev = int(rv)
-                except ValueError:
-                    w.error(errors.bad_request(f'invalid resource version "{rv}"').body())
-                    return
                 try:
                     w.offer(cache.events_since(start_rev))
                 except TooOldError as exc:
@@ -745,7 +742,7 @@ class ResourceHandlers:
         r = info.resource
         assert r is not None
         labels = parse_label_selector(q.get("labelSelector", ""))
-        fields = parse_field_selector(q.get("fieldSelector", ""), r.field_selectors)
+        fields = parse_field_selector(q.get("fieldSelector", ""), r)
         opts = self._delete_options(req, q)
         cache = self.cache(r)
         victims = [

@@ -71,6 +71,22 @@ _EMPTY: Dict[str, str] = {}
 _FIELD_PATHS = {"source": "source.component"}
 
 
+# Booleans a selector compares as Go prints them: unset is false.
+_BOOL_FIELDS = frozenset({"spec.unschedulable", "spec.hostNetwork"})
+
+
+def _field_value(name: str, value: Any) -> str:
+    if value is None and name in _BOOL_FIELDS:
+        return "false"
+    return _field_str(value)
+
+
+def _event_source(fields: Dict[str, str]) -> None:
+    # An event's source is its reporting controller when source.component is empty.
+    if "source" in fields and not fields["source"]:
+        fields["source"] = fields.get("reportingComponent", "")
+
+
 def _field_str(value: Any) -> str:
     if value is None:
         return ""
@@ -119,7 +135,8 @@ class _FactsDecoder:
                     v = None
                     break
                 v = v.get(p)
-            fields[field_name] = _field_str(v)
+            fields[field_name] = _field_value(field_name, v)
+        _event_source(fields)
         return ObjectFacts(
             name,
             namespace,
@@ -141,7 +158,8 @@ class _FactsDecoder:
                 if v is None:
                     break
                 v = getattr(v, p, None) if not isinstance(v, dict) else v.get(p)
-            fields[name] = _field_str(v)
+            fields[name] = _field_value(name, v)
+        _event_source(fields)
         return ObjectFacts(
             meta.name,
             meta.namespace,

@@ -38,6 +38,13 @@ class Resource:
     # Another resource whose storage this one shares (events.k8s.io Event).
     storage_of: Optional[str] = None
     verbs: Tuple[str, ...] = ALL_VERBS
+    # Field label conversion: "core" and "job" kinds register their own (with their wording for an
+    # unsupported label), "default" ones know metadata.name and metadata.namespace only.
+    field_label_conversion: str = "default"
+    # Labels the conversion renames (pods: spec.host -> spec.nodeName).
+    field_aliases: Dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # Selectable fields stored under another name (events.k8s.io: regarding.* is involvedObject.*).
+    field_storage_names: Dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     # DELETE answers with the deleted object (the store's ReturnDeletedObject), not a Status.
     returns_deleted_object: bool = False
     extra: Dict[str, object] = field(default_factory=dict, compare=False, hash=False)
@@ -98,36 +105,44 @@ _EVENT_FIELDS = _COMMON_FIELDS + (
 RESOURCES: List[Resource] = [
     _r("", "v1", "namespaces", "namespace", "Namespace", False, "/registry/namespaces/", short_names=("ns",),
        subresources=("status", "finalize"), field_selectors=("metadata.name", "status.phase"),
-       verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"), returns_deleted_object=True),
+       verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"), returns_deleted_object=True,
+       field_label_conversion="core"),
     _r("", "v1", "nodes", "node", "Node", False, "/registry/minions/", short_names=("no",), subresources=("status",),
-       field_selectors=("metadata.name", "spec.unschedulable")),
+       field_selectors=("metadata.name", "spec.unschedulable"), field_label_conversion="core"),
     _r("", "v1", "pods", "pod", "Pod", True, "/registry/pods/", short_names=("po",), categories=("all",),
-       subresources=("status", "binding"), field_selectors=_POD_FIELDS, returns_deleted_object=True),
+       subresources=("status", "binding"), field_selectors=_POD_FIELDS, returns_deleted_object=True,
+       field_label_conversion="core", field_aliases={"spec.host": "spec.nodeName"}),
     _r("", "v1", "services", "service", "Service", True, "/registry/services/specs/", short_names=("svc",),
-       categories=("all",), subresources=("status",), returns_deleted_object=True),
+       categories=("all",), subresources=("status",), returns_deleted_object=True,
+       field_selectors=_COMMON_FIELDS + ("spec.clusterIP", "spec.type"), field_label_conversion="core"),
     _r("", "v1", "endpoints", "endpoints", "Endpoints", True, "/registry/services/endpoints/", short_names=("ep",)),
     _r("", "v1", "configmaps", "configmap", "ConfigMap", True, "/registry/configmaps/", short_names=("cm",)),
-    _r("", "v1", "secrets", "secret", "Secret", True, "/registry/secrets/", field_selectors=_COMMON_FIELDS + ("type",)),
+    _r("", "v1", "secrets", "secret", "Secret", True, "/registry/secrets/", field_selectors=_COMMON_FIELDS + ("type",),
+       field_label_conversion="core"),
     _r("", "v1", "events", "event", "Event", True, "/registry/events/", short_names=("ev",),
-       field_selectors=_EVENT_FIELDS),
+       field_selectors=_EVENT_FIELDS, field_label_conversion="core"),
     _r("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, "/registry/serviceaccounts/",
        short_names=("sa",), returns_deleted_object=True),
     _r("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, "/registry/leases/"),
     _r("apps", "v1", "deployments", "deployment", "Deployment", True, "/registry/deployments/", short_names=("deploy",),
        categories=("all",), subresources=("status", "scale"), generation=True),
     _r("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, "/registry/replicasets/", short_names=("rs",),
-       categories=("all",), subresources=("status", "scale"), generation=True,
-       field_selectors=_COMMON_FIELDS + ("status.replicas",)),
+       categories=("all",), subresources=("status", "scale"), generation=True),
     _r("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, "/registry/daemonsets/", short_names=("ds",),
        categories=("all",), subresources=("status",), generation=True),
     _r("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, "/registry/statefulsets/",
        short_names=("sts",), categories=("all",), subresources=("status", "scale"), generation=True),
     _r("batch", "v1", "jobs", "job", "Job", True, "/registry/jobs/", categories=("all",), subresources=("status",),
-       generation=True, field_selectors=_COMMON_FIELDS + ("status.successful",)),
+       generation=True, field_selectors=_COMMON_FIELDS + ("status.successful",), field_label_conversion="job"),
     _r("events.k8s.io", "v1", "events", "event", "Event", True, "/registry/events/", short_names=("ev",),
        storage_of="events", field_selectors=_COMMON_FIELDS + (
            "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
-           "regarding.resourceVersion", "regarding.fieldPath", "reason", "reportingController", "type")),
+           "regarding.resourceVersion", "regarding.fieldPath", "reason", "reportingController", "type", "source"),
+       field_label_conversion="core",
+       field_storage_names={
+           **{f"regarding.{f}": f"involvedObject.{f}"
+              for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
+           "reportingController": "reportingComponent"}),
     _r("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
        "/registry/endpointslices/"),
 ]

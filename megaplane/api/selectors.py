@@ -14,9 +14,12 @@ values. An empty selector matches everything and is None.
 from __future__ import annotations
 
 import re
-from typing import Dict, FrozenSet, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, Optional, Tuple
 
 from . import errors
+
+if TYPE_CHECKING:
+    from .resources import Resource
 
 __all__ = [
     "LabelSelector",
@@ -34,92 +37,186 @@ FieldSelector = Tuple[Tuple[str, str, str], ...]
 
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_TOKEN = re.compile(r"\s*(!=|==|=|>|<|\(|\)|,|!|[^\s!=<>(),]+)")
 
 
-def _bad(selector: str, why: str) -> errors.StatusError:
-    return errors.bad_request(f'unable to parse requirement: {why}')
-
-
-def _check_key(selector: str, key: str) -> None:
+def _check_key(key: str) -> None:
     if len(key.rpartition("/")[2]) > 63 or not _LABEL_KEY.match(key):
-        raise _bad(selector, f'Invalid value: "{key}": name part must consist of alphanumeric characters, '
-                             "'-', '_' or '.', and must start and end with an alphanumeric character")
+        raise ValueError(f'Invalid value: "{key}": name part must consist of alphanumeric characters, '
+                         "'-', '_' or '.', and must start and end with an alphanumeric character")
 
 
-def _check_value(selector: str, value: str) -> None:
+def _check_value(value: str) -> None:
     if len(value) > 63 or not _LABEL_VALUE.match(value):
-        raise _bad(selector, f'Invalid value: "{value}": a valid label must be an empty string or consist of '
-                             "alphanumeric characters, '-', '_' or '.', and must start and end with an "
-                             "alphanumeric character")
+        raise ValueError(f'Invalid value: "{value}": a valid label must be an empty string or consist of '
+                         "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                         "alphanumeric character")
+
+
+_SPECIAL = frozenset("=!(),><")
+_WHITESPACE = frozenset(" \t\r\n")
+# The lexer's literal tokens (labels.string2token); anything else is an identifier.
+_LITERALS = {")": ")", ",": ",", "!": "!", "==": "==", "=": "=", ">": ">", "in": "in", "<": "<", "!=": "!=",
+             "notin": "notin", "(": "("}
+_IDENT, _END, _ERROR = "ident", "end", "error"
+_BINARY_OPERATORS = "in, notin, =, ==, !=, gt, lt"
+
+
+def _lex(text: str) -> Tuple[Tuple[str, str], ...]:
+    """labels.Lexer: (token, literal) pairs, ending with (_END, "")."""
+    out = []
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in _WHITESPACE:
+            i += 1
+        if i >= n:
+            out.append((_END, ""))
+            return tuple(out)
+        if text[i] in _SPECIAL:
+            # The longest run of symbols that is still a token ("!=" over "!").
+            buf, best, j = "", None, i
+            while j < n and text[j] in _SPECIAL:
+                buf += text[j]
+                if buf in _LITERALS:
+                    best = (buf, j + 1)
+                elif best is not None:
+                    break
+                j += 1
+            if best is None:
+                out.append((_ERROR, f"error expected: keyword found '{buf}'"))
+                i = j
+                continue
+            out.append((_LITERALS[best[0]], best[0]))
+            i = best[1]
+            continue
+        j = i
+        while j < n and text[j] not in _SPECIAL and text[j] not in _WHITESPACE:
+            j += 1
+        word = text[i:j]
+        out.append((_LITERALS.get(word, _IDENT), word))
+        i = j
+
+
+class _Parser:
+    """labels.Parser: a transcription, so that errors read as upstream's do."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.items = _lex(text)
+        self.pos = 0
+
+    def lookahead(self, values: bool = True) -> Tuple[str, str]:
+        tok, lit = self.items[min(self.pos, len(self.items) - 1)]
+        if values and tok in ("in", "notin"):
+            tok = _IDENT  # in a value position the keywords are plain words
+        return tok, lit
+
+    def consume(self, values: bool = True) -> Tuple[str, str]:
+        item = self.lookahead(values)
+        self.pos += 1
+        return item
+
+    def parse(self) -> LabelSelector:
+        out = []
+        while True:
+            tok, lit = self.lookahead()
+            if tok in (_IDENT, "!"):
+                try:
+                    out.append(self.requirement())
+                except ValueError as exc:
+                    raise errors.bad_request(f"unable to parse requirement: {exc}") from None
+                t, lit = self.consume()
+                if t == _END:
+                    return tuple(out)
+                if t == ",":
+                    t2, lit2 = self.lookahead()
+                    if t2 not in (_IDENT, "!"):
+                        raise errors.bad_request(f"found '{lit2}', expected: identifier after ','")
+                    continue
+                raise errors.bad_request(f"found '{lit}', expected: ',' or 'end of string'")
+            if tok == _END:
+                return tuple(out)
+            raise errors.bad_request(f"found '{lit}', expected: !, identifier, or 'end of string'")
+
+    def requirement(self) -> Requirement:
+        tok, lit = self.consume()
+        negated = tok == "!"
+        if negated:
+            tok, lit = self.consume()
+        if tok != _IDENT:
+            raise ValueError(f"found '{lit}', expected: identifier")
+        _check_key(lit)
+        key = lit
+        if self.lookahead()[0] in (_END, ","):
+            return (key, "!" if negated else "exists", frozenset())
+        if negated:
+            return (key, "!", frozenset())  # NewRequirement refuses values; the caller sees the next token
+        tok, lit = self.consume(values=False)
+        ops = {"in": "in", "notin": "notin", "=": "=", "==": "=", "!=": "!=", ">": ">", "<": "<"}
+        op = ops.get(tok)
+        if op is None:
+            raise ValueError(f"found '{lit}', expected: {_BINARY_OPERATORS}")
+        values = self.set_values() if op in ("in", "notin") else self.exact_value()
+        if op in (">", "<"):
+            for v in values:
+                if not re.fullmatch(r"[-+]?\d+", v):
+                    raise ValueError(f'Invalid value: "{v}": for \'Gt\', \'Lt\' operators, the value must be an integer')
+        for v in values:
+            _check_value(v)
+        return (key, op, frozenset(values))
+
+    def set_values(self) -> set:
+        tok, lit = self.consume()
+        if tok != "(":
+            raise ValueError(f"found '{lit}' expected: '('")
+        tok, lit = self.lookahead()
+        if tok == ")":
+            self.consume()
+            return {""}
+        if tok not in (_IDENT, ","):
+            raise ValueError(f"found '{lit}', expected: ',', ')' or identifier")
+        values: set = set()
+        while True:
+            tok, lit = self.consume()
+            if tok == _IDENT:
+                values.add(lit)
+                t2, l2 = self.lookahead()
+                if t2 == ",":
+                    continue
+                if t2 == ")":
+                    break
+                raise ValueError(f"found '{l2}', expected: ',' or ')'")
+            if tok == ",":
+                if not values:
+                    values.add("")
+                t2, _ = self.lookahead()
+                if t2 == ")":
+                    values.add("")
+                    break
+                if t2 == ",":
+                    self.consume()
+                    values.add("")
+                continue
+            raise ValueError(f"found '{lit}', expected: ',', or identifier")
+        tok, _ = self.consume()
+        if tok != ")":
+            raise ValueError(f"found '{lit}', expected: ')'")
+        return values
+
+    def exact_value(self) -> set:
+        tok, _ = self.lookahead()
+        if tok in (_END, ","):
+            return {""}
+        tok, lit = self.consume()
+        if tok == _IDENT:
+            return {lit}
+        raise ValueError(f"found '{lit}', expected: identifier")
 
 
 def parse_label_selector(text: str) -> Optional[LabelSelector]:
-    """Parse `labelSelector`; None for an empty one. Raises a 400 StatusError."""
-    text = text.strip()
-    if not text:
+    """Parse `labelSelector` as labels.Parse does; None for an empty one. Raises a 400 StatusError."""
+    if not text.strip():
         return None
-    tokens = [t for t in _TOKEN.findall(text)]
-    pos = 0
-    out = []
-
-    def peek() -> str:
-        return tokens[pos] if pos < len(tokens) else ""
-
-    while pos < len(tokens):
-        tok = tokens[pos]
-        if tok == "!":
-            pos += 1
-            key = peek()
-            _check_key(text, key)
-            pos += 1
-            out.append((key, "!", frozenset()))
-        else:
-            key = tok
-            _check_key(text, key)
-            pos += 1
-            op = peek()
-            if op in ("", ","):
-                out.append((key, "exists", frozenset()))
-            elif op in ("=", "==", "!="):
-                pos += 1
-                value = peek()
-                if value in (",", ""):
-                    value = ""
-                else:
-                    pos += 1
-                _check_value(text, value)
-                out.append((key, "!=" if op == "!=" else "=", frozenset((value,))))
-            elif op in ("in", "notin"):
-                pos += 1
-                if peek() != "(":
-                    raise _bad(text, f"found '{peek()}', expected: '('")
-                pos += 1
-                values = set()
-                while peek() != ")":
-                    v = peek()
-                    if v == "":
-                        raise _bad(text, "found '', expected: ')'")
-                    if v != ",":
-                        _check_value(text, v)
-                        values.add(v)
-                    pos += 1
-                pos += 1
-                out.append((key, op, frozenset(values)))
-            elif op in (">", "<"):
-                pos += 1
-                value = peek()
-                pos += 1
-                if not re.fullmatch(r"-?\d+", value or ""):
-                    raise _bad(text, f'for \'gt\', \'lt\' operators, the value must be an integer, got "{value}"')
-                out.append((key, op, frozenset((value,))))
-            else:
-                raise _bad(text, f"found '{op}', expected: '=', '!=', '==', 'in', notin'")
-        if pos < len(tokens):
-            if tokens[pos] != ",":
-                raise _bad(text, f"found '{tokens[pos]}', expected: ',' or 'end of string'")
-            pos += 1
-    return tuple(out)
+    return _Parser(text).parse() or None
 
 
 def selector_from_dict(selector: Dict) -> Optional[LabelSelector]:  # type: ignore[type-arg]
@@ -191,12 +288,19 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def parse_field_selector(text: str, supported: Iterable[str]) -> Optional[FieldSelector]:
-    """Parse `fieldSelector` against the fields a kind supports; None for an empty one."""
+def parse_field_selector(text: str, resource: "Resource") -> Optional[FieldSelector]:
+    """Parse `fieldSelector` and convert its labels as the kind's field label conversion does.
+
+    Kinds with their own conversion (core Pod, Node, Event, Namespace, Secret,
+    Service; batch Job; events.k8s.io Event) know their fields and aliases
+    (pods: spec.host is spec.nodeName; events.k8s.io: regarding.* is
+    involvedObject.*); every other kind knows only metadata.name and
+    metadata.namespace. None for an empty selector.
+    """
     text = text.strip()
     if not text:
         return None
-    allowed = set(supported)
+    allowed = resource.field_selectors
     out = []
     for term in _split_unescaped(text, ","):
         if not term:
@@ -205,10 +309,20 @@ def parse_field_selector(text: str, supported: Iterable[str]) -> Optional[FieldS
         if not m:
             raise errors.bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
         field, op, value = m.group(1).strip(), m.group(2), _unescape(m.group(3))
+        field = resource.field_aliases.get(field, field)
         if field not in allowed:
-            raise errors.bad_request(f'field label not supported: {field}')
+            raise errors.bad_request(_unsupported_field(resource, m.group(1).strip()))
+        field = resource.field_storage_names.get(field, field)
         out.append((field, "!=" if op == "!=" else "=", value))
     return tuple(out) or None
+
+
+def _unsupported_field(resource: "Resource", label: str) -> str:
+    if resource.field_label_conversion == "core":
+        return f"field label not supported: {label}"
+    if resource.field_label_conversion == "job":
+        return f'field label "{label}" not supported for {resource.kind}'
+    return f'"{label}" is not a known field selector: only "metadata.name", "metadata.namespace"'
 
 
 def matches_fields(selector: Optional[FieldSelector], fields: Dict[str, str]) -> bool:
