@@ -127,7 +127,7 @@ def field_error(kind: str, path: str, value: Any, detail: str, reason: str = "Fi
         "FieldValueTooLong": "Too long",
     }
     word = words.get(reason, reason)
-    if reason in ("FieldValueRequired", "FieldValueForbidden"):
+    if reason in ("FieldValueRequired", "FieldValueForbidden", "FieldValueTooLong"):
         message = f"{word}: {detail}" if detail else word
     else:
         shown = orjson.dumps(value).decode() if not isinstance(value, str) else f'"{value}"'

@@ -50,8 +50,9 @@ from .patch import (
     apply_merge_patch,
     apply_strategic_merge_patch,
     decode_patch,
+    go_syntax_error,
 )
-from .resources import Resource
+from .resources import RESOURCES, Resource
 from .routing import RequestInfo
 from .selectors import (
     matches_fields,
@@ -61,7 +62,7 @@ from .selectors import (
     selector_from_dict,
 )
 from .transport import Request, Response, StreamResponse
-from .validation import name_rule, validate_metadata
+from .validation import name_rule, validate_data, validate_metadata
 from .watchcache import CachedObject, CacheWatcher, TooOldError, WatchCache
 
 if TYPE_CHECKING:
@@ -82,58 +83,99 @@ MIN_REQUEST_TIMEOUT = 1800
 FRESHNESS_WAIT = 3.0
 
 
+def _patch_status(exc: PatchError) -> errors.StatusError:
+    # NewGenericServerResponse (a JSON patch that does not apply) carries empty details; the others none.
+    return errors.StatusError(exc.code, exc.reason, exc.message, {} if exc.detail is not None else None)
+
+
 def _content_type(req: Request) -> str:
     return req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
 
 
+# What encoding/json names the type the version/kind sniffing decodes into, in its unmarshal errors.
+_FIND_KIND = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
+_GO_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "bool"}
+_YAML_PROBLEMS = {"mapping values are not allowed here": "mapping values are not allowed in this context"}
+REGISTERED_KINDS = frozenset((r.group_version, r.kind) for r in RESOURCES)
+
+
+def _summary(body: bytes) -> str:
+    """handlers.summarizeData(body, 30): how upstream shows a body it could not decode."""
+    if not body:
+        return "<empty>"
+    if body[:1] == b"{":
+        return body[:30].decode("utf-8", "replace") + (" ..." if len(body) > 30 else "")
+    return body[:30].hex() + (" ..." if len(body) > 30 else "")
+
+
+def _unrecognized(resource: Resource, why: str, body: bytes) -> errors.StatusError:
+    return errors.bad_request(
+        f"the object provided is unrecognized (must be of type {resource.kind}): {why} ({_summary(body)})"
+    )
+
+
+def _json_error(body: bytes) -> str:
+    return "couldn't get version/kind; json parse error: " + (go_syntax_error(body) or "unexpected end of JSON input")
+
+
+def _not_an_object(obj: Any) -> str:
+    go_type = _GO_JSON_TYPES.get(type(obj), "value")
+    return f"couldn't get version/kind; json parse error: json: cannot unmarshal {go_type} into Go value of type {_FIND_KIND}"
+
+
 def decode_body(req: Request, resource: Resource) -> Dict[str, Any]:
-    """The request body as an object; 400 for what cannot be read as one."""
+    """The request body as an object; 400 with upstream's wording (and a summary of the body) otherwise."""
     ctype = _content_type(req)
     body = req.body
-    try:
-        if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
-            import yaml
-
-            obj = yaml.safe_load(body)
-        elif ctype in ("application/json", "", "*/*") or ctype.endswith("+json"):
+    if ctype in ("application/json", "", "*/*") or ctype.endswith("+json"):
+        try:
             obj = orjson.loads(body)
-        elif ctype == protobuf.CONTENT_TYPE:
+        except orjson.JSONDecodeError:
+            raise _unrecognized(resource, _json_error(body), body) from None
+    elif ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
+        import yaml
+
+        try:
+            obj = yaml.safe_load(body)
+        except yaml.MarkedYAMLError as exc:
+            problem = _YAML_PROBLEMS.get(exc.problem or "", exc.problem or str(exc))
+            line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 0
+            raise _unrecognized(resource, f"yaml: line {line}: {problem}", body) from None
+        except yaml.YAMLError as exc:
+            raise _unrecognized(resource, f"yaml: {exc}", body) from None
+    elif ctype == protobuf.CONTENT_TYPE:
+        try:
             obj = protobuf.decode(body)
-        else:
-            raise errors.unsupported_media_type(ctype)
-    except errors.StatusError:
-        raise
-    except protobuf.UnknownKindError as exc:
-        raise errors.StatusError(415, "UnsupportedMediaType", str(exc)) from None
-    except protobuf.ProtobufError as exc:
-        raise errors.bad_request(
-            f"the object provided is unrecognized (must be of type {resource.kind}): {exc}"
-        ) from None
-    except Exception as exc:
-        raise errors.bad_request(
-            f"the object provided is unrecognized (must be of type {resource.kind}): "
-            f"couldn't get version/kind; json parse error: {exc}"
-        ) from None
+        except protobuf.UnknownKindError as exc:
+            raise errors.StatusError(415, "UnsupportedMediaType", str(exc)) from None
+        except protobuf.ProtobufError as exc:
+            raise _unrecognized(resource, str(exc), body) from None
+    else:
+        raise errors.unsupported_media_type(ctype)
     if not isinstance(obj, dict):
-        raise errors.bad_request(
-            f"the object provided is unrecognized (must be of type {resource.kind}): "
-            "couldn't get version/kind; json parse error: not a JSON object"
-        )
+        raise _unrecognized(resource, _not_an_object(obj), body)
     return obj
 
 
 def check_kind(obj: Dict[str, Any], resource: Resource, kind: str = "", group_version: str = "") -> None:
-    """apiVersion / kind in the body must be the URL's (when given)."""
+    """apiVersion / kind in the body must be the URL's (when given); the decoder's errors otherwise."""
     kind = kind or resource.kind
     gv = group_version or resource.group_version
-    api_version = obj.get("apiVersion")
-    if api_version and api_version != gv:
+    body_gv = obj.get("apiVersion") or gv
+    body_kind = obj.get("kind") or kind
+    if body_kind == kind and body_gv != gv and resource.group and str(body_gv).rpartition("/")[0] == resource.group:
+        # Another version of the same group: the scheme decodes it, then the handler refuses it.
         raise errors.bad_request(
-            f"the API version in the data ({api_version}) does not match the expected API version ({gv})"
+            f"the API version in the data ({body_gv}) does not match the expected API version ({gv})"
         )
-    body_kind = obj.get("kind")
-    if body_kind and body_kind != kind:
-        raise errors.bad_request(f"the kind in the data ({body_kind}) does not match the expected kind ({kind})")
+    if body_gv != gv or body_kind != kind:
+        version = str(body_gv).rsplit("/", 1)[-1]
+        if (body_gv, body_kind) in REGISTERED_KINDS:
+            internal = (resource.group.split(".")[0] if resource.group not in ("", "events.k8s.io") else "core")
+            why = f"converting ({version}.{body_kind}) to ({internal}.{kind}): unknown conversion"
+        else:
+            why = f'no kind "{body_kind}" is registered for version "{body_gv}" in scheme "pkg/api/legacyscheme/scheme.go:30"'
+        raise errors.bad_request(f'{body_kind} in version "{version}" cannot be handled as a {kind}: {why}')
     obj["apiVersion"] = gv
     obj["kind"] = kind
 
@@ -395,6 +437,7 @@ class ResourceHandlers:
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
         causes = validate_metadata(meta, name_rule(r.plural, r.group), r.namespaced)
+        causes += validate_data(r.group, r.plural, obj)
         if causes:
             raise errors.invalid(r.group, r.kind, meta.get("name") or meta.get("generateName") or "", causes)
         return self.server.field_validation(r, obj, q.get("fieldValidation", ""), verb)
@@ -549,7 +592,7 @@ class ResourceHandlers:
         try:
             patch = decode_patch(req.body, ctype)
         except PatchError as exc:
-            raise errors.StatusError(exc.code, exc.reason, exc.message) from None
+            raise _patch_status(exc) from None
         for _ in range(5):
             cur = self._current(info)
             doc = orjson.loads(view_bytes(r, cur.data))
@@ -563,7 +606,7 @@ class ResourceHandlers:
                 else:
                     new = apply_strategic_merge_patch(doc, patch, self.server.schema_for(r))
             except PatchError as exc:
-                raise errors.StatusError(exc.code, exc.reason, exc.message) from None
+                raise _patch_status(exc) from None
             if not isinstance(new, dict):
                 raise errors.bad_request("the patch did not produce an object")
             if info.subresource == "scale":

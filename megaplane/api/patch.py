@@ -44,6 +44,7 @@ __all__ = [
     "MAX_JSON_PATCH_OPERATIONS",
     "decode_patch",
     "apply_json_patch",
+    "go_syntax_error",
     "apply_merge_patch",
     "apply_strategic_merge_patch",
 ]
@@ -260,7 +261,7 @@ _ESCAPES = frozenset(b'bfnrt\\/"')
 _LITERALS = {ord("t"): "true", ord("f"): "false", ord("n"): "null"}
 
 
-def _go_syntax_error(data: bytes) -> Optional[str]:
+def go_syntax_error(data: bytes) -> Optional[str]:
     """The message of the SyntaxError Go's encoding/json reports for `data`, or None if Go accepts it.
 
     A transcription of encoding/json's scanner state machine (scanner.go): the apiserver answers a
@@ -459,7 +460,7 @@ def _loads(body: Any, prefix: str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        problem = _go_syntax_error(data)
+        problem = go_syntax_error(data)
         if problem is None:
             # Go accepts invalid UTF-8 (it substitutes U+FFFD); orjson does not.
             try:

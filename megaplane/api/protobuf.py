@@ -697,7 +697,11 @@ def decode(body: bytes) -> Dict[str, Any]:
     if not buf:
         raise ProtobufError("empty data")
     if not buf.startswith(MAGIC):
-        raise ProtobufError(f"provided data does not appear to be a protobuf message, expected prefix {list(MAGIC)}")
+        raise ProtobufError(
+            "provided data does not appear to be a protobuf message, expected prefix [" + " ".join(map(str, MAGIC)) + "]"
+        )
+    if buf == MAGIC:
+        raise ProtobufError("empty body")
     try:
         api_version, kind, (start, stop) = _envelope(buf)
         if not kind:

@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl, unquote
 from . import errors
 from .resources import GROUP_VERSIONS, Resource, by_path
 
-SERVED_GROUP_VERSIONS = frozenset(GROUP_VERSIONS)
+# /api and every /apis/<group> are go-restful web services upstream: an unknown path under one gets
+# a JSON Status 404; a path under no group falls through to the plain-text NotFound handler.
+SERVED_GROUPS = frozenset(g for g, _ in GROUP_VERSIONS)
 
 __all__ = ["RequestInfo", "parse_path", "parse_query"]
 
@@ -77,8 +79,8 @@ def parse_path(method: str, path: str, query: Dict[str, str]) -> Optional[Reques
         return None
     info.plural = rest[0]
     resource = by_path(info.group, info.version, info.plural)
-    if resource is None and (info.group, info.version) not in SERVED_GROUP_VERSIONS:
-        return None  # no API group serves this path: the server's plain 404
+    if resource is None and info.group not in SERVED_GROUPS:
+        return None  # no API group owns this path: the server's plain-text 404
     if resource is None:
         raise errors.StatusError(
             404, "NotFound", "the server could not find the requested resource", {}

@@ -76,7 +76,17 @@ def validate_name(name: str, rule: str, path: str = "metadata.name") -> List[Cau
     return causes
 
 
+QUALIFIED_NAME_WITH_PREFIX_MSG = (
+    "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+    "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' "
+    "(e.g. 'example.com/MyName')"
+)
+
+
 def _validate_qualified_name(key: str, path: str) -> List[Cause]:
+    if key.count("/") > 1:
+        return [field_error("", path, key, QUALIFIED_NAME_WITH_PREFIX_MSG)]
     prefix, slash, name = key.rpartition("/")
     causes = []
     if slash:
@@ -96,6 +106,12 @@ def _validate_qualified_name(key: str, path: str) -> List[Cause]:
 def validate_metadata(meta: Dict[str, Any], rule: str, namespaced: bool) -> List[Cause]:
     """ValidateObjectMeta: name (or generateName), labels, annotations, finalizers."""
     causes: List[Cause] = []
+    generate = meta.get("generateName")
+    if generate and isinstance(generate, str):
+        # As a prefix: a trailing dash is allowed (the random suffix follows it).
+        prefix = generate[:-1] + "a" if generate.endswith("-") else generate
+        causes += [dict(c, message=c["message"].replace(f'"{prefix}"', f'"{generate}"', 1))
+                   for c in validate_name(prefix, rule, "metadata.generateName")]
     name = meta.get("name")
     if not name:
         if not meta.get("generateName"):
@@ -137,4 +153,48 @@ def validate_metadata(meta: Dict[str, Any], rule: str, namespaced: bool) -> List
                 causes.append(field_error("", f"metadata.finalizers[{i}]", f, "must be a string"))
             else:
                 causes += _validate_qualified_name(f, f"metadata.finalizers[{i}]")
+    return causes
+
+
+# core.MaxSecretSize: ConfigMaps and Secrets hold at most 1 MiB of data.
+MAX_DATA_BYTES = 1024 * 1024
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+CONFIG_KEY_MSG = (
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or "
+    "'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+)
+
+
+def _config_key_errors(key: str, path: str) -> List[Cause]:
+    causes = []
+    if len(key) > 253:
+        causes.append(field_error("", path, key, "must be no more than 253 characters"))
+    if not _CONFIG_KEY.match(key):
+        causes.append(field_error("", path, key, CONFIG_KEY_MSG))
+    if key in (".", ".."):
+        causes.append(field_error("", path, key, f"must not be '{key}'"))
+    elif key.startswith(".."):
+        causes.append(field_error("", path, key, "must not start with '..'"))
+    return causes
+
+
+def validate_data(group: str, plural: str, obj: Dict[str, Any]) -> List[Cause]:
+    """ValidateConfigMap / ValidateSecret: keys, and at most 1 MiB of data in all."""
+    if group != "" or plural not in ("configmaps", "secrets"):
+        return []
+    causes: List[Cause] = []
+    total = 0
+    bags = ("data", "binaryData") if plural == "configmaps" else ("data", "stringData")
+    for bag in bags:
+        values = obj.get(bag)
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            causes += _config_key_errors(key, f"{bag}[{key}]")
+            if isinstance(value, str):
+                # Secret data is base64 on the wire: count the bytes it stands for.
+                total += len(value) * 3 // 4 if plural == "secrets" and bag == "data" else len(value.encode())
+    if total > MAX_DATA_BYTES:
+        path = "[]" if plural == "configmaps" else "data"
+        causes.append(field_error("", path, None, f"must have at most {MAX_DATA_BYTES} bytes", "FieldValueTooLong"))
     return causes

@@ -685,14 +685,18 @@ def test_delete_preconditions(core):
         core.delete_namespaced_config_map("pre", ns, body={"preconditions": {"uid": wrong_uid}})
     st = _status(info.value)
     assert info.value.status == 409 and st["reason"] == "Conflict"
-    assert f"Precondition failed: UID in precondition: {wrong_uid}, UID in object meta: {obj.metadata.uid}" in st["message"]
+    # rest.BeforeDelete checks preconditions before the storage layer does, with its own wording.
+    assert st["message"] == (f'Operation cannot be fulfilled on ConfigMap "pre": the UID in the precondition ({wrong_uid}) '
+                             f"does not match the UID in record ({obj.metadata.uid}). "
+                             "The object might have been deleted and then recreated")
     stale = obj.metadata.resource_version
     current = core.patch_namespaced_config_map("pre", ns, {"data": {"x": "y"}}).metadata.resource_version
     with pytest.raises(ApiException) as info:
         core.delete_namespaced_config_map("pre", ns, body={"preconditions": {"resourceVersion": stale}})
     assert info.value.status == 409
-    assert (f"Precondition failed: ResourceVersion in precondition: {stale}, ResourceVersion in object meta: {current}"
-            in _status(info.value)["message"])
+    assert _status(info.value)["message"] == (
+        f'Operation cannot be fulfilled on ConfigMap "pre": the ResourceVersion in the precondition ({stale}) '
+        f"does not match the ResourceVersion in record ({current}). The object might have been modified")
     assert core.read_namespaced_config_map("pre", ns).metadata.uid == obj.metadata.uid
     core.delete_namespaced_config_map("pre", ns, body={"preconditions": {"uid": obj.metadata.uid, "resourceVersion": current}})
     assert _gone(lambda: core.read_namespaced_config_map("pre", ns))

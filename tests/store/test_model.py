@@ -26,7 +26,7 @@ events of every revision: slow and obviously right.
 
 from __future__ import annotations
 
-import os  # DEV-ONLY
+import os
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import pytest
@@ -52,7 +52,6 @@ from megaplane.store.txn import (
 )
 from megaplane.testing import FakeClock
 
-_DEV = os.environ.get("MODEL_DEV", "").split(",")  # DEV-ONLY
 MAX_TXN_OPS = 8
 MIN_LEASE_TTL = 2
 MAX_LEASE_TTL = 9_000_000_000  # etcd's lease.MaxLeaseTTL
@@ -212,7 +211,6 @@ def write_footprint(ops) -> Tuple[set, list]:
     different ops of the branch could write one key (a delete may overlap a delete). The
     two branches of a nested txn exclude each other, so they may repeat each other."""
     parts = []
-    nested_idx = set()  # DEV-ONLY
     for op in ops:
         if isinstance(op, PutRequest):
             parts.append(({op.key}, []))
@@ -222,15 +220,10 @@ def write_footprint(ops) -> Tuple[set, list]:
             pt, dt = write_footprint(op.success)
             pf, df = write_footprint(op.failure)
             parts.append((pt | pf, dt + df))
-            nested_idx.add(len(parts) - 1)  # DEV-ONLY
     for i in range(len(parts)):
         for j in range(len(parts)):
             if i == j:
                 continue
-            if "nestedorder" in _DEV and i in nested_idx and j in nested_idx and j > i:  # DEV-ONLY
-                if parts[i][0] & parts[j][0]:  # DEV-ONLY
-                    raise errors.DuplicateKeyError()  # DEV-ONLY
-                continue  # DEV-ONLY
             puts_i, _ = parts[i]
             puts_j, dels_j = parts[j]
             if i < j and puts_i & puts_j:
@@ -313,8 +306,6 @@ class Model:
     def put(self, r: PutRequest) -> PutResult:
         check_put_shape(r)
         # etcd's applier checks a top-level put's lease before the ignore_* key lookup
-        if "putorder" in _DEV and (r.ignore_value or r.ignore_lease) and r.key not in self.state:  # DEV-ONLY
-            raise errors.KeyNotFoundError()  # DEV-ONLY
         if r.lease and r.lease not in self.leases:
             raise errors.LeaseNotFoundError()
         if (r.ignore_value or r.ignore_lease) and r.key not in self.state:
@@ -357,11 +348,6 @@ class Model:
         # etcd checkRequests: the puts of the chosen path first, then its ranges, against the
         # key space at the start of the txn; the branches not taken are not checked.
         for op in self._walk(plan):
-            if "txncheckorder" in _DEV and isinstance(op, RangeRequest) and op.revision != 0:  # DEV-ONLY
-                if op.revision > begin:  # DEV-ONLY
-                    raise errors.FutureRevisionError()  # DEV-ONLY
-                if op.revision < self.floor:  # DEV-ONLY
-                    raise errors.CompactedError()  # DEV-ONLY
             if isinstance(op, PutRequest):
                 if (op.ignore_value or op.ignore_lease) and op.key not in start:
                     raise errors.KeyNotFoundError()
@@ -394,12 +380,10 @@ class Model:
                 out.append(self._apply(subs[i], st, evs, begin, top=False))
         # etcd leaves the header of a nested txn response empty (revision 0)
         rev = (begin + 1 if evs else begin) if top else 0
-        if "nestedrev" in _DEV and not top:  # DEV-ONLY
-            rev = begin + 1 if evs else begin  # DEV-ONLY
         return TxnResult(ok, rev, out)
 
     def compact(self, rev: int) -> int:
-        if rev <= self.floor or ("compact0" in _DEV and rev <= 0):
+        if rev <= self.floor:
             raise errors.CompactedError()
         if rev > self.rev:
             raise errors.FutureRevisionError()
@@ -619,7 +603,7 @@ def range_requests(draw, empty=40):
     return RangeRequest(
         key=key,
         range_end=end,
-        limit=draw(st.sampled_from([0, 0, 0, 1, 2, 3] + ([] if "neglimit" in _DEV else [-1]))),
+        limit=draw(st.sampled_from([0, 0, 0, 1, 2, 3, -1])),
         revision=draw(rev_any),
         keys_only=draw(rarely),
         count_only=draw(rarely),
@@ -943,9 +927,6 @@ class StoreMachine(RuleBasedStateMachine):
             mw["closed"] = True
             return
         want = m.watch_events(mw["key"], mw["end"], mw["next_rev"], m.rev, mw["no_put"], mw["no_delete"])
-        if "watchorder" in _DEV:  # DEV-ONLY
-            got = sorted(got, key=lambda e: (e[0][2], e[0][0]))  # DEV-ONLY
-            want = sorted(want, key=lambda e: (e[0], e[1][0][0]))  # DEV-ONLY
         msg = f"lazy watch [{mw['key']!r}, {mw['end']!r}) from {mw['next_rev']}:\n  got  {got}\n  want {want}"
         assert len(got) <= len(want), msg
         for g, (r, (kv, prev)) in zip(got, want):
@@ -993,9 +974,6 @@ class StoreMachine(RuleBasedStateMachine):
                 continue
             assert not w.canceled, f"watcher {mw} cancelled (compact_revision={w.compact_revision})"
             want = m.watch_events(mw["key"], mw["end"], mw["next_rev"], m.rev, mw["no_put"], mw["no_delete"])
-            if "watchorder" in _DEV:  # DEV-ONLY
-                got = sorted(got, key=lambda e: (e[0][2], e[0][0]))  # DEV-ONLY
-                want = sorted(want, key=lambda e: (e[0], e[1][0][0]))  # DEV-ONLY
             msg = f"watch [{mw['key']!r}, {mw['end']!r}):\n  got  {got}\n  want {[e for _, e in want]}"
             assert len(got) == len(want), msg
             for g, (r, (kv, prev)) in zip(got, want):
@@ -1007,10 +985,10 @@ class StoreMachine(RuleBasedStateMachine):
 
 TestStoreModel = StoreMachine.TestCase
 TestStoreModel.settings = settings(
-    stateful_step_count=int(os.environ.get("MODEL_STEPS", "40")),  # DEV-ONLY
+    max_examples=2000 if os.environ.get("MEGAPLANE_SCALE") == "full" else 200,
+    stateful_step_count=40,
     deadline=None,
-    derandomize=not os.environ.get("MODEL_RANDOM"),  # DEV-ONLY
-    max_examples=int(os.environ.get("MODEL_EXAMPLES", "200")),  # DEV-ONLY
+    derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
