@@ -271,6 +271,7 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
         api=APIServerConfig(
             event_ttl=int(args.event_ttl),
             service_cluster_ip_range=args.service_cluster_ip_range,
+            service_node_port_range=args.service_node_port_range,
             advertise_address=args.advertise_address
             or (args.bind_address if args.bind_address not in ("0.0.0.0", "::") else "127.0.0.1"),
             watch_cache_window=args.watch_cache_window,
@@ -313,6 +314,9 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
         g.add_argument("--event-ttl", type=parse_duration, default=3600.0, help="how long Events are kept (1h)")
         g.add_argument(
             "--service-cluster-ip-range", default="10.96.0.0/12", help="CIDR for service cluster IPs (10.96.0.0/12)"
+        )
+        g.add_argument(
+            "--service-node-port-range", default="30000-32767", help="port range for NodePort services (30000-32767)"
         )
         g.add_argument(
             "--default-watch-cache-size",

@@ -116,8 +116,10 @@ def conflict_modified(group: str, plural: str, name: str) -> StatusError:
     )
 
 
-def field_error(kind: str, path: str, value: Any, detail: str, reason: str = "FieldValueInvalid") -> Dict[str, Any]:
-    """One cause of an Invalid status, rendered like field.Error."""
+def field_error(
+    kind: str, path: str, value: Any, detail: str, reason: str = "FieldValueInvalid", shown: Optional[str] = None
+) -> Dict[str, Any]:
+    """One cause of an Invalid status, rendered like field.Error (`shown`: the value as Go prints it)."""
     words = {
         "FieldValueInvalid": "Invalid value",
         "FieldValueRequired": "Required value",
@@ -130,7 +132,8 @@ def field_error(kind: str, path: str, value: Any, detail: str, reason: str = "Fi
     if reason in ("FieldValueRequired", "FieldValueForbidden", "FieldValueTooLong"):
         message = f"{word}: {detail}" if detail else word
     else:
-        shown = orjson.dumps(value).decode() if not isinstance(value, str) else f'"{value}"'
+        if shown is None:
+            shown = orjson.dumps(value).decode() if not isinstance(value, str) else f'"{value}"'
         message = f"{word}: {shown}: {detail}" if detail else f"{word}: {shown}"
     return {"reason": reason, "message": message, "field": path}
 

@@ -456,6 +456,12 @@ class ResourceHandlers:
             raise errors.bad_request("metadata must be an object")
         if meta.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        return self._create_object(info, req, q, obj)
+
+    def _create_object(self, info: RequestInfo, req: Request, q: Dict[str, str], obj: Dict[str, Any]) -> Response:
+        r = info.resource
+        assert r is not None
+        meta = obj["metadata"]
         ns = self._ns(info)
         if r.namespaced:
             body_ns = meta.get("namespace")
@@ -516,8 +522,15 @@ class ResourceHandlers:
             meta["namespace"] = ns
         if info.subresource == "finalize" and r.plural == "namespaces":
             return self._finalize_namespace(info, req, obj)
+        if not info.subresource and r.allow_create_on_update and self.cache(r).get(r.key(ns, info.name)) is None:
+            meta.pop("resourceVersion", None)  # AllowCreateOnUpdate: a PUT of a missing object creates it
+            return self._create_object(info, req, q, obj)
         warnings = self._validate(r, obj, q, "update")
         want = meta.get("resourceVersion", "")
+        if not want and not r.allow_unconditional_update:
+            raise errors.invalid(r.group, r.plural, info.name, [
+                field_error("", "metadata.resourceVersion", None, "must be specified for an update", "FieldValueInvalid",
+                            shown="0x0")])
         return self._write_update(info, req, q, obj, want, warnings)
 
     def _write_update(
@@ -532,6 +545,12 @@ class ResourceHandlers:
         r = info.resource
         assert r is not None
         cur = self._current(info)
+        uid = (obj.get("metadata") or {}).get("uid")
+        if uid and uid != cur.facts.uid:  # a uid in the body is a precondition (rest.DefaultUpdatedObjectInfo)
+            raise errors.conflict(
+                r.group, r.plural, info.name,
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {cur.facts.uid}",
+            )
         if want_rv and want_rv != str(cur.rv):
             if not want_rv.isdigit():
                 raise errors.bad_request(f'invalid resource version "{want_rv}"')
@@ -825,10 +844,12 @@ class ResourceHandlers:
         spec = obj.setdefault("spec", {})
         if spec.get("nodeName"):
             raise errors.conflict(
-                "", "pods", info.name, f"pod {info.name} is already assigned to node \"{spec['nodeName']}\""
+                "", "pods/binding", info.name, f"pod {info.name} is already assigned to node \"{spec['nodeName']}\""
             )
         if obj["metadata"].get("deletionTimestamp"):
-            raise errors.conflict("", "pods", info.name, "pod is being deleted, cannot be assigned to a host")
+            raise errors.conflict(
+                "", "pods/binding", info.name, f"pod {info.name} is being deleted, cannot be assigned to a host"
+            )
         spec["nodeName"] = node
         status = obj.setdefault("status", {})
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]

@@ -45,6 +45,10 @@ class Resource:
     field_aliases: Dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     # Selectable fields stored under another name (events.k8s.io: regarding.* is involvedObject.*).
     field_storage_names: Dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # PUT of a missing object creates it (the strategy's AllowCreateOnUpdate).
+    allow_create_on_update: bool = False
+    # PUT without metadata.resourceVersion overwrites (AllowUnconditionalUpdate); leases refuse it.
+    allow_unconditional_update: bool = True
     # DELETE answers with the deleted object (the store's ReturnDeletedObject), not a Status.
     returns_deleted_object: bool = False
     extra: Dict[str, object] = field(default_factory=dict, compare=False, hash=False)
@@ -114,16 +118,19 @@ RESOURCES: List[Resource] = [
        field_label_conversion="core", field_aliases={"spec.host": "spec.nodeName"}),
     _r("", "v1", "services", "service", "Service", True, "/registry/services/specs/", short_names=("svc",),
        categories=("all",), subresources=("status",), returns_deleted_object=True,
-       field_selectors=_COMMON_FIELDS + ("spec.clusterIP", "spec.type"), field_label_conversion="core"),
-    _r("", "v1", "endpoints", "endpoints", "Endpoints", True, "/registry/services/endpoints/", short_names=("ep",)),
+       field_selectors=_COMMON_FIELDS + ("spec.clusterIP", "spec.type"), field_label_conversion="core",
+       allow_create_on_update=True),
+    _r("", "v1", "endpoints", "endpoints", "Endpoints", True, "/registry/services/endpoints/", short_names=("ep",),
+       allow_create_on_update=True),
     _r("", "v1", "configmaps", "configmap", "ConfigMap", True, "/registry/configmaps/", short_names=("cm",)),
     _r("", "v1", "secrets", "secret", "Secret", True, "/registry/secrets/", field_selectors=_COMMON_FIELDS + ("type",),
        field_label_conversion="core"),
     _r("", "v1", "events", "event", "Event", True, "/registry/events/", short_names=("ev",),
-       field_selectors=_EVENT_FIELDS, field_label_conversion="core"),
+       field_selectors=_EVENT_FIELDS, field_label_conversion="core", allow_create_on_update=True),
     _r("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, "/registry/serviceaccounts/",
        short_names=("sa",), returns_deleted_object=True),
-    _r("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, "/registry/leases/"),
+    _r("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, "/registry/leases/",
+       allow_create_on_update=True, allow_unconditional_update=False),
     _r("apps", "v1", "deployments", "deployment", "Deployment", True, "/registry/deployments/", short_names=("deploy",),
        categories=("all",), subresources=("status", "scale"), generation=True),
     _r("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, "/registry/replicasets/", short_names=("rs",),
@@ -138,13 +145,13 @@ RESOURCES: List[Resource] = [
        storage_of="events", field_selectors=_COMMON_FIELDS + (
            "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
            "regarding.resourceVersion", "regarding.fieldPath", "reason", "reportingController", "type", "source"),
-       field_label_conversion="core",
+       field_label_conversion="core", allow_create_on_update=True,
        field_storage_names={
            **{f"regarding.{f}": f"involvedObject.{f}"
               for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
            "reportingController": "reportingComponent"}),
     _r("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
-       "/registry/endpointslices/"),
+       "/registry/endpointslices/", generation=True),
 ]
 
 _BY_PATH: Dict[Tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in RESOURCES}

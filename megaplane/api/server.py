@@ -29,7 +29,7 @@ from .metrics import APIMetrics
 from .namespaces import NamespaceLifecycle
 from .resources import RESOURCES, Resource, lookup
 from .routing import parse_path, parse_query
-from .strategy import ClusterIPAllocator
+from .services import ServiceAllocations
 from .transport import HTTPServer, Request, Response, StreamResponse
 from .watchcache import CachedObject, WatchCache
 
@@ -59,6 +59,8 @@ class APIServerConfig:
     event_ttl: int = 3600
     #: --service-cluster-ip-range
     service_cluster_ip_range: str = "10.96.0.0/12"
+    #: --service-node-port-range
+    service_node_port_range: str = "30000-32767"
     #: Address reported in /api's serverAddressByClientCIDRs.
     advertise_address: str = "127.0.0.1"
     #: Seconds between BOOKMARK events to watchers that allow them.
@@ -93,7 +95,7 @@ class APIServer:
         self.registry = CollectorRegistry()
         self.registry.register(self.metrics)
         self.http = HTTPServer(self.handle)
-        self.ips = ClusterIPAllocator(self.config.service_cluster_ip_range)
+        self.services = ServiceAllocations(self.config.service_cluster_ip_range, self.config.service_node_port_range)
         self._event_lease: Tuple[int, float, int] = (0, 0.0, 0)
         self._tasks: List[asyncio.Task] = []
         self._openapi: Any = None
@@ -118,10 +120,7 @@ class APIServer:
         for cache in self.caches.values():
             cache.start(loop)
         for obj in self.cache_for(lookup("", "services")).objects.values():  # type: ignore[arg-type]
-            spec = orjson.loads(obj.data).get("spec") or {}
-            for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
-                if ip and ip != "None":
-                    self.ips.reserve(ip)
+            self.services.restore(orjson.loads(obj.data).get("spec") or {})
         await self._bootstrap()
         self._tasks.append(loop.create_task(self._bookmarks()))
         self._tasks.append(loop.create_task(self.namespaces.run()))
@@ -236,43 +235,20 @@ class APIServer:
             raise errors.StatusError(exc.code, exc.reason, st["message"], st["details"]) from None
 
     def admit_create(self, r: Resource, obj: Dict[str, Any]) -> None:
-        """Allocations a create needs before it is stored (service cluster IPs)."""
+        """Allocations a create needs before it is stored (service cluster IPs and node ports)."""
         if r.group == "" and r.plural == "services":
-            spec = obj.setdefault("spec", {})
-            if spec.get("type", "ClusterIP") == "ExternalName":
-                return
-            want = spec.get("clusterIP", "")
-            if want == "None":
-                spec["clusterIPs"] = ["None"]
-                return
-            try:
-                ip = self.ips.allocate(want)
-            except ValueError as exc:
-                raise errors.invalid(
-                    "", "Service", obj["metadata"].get("name", ""),
-                    [errors.field_error("", "spec.clusterIPs", [want], str(exc))],
-                ) from None
-            spec["clusterIP"] = ip
-            spec["clusterIPs"] = [ip]
-            spec.setdefault("ipFamilies", ["IPv4"])
-            spec.setdefault("ipFamilyPolicy", "SingleStack")
-            spec.setdefault("internalTrafficPolicy", "Cluster")
+            self.services.admit_create(obj)
 
     def release_create(self, r: Resource, obj: Dict[str, Any]) -> None:
         self.release_delete(r, obj)
 
     def admit_update(self, r: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
         if r.group == "" and r.plural == "services":
-            old_spec = old.get("spec") or {}
-            spec = obj.setdefault("spec", {})
-            if not spec.get("clusterIP") and old_spec.get("clusterIP"):
-                spec["clusterIP"] = old_spec["clusterIP"]
-                spec["clusterIPs"] = old_spec.get("clusterIPs", [old_spec["clusterIP"]])
+            self.services.admit_update(obj, old)
 
     def release_delete(self, r: Resource, obj: Dict[str, Any]) -> None:
         if r.group == "" and r.plural == "services":
-            for ip in (obj.get("spec") or {}).get("clusterIPs") or ():
-                self.ips.release(ip)
+            self.services.release(obj)
 
     def grace_period(self, r: Resource, obj: Dict[str, Any], opts: Dict[str, Any]) -> int:
         """Seconds of graceful deletion: pods on a node get their terminationGracePeriodSeconds."""

@@ -10,15 +10,14 @@ update keeps (everything but status), and when metadata.generation moves
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, Optional
 
 from . import errors
 from .errors import field_error
 from .objects import now_rfc3339
 from .resources import Resource
 
-__all__ = ["prepare_for_create", "prepare_for_update", "ClusterIPAllocator", "IMMUTABLE_META"]
+__all__ = ["prepare_for_create", "prepare_for_update", "IMMUTABLE_META"]
 
 # Metadata the server owns: an update cannot change these (kept from the old object).
 IMMUTABLE_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -85,81 +84,70 @@ def prepare_for_create(resource: Resource, obj: Dict[str, Any]) -> None:
 def prepare_for_update(
     resource: Resource, obj: Dict[str, Any], old: Dict[str, Any], subresource: str
 ) -> None:
-    """Keep what this kind of update may not change; move generation on spec changes."""
+    """Keep what this kind of update may not change; move generation as the kind's strategy does."""
     meta = obj.setdefault("metadata", {})
     old_meta = old.get("metadata") or {}
-    uid = meta.get("uid")
-    if uid and uid != old_meta.get("uid"):
-        raise errors.invalid(
-            resource.group,
-            resource.kind,
-            meta.get("name", ""),
-            [field_error(resource.kind, "metadata.uid", uid, "field is immutable")],
-        )
-    for k in IMMUTABLE_META:
+    g, p = resource.group, resource.plural
+    for k in IMMUTABLE_META:  # rest.BeforeUpdate: the server's own metadata comes from the stored object
         if k in old_meta:
             meta[k] = old_meta[k]
         else:
             meta.pop(k, None)
+    if "generation" in old_meta:
+        meta["generation"] = old_meta["generation"]
+    else:
+        meta.pop("generation", None)
+    if old_meta.get("deletionTimestamp"):
+        added = sorted(set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ()))
+        if added:
+            listed = ", ".join(f'"{f}"' for f in added)
+            raise errors.invalid(g, resource.kind, meta.get("name", ""), [field_error(
+                "", "metadata.finalizers", None,
+                f"no new finalizers can be added if the object is being deleted, found new finalizers []string{{{listed}}}",
+                "FieldValueForbidden")])
     if subresource == "status":
-        # ResetObjectMetaForStatus: a status write changes status only.
-        for k in ("labels", "annotations", "finalizers", "ownerReferences", "generation"):
-            if k in old_meta:
-                meta[k] = old_meta[k]
-            else:
-                meta.pop(k, None)
+        # The status strategies: everything but status (and metadata) comes from the stored object;
+        # Deployments keep their labels, pods their owner references.
         for k in list(obj):
             if k not in ("apiVersion", "kind", "metadata", "status"):
                 del obj[k]
         for k, v in old.items():
             if k not in ("apiVersion", "kind", "metadata", "status"):
                 obj[k] = v
+        kept = ("labels",) if (g, p) == ("apps", "deployments") else ("ownerReferences",) if (g, p) == ("", "pods") else ()
+        for k in kept:
+            if k in old_meta:
+                meta[k] = old_meta[k]
+            else:
+                meta.pop(k, None)
+        if (g, p) == ("", "pods") and not (obj.get("status") or {}).get("qosClass"):
+            qos = (old.get("status") or {}).get("qosClass")
+            if qos:
+                obj.setdefault("status", {})["qosClass"] = qos
         return
     if resource.has_status and "status" in old:
         obj["status"] = old["status"]
     elif resource.has_status:
         obj.pop("status", None)
-    if resource.group == "" and resource.plural == "namespaces":
+    if (g, p) == ("", "namespaces"):
         # spec.finalizers changes only through /finalize.
         obj["spec"] = old.get("spec") or {}
-    if resource.generation:
-        generation = old_meta.get("generation", 1)
-        if obj.get("spec") != old.get("spec"):
-            generation += 1
-        meta["generation"] = generation
-    else:
-        meta.pop("generation", None)
-        if "generation" in old_meta:
-            meta["generation"] = old_meta["generation"]
+    if _spec_changed(resource, obj, old):
+        meta["generation"] = old_meta.get("generation", 1) + 1
 
 
-class ClusterIPAllocator:
-    """Service cluster IPs from --service-cluster-ip-range, first free address first."""
-
-    def __init__(self, cidr: str = "10.96.0.0/12") -> None:
-        self.network = ipaddress.ip_network(cidr)
-        self.used: Set[str] = set()
-        self._next = 1
-
-    def reserve(self, ip: str) -> None:
-        self.used.add(ip)
-
-    def release(self, ip: str) -> None:
-        self.used.discard(ip)
-
-    def allocate(self, requested: str = "") -> str:
-        if requested:
-            if requested in self.used:
-                raise ValueError("provided IP is already allocated")
-            if ipaddress.ip_address(requested) not in self.network:
-                raise ValueError(f"provided IP is not in the valid range. The range of valid IPs is {self.network}")
-            self.used.add(requested)
-            return requested
-        size = self.network.num_addresses
-        for _ in range(size):
-            candidate = str(self.network.network_address + self._next)
-            self._next = self._next + 1 if self._next + 1 < size - 1 else 1
-            if candidate not in self.used:
-                self.used.add(candidate)
-                return candidate
-        raise ValueError("range is full")
+def _spec_changed(resource: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> bool:
+    """Whether this update moves metadata.generation (per upstream strategy)."""
+    if not resource.generation:
+        return False
+    g, p = resource.group, resource.plural
+    if (g, p) == ("discovery.k8s.io", "endpointslices"):
+        # Anything outside metadata, or the labels.
+        outside = any(obj.get(k) != old.get(k) for k in set(obj) | set(old) if k not in ("metadata", "apiVersion", "kind"))
+        return outside or (obj["metadata"].get("labels") != (old.get("metadata") or {}).get("labels"))
+    if obj.get("spec") != old.get("spec"):
+        return True
+    if (g, p) == ("apps", "deployments"):
+        # Annotations are copied to the ReplicaSets, so changing them is a new generation too.
+        return obj["metadata"].get("annotations") != (old.get("metadata") or {}).get("annotations")
+    return False
