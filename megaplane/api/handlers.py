@@ -390,7 +390,17 @@ class ResourceHandlers:
                     w.bookmark(cache.revision)
 
                 timers.append(loop.call_later(seconds - 2, last_bookmark))
-            w.on_close = lambda: [t.cancel() for t in timers]
+            scope = "namespace" if ns else "cluster"
+            if name and info.name:
+                scope = "resource"
+
+            def closed() -> None:
+                for t in timers:
+                    t.cancel()
+                # Upstream counts a watch in the request metrics when it ends.
+                self.server.metrics.observe("watch", r, "", scope, 200, time.perf_counter() - req.started)
+
+            w.on_close = closed
             sink.on_lost = w.close
             revision = cache.revision
             if send_initial or rv in ("", "0"):

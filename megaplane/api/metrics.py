@@ -3,11 +3,12 @@
 Requests are counted with plain dicts on the hot path (a prometheus_client
 observe costs about as much as a small request handler) and rendered by a
 Collector at scrape time. Names and labels follow kube-apiserver:
-apiserver_request_total{verb,group,version,resource,subresource,scope,component,code},
+apiserver_request_total{verb,dry_run,group,version,resource,subresource,scope,component,code},
 apiserver_request_duration_seconds (same labels but code, upstream's buckets),
 apiserver_current_inflight_requests{request_kind}, apiserver_watch_events_total
-{group,version,resource}, apiserver_storage_objects{resource},
-apiserver_longrunning_requests (watches).
+{group,version,kind}, apiserver_storage_objects{resource},
+apiserver_longrunning_requests (watches). A watch is counted in the request
+metrics when it ends, as upstream counts it.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ __all__ = ["APIMetrics"]
 # kube-apiserver's apiserver_request_duration_seconds buckets.
 BUCKETS = [0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60]
 
-Key = Tuple[str, str, str, str, str, str]
+Key = Tuple[str, str, str, str, str, str, str]
 # The verb label as kube-apiserver reports it: the route's HTTP-ish action, not the RBAC verb.
 _METRIC_VERBS = {
     "get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT",
-    "patch": "PATCH", "delete": "DELETE", "deletecollection": "DELETECOLLECTION",
+    "patch": "PATCH", "delete": "DELETE", "deletecollection": "DELETE",
 }
 
 
@@ -44,8 +45,10 @@ class APIMetrics(Collector):
         self.inflight = {"mutating": 0, "readOnly": 0}
         self.watches_started: Dict[Tuple[str, str, str], int] = {}
 
-    def observe(self, verb: str, r: Resource, subresource: str, scope: str, code: int, seconds: float) -> None:
-        key = (_METRIC_VERBS.get(verb, verb), r.group, r.version, r.plural, subresource, scope)
+    def observe(
+        self, verb: str, r: Resource, subresource: str, scope: str, code: int, seconds: float, dry_run: str = ""
+    ) -> None:
+        key = (_METRIC_VERBS.get(verb, verb), dry_run, r.group, r.version, r.plural, subresource, scope)
         rk = (key, code)
         self.requests[rk] = self.requests.get(rk, 0) + 1
         d = self.durations.get(key)
@@ -55,7 +58,7 @@ class APIMetrics(Collector):
         d[-1] += seconds
 
     def observe_other(self, verb: str, path: str, code: int) -> None:
-        key = (verb, "", "", path, "", "")
+        key = (verb, "", "", "", path, "", "")
         rk = (key, code)
         self.requests[rk] = self.requests.get(rk, 0) + 1
 
@@ -64,7 +67,7 @@ class APIMetrics(Collector):
         self.watches_started[k] = self.watches_started.get(k, 0) + 1
 
     def collect(self) -> Iterator[object]:
-        labels = ["verb", "group", "version", "resource", "subresource", "scope", "component"]
+        labels = ["verb", "dry_run", "group", "version", "resource", "subresource", "scope", "component"]
         total = CounterMetricFamily(
             "apiserver_request_total",
             "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.",
@@ -97,7 +100,7 @@ class APIMetrics(Collector):
             inflight.add_metric([kind], n)
         yield inflight
         events = CounterMetricFamily(
-            "apiserver_watch_events_total", "Number of events sent in watch clients", labels=["group", "version", "resource"]
+            "apiserver_watch_events_total", "Number of events sent in watch clients", labels=["group", "version", "kind"]
         )
         watchers = GaugeMetricFamily(
             "apiserver_longrunning_requests",
@@ -108,7 +111,7 @@ class APIMetrics(Collector):
             "apiserver_storage_objects", "Number of stored objects at the time of last check split by kind.", labels=["resource"]
         )
         for r, cache in self.server.caches_by_resource():
-            events.add_metric([r.group, r.version, r.plural], cache.sent_total)
+            events.add_metric([r.group, r.version, r.kind], cache.sent_total)
             watchers.add_metric(
                 ["WATCH", r.group, r.version, r.plural, "", "resource", "apiserver"], len(cache.watchers) + len(cache.broadcast)
             )

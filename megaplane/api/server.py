@@ -310,16 +310,18 @@ class APIServer:
         r = info.resource
         if info.verb not in r.verbs and not info.subresource:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-        scope = "namespace" if info.namespace else ("resource" if info.name else "cluster")
+        scope = request_scope(info)
         try:
             result = handler(info, req, q)
         except errors.StatusError as exc:
-            self.metrics.observe(info.verb, r, info.subresource, scope, exc.code, time.perf_counter() - req.started)
+            self.metrics.observe(info.verb, r, info.subresource, scope, exc.code, time.perf_counter() - req.started,
+                                 _dry_run_label(q))
             raise
         if asyncio.iscoroutine(result):
             return self._observed(result, info, req, scope)
         if not isinstance(result, StreamResponse):
-            self.metrics.observe(info.verb, r, info.subresource, scope, result.status, time.perf_counter() - req.started)
+            self.metrics.observe(info.verb, r, info.subresource, scope, result.status, time.perf_counter() - req.started,
+                                 _dry_run_label(q))
         return result
 
     async def _observed(self, coro: Any, info: Any, req: Request, scope: str) -> Any:
@@ -388,6 +390,17 @@ class APIServer:
                 return Response(200, doc)
         # Paths no API group or handler owns fall through to Go's http.NotFound upstream: plain text.
         return Response(404, b"404 page not found\n", b"text/plain; charset=utf-8")
+
+
+def request_scope(info: Any) -> str:
+    """The scope label: resource for named objects and creates, namespace, or cluster."""
+    if info.name or info.verb == "create":
+        return "resource"
+    return "namespace" if info.namespace else "cluster"
+
+
+def _dry_run_label(q: Dict[str, str]) -> str:
+    return q.get("dryRun", "")
 
 
 def _agg_version(media_type: bytes) -> str:

@@ -63,7 +63,9 @@ Event = Tuple[Record, Optional[Record]]  # (kv or tombstone, prev_kv)
 def make_store(clock: FakeClock, history_max_events: int = 10_000) -> Store:
     return Store(
         None,
-        StoreConfig(history_max_events=history_max_events, min_lease_ttl=MIN_LEASE_TTL, max_txn_ops=MAX_TXN_OPS),
+        StoreConfig(
+            history_max_events=history_max_events, min_lease_ttl=MIN_LEASE_TTL, max_txn_ops=MAX_TXN_OPS
+        ),
         clock=clock,
     )
 
@@ -114,7 +116,7 @@ def range_result(state: Dict[bytes, Record], r: RangeRequest, header: int) -> Ra
     order = r.sort_order
     if r.sort_target != SortTarget.KEY and order == SortOrder.NONE:
         # etcd sorts ASCEND here, but the limit above was NOT lifted: it sorts the first
-        # limit+1 keys only (etcd 3.4.23: checked).
+        # limit+1 keys only (etcd 3.4.23: checked, and so does 3.5's applier).
         order = SortOrder.ASCEND
     if order != SortOrder.NONE:
         field = {
@@ -128,7 +130,7 @@ def range_result(state: Dict[bytes, Record], r: RangeRequest, header: int) -> Ra
         # DESCEND (etcd 3.4.23: checked). Python's sort with reverse=True does the same.
         kvs = sorted(kvs, key=lambda kv: kv[field], reverse=order == SortOrder.DESCEND)
     more = False
-    if r.limit > 0 and len(kvs) > r.limit:
+    if r.limit > 0 and len(kvs) > r.limit:  # etcd 3.4.23: a negative limit is no limit
         kvs = kvs[: r.limit]
         more = True
     if r.keys_only:
@@ -154,8 +156,8 @@ def compare_one(c: Compare, kv: Record) -> bool:
 
 
 def compare_holds(c: Compare, state: Dict[bytes, Record]) -> bool:
-    """etcd applyCompare: every key in range must pass; no key compares a zero KeyValue,
-    except a VALUE compare, which always fails on a missing key."""
+    """etcd applyCompare: every key in the range must pass; an empty range compares one
+    zero KeyValue instead, except that a VALUE compare on no key always fails."""
     kvs = [state[k] for k in sorted(state) if in_range(k, c.key, c.range_end)]
     if not kvs:
         if c.target == CompareTarget.VALUE:
@@ -276,7 +278,7 @@ class Model:
         else:
             kv = (r.key, old[1], new_rev, old[3] + 1, value, lease)
         st[r.key] = kv
-        evs.append((kv, old))  # a create event has no prev_kv
+        evs.append((kv, old))  # etcd 3.4.23: a create event has no prev_kv
         return PutResult(new_rev, old if r.prev_kv else None)
 
     @staticmethod
@@ -287,7 +289,7 @@ class Model:
             old = st.pop(k)
             prev.append(old)
             evs.append((tombstone(k, begin + 1), old))
-        # etcd: the header is the new revision once the txn changed anything, else the old one
+        # etcd 3.4.23: the header is the new revision once the txn changed anything, else the old
         rev = begin + 1 if evs else begin
         return DeleteResult(rev, len(keys), prev if r.prev_kv else [])
 
@@ -306,6 +308,7 @@ class Model:
     def put(self, r: PutRequest) -> PutResult:
         check_put_shape(r)
         # etcd's applier checks a top-level put's lease before the ignore_* key lookup
+        # (etcd 3.4.23: LeaseNotFound for put(ignore_value) of a missing key, unknown lease)
         if r.lease and r.lease not in self.leases:
             raise errors.LeaseNotFoundError()
         if (r.ignore_value or r.ignore_lease) and r.key not in self.state:
@@ -347,6 +350,7 @@ class Model:
         plan = self._decide(t, start)
         # etcd checkRequests: the puts of the chosen path first, then its ranges, against the
         # key space at the start of the txn; the branches not taken are not checked.
+        # (etcd 3.4.23: [range rev=future, put lease=unknown] -> LeaseNotFound)
         for op in self._walk(plan):
             if isinstance(op, PutRequest):
                 if (op.ignore_value or op.ignore_lease) and op.key not in start:
@@ -357,7 +361,9 @@ class Model:
             if isinstance(op, RangeRequest) and op.revision != 0:
                 if op.revision > begin:
                     raise errors.FutureRevisionError()
-                if op.revision < self.floor:  # so a negative revision is "compacted" once floor >= 0
+                if op.revision < self.floor:
+                    # etcd 3.4.23: so -1 passes on a never-compacted store, -2 does not, and
+                    # any negative revision is "compacted" after a compaction
                     raise errors.CompactedError()
         st, evs = dict(start), []
         res = self._apply(plan, st, evs, begin, top=True)
@@ -369,7 +375,7 @@ class Model:
         out = []
         for i, op in enumerate(ops):
             if isinstance(op, RangeRequest):
-                header = begin + 1 if evs else begin  # reads its own writes
+                header = begin + 1 if evs else begin  # etcd 3.4.23: reads its own writes
                 src = self.states[op.revision] if op.revision > 0 else st
                 out.append(range_result(src, op, header))
             elif isinstance(op, PutRequest):
@@ -378,11 +384,12 @@ class Model:
                 out.append(self.apply_delete(st, evs, op, begin))
             else:
                 out.append(self._apply(subs[i], st, evs, begin, top=False))
-        # etcd leaves the header of a nested txn response empty (revision 0)
+        # etcd 3.4.23: the header of a nested txn response is empty (revision 0)
         rev = (begin + 1 if evs else begin) if top else 0
         return TxnResult(ok, rev, out)
 
     def compact(self, rev: int) -> int:
+        # etcd 3.4.23: compact(0) succeeds once on a fresh store, compact(-1) is "compacted"
         if rev <= self.floor:
             raise errors.CompactedError()
         if rev > self.rev:
@@ -571,7 +578,11 @@ rev_any = weighted(
     (1, st.builds(Rev, st.just("abs"), st.integers(-2, 3))),
 )
 existing_lease = st.builds(LeaseRef, st.just("granted"), st.integers(0, 2))
-lease_target = weighted((6, existing_lease), (1, st.builds(LeaseRef, st.just("id"), st.integers(1, 3))), (1, st.just(LeaseRef("unknown"))))
+lease_target = weighted(
+    (6, existing_lease),
+    (1, st.builds(LeaseRef, st.just("id"), st.integers(1, 3))),
+    (1, st.just(LeaseRef("unknown"))),
+)
 lease_ref = weighted(
     (8, st.just(LeaseRef("none"))),
     (4, st.builds(LeaseRef, st.just("granted"), st.integers(0, 2))),
@@ -584,8 +595,17 @@ lease_ref = weighted(
 def put_requests(draw, empty=50):
     ignore_value, ignore_lease = draw(seldom), draw(seldom)
     value = draw(weighted((5, st.just(b"")), (1, values))) if ignore_value else draw(values)
-    lease = draw(weighted((5, st.just(LeaseRef("none"))), (1, lease_ref))) if ignore_lease else draw(lease_ref)
-    return PutRequest(b"" if draw(empty_key(empty)) else draw(keys), value, lease, draw(st.booleans()), ignore_value, ignore_lease)
+    lease = (
+        draw(weighted((5, st.just(LeaseRef("none"))), (1, lease_ref))) if ignore_lease else draw(lease_ref)
+    )
+    return PutRequest(
+        b"" if draw(empty_key(empty)) else draw(keys),
+        value,
+        lease,
+        draw(st.booleans()),
+        ignore_value,
+        ignore_lease,
+    )
 
 
 @st.composite
@@ -733,7 +753,12 @@ class StoreMachine(RuleBasedStateMachine):
             f"put {r}",
             lambda: self.model.put(r),
             lambda: self.store.put(
-                r.key, r.value, r.lease, prev_kv=r.prev_kv, ignore_value=r.ignore_value, ignore_lease=r.ignore_lease
+                r.key,
+                r.value,
+                r.lease,
+                prev_kv=r.prev_kv,
+                ignore_value=r.ignore_value,
+                ignore_lease=r.ignore_lease,
             ),
         )
 
@@ -741,12 +766,19 @@ class StoreMachine(RuleBasedStateMachine):
     def range(self, r):
         """Store.range: no sort or filter options."""
         r = self.resolve(r)
-        r = RangeRequest(r.key, r.range_end, r.limit, r.revision, keys_only=r.keys_only, count_only=r.count_only)
+        r = RangeRequest(
+            r.key, r.range_end, r.limit, r.revision, keys_only=r.keys_only, count_only=r.count_only
+        )
         self.check(
             f"range {r}",
             lambda: self.model.range(r),
             lambda: self.store.range(
-                r.key, r.range_end, revision=r.revision, limit=r.limit, keys_only=r.keys_only, count_only=r.count_only
+                r.key,
+                r.range_end,
+                revision=r.revision,
+                limit=r.limit,
+                keys_only=r.keys_only,
+                count_only=r.count_only,
             ),
         )
 
@@ -798,7 +830,11 @@ class StoreMachine(RuleBasedStateMachine):
     # -- lease rules ------------------------------------------------------------------------------
 
     @rule(
-        lease_id=weighted((3, st.just(LeaseRef("none"))), (1, st.builds(LeaseRef, st.just("id"), st.integers(1, 3))), (1, lease_ref)),
+        lease_id=weighted(
+            (3, st.just(LeaseRef("none"))),
+            (1, st.builds(LeaseRef, st.just("id"), st.integers(1, 3))),
+            (1, lease_ref),
+        ),
         ttl=st.sampled_from([-1, 0, 1, 2, 3, 5, 5, 10, 10, 10, MAX_LEASE_TTL, MAX_LEASE_TTL + 1]),
     )
     def lease_grant(self, lease_id, ttl):
@@ -825,13 +861,17 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(ref=lease_target)
     def lease_revoke(self, ref):
         lid = self.lease(ref)
-        self.check(f"lease_revoke {lid}", lambda: self.model.lease_revoke(lid), lambda: self.store.lease_revoke(lid))
+        self.check(
+            f"lease_revoke {lid}", lambda: self.model.lease_revoke(lid), lambda: self.store.lease_revoke(lid)
+        )
 
     @rule(ref=lease_target)
     def lease_keepalive(self, ref):
         lid = self.lease(ref)
         self.check(
-            f"lease_keepalive {lid}", lambda: self.model.lease_keepalive(lid), lambda: self.store.lease_keepalive(lid)
+            f"lease_keepalive {lid}",
+            lambda: self.model.lease_keepalive(lid),
+            lambda: self.store.lease_keepalive(lid),
         )
 
     @rule(ref=lease_target, with_keys=st.booleans())
@@ -989,6 +1029,7 @@ TestStoreModel.settings = settings(
     stateful_step_count=40,
     deadline=None,
     derandomize=True,
+    report_multiple_bugs=False,  # shrink one failure only: keeps a failing run short
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
@@ -1150,10 +1191,14 @@ def test_range_limit_count_and_filters(s):
     # sort target other than KEY with order NONE sorts ASCEND, but only the first limit+1 keys
     r = s.range_request(RangeRequest(b"/k", b"/l", limit=1, sort_target=SortTarget.VERSION))
     assert [kv[0] for kv in r.kvs] == [b"/k2"]
-    r = s.range_request(RangeRequest(b"/k", b"/l", limit=1, sort_target=SortTarget.VERSION, sort_order=SortOrder.ASCEND))
+    r = s.range_request(
+        RangeRequest(b"/k", b"/l", limit=1, sort_target=SortTarget.VERSION, sort_order=SortOrder.ASCEND)
+    )
     assert [kv[0] for kv in r.kvs] == [b"/k3"]
     # ties keep key order, DESCEND too
-    r = s.range_request(RangeRequest(b"/k", b"/l", sort_target=SortTarget.VERSION, sort_order=SortOrder.DESCEND))
+    r = s.range_request(
+        RangeRequest(b"/k", b"/l", sort_target=SortTarget.VERSION, sort_order=SortOrder.DESCEND)
+    )
     assert [kv[0] for kv in r.kvs] == [b"/k1", b"/k2", b"/k3", b"/k4", b"/k5"]
     r = s.range(b"/k", b"/l", keys_only=True, limit=1)
     assert kvs(r) == [(b"/k1", 2, 7, 3, b"", 0)]
@@ -1337,7 +1382,13 @@ def test_slow_watchers_with_a_tiny_history_window(clock):
     for compact_at in (None, 12):
         s = make_store(clock, history_max_events=5)
         model = Model(clock())
-        specs = [(b"/k", b"/l", 0), (b"/k", b"/l", 1), (b"/k1", b"", 3), (b"\0", b"\0", 8), (b"/k", b"\0", 15)]
+        specs = [
+            (b"/k", b"/l", 0),
+            (b"/k", b"/l", 1),
+            (b"/k1", b"", 3),
+            (b"\0", b"\0", 8),
+            (b"/k", b"\0", 15),
+        ]
         watchers = [(s.watch(k, e, start_revision=r), k, e, r if r else 2) for k, e, r in specs]
         for i in range(30):
             r = PutRequest(b"/k%d" % (i % 4), b"v%d" % i) if i % 5 else DeleteRangeRequest(b"/k%d" % (i % 4))
