@@ -186,6 +186,11 @@ class Store:
         self._revision = 1
         #: The revision of the last Compact; reads and watches below it fail.
         self.compact_revision = 0
+        self._compacted_zero = False
+        # Op order of the revisions that wrote to more than one partition: {revision: {key: index}}.
+        # Each partition keeps its own events in op order; replaying several partitions needs this to
+        # interleave them as the txn ran (etcd keeps a txn's events in op order).
+        self.write_order: Dict[int, Dict[bytes, int]] = {}
         self._partitions: Dict[bytes, Partition] = {}
         # Sorted kind prefixes, for finding the partitions a range crosses.
         self._kind_prefixes: List[bytes] = []
@@ -353,7 +358,7 @@ class Store:
             kvs = self._filter_kvs(kvs, r)
             if r.keys_only:
                 kvs = [(k[0], k[1], k[2], k[3], b"", k[5]) for k in kvs]
-            more = bool(r.limit) and len(kvs) > r.limit
+            more = r.limit > 0 and len(kvs) > r.limit  # etcd: a negative limit is no limit
             return RangeResult(kvs[: r.limit] if more else kvs, 1, more, header)
 
         start, end = normalize_range(r.key, r.range_end)
@@ -435,14 +440,16 @@ class Store:
         old = p.kvs.get(key)
         if ignore_value or ignore_lease:
             check_put(PutRequest(key, value, lease, prev_kv, ignore_value, ignore_lease))
+        # etcd checks the lease of a top-level put before it looks for the key.
+        if lease and lease not in self.lessor.leases:
+            raise LeaseNotFoundError()
+        if ignore_value or ignore_lease:
             if old is None:
                 raise KeyNotFoundError()
             if ignore_value:
                 value = old[VALUE]
             if ignore_lease:
                 lease = old[LEASE]
-        if lease and lease not in self.lessor.leases:
-            raise LeaseNotFoundError()
         if len(key) + len(value) > self.config.max_request_bytes:
             raise RequestTooLargeError()
         rev = self._revision + 1
@@ -577,6 +584,8 @@ class Store:
             return DeleteResult(self._revision, 0, [])
         rev = self._revision + 1
         fsync = logged = False
+        if len({id(p) for p, _ in victims}) > 1:
+            self.note_write_order(rev, [kv[KEY] for _, kv in victims])
         for p, kv in victims:
             self._delete_locked(p, kv, rev)
             fsync = fsync or p.fsync
@@ -608,6 +617,10 @@ class Store:
 
     def compact(self, revision: int) -> int:
         """etcd Compact: forget history below `revision`. Returns the current revision."""
+        if revision == 0 == self.compact_revision and not self._compacted_zero:
+            # etcd's compaction floor starts at -1, so one compact(0) succeeds on a fresh store.
+            self._compacted_zero = True
+            return self._revision
         if revision <= self.compact_revision:
             raise CompactedError()
         if revision > self._revision:
@@ -620,6 +633,15 @@ class Store:
         self.compactions_total += 1
         self._committed(self._revision, s is not None and s.mode == "fsync", s is not None)
         return self._revision
+
+    def note_write_order(self, rev: int, keys: Sequence[bytes]) -> None:
+        """Remember the op order of a revision that wrote to several partitions (see write_order)."""
+        self.write_order[rev] = {k: i for i, k in enumerate(keys)}
+        if len(self.write_order) > 4096:
+            # Forget revisions no partition's history reaches any more.
+            oldest = min((p.events[0][0][MOD_REVISION] for p in self._partitions.values() if p.events), default=rev)
+            for r in [r for r in self.write_order if r < oldest]:
+                del self.write_order[r]
 
     def _compact_locked(self, revision: int) -> None:
         self.compact_revision = revision
@@ -669,6 +691,8 @@ class Store:
                 victims.append((p, kv))  # type: ignore[arg-type]
         rev = self._revision + 1 if victims else self._revision
         fsync = logged = False
+        if len({id(p) for p, _ in victims}) > 1:
+            self.note_write_order(rev, [kv[KEY] for _, kv in victims])
         for p, kv in victims:
             self._delete_locked(p, kv, rev)
             fsync = fsync or p.fsync

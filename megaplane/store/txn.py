@@ -27,6 +27,7 @@ from .errors import (
 )
 from .kv import (
     CREATE_REVISION,
+    KEY,
     LEASE,
     MOD_REVISION,
     VALUE,
@@ -231,6 +232,7 @@ def _check_intervals(ops: Sequence[RequestOp]) -> Tuple[Set[bytes], List[Interva
         if isinstance(op, DeleteRangeRequest):
             dels.append(normalize_range(op.key, op.range_end))
     puts: Set[bytes] = set()
+    nested: List[Tuple[Set[bytes], List[Interval]]] = []
     for op in ops:
         if not isinstance(op, TxnRequest):
             continue
@@ -246,8 +248,15 @@ def _check_intervals(ops: Sequence[RequestOp]) -> Tuple[Set[bytes], List[Interva
             if _overlaps(k, dels):
                 raise DuplicateKeyError()
             puts.add(k)
-        dels.extend(dels_then)
-        dels.extend(dels_else)
+        nested.append((puts_then | puts_else, dels_then + dels_else))
+    # A put in one nested txn and a delete in another touch the key twice, whichever comes first
+    # (etcd 3.4 only catches the delete-first order: etcd-io/etcd#16380).
+    for i, (nested_puts, _) in enumerate(nested):
+        for j, (_, nested_dels) in enumerate(nested):
+            if i != j and any(_overlaps(k, nested_dels) for k in nested_puts):
+                raise DuplicateKeyError()
+    for _, nested_dels in nested:
+        dels.extend(nested_dels)
     for op in ops:
         if isinstance(op, PutRequest):
             if op.key in puts or _overlaps(op.key, dels):
@@ -270,11 +279,14 @@ def run_txn(store: "Store", r: TxnRequest) -> TxnResult:
     path: List[bool] = []
     _compare_path(store, r, path)
     _check_path(store, r, path, [0])
+    _check_path(store, r, path, [0], reads=True)
     rev = store.revision + 1
     st = _TxnState(rev)
     result = _execute(store, r, path, [0], st)
     store.txns_total += 1
     if st.changed:
+        if len(st.partitions) > 1:
+            store.note_write_order(rev, st.keys)
         store._revision = rev
         store._committed(rev, st.fsync, st.logged)
         return result._replace(revision=rev)
@@ -282,16 +294,20 @@ def run_txn(store: "Store", r: TxnRequest) -> TxnResult:
 
 
 class _TxnState:
-    __slots__ = ("rev", "changed", "fsync", "logged")
+    __slots__ = ("rev", "changed", "fsync", "logged", "keys", "partitions")
 
     def __init__(self, rev: int) -> None:
         self.rev = rev
         self.changed = False
         self.fsync = False
         self.logged = False
+        self.keys: List[bytes] = []  # written, in op order
+        self.partitions: Set[int] = set()
 
-    def touch(self, p: "Partition") -> None:
+    def touch(self, p: "Partition", key: bytes) -> None:
         self.changed = True
+        self.keys.append(key)
+        self.partitions.add(id(p))
         if p.fsync:
             self.fsync = True
         if p.wal is not None:
@@ -351,17 +367,20 @@ def _compare_kv(c: Compare, kv: Optional[KeyValue]) -> bool:
     raise InvalidArgumentError(f"etcdserver: unknown compare result {res}")
 
 
-def _check_path(store: "Store", r: TxnRequest, path: List[bool], pos: List[int]) -> None:
+def _check_path(store: "Store", r: TxnRequest, path: List[bool], pos: List[int], reads: bool = False) -> None:
+    """etcd's checkRequests: every put of the chosen branches first (reads=False), then every range."""
     ok = path[pos[0]]
     pos[0] += 1
     for op in r.success if ok else r.failure:
-        if isinstance(op, RangeRequest):
+        if isinstance(op, TxnRequest):
+            _check_path(store, op, path, pos, reads)
+        elif reads and isinstance(op, RangeRequest):
             if op.revision > store.revision:
                 raise FutureRevisionError()
             # etcd compares against its first revision, -1 before any compaction.
             if op.revision and op.revision < (store.compact_revision or -1):
                 raise CompactedError()
-        elif isinstance(op, PutRequest):
+        elif not reads and isinstance(op, PutRequest):
             if op.ignore_value or op.ignore_lease:
                 if store.get(op.key) is None:
                     raise KeyNotFoundError()
@@ -369,8 +388,6 @@ def _check_path(store: "Store", r: TxnRequest, path: List[bool], pos: List[int])
                 raise LeaseNotFoundError()
             if len(op.key) + len(op.value) > store.config.max_request_bytes:
                 raise RequestTooLargeError()
-        elif isinstance(op, TxnRequest):
-            _check_path(store, op, path, pos)
 
 
 def _execute(store: "Store", r: TxnRequest, path: List[bool], pos: List[int], st: _TxnState) -> TxnResult:
@@ -378,6 +395,7 @@ def _execute(store: "Store", r: TxnRequest, path: List[bool], pos: List[int], st
     pos[0] += 1
     responses: List[ResponseOp] = []
     rev = st.rev
+    nested = pos[0] > 1
     for op in r.success if ok else r.failure:
         if isinstance(op, RangeRequest):
             # Reads inside a txn see its own writes (etcd's txn read view).
@@ -393,18 +411,19 @@ def _execute(store: "Store", r: TxnRequest, path: List[bool], pos: List[int], st
                 if op.ignore_lease:
                     lease = old[LEASE]
             store._put_locked(p, op.key, value, lease, rev, old)
-            st.touch(p)
+            st.touch(p, op.key)
             store.puts_total += 1
             responses.append(PutResult(rev, old if op.prev_kv else None))
         elif isinstance(op, DeleteRangeRequest):
             victims = store._live_in_range(op.key, op.range_end)
             for p, kv in victims:
                 store._delete_locked(p, kv, rev)
-                st.touch(p)
+                st.touch(p, kv[KEY])
             store.deletes_total += len(victims)
             responses.append(
                 DeleteResult(rev if st.changed else rev - 1, len(victims), [kv for _, kv in victims] if op.prev_kv else [])
             )
         elif isinstance(op, TxnRequest):
             responses.append(_execute(store, op, path, pos, st))
-    return TxnResult(ok, rev if st.changed else rev - 1, responses)
+    # etcd leaves a nested txn's response header empty: revision 0.
+    return TxnResult(ok, 0 if nested else rev if st.changed else rev - 1, responses)

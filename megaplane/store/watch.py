@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import heapq
 from itertools import islice
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from .keyspace import Partition, _event_revision
+from .keyspace import Partition
 from .kv import KEY, MOD_REVISION, VERSION, Event
 
 if TYPE_CHECKING:
@@ -466,7 +466,15 @@ class WatchHub:
         elif len(streams) == 1:
             merged = iter(streams[0])
         else:
-            merged = heapq.merge(*streams, key=_event_revision)
+            # Events of one revision in several partitions interleave in the op order the txn wrote them.
+            order = self.store.write_order
+            empty: Dict[bytes, int] = {}
+
+            def position(ev: Event) -> Tuple[int, int]:
+                rev = ev[0][MOD_REVISION]
+                return rev, order.get(rev, empty).get(ev[0][KEY], 0)
+
+            merged = heapq.merge(*streams, key=position)
         out: List[Event] = []
         held: List[Event] = []
         single = w.single_key

@@ -1036,7 +1036,8 @@ TestStoreModel.settings = settings(
 
 
 # --------------------------------------------------------------------------------------------
-# Example-based tests: the trickiest semantics, each checked against a real etcd 3.4.23
+# Example-based tests: the trickiest semantics. KV, txn and watch facts were checked against a
+# real etcd 3.4.23; lease timing follows etcd's lessor (a lease is expired once remaining <= 0).
 # --------------------------------------------------------------------------------------------
 
 
@@ -1183,6 +1184,8 @@ def test_range_limit_count_and_filters(s):
     assert (r.kvs, r.count, r.more) == ([], 5, False)
     r = s.range(b"/k", b"/l", limit=-1)  # a negative limit is no limit
     assert (len(r.kvs), r.count, r.more) == (5, 5, False)
+    r = s.range(b"/k1", limit=-1)  # ...for a single key too
+    assert (kvs(r), r.count, r.more) == ([(b"/k1", 2, 7, 3, b"v", 0)], 1, False)
     # filters prune kvs, never count
     r = s.range_request(RangeRequest(b"/k", b"/l", limit=1, min_mod_revision=8))
     assert ([kv[0] for kv in r.kvs], r.count, r.more) == ([b"/k4"], 5, True)
