@@ -66,8 +66,10 @@ class Updater(asyncio.Protocol):
         self.run = run
         self.name = name
         self.rv = rv
+        self.path = path.encode()
         self.head = b"PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json\r\n" % (
-            path.encode(), run.host.encode())
+            self.path, run.host.encode())
+        self.refreshing = False
         self.responses = Responses()
         self.sent_at = 0.0
         self.n = 0
@@ -94,17 +96,26 @@ class Updater(asyncio.Protocol):
         for status, body in self.responses.feed(data):
             now = time.perf_counter()
             m = _RV.search(body)
+            if self.refreshing:
+                # The answer to our GET after a conflict: carry on from the object's current version.
+                self.refreshing = False
+                if m:
+                    self.rv = m.group(1).decode()
+                self.send()
+                continue
             if status == b"200":
                 if m:
                     self.rv = m.group(1).decode()
                 if now >= self.run.warm_until:
                     self.run.ok += 1
                     self.run.latencies.append(now - self.sent_at)
+                self.send()
             else:
                 self.run.errors += 1
-                if status == b"409":  # someone else moved it: retry unconditionally once
-                    self.rv = ""
-            self.send()
+                # Someone else moved it (409): read it again, as a kubelet does.
+                self.refreshing = True
+                self.transport.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n\r\n" % (
+                    self.path, self.run.host.encode()))
 
     def connection_lost(self, exc: object) -> None:
         if not self.done.done():

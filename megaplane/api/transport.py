@@ -240,14 +240,7 @@ class HTTPConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
         self.peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        # No TCP_NODELAY here: asyncio and uvloop set it on every TCP transport already.
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.server.connections.discard(self)

@@ -301,14 +301,7 @@ class H2Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        # No TCP_NODELAY here: asyncio and uvloop set it on every TCP transport already.
         settings = SETTING.pack(S_MAX_CONCURRENT_STREAMS, 1 << 20) + SETTING.pack(S_INITIAL_WINDOW_SIZE, STREAM_WINDOW)
         self.out.append(frame(SETTINGS, 0, 0, settings))
         self.out.append(frame(WINDOW_UPDATE, 0, 0, U32.pack(CONNECTION_WINDOW - 65535)))
