@@ -175,7 +175,7 @@ def main() -> None:
                     r["check_perf_xl"] = check_perf(endpoint, "xl")
             finally:
                 proc.terminate()
-                proc.wait(10)
+                proc.wait(180)  # a checkpoint the load started is finished before the store exits
             results[label] = r
             print(f"  {label:24s} {r['puts_per_s']:>8,.0f} puts/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
                   f"server {r['server_cpu_us_per_put']:.0f} us CPU/put", flush=True)

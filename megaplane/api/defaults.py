@@ -47,10 +47,15 @@ def apply_defaults(group: str, resource: str, obj: Obj) -> None:
     """
     if not isinstance(obj, dict):
         return
+    run_defaulters(group, resource, obj)
+    fill_zero_values(group, resource, obj)
+
+
+def run_defaulters(group: str, resource: str, obj: Obj) -> None:
+    """The kind's defaulting functions alone; the API server fills zero values once, after its strategy."""
     defaulter = _DEFAULTERS.get((group, resource))
     if defaulter is not None:
         defaulter(obj)
-    fill_zero_values(group, resource, obj)
 
 
 # --------------------------------------------------------------------------

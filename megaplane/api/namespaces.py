@@ -38,6 +38,8 @@ __all__ = ["NamespaceLifecycle", "IMMORTAL_NAMESPACES", "FINALIZER"]
 log = logging.getLogger("megaplane.api.namespaces")
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+# How soon a terminating namespace whose content is still going away is looked at again.
+RECHECK_SECONDS = 0.2
 # spec.finalizers entry the namespace controller owns.
 FINALIZER = "kubernetes"
 
@@ -133,7 +135,9 @@ class NamespaceLifecycle:
                     continue
                 if not current.facts.deleting:
                     try:
-                        handlers.delete_object(self._request, r, current, {"propagationPolicy": "Background"})
+                        answer = handlers.delete_object(self._request, r, current, {"propagationPolicy": "Background"})
+                        if asyncio.iscoroutine(answer):
+                            answer.close()  # only there to wait for an fsync: nobody is waiting for this answer
                     except errors.StatusError as exc:
                         log.debug("deleting %s in namespace %s: %s", obj.key, name, exc.message)
                 current = cache.get(obj.key)
@@ -150,7 +154,8 @@ class NamespaceLifecycle:
         if remaining:
             if self._set_conditions(obj, remaining, finalizers):
                 self._write(cur, obj)
-            self.wakeup.set()  # keep going while content drains
+            # Look again soon while content drains (pods in their grace period, finalizers being removed).
+            asyncio.get_running_loop().call_later(RECHECK_SECONDS, self.wakeup.set)
             return
         spec = obj.setdefault("spec", {})
         if FINALIZER in (spec.get("finalizers") or []):
@@ -159,7 +164,7 @@ class NamespaceLifecycle:
             self._set_conditions(obj, remaining, finalizers)
             self._write(cur, obj)  # other finalizers (or metadata finalizers) keep it a while longer
             return
-        self.server.backend.delete(cur.key, cur.rv)
+        self.server.backend.delete(cur.key, cur.rv)  # a conflict means it changed: the next pass decides again
 
     def _set_conditions(self, obj: Dict[str, Any], remaining: Dict[str, int], finalizers: Dict[str, int]) -> bool:
         """Upstream's five conditions for `obj`; True when they changed."""
@@ -193,5 +198,7 @@ class NamespaceLifecycle:
         return changed
 
     def _write(self, cur: CachedObject, obj: Dict[str, Any]) -> None:
-        r = self.ns_resource
-        self.server.backend.update(cur.key, cur.rv, self.server.handlers.encoder(obj, r, cur.key))
+        try:
+            self.server.handlers.cas_update(self.ns_resource, cur, obj)
+        except errors.StatusError as exc:  # written meanwhile: the next pass sees the new state
+            log.debug("namespace %s: %s", cur.facts.name, exc.message)

@@ -16,6 +16,13 @@ from typing import Dict, List, Optional, Tuple
 __all__ = ["Resource", "RESOURCES", "by_path", "lookup", "GROUP_VERSIONS", "preferred_group_versions"]
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+# What each subresource route serves (upstream installs no other verb on them: the rest is 405).
+SUBRESOURCE_VERBS = {
+    "status": ("get", "patch", "update"),
+    "scale": ("get", "patch", "update"),
+    "binding": ("create",),
+    "finalize": ("update",),
+}
 
 _COMMON_FIELDS = ("metadata.name", "metadata.namespace")
 

@@ -27,7 +27,7 @@ from .fieldvalidation import FieldValidationError, InvalidDirectiveError, decode
 from .handlers import ResourceHandlers
 from .metrics import APIMetrics
 from .namespaces import NamespaceLifecycle
-from .resources import RESOURCES, Resource, lookup
+from .resources import RESOURCES, SUBRESOURCE_VERBS, Resource, lookup
 from .routing import parse_path, parse_query
 from .services import ServiceAllocations
 from .transport import HTTPServer, Request, Response, StreamResponse
@@ -216,7 +216,7 @@ class APIServer:
     # -- hooks used by the handlers ----------------------------------------------------------
 
     def defaults(self, r: Resource, obj: Dict[str, Any]) -> None:
-        defaults.apply_defaults(r.group, r.plural, obj)
+        defaults.run_defaulters(r.group, r.plural, obj)
 
     def fill_zero_values(self, r: Resource, obj: Dict[str, Any]) -> None:
         """Zero values Go always serialises and strict clients require (after status resets)."""
@@ -242,9 +242,19 @@ class APIServer:
     def release_create(self, r: Resource, obj: Dict[str, Any]) -> None:
         self.release_delete(r, obj)
 
-    def admit_update(self, r: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+    def admit_update(self, r: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> List[int]:
+        """Allocations an update needs; what it returns is given back by `release_update` if nothing is stored."""
         if r.group == "" and r.plural == "services":
-            self.services.admit_update(obj, old)
+            return self.services.admit_update(obj, old)
+        return []
+
+    def release_update(self, r: Resource, taken: List[int]) -> None:
+        if taken:
+            self.services.release_ports(taken)
+
+    def after_update(self, r: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+        if r.group == "" and r.plural == "services":
+            self.services.after_update(obj, old)
 
     def release_delete(self, r: Resource, obj: Dict[str, Any]) -> None:
         if r.group == "" and r.plural == "services":
@@ -270,13 +280,21 @@ class APIServer:
             self.namespaces.wakeup.set()
 
     def storage_lease(self, r: Resource) -> int:
-        """Events are stored under a lease of --event-ttl, one lease per ~1000 events or minute (upstream)."""
+        """The lease an Event is stored under, as upstream's lease manager picks it.
+
+        One lease is shared by the events written within its reuse period
+        (5% of --event-ttl, at most a minute, at most 1000 events); it is
+        granted for the TTL plus that period, so each event lives at least
+        --event-ttl.
+        """
         if r.plural != "events":
             return 0
+        ttl = self.config.event_ttl
+        reuse = min(60.0, 0.05 * ttl)
         lease, granted, used = self._event_lease
         now = time.monotonic()
-        if not lease or now - granted > 60 or used >= 1000:
-            lease = self.backend.lease_grant(self.config.event_ttl)
+        if not lease or now - granted >= reuse or used >= 1000:
+            lease = self.backend.lease_grant(ttl + max(int(reuse), 1))
             granted, used = now, 0
         self._event_lease = (lease, granted, used + 1)
         return lease
@@ -308,7 +326,8 @@ class APIServer:
     def _resource(self, info: Any, req: Request, q: Dict[str, str]) -> Any:
         handler = self._verb_handlers[info.verb]
         r = info.resource
-        if info.verb not in r.verbs and not info.subresource:
+        allowed = SUBRESOURCE_VERBS[info.subresource] if info.subresource else r.verbs
+        if info.verb not in allowed:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         scope = request_scope(info)
         try:
@@ -317,14 +336,18 @@ class APIServer:
             self.metrics.observe(info.verb, r, info.subresource, scope, exc.code, time.perf_counter() - req.started,
                                  _dry_run_label(q))
             raise
+        except Exception:
+            self.metrics.observe(info.verb, r, info.subresource, scope, 500, time.perf_counter() - req.started,
+                                 _dry_run_label(q))
+            raise
         if asyncio.iscoroutine(result):
-            return self._observed(result, info, req, scope)
+            return self._observed(result, info, req, scope, _dry_run_label(q))
         if not isinstance(result, StreamResponse):
             self.metrics.observe(info.verb, r, info.subresource, scope, result.status, time.perf_counter() - req.started,
                                  _dry_run_label(q))
         return result
 
-    async def _observed(self, coro: Any, info: Any, req: Request, scope: str) -> Any:
+    async def _observed(self, coro: Any, info: Any, req: Request, scope: str, dry_run: str) -> Any:
         kind = "readOnly" if info.verb in ("get", "list") else "mutating"
         self.metrics.inflight[kind] += 1
         code = 500
@@ -338,7 +361,7 @@ class APIServer:
         finally:
             self.metrics.inflight[kind] -= 1
             self.metrics.observe(
-                info.verb, info.resource, info.subresource, scope, code, time.perf_counter() - req.started
+                info.verb, info.resource, info.subresource, scope, code, time.perf_counter() - req.started, dry_run
             )
 
     def _other(self, req: Request) -> Response:

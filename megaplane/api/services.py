@@ -129,19 +129,53 @@ class ServiceAllocations:
         spec.setdefault("ipFamilyPolicy", "SingleStack")
         spec.setdefault("internalTrafficPolicy", "Cluster")
 
-    def admit_update(self, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+    def admit_update(self, obj: Dict[str, Any], old: Dict[str, Any]) -> List[int]:
+        """Keep what the Service holds, allocate what it gains; returns the node ports taken by this update
+        (to give back if the update is not stored)."""
         old_spec = old.get("spec") or {}
         spec = obj.setdefault("spec", {})
+        name = obj["metadata"].get("name", "")
         if not spec.get("clusterIP") and old_spec.get("clusterIP"):
             spec["clusterIP"] = old_spec["clusterIP"]
             spec["clusterIPs"] = old_spec.get("clusterIPs", [old_spec["clusterIP"]])
-        if _needs_node_ports(spec):
-            # A port that kept its number keeps its node port.
-            before = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in _ports(old_spec)}
-            for port in _ports(spec):
-                if not port.get("nodePort"):
-                    held = before.get((port.get("port"), port.get("protocol", "TCP")))
-                    port["nodePort"] = held or self.ports.allocate()
+        elif old_spec.get("clusterIP") and spec.get("clusterIP") != old_spec["clusterIP"]:
+            raise errors.invalid("", "Service", name, [
+                field_error("", "spec.clusterIPs[0]", [spec.get("clusterIP")], "may not change once set")])
+        taken: List[int] = []
+        if not _needs_node_ports(spec):
+            return taken
+        held = {p.get("nodePort") for p in _ports(old_spec) if p.get("nodePort")}
+        before = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in _ports(old_spec)}
+        try:
+            for i, port in enumerate(_ports(spec)):
+                want = port.get("nodePort")
+                if want and want in held:
+                    continue  # already this Service's
+                if not want:
+                    # A port that kept its number keeps its node port.
+                    keep = before.get((port.get("port"), port.get("protocol", "TCP")))
+                    if keep:
+                        port["nodePort"] = keep
+                        continue
+                try:
+                    port["nodePort"] = self.ports.allocate(int(want or 0))
+                except ValueError as exc:
+                    raise errors.invalid("", "Service", name, [
+                        field_error("", f"spec.ports[{i}].nodePort", want, str(exc))]) from None
+                taken.append(port["nodePort"])
+        except errors.StatusError:
+            self.release_ports(taken)
+            raise
+        return taken
+
+    def release_ports(self, ports: List[int]) -> None:
+        for port in ports:
+            self.ports.release(port)
+
+    def after_update(self, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+        """Give back the node ports the stored update no longer uses."""
+        kept = {p.get("nodePort") for p in _ports(obj.get("spec") or {})}
+        self.release_ports([p["nodePort"] for p in _ports(old.get("spec") or {}) if p.get("nodePort") and p["nodePort"] not in kept])
 
     def release(self, obj: Dict[str, Any]) -> None:
         spec = obj.get("spec") or {}

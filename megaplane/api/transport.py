@@ -404,7 +404,13 @@ class HTTPConnection(asyncio.Protocol):
             + b"Transfer-Encoding: chunked\r\n\r\n"
         )
         sink = self.stream = ChunkSink(self)
-        resp.start(sink)
+        try:
+            resp.start(sink)
+        except Exception as exc:  # a handler bug: end this stream with an ERROR event, keep the server
+            log.exception("starting a stream failed")
+            err = errors.internal(str(exc))
+            sink.write(b'{"type":"ERROR","object":' + err.body() + b"}\n")
+            sink.close()
 
     def stream_ended(self, sink: ChunkSink) -> None:
         if self.stream is sink:

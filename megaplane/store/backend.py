@@ -69,11 +69,15 @@ class Backend(Protocol):
     def create(self, key: bytes, value: Value, lease: int = 0) -> Tuple[bool, Optional[KeyValue]]:
         """Write `key` only if it does not exist."""
 
-    def update(self, key: bytes, mod_revision: int, value: Value) -> Tuple[bool, Optional[KeyValue]]:
-        """Write `key` only if its mod revision is `mod_revision` (-1: any, but it must exist)."""
+    def update(self, key: bytes, mod_revision: int, value: Value, lease: int = 0) -> Tuple[bool, Optional[KeyValue]]:
+        """Write `key` only if its mod revision is `mod_revision` (-1: any, but it must exist).
 
-    def delete(self, key: bytes, mod_revision: int) -> Tuple[bool, Optional[KeyValue]]:
-        """Delete `key` only if its mod revision is `mod_revision` (-1: any)."""
+        `lease` is the storage lease the new value carries (0: none), as etcd's Put does."""
+
+    def delete(self, key: bytes, mod_revision: int) -> Tuple[bool, Optional[KeyValue], int]:
+        """Delete `key` only if its mod revision is `mod_revision` (-1: any).
+
+        Returns (deleted, the record before, the revision of the delete or 0)."""
 
     def watch(self, start: bytes, end: bytes, start_revision: int) -> BackendWatch:
         """Watch [start, end) from `start_revision` (0: from now on)."""
@@ -112,16 +116,17 @@ class EmbeddedBackend:
     def create(self, key: bytes, value: Value, lease: int = 0) -> Tuple[bool, Optional[KeyValue]]:
         return self.store.compare_and_put(key, 0, value, lease)
 
-    def update(self, key: bytes, mod_revision: int, value: Value) -> Tuple[bool, Optional[KeyValue]]:
+    def update(self, key: bytes, mod_revision: int, value: Value, lease: int = 0) -> Tuple[bool, Optional[KeyValue]]:
         if mod_revision < 0:
             current = self.store.get(key)
             if current is None:
                 return False, None
             mod_revision = current[2]
-        return self.store.compare_and_put(key, mod_revision, value)
+        return self.store.compare_and_put(key, mod_revision, value, lease)
 
-    def delete(self, key: bytes, mod_revision: int) -> Tuple[bool, Optional[KeyValue]]:
-        return self.store.compare_and_delete(key, mod_revision)
+    def delete(self, key: bytes, mod_revision: int) -> Tuple[bool, Optional[KeyValue], int]:
+        ok, old = self.store.compare_and_delete(key, mod_revision)
+        return ok, old, self.store.revision if ok else 0
 
     def watch(self, start: bytes, end: bytes, start_revision: int) -> BackendWatch:
         return self.store.watch(start, end, start_revision, prev_kv=True)

@@ -219,9 +219,10 @@ class WatchCache:
             else:
                 data = kv[4]
                 expected = self._expected
-                if expected is not None and expected[0] == key:
+                self._expected = None
+                # The writer's facts, if they are for this very write (a write that failed leaves stale ones).
+                if expected is not None and expected[0] == key and expected[1].resource_version == str(rev):
                     facts = expected[1]
-                    self._expected = None
                 else:
                     facts = decode(data)
                 if facts.resource_version != str(rev):
