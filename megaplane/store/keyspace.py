@@ -155,9 +155,9 @@ class Partition:
         if n <= 0:
             return
         boundary = events[n][0][MOD_REVISION]
-        # Never split one revision's events: a txn is kept or dropped whole.
-        while n > 0 and events[n - 1][0][MOD_REVISION] == boundary:
-            n -= 1
+        # Never split one revision's events: a txn is kept or dropped whole. (A bisection, not a walk back:
+        # a DeleteRange of a million keys is one revision, and it calls this once per key.)
+        n = bisect_left(events, boundary, 0, n, key=_event_revision)
         if n == 0:
             return
         del events[:n]

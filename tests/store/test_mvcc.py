@@ -339,3 +339,26 @@ def test_compacted_read_after_compaction_changes_nothing(store):
     with pytest.raises(errors.CompactedError):
         store.txn([], [PutRequest(b"x", b"1"), RangeRequest(b"k", revision=2)])
     assert snapshot_state(store) == before
+
+
+def test_a_delete_range_larger_than_the_history_window_is_kept_whole():
+    # One revision is never split: the window drops the older events, keeps every delete of the range,
+    # and a watcher that started before the range sees all of them.
+    s = Store(None, StoreConfig(history_max_events=50))
+    for i in range(3000):
+        s.put(b"/registry/pods/ns/p%05d" % i, b"v")
+    w = s.watch(b"/registry/pods/", b"/registry/pods0", 0)
+    res = s.delete_range(b"/registry/pods/", b"/registry/pods0")
+    assert res.deleted == 3000
+    p = s._partitions[b"/registry/pods/"]
+    assert {ev[0][2] for ev in p.events} == {res.revision} and len(p.events) == 3000
+    got = []
+    while True:
+        batch = w.take()
+        if not batch:
+            break
+        got += batch
+    assert [ev[0][0] for ev in got] == [b"/registry/pods/ns/p%05d" % i for i in range(3000)]
+    assert all(ev[0][3] == 0 for ev in got)  # deletes
+    s.put(b"/registry/pods/ns/after", b"v")
+    assert s.range(b"/registry/pods/ns/after").kvs
