@@ -333,7 +333,9 @@ class ResourceHandlers(DeleteVerbs, SubresourceVerbs):
                     cache.expect(key, cache.decode_facts.from_dict(obj))
             else:
                 meta.pop("resourceVersion", None)
-            return orjson.dumps(obj)
+            # orjson hands back its 4 KiB working buffer as the bytes object: stored for the object's
+            # lifetime that would triple the memory of a typical object, so keep an exact-size copy.
+            return memoryview(orjson.dumps(obj)).tobytes()
 
         return encode
 
