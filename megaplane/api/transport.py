@@ -215,6 +215,7 @@ class HTTPConnection(asyncio.Protocol):
         "body_size",
         "queue",
         "busy",
+        "draining",
         "stream",
         "peer",
         "refused",
@@ -230,6 +231,7 @@ class HTTPConnection(asyncio.Protocol):
         self.body_size = 0
         self.queue: Deque[Tuple[Request, bool]] = deque()
         self.busy = False
+        self.draining = False
         self.stream: Optional[ChunkSink] = None
         self.peer: Any = None
         self.refused = False
@@ -356,9 +358,15 @@ class HTTPConnection(asyncio.Protocol):
 
     def _next(self) -> None:
         self.busy = False
-        while self.queue and not self.busy and self.stream is None and self.transport is not None:
-            req, keep_alive = self.queue.popleft()
-            self._dispatch(req, keep_alive)
+        if self.draining:
+            return  # the loop below is already working through the queue (no recursion per pipelined request)
+        self.draining = True
+        try:
+            while self.queue and not self.busy and self.stream is None and self.transport is not None:
+                req, keep_alive = self.queue.popleft()
+                self._dispatch(req, keep_alive)
+        finally:
+            self.draining = False
 
     def _drive(self, coro: Any, req: Request, keep_alive: bool) -> None:
         """Step a handler coroutine inline; only if it waits does it become a Task."""

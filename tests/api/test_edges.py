@@ -185,3 +185,25 @@ def test_watch_without_initial_events_starts_now(ttl_cluster: Cluster) -> None:
     events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
     conn.close()
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "after-watch")]
+
+
+def test_a_thousand_pipelined_requests_are_answered_in_order(ttl_cluster: Cluster) -> None:
+    # The first request waits (a resourceVersion the store has not reached: 3 s, then 504), so the
+    # thousand behind it queue up on the connection; they are then served by a loop, in order, not by
+    # one nested call each (which ran out of stack).
+    import re
+    import socket
+
+    first = f"/api/v1/namespaces/{NS}/pods/missing?resourceVersion=999999999"
+    names = [f"/api/v1/namespaces/{NS}/pods/missing-{i}" for i in range(1000)]
+    payload = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % n.encode() for n in [first] + names)
+    with socket.create_connection(("127.0.0.1", ttl_cluster.port), timeout=30) as s:
+        s.sendall(payload)
+        data = b""
+        while data.count(b"HTTP/1.1 404") < 1000:
+            chunk = s.recv(1 << 20)
+            assert chunk, f"connection closed after {data.count(b'HTTP/1.1 404')} responses"
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 504")
+    order = [int(m) for m in re.findall(rb'pods \\"missing-(\d+)\\" not found', data)]
+    assert order == list(range(1000))
