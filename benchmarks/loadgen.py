@@ -59,26 +59,43 @@ class Responses:
         return out
 
 
-class Updater(asyncio.Protocol):
-    """One connection updating one object as fast as the server answers."""
+class Client(asyncio.Protocol):
+    """One keep-alive connection that sends its next request when the last is answered; `done` when closed."""
 
-    def __init__(self, run: "UpdateRun", path: str, name: str, rv: str) -> None:
-        self.run = run
-        self.name = name
-        self.rv = rv
-        self.path = path.encode()
-        self.head = b"PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json\r\n" % (
-            self.path, run.host.encode())
-        self.refreshing = False
+    def __init__(self, method: bytes, path: bytes, host: str) -> None:
+        self.head = b"%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json\r\n" % (
+            method, path, host.encode())
         self.responses = Responses()
-        self.sent_at = 0.0
-        self.n = 0
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.done = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.send()
+
+    def send(self) -> None:
+        raise NotImplementedError
+
+    def write_body(self, body: bytes) -> None:
+        self.transport.write(b"%sContent-Length: %d\r\n\r\n%s" % (self.head, len(body), body))
+
+    def connection_lost(self, exc: object) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class Updater(Client):
+    """One connection updating one object as fast as the server answers."""
+
+    def __init__(self, run: "UpdateRun", path: str, name: str, rv: str) -> None:
+        super().__init__(b"PUT", path.encode(), run.host)
+        self.run = run
+        self.name = name
+        self.rv = rv
+        self.path = path.encode()
+        self.refreshing = False
+        self.sent_at = 0.0
+        self.n = 0
 
     def send(self) -> None:
         now = time.perf_counter()
@@ -88,9 +105,8 @@ class Updater(asyncio.Protocol):
                 self.done.set_result(None)
             return
         self.n += 1
-        body = fill(self.run.template, self.name, self.rv, self.n)
         self.sent_at = now
-        self.transport.write(b"%sContent-Length: %d\r\n\r\n%s" % (self.head, len(body), body))
+        self.write_body(fill(self.run.template, self.name, self.rv, self.n))
 
     def data_received(self, data: bytes) -> None:
         for status, body in self.responses.feed(data):
@@ -116,10 +132,6 @@ class Updater(asyncio.Protocol):
                 self.refreshing = True
                 self.transport.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n\r\n" % (
                     self.path, self.run.host.encode()))
-
-    def connection_lost(self, exc: object) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
 
 
 class UpdateRun:
@@ -153,29 +165,20 @@ async def update(host: str, port: int, path: str, objects: List[tuple], template
     return {"updates_per_s": run.ok / seconds, "updates": run.ok, "errors": run.errors, **percentiles(run.latencies)}
 
 
-class Creator(asyncio.Protocol):
+class Creator(Client):
     def __init__(self, host: str, path: str, template: bytes, names: List[str], result: dict) -> None:
-        self.head = b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json\r\n" % (
-            path.encode(), host.encode())
+        super().__init__(b"POST", path.encode(), host)
         self.template = template
         self.names = names
         self.result = result
-        self.responses = Responses()
         self.current = ""
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self.done = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.send()
 
     def send(self) -> None:
         if not self.names:
             self.transport.close()
             return
         self.current = self.names.pop()
-        body = fill(self.template, self.current)
-        self.transport.write(b"%sContent-Length: %d\r\n\r\n%s" % (self.head, len(body), body))
+        self.write_body(fill(self.template, self.current))
 
     def data_received(self, data: bytes) -> None:
         for status, body in self.responses.feed(data):
@@ -189,10 +192,6 @@ class Creator(asyncio.Protocol):
                 if len(self.result["first_errors"]) < 3:
                     self.result["first_errors"].append(body[:300].decode(errors="replace"))
             self.send()
-
-    def connection_lost(self, exc: object) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
 
 
 async def create(host: str, port: int, path: str, template: bytes, names: List[str], conns: int, want_rvs: bool) -> dict:
