@@ -57,11 +57,6 @@ class APIMetrics(Collector):
         d[bisect_left(BUCKETS, seconds)] += 1
         d[-1] += seconds
 
-    def observe_other(self, verb: str, path: str, code: int) -> None:
-        key = (verb, "", "", "", path, "", "")
-        rk = (key, code)
-        self.requests[rk] = self.requests.get(rk, 0) + 1
-
     def watchers_started(self, r: Resource) -> None:
         k = (r.group, r.version, r.plural)
         self.watches_started[k] = self.watches_started.get(k, 0) + 1

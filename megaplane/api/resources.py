@@ -11,6 +11,7 @@ accept for each kind; anything else is refused with upstream's message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 __all__ = ["Resource", "RESOURCES", "by_path", "lookup", "GROUP_VERSIONS", "preferred_group_versions"]
@@ -60,11 +61,11 @@ class Resource:
     returns_deleted_object: bool = False
     extra: Dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
-    @property
+    @cached_property
     def group_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
-    @property
+    @cached_property
     def list_kind(self) -> str:
         return self.kind + "List"
 

@@ -124,13 +124,12 @@ class Response:
 class StreamResponse:
     """A chunked response the handler keeps writing to (watch). `start(sink)` is called once headers are out."""
 
-    __slots__ = ("status", "content_type", "start", "on_close")
+    __slots__ = ("status", "content_type", "start")
 
     def __init__(self, start: Callable[["ChunkSink"], None], content_type: bytes = b"application/json") -> None:
         self.status = 200
         self.content_type = content_type
         self.start = start
-        self.on_close: Optional[Callable[[], None]] = None
 
 
 class ChunkSink:

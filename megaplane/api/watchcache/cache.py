@@ -139,7 +139,6 @@ class WatchCache:
         # (key, facts) of the write the API server is making right now: its
         # event then needs no decoding (`expect`).
         self._expected: Optional[tuple] = None
-        self.events_total = 0
         # Watch event lines queued for clients, all watchers together.
         self.sent_total = 0
 
@@ -237,7 +236,6 @@ class WatchCache:
             history.append(ev)
             fresh.append(ev)
             self._revision = rev
-        self.events_total += len(fresh)
         self._trim(now)
         if self.broadcast and fresh:
             self._batch.extend([ev.line() for ev in fresh])

@@ -56,7 +56,6 @@ class CacheWatcher:
         "bookmarks",
         "render",
         "pending",
-        "last_rv",
         "closed",
         "plain",
         "on_close",
@@ -83,7 +82,6 @@ class CacheWatcher:
         self.bookmarks = bookmarks
         self.render = render
         self.pending: List[bytes] = []
-        self.last_rv = 0
         self.closed = False
         # No selector and no renderer: every event's shared line as is.
         self.plain = not (name or labels or fields) and render is None
@@ -131,8 +129,6 @@ class CacheWatcher:
                 line = self._convert(ev)
                 if line is not None:
                     pending.append(line)
-        if events:
-            self.last_rv = events[-1].rv
         if len(pending) > before:
             self.cache.sent_total += len(pending) - before
             if not before:
@@ -170,7 +166,6 @@ class CacheWatcher:
                 pending.append(
                     self.render("ADDED", obj) if self.render else b'{"type":"ADDED","object":' + obj.data + b"}\n"
                 )
-        self.last_rv = revision
         if pending:
             self.cache.mark_dirty(self)
 
@@ -185,7 +180,6 @@ class CacheWatcher:
         obj = {"kind": r.kind, "apiVersion": r.group_version, "metadata": meta}
         was_empty = not self.pending
         self.pending.append(b'{"type":"BOOKMARK","object":' + orjson.dumps(obj) + b"}\n")
-        self.last_rv = max(self.last_rv, revision)
         if was_empty:
             self.cache.mark_dirty(self)
 
@@ -199,7 +193,6 @@ class CacheWatcher:
         """A pre-framed chunk shared by every broadcast watcher."""
         if self.closed:
             return
-        self.last_rv = rv
         if not self.sink.write_chunk(chunk):
             self.close()
 
