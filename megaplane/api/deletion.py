@@ -94,19 +94,19 @@ class DeleteVerbs:
                 return self._deleted_answer(req, r, cur.data, opts)
         marked = self._mark_for_deletion(r, obj, opts)
         if marked is None:  # graceful deletion already pending with a period no shorter than this one
-            return self._finished_delete(req, r, cur.data)
+            return self._finished_delete(req, r, cur)
         if marked:
             return self._write_deletion_mark(req, r, cur, obj, opts, dry)
         if dry:
-            return self._finished_delete(req, r, cur.data)
+            return self._finished_delete(req, r, cur)
         ok, prev, rev = self.backend.delete(cur.key, cur.rv)  # _last_write: for deletecollection's one wait
         if not ok:
             if prev is None:
                 raise errors.not_found(r.group, r.plural, name)
             raise errors.conflict_modified(r.group, r.plural, name)
-        self.server.release_delete(r, obj)
+        self.server.release(r, obj)
         self._last_write = rev
-        return self._after(rev, self._finished_delete(req, r, cur.data))
+        return self._after(rev, self._finished_delete(req, r, cur))
 
     def _check_delete_preconditions(self, r: Resource, cur: CachedObject, opts: Dict[str, Any]) -> None:
         pre = opts.get("preconditions") or {}
@@ -172,11 +172,11 @@ class DeleteVerbs:
         status = 202 if opts.get("orphanDependents") is False else 200
         return self._respond(req, r, data, status)
 
-    def _finished_delete(self: "ResourceHandlers", req: Request, r: Resource, data: bytes) -> Response:
+    def _finished_delete(self: "ResourceHandlers", req: Request, r: Resource, cur: CachedObject) -> Response:
         """finalizeDelete: the object itself for stores that return it, else a Success Status naming it."""
         if r.returns_deleted_object:
-            return self._respond(req, r, data)
-        facts = self.cache(r).decode_facts(data)
+            return self._respond(req, r, cur.data)
+        facts = cur.facts
         details: Dict[str, Any] = {"name": facts.name}
         if r.group:
             details["group"] = r.group

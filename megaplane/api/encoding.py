@@ -123,10 +123,19 @@ def table_body(
     )
 
 
+_EVENT_PREFIX = {t: b'{"type":"%s","object":' % t.encode() for t in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")}
+
+
+def event_line(etype: str, data: bytes) -> bytes:
+    """One watch event as it goes on the wire: `{"type":...,"object":...}` and a newline."""
+    prefix = _EVENT_PREFIX.get(etype) or b'{"type":"%s","object":' % etype.encode()
+    return prefix + data + b"}\n"
+
+
 def table_watch_line(resource: Resource, etype: str, obj: Dict[str, Any], include: str = "Metadata") -> bytes:
     rv = (obj.get("metadata") or {}).get("resourceVersion", "")
     table = table_body(resource, [obj], int(rv) if rv.isdigit() else 0, include=include)
-    return b'{"type":"' + etype.encode() + b'","object":' + table + b"}\n"
+    return event_line(etype, table)
 
 
 # -- continue tokens (apiserver/pkg/storage: encodeContinue) ---------------------------------

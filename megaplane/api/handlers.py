@@ -35,6 +35,7 @@ from .encoding import (
     core_from_events_v1,
     decode_continue,
     encode_continue,
+    event_line,
     events_v1_from_core,
     list_body,
     table_body,
@@ -273,7 +274,7 @@ class ResourceHandlers(DeleteVerbs, SubresourceVerbs):
                     data = events_v1_from_core(data)
                 if table:
                     return table_watch_line(r, etype, data)
-                return b'{"type":"' + etype.encode() + b'","object":' + orjson.dumps(data) + b"}\n"
+                return event_line(etype, orjson.dumps(data))
 
         cache = self.cache(r)
 
@@ -390,14 +391,14 @@ class ResourceHandlers(DeleteVerbs, SubresourceVerbs):
         self.server.admit_create(r, obj)  # allocations (service IPs, node ports): given back on any failure
         try:
             if dry:
-                self.server.release_create(r, obj)
+                self.server.release(r, obj)
                 return self._respond(req, r, orjson.dumps(stored), 201)
             ok, kv = self.backend.create(key, self.encoder(stored, r, key), self.server.storage_lease(r))
         except BaseException:
-            self.server.release_create(r, obj)
+            self.server.release(r, obj)
             raise
         if not ok:
-            self.server.release_create(r, obj)
+            self.server.release(r, obj)
             raise errors.already_exists(r.group, r.plural, name)
         assert kv is not None
         resp = self._respond(req, r, kv[4], 201)
@@ -482,7 +483,7 @@ class ResourceHandlers(DeleteVerbs, SubresourceVerbs):
             ok, _, rev = self.backend.delete(cur.key, cur.rv)
             if not ok:
                 raise errors.conflict_modified(r.group, r.plural, info.name)
-            self.server.release_delete(r, old)
+            self.server.release(r, old)
             meta["resourceVersion"] = str(rev)
             return self._after(rev, self._respond(req, r, orjson.dumps(obj)))
         taken = self.server.admit_update(r, obj, old)

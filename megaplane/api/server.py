@@ -239,9 +239,6 @@ class APIServer:
         if r.group == "" and r.plural == "services":
             self.services.admit_create(obj)
 
-    def release_create(self, r: Resource, obj: Dict[str, Any]) -> None:
-        self.release_delete(r, obj)
-
     def admit_update(self, r: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> List[int]:
         """Allocations an update needs; what it returns is given back by `release_update` if nothing is stored."""
         if r.group == "" and r.plural == "services":
@@ -256,7 +253,8 @@ class APIServer:
         if r.group == "" and r.plural == "services":
             self.services.after_update(obj, old)
 
-    def release_delete(self, r: Resource, obj: Dict[str, Any]) -> None:
+    def release(self, r: Resource, obj: Dict[str, Any]) -> None:
+        """Give back what `obj` holds (service IPs, node ports): deleted, or never stored."""
         if r.group == "" and r.plural == "services":
             self.services.release(obj)
 

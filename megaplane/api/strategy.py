@@ -65,16 +65,13 @@ def prepare_for_create(resource: Resource, obj: Dict[str, Any]) -> None:
     meta = obj["metadata"]
     for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
         meta.pop(k, None)
-    meta["uid"] = meta.get("uid") or ""
     meta["creationTimestamp"] = now_rfc3339()
     if resource.generation:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
     status = _initial_status(resource, obj)
-    if status is not None and not (resource.group == "" and resource.plural == "nodes"):
-        obj["status"] = status
-    elif status is not None:
+    if status is not None:
         obj["status"] = status
     if resource.group == "" and resource.plural == "namespaces":
         spec = obj.setdefault("spec", {})

@@ -26,6 +26,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 import httptools
 
 from . import errors
+from .encoding import event_line
 
 __all__ = ["Request", "Response", "StreamResponse", "HTTPServer", "MAX_BODY_BYTES"]
 
@@ -416,7 +417,7 @@ class HTTPConnection(asyncio.Protocol):
         except Exception as exc:  # a handler bug: end this stream with an ERROR event, keep the server
             log.exception("starting a stream failed")
             err = errors.internal(str(exc))
-            sink.write(b'{"type":"ERROR","object":' + err.body() + b"}\n")
+            sink.write(event_line("ERROR", err.body()))
             sink.close()
 
     def stream_ended(self, sink: ChunkSink) -> None:

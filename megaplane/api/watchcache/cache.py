@@ -35,6 +35,7 @@ import msgspec
 from ...store.backend import Backend, BackendWatch
 from ...store.keyspace import KeyIndex
 from ...store.kv import prefix_end
+from ..encoding import event_line
 from ..objects import ObjectFacts, facts_decoder, set_resource_version
 from ..resources import Resource
 
@@ -68,13 +69,6 @@ class CachedObject(msgspec.Struct, gc=False):
     facts: ObjectFacts
 
 
-_LINE_PREFIX = {
-    "ADDED": b'{"type":"ADDED","object":',
-    "MODIFIED": b'{"type":"MODIFIED","object":',
-    "DELETED": b'{"type":"DELETED","object":',
-}
-
-
 class CacheEvent(msgspec.Struct, gc=False):
     """One change: its type, the object after it (for DELETED: the last state at the delete's revision).
 
@@ -93,7 +87,7 @@ class CacheEvent(msgspec.Struct, gc=False):
         """The JSON watch event line, built once for all watchers."""
         line = self.wire
         if line is None:
-            line = self.wire = _LINE_PREFIX[self.type] + self.obj.data + b"}\n"
+            line = self.wire = event_line(self.type, self.obj.data)
         return line
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Protocol
 
 import orjson
 
+from ..encoding import event_line
 from ..objects import set_resource_version
 from ..selectors import FieldSelector, LabelSelector, matches_fields, matches_labels
 from .cache import CachedObject, CacheEvent
@@ -150,13 +151,13 @@ class CacheWatcher:
             gone = CachedObject(prev.key, set_resource_version(prev.data, ev.rv), ev.rv, prev.facts)
             if self.render is not None:
                 return self.render("DELETED", gone)
-            return b'{"type":"DELETED","object":' + gone.data + b"}\n"
+            return event_line("DELETED", gone.data)
         return None
 
     def _added(self, ev: CacheEvent) -> bytes:
         if self.render is not None:
             return self.render("ADDED", ev.obj)
-        return b'{"type":"ADDED","object":' + ev.obj.data + b"}\n"
+        return event_line("ADDED", ev.obj.data)
 
     def send_initial(self, objects: List[CachedObject], revision: int) -> None:
         """Synthetic ADDED events for the state at `revision` (watch without a start resourceVersion)."""
@@ -164,7 +165,7 @@ class CacheWatcher:
         for obj in objects:
             if self._passes(obj):
                 pending.append(
-                    self.render("ADDED", obj) if self.render else b'{"type":"ADDED","object":' + obj.data + b"}\n"
+                    self.render("ADDED", obj) if self.render else event_line("ADDED", obj.data)
                 )
         if pending:
             self.cache.mark_dirty(self)
@@ -179,13 +180,13 @@ class CacheWatcher:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": r.kind, "apiVersion": r.group_version, "metadata": meta}
         was_empty = not self.pending
-        self.pending.append(b'{"type":"BOOKMARK","object":' + orjson.dumps(obj) + b"}\n")
+        self.pending.append(event_line("BOOKMARK", orjson.dumps(obj)))
         if was_empty:
             self.cache.mark_dirty(self)
 
     def error(self, status_body: bytes) -> None:
         """An ERROR event (e.g. 410 Expired) and the end of the watch."""
-        self.pending.append(b'{"type":"ERROR","object":' + status_body + b"}\n")
+        self.pending.append(event_line("ERROR", status_body))
         self.flush()
         self.close()
 
