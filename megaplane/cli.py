@@ -257,7 +257,8 @@ def _add_store(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .api.server import APIServerConfig
+    from megaplane.apiserver.server import APIServerConfig
+
     from .controlplane import ControlPlaneConfig
 
     modes = dict(args.wal_mode)

@@ -16,7 +16,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .api.server import APIServer, APIServerConfig
+from megaplane.apiserver.server import APIServer, APIServerConfig
+
 from .store import Store, StoreConfig
 from .store.backend import EmbeddedBackend
 
@@ -66,7 +67,7 @@ class ControlPlane:
             self.port = await self.api.listen(host, cfg.port)
         ca = None
         if cfg.secure_port:
-            from .api.tls import ensure_certs, server_ssl_context
+            from megaplane.apiserver.http.tls import ensure_certs, server_ssl_context
 
             pki = os.path.join(cfg.data_dir or tempfile.mkdtemp(prefix="megaplane-pki-"), "pki")
             ca, crt, key = ensure_certs(pki, cfg.tls_sans)
@@ -79,7 +80,7 @@ class ControlPlane:
         else:
             self._tasks.append(loop.create_task(self._expire_leases()))
         if cfg.kubeconfig:
-            from .api.tls import write_kubeconfig
+            from megaplane.apiserver.http.tls import write_kubeconfig
 
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             if self.secure_port:

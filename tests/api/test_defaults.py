@@ -1,4 +1,4 @@
-"""Defaulting (megaplane.api.defaults) against upstream 1.32 and the official client.
+"""Defaulting (megaplane.apiserver.schema.defaults) against upstream 1.32 and the official client.
 
 Every served resource is taken as a client sends it (the official Python
 client's `sanitize_for_serialization` of a model, or kubectl's JSON for
@@ -18,7 +18,7 @@ from typing import Any, Dict
 import pytest
 from kubernetes import client as k8s
 
-from megaplane.api.defaults import apply_defaults, fill_zero_values, image_pull_policy
+from megaplane.apiserver.schema.defaults import apply_defaults, fill_zero_values, image_pull_policy
 
 Obj = Dict[str, Any]
 

@@ -13,8 +13,8 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from megaplane.api import fieldvalidation as fv
-from megaplane.api.fieldvalidation import (
+from megaplane.apiserver.schema import fieldvalidation as fv
+from megaplane.apiserver.schema.fieldvalidation import (
     FieldValidationError,
     InvalidDirectiveError,
     unknown_fields,

@@ -24,8 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from megaplane.api import fieldvalidation, schema
-from megaplane.api.openapi import OpenAPI, ResourceInfo, gv_path
+from megaplane.apiserver.schema import definitions as schema
+from megaplane.apiserver.schema import fieldvalidation
+from megaplane.apiserver.schema.openapi import OpenAPI, ResourceInfo, gv_path
 
 R = ResourceInfo
 RESOURCES: List[ResourceInfo] = [

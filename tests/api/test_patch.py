@@ -1,4 +1,4 @@
-"""Tests for megaplane.api.patch: JSON patch, JSON merge patch, strategic merge patch.
+"""Tests for megaplane.apiserver.patch: JSON patch, JSON merge patch, strategic merge patch.
 
 Expected values come from the RFCs' own examples, from upstream's test tables (ported case by case,
 named as upstream names them) and, for real kinds, from tracing upstream's code
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from megaplane.api import schema
-from megaplane.api.patch import (
+from megaplane.apiserver.schema import definitions as schema
+from megaplane.apiserver.patch import (
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,

@@ -1,4 +1,4 @@
-"""megaplane.api.protobuf: Kubernetes protobuf request bodies, checked against kubectl 1.32.
+"""megaplane.apiserver.schema.protobuf: Kubernetes protobuf request bodies, checked against kubectl 1.32.
 
 Three kinds of evidence:
 
@@ -34,8 +34,8 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-from megaplane.api import protobuf
-from megaplane.api.protobuf import CONTENT_TYPE, ProtobufError, UnknownKindError, decode
+from megaplane.apiserver.schema import protobuf
+from megaplane.apiserver.schema.protobuf import CONTENT_TYPE, ProtobufError, UnknownKindError, decode
 
 KUBECTL = shutil.which("kubectl")
 SCHEMA = protobuf.SCHEMA

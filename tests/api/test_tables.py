@@ -1,4 +1,4 @@
-"""Server-side printing (megaplane.api.tables) against kube-apiserver 1.32's printers.
+"""Server-side printing (megaplane.apiserver.printers) against kube-apiserver 1.32's printers.
 
 Expected cells are what upstream's printers (pkg/printers/internalversion)
 produce for the same objects when the server prints them (always wide);
@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from megaplane.api.tables import (
+from megaplane.apiserver.printers import (
     age,
     column_definitions,
     format_label_selector,

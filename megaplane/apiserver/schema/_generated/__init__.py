@@ -1,0 +1,1 @@
+"""Generated code (scripts/gen-protobuf-schema); do not edit by hand."""
