@@ -32,9 +32,15 @@ def test_watch_from_old_revision_replays_then_goes_live():
         s.put(b"/registry/pods/p%d" % i, b"v")  # revisions 2..6
     w = s.watch(b"/registry/pods/", b"/registry/pods0", start_revision=4)
     assert revs(w.take()) == [4, 5, 6]
-    assert not w.synced or w.synced  # state is internal; behaviour is what matters
+    # Caught up: nothing more to take, and the head revision is a valid bookmark.
+    assert not w.has_ready()
+    assert w.progress_revision() == 6
+    # Live: the next write is ready at once, and after it is taken the watcher is caught up again.
     s.put(b"/registry/pods/p9", b"v")
+    assert w.has_ready()
+    assert w.progress_revision() is None
     assert revs(w.take()) == [7]
+    assert w.progress_revision() == 7
 
 
 def test_watch_across_partitions_is_in_revision_order_and_txns_are_atomic():
