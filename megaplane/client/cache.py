@@ -1,0 +1,224 @@
+"""An informer's local copy of a resource: the Indexer (store + indexes) and a Lister over it.
+
+client-go's cache.Indexer: objects keyed `namespace/name` (`name` for
+cluster-scoped ones), plus named indexes, each an `IndexFunc(obj) -> list
+of values` kept as value -> set of keys and updated on every write. The
+namespace index is always there; `node_name_index` (pods by
+`spec.nodeName`) and `label_index(key)` are provided, any other function
+can be added. Single event loop, no locks: the informer is the only
+writer, readers never see a half-applied write because nothing awaits
+inside one.
+
+Objects are the dicts the informer decoded; readers must treat them as
+read-only (client-go's rule too: copy before changing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set
+
+from megaplane.apimachinery.selectors import LabelSelector, matches_labels, parse_label_selector
+
+__all__ = [
+    "Indexer",
+    "Lister",
+    "IndexFunc",
+    "DeletedFinalStateUnknown",
+    "object_key",
+    "split_key",
+    "NAMESPACE_INDEX",
+    "NODE_NAME_INDEX",
+    "namespace_index",
+    "node_name_index",
+    "label_index",
+]
+
+Obj = Dict[str, Any]
+IndexFunc = Callable[[Obj], List[str]]
+
+NAMESPACE_INDEX = "namespace"
+NODE_NAME_INDEX = "spec.nodeName"
+
+
+@dataclass(frozen=True)
+class DeletedFinalStateUnknown:
+    """A delete the informer inferred from a relist: the object was gone, its last state unknown.
+
+    `obj` is the last state this informer saw; the real final state (and
+    when it was deleted) were missed while the watch was down.
+    """
+
+    key: str
+    obj: Obj
+
+
+def object_key(obj: Mapping[str, Any]) -> str:
+    """`namespace/name`, or `name` for a cluster-scoped object (MetaNamespaceKeyFunc)."""
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace")
+    name = meta.get("name") or ""
+    return f"{namespace}/{name}" if namespace else name
+
+
+def split_key(key: str) -> "tuple[str, str]":
+    """(namespace, name) of a key; namespace "" for cluster-scoped objects."""
+    namespace, _, name = key.rpartition("/")
+    return namespace, name
+
+
+def namespace_index(obj: Obj) -> List[str]:
+    """MetaNamespaceIndexFunc: the object's namespace ("" for cluster-scoped objects)."""
+    return [(obj.get("metadata") or {}).get("namespace") or ""]
+
+
+def node_name_index(obj: Obj) -> List[str]:
+    """Pods by `spec.nodeName` (unscheduled pods under "")."""
+    return [(obj.get("spec") or {}).get("nodeName") or ""]
+
+
+def label_index(key: str) -> IndexFunc:
+    """Objects by the value of label `key` (objects without it are not indexed)."""
+
+    def index(obj: Obj) -> List[str]:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        value = labels.get(key)
+        return [value] if value is not None else []
+
+    index.__name__ = f"label_index({key!r})"
+    return index
+
+
+class Indexer:
+    """Objects by key, plus named indexes (see the module docstring)."""
+
+    def __init__(self, indexers: Optional[Mapping[str, IndexFunc]] = None) -> None:
+        self._items: Dict[str, Obj] = {}
+        self._indexers: Dict[str, IndexFunc] = {NAMESPACE_INDEX: namespace_index}
+        self._indices: Dict[str, Dict[str, Set[str]]] = {NAMESPACE_INDEX: {}}
+        if indexers:
+            self.add_indexers(indexers)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __repr__(self) -> str:
+        return f"<Indexer {len(self._items)} objects, indexes {sorted(self._indexers)}>"
+
+    def add_indexers(self, indexers: Mapping[str, IndexFunc]) -> None:
+        """Add indexes (also after objects are in: they are indexed at once). A taken name is refused."""
+        for name, func in indexers.items():
+            if name in self._indexers:
+                raise ValueError(f"index {name!r} already exists")
+            self._indexers[name] = func
+            index: Dict[str, Set[str]] = {}
+            self._indices[name] = index
+            for key, obj in self._items.items():
+                for value in func(obj):
+                    index.setdefault(value, set()).add(key)
+
+    # -- writes (the informer's) ------------------------------------------------------------
+
+    def upsert(self, obj: Obj) -> Optional[Obj]:
+        """Add or replace the object under its key; returns the previous one (None: it is new)."""
+        key = object_key(obj)
+        old = self._items.get(key)
+        self._items[key] = obj
+        for name, func in self._indexers.items():
+            index = self._indices[name]
+            new_values = func(obj)
+            if old is not None:
+                old_values = func(old)
+                if old_values == new_values:
+                    continue
+                for value in old_values:
+                    self._unindex(index, value, key)
+            for value in new_values:
+                keys = index.get(value)
+                if keys is None:
+                    index[value] = {key}
+                else:
+                    keys.add(key)
+        return old
+
+    def remove(self, key: str) -> Optional[Obj]:
+        """Drop the object with this key; returns it (None: there was none)."""
+        old = self._items.pop(key, None)
+        if old is not None:
+            for name, func in self._indexers.items():
+                index = self._indices[name]
+                for value in func(old):
+                    self._unindex(index, value, key)
+        return old
+
+    @staticmethod
+    def _unindex(index: Dict[str, Set[str]], value: str, key: str) -> None:
+        keys = index.get(value)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del index[value]
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get_by_key(self, key: str) -> Optional[Obj]:
+        return self._items.get(key)
+
+    def keys(self) -> List[str]:
+        return list(self._items)
+
+    def list(self) -> List[Obj]:
+        return list(self._items.values())
+
+    def items(self) -> Iterator["tuple[str, Obj]"]:
+        return iter(list(self._items.items()))
+
+    def index_keys(self, index_name: str, value: str) -> List[str]:
+        """Keys of the objects whose index function gave `value`."""
+        return sorted(self._index(index_name).get(value, ()))
+
+    def by_index(self, index_name: str, value: str) -> List[Obj]:
+        """The objects whose index function gave `value` (ByIndex)."""
+        items = self._items
+        return [items[k] for k in self._index(index_name).get(value, ())]
+
+    def index_values(self, index_name: str) -> List[str]:
+        """Every value the index holds (ListIndexFuncValues)."""
+        return list(self._index(index_name))
+
+    def _index(self, index_name: str) -> Dict[str, Set[str]]:
+        try:
+            return self._indices[index_name]
+        except KeyError:
+            raise KeyError(f"no index {index_name!r}; have {sorted(self._indices)}") from None
+
+
+class Lister:
+    """Reads over an Indexer the way generated listers read (`get`, `list` with a label selector)."""
+
+    def __init__(self, indexer: Indexer) -> None:
+        self.indexer = indexer
+
+    def get(self, namespace: Optional[str], name: str) -> Optional[Obj]:
+        """The object, or None (listers answer from the cache: no NotFoundError, no request)."""
+        return self.indexer.get_by_key(f"{namespace}/{name}" if namespace else name)
+
+    def list(self, namespace: Optional[str] = None, label_selector: Optional[str] = None) -> List[Obj]:
+        """Objects in `namespace` (None: all) whose labels match `label_selector` (upstream syntax)."""
+        selector = parse_label_selector(label_selector) if label_selector else None
+        objs: Iterable[Obj]
+        objs = self.indexer.by_index(NAMESPACE_INDEX, namespace) if namespace is not None else self.indexer.list()
+        if selector is None:
+            return list(objs)
+        return [o for o in objs if _matches(selector, o)]
+
+    def by_index(self, index_name: str, value: str) -> List[Obj]:
+        return self.indexer.by_index(index_name, value)
+
+
+def _matches(selector: LabelSelector, obj: Obj) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return matches_labels(selector, labels)
