@@ -35,7 +35,7 @@ from typing import Any, Dict, Mapping, Optional, Type
 
 import orjson
 
-from ..apimachinery.errors import StatusError
+from megaplane.apimachinery.errors import StatusError
 
 __all__ = [
     "StatusError",
