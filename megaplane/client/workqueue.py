@@ -145,10 +145,10 @@ class _Histogram:
 class _Timing:
     """Per-item timestamps for the duration metrics (client-go's defaultQueueMetrics)."""
 
-    __slots__ = ("clock", "add_times", "start_times", "queue_duration", "work_duration")
+    __slots__ = ("now", "add_times", "start_times", "queue_duration", "work_duration")
 
     def __init__(self, clock: Clock) -> None:
-        self.clock = clock
+        self.now = clock.monotonic
         self.add_times: Dict[Hashable, float] = {}
         self.start_times: Dict[Hashable, float] = {}
         self.queue_duration = _Histogram()
@@ -156,10 +156,10 @@ class _Timing:
 
     def added(self, item: Hashable) -> None:
         if item not in self.add_times:
-            self.add_times[item] = self.clock.monotonic()
+            self.add_times[item] = self.now()
 
     def got(self, item: Hashable) -> None:
-        now = self.clock.monotonic()
+        now = self.now()
         self.start_times[item] = now
         added = self.add_times.pop(item, None)
         if added is not None:
@@ -168,7 +168,7 @@ class _Timing:
     def done(self, item: Hashable) -> None:
         started = self.start_times.pop(item, None)
         if started is not None:
-            self.work_duration.observe(self.clock.monotonic() - started)
+            self.work_duration.observe(self.now() - started)
 
 
 class _Collector:
