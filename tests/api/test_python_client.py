@@ -177,12 +177,19 @@ def test_too_old_watch_gets_410_expired_and_relist_recovers(short_history):
     assert ev["type"] == "ERROR" and ev["object"]["code"] == 410 and ev["object"]["reason"] == "Expired"
     assert ev["object"]["message"].startswith(f"too old resource version: {start} (")
     # The informer's answer to 410: relist, then watch from the list's revision.
-    rv = core.list_namespaced_config_map("default").metadata.resource_version
+    relisted = core.list_namespaced_config_map("default")
+    assert {f"old-{i}" for i in range(40)} <= {cm.metadata.name for cm in relisted.items}
+    rv = relisted.metadata.resource_version
     core.create_namespaced_config_map("default", {"metadata": {"name": "after"}})
+    core.delete_namespaced_config_map("old-0", "default")
+    # Exactly the changes after the list, in order: nothing the list already held is replayed.
     w = watch.Watch()
+    seen = []
     for ev in w.stream(core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=5):
-        assert (ev["type"], ev["object"].metadata.name) == ("ADDED", "after")
-        w.stop()
+        seen.append((ev["type"], ev["object"].metadata.name))
+        if ev["type"] == "DELETED":
+            w.stop()
+    assert seen == [("ADDED", "after"), ("DELETED", "old-0")]
 
 
 def test_watch_with_bookmarks_and_initial_events(api, cluster):
