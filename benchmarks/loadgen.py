@@ -273,7 +273,7 @@ async def watch(host: str, port: int, path: str, watchers: int, seconds: float, 
         span = stats.last_event - stats.first_event
         out = {"events": stats.total, "span_s": span, "events_per_s": stats.total / span if span > 0 else 0.0}
     counts = [r.count for r in stats.readers]
-    out.update({"watchers": watchers, "min_per_watcher": min(counts), "max_per_watcher": max(counts)})
+    out.update({"watchers": watchers, "min_per_watcher": min(counts), "max_per_watcher": max(counts), "per_watcher": counts})
     for t in transports:
         t.close()
     return out
