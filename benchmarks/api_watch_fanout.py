@@ -9,7 +9,9 @@ informer opens them) read from the other core, counting events without
 decoding them; keep-alive connections PUT the pods (an annotation changes
 each time, so every PUT is one MODIFIED event of a ~2 KB pod). Counted from
 the first event to the last, after the writers stop and every stream has
-drained, and checked: each watcher must see every successful update.
+drained, and checked: each watcher must see every successful update (and
+there must be some). When one does not, the watchers that missed updates
+are printed and the run exits 1, after its JSON line (`delivery_ok`).
 
 References measured in the same run with the same readers: a bare asyncio +
 uvloop server pushing the same event bytes to 100 connections, one write per
@@ -128,7 +130,9 @@ def fanout_megaplane(pods: int, watchers: int, seconds: float, root: str) -> dic
             return writes, result(readers)
 
         (writes, seen), cpu, wall = measure(server.pid, run)
-    delivered_all = seen["min_per_watcher"] == writes["updates"] == seen["max_per_watcher"]
+    # Each successful PUT is one MODIFIED event for every watcher: not one fewer, not one more.
+    short = {i: writes["updates"] - n for i, n in enumerate(seen["per_watcher"]) if n != writes["updates"]}
+    delivered_all = writes["updates"] > 0 and len(seen["per_watcher"]) == watchers and not short
     return {
         "events_per_s": seen["events_per_s"],
         "events": seen["events"],
@@ -138,6 +142,10 @@ def fanout_megaplane(pods: int, watchers: int, seconds: float, root: str) -> dic
         "update_errors": writes["errors"],
         "every_watcher_saw_every_update": delivered_all,
         "min_per_watcher": seen["min_per_watcher"],
+        "max_per_watcher": seen["max_per_watcher"],
+        "watchers_reading": len(seen["per_watcher"]),
+        # watcher index -> updates it missed (negative: events beyond the updates, i.e. duplicates)
+        "missed_per_watcher": short,
         "server_cpu_us_per_event": cpu / max(seen["events"], 1) * 1e6,
         "server_cpu_cores": cpu / wall,
         "event_file": os.path.join(root, "event.json"),
@@ -191,6 +199,7 @@ def main() -> None:
         "published_k8s_1m_pods_events_per_s": PUBLISHED_PODS_EVENTS_PER_S,
         "ratio_vs_bare_16": mp["events_per_s"] / max(refs[16]["events_per_s"], 1),
         "target_events_per_s": 400_000,
+        "delivery_ok": mp["every_watcher_saw_every_update"],
     }
     print()
     print(markdown_table(
@@ -206,7 +215,25 @@ def main() -> None:
             ["target (issue #4)", "400,000", "-", ""],
         ],
     ))
-    print(json.dumps(results))
+    if not results["delivery_ok"]:
+        print(delivery_failure(mp, args.watchers), file=sys.stderr, flush=True)
+    print(json.dumps(results), flush=True)
+    if not results["delivery_ok"]:
+        sys.exit(1)
+
+
+def delivery_failure(mp: dict, watchers: int) -> str:
+    """Which watchers missed what, for a run whose delivery check failed."""
+    lines = [f"FAIL: not every watcher saw every update ({mp['updates']} updates written)"]
+    if mp["updates"] == 0:
+        lines.append("  no update succeeded, so nothing was checked")
+    if mp["watchers_reading"] != watchers:
+        lines.append(f"  {mp['watchers_reading']} of {watchers} watch streams reported")
+    for i, missed in sorted(mp["missed_per_watcher"].items()):
+        saw = mp["updates"] - missed
+        what = f"missed {missed}" if missed > 0 else f"{-missed} more than written (duplicates)"
+        lines.append(f"  watcher {i}: saw {saw} of {mp['updates']} ({what})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
