@@ -14,15 +14,19 @@ metrics when it ends, as upstream counts it.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Protocol, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from megaplane.apimachinery.resources import Resource
+from megaplane.apiserver.watchcache import WatchCache
 
-if TYPE_CHECKING:
-    from megaplane.apiserver.server import APIServer
+
+class CacheSource(Protocol):
+    """What the collector reads at scrape time: each kind's watch cache."""
+
+    def caches_by_resource(self) -> Iterator[Tuple[Resource, WatchCache]]: ...
 
 __all__ = ["APIMetrics"]
 
@@ -38,8 +42,8 @@ _METRIC_VERBS = {
 
 
 class APIMetrics(Collector):
-    def __init__(self, server: "APIServer") -> None:
-        self.server = server
+    def __init__(self, caches: CacheSource) -> None:
+        self.caches = caches
         self.requests: Dict[Tuple[Key, int], int] = {}
         self.durations: Dict[Key, List[float]] = {}  # bucket counts..., then sum
         self.inflight = {"mutating": 0, "readOnly": 0}
@@ -105,7 +109,7 @@ class APIMetrics(Collector):
         objects = GaugeMetricFamily(
             "apiserver_storage_objects", "Number of stored objects at the time of last check split by kind.", labels=["resource"]
         )
-        for r, cache in self.server.caches_by_resource():
+        for r, cache in self.caches.caches_by_resource():
             events.add_metric([r.group, r.version, r.kind], cache.sent_total)
             watchers.add_metric(
                 ["WATCH", r.group, r.version, r.plural, "", "resource", "apiserver"], len(cache.watchers) + len(cache.broadcast)

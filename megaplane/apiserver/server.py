@@ -1,11 +1,10 @@
-"""The API server: one object that owns the caches, routes requests and runs the built-in loops.
+"""The API server component: the HTTP listeners, routing, and the non-resource endpoints.
 
-Routing is split in two: resource paths go to `ResourceHandlers` through
-`routing.parse_path`; everything else (/version, /healthz, /livez,
-/readyz, /metrics, discovery, /openapi) is answered here. Hooks that need
-server-wide state live here too: service IP allocation, event storage
-leases, grace periods. The namespace lifecycle (admission and the built-in
-namespace and service-account controllers) is `namespaces.py`.
+Resource paths (/api/..., /apis/...) are routed by `http.routing.parse_path`
+to the resource endpoints (`http.endpoints`), a thin adapter over the
+registry (`registry.Registry`: one store per resource). Everything else
+(/version, /healthz, /livez, /readyz, /metrics, discovery, /openapi) is
+answered here. The built-in namespace controller runs beside it.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -23,20 +22,15 @@ from megaplane import __version__
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource, lookup
 from megaplane.apiserver.discovery import Discovery
+from megaplane.apiserver.http.endpoints import ResourceEndpoints
 from megaplane.apiserver.http.routing import parse_path, parse_query
 from megaplane.apiserver.http.transport import HTTPServer, Request, Response, StreamResponse
 from megaplane.apiserver.metrics import APIMetrics
-from megaplane.apiserver.registry.handlers import ResourceHandlers
-from megaplane.apiserver.registry.namespaces import NamespaceLifecycle
-from megaplane.apiserver.registry.services import ServiceAllocations
-from megaplane.apiserver.schema import defaults
-from megaplane.apiserver.schema.fieldvalidation import (
-    FieldValidationError,
-    InvalidDirectiveError,
-    decode_error_message,
-    validate,
-)
-from megaplane.apiserver.watchcache import CachedObject, WatchCache
+from megaplane.apiserver.registry.kinds import StrategyConfig
+from megaplane.apiserver.registry.namespaces import NamespaceController
+from megaplane.apiserver.registry.options import WriteOptions
+from megaplane.apiserver.registry.registry import Registry, RegistryConfig
+from megaplane.apiserver.watchcache import WatchCache
 from megaplane.store.backend import Backend
 
 __all__ = ["APIServer", "APIServerConfig", "VERSION_INFO"]
@@ -84,49 +78,32 @@ class APIServerConfig:
 class APIServer:
     def __init__(self, backend: Backend, config: Optional[APIServerConfig] = None) -> None:
         self.backend = backend
-        self.config = config or APIServerConfig()
-        self.caches: Dict[bytes, WatchCache] = {}
-        for r in RESOURCES:
-            if r.storage_of is None and r.prefix not in self.caches:
-                self.caches[r.prefix] = WatchCache(
-                    r,
-                    backend,
-                    window_seconds=self.config.watch_cache_window,
-                    min_events=self.config.watch_cache_min_events,
-                    max_events=max(self.config.watch_cache_max_events, self.config.watch_cache_min_events),
-                )
-        self.handlers = ResourceHandlers(self)
+        self.config = cfg = config or APIServerConfig()
+        self.registry = Registry(backend, RegistryConfig(
+            strategies=StrategyConfig(cfg.service_cluster_ip_range, cfg.service_node_port_range, cfg.event_ttl),
+            watch_cache_window=cfg.watch_cache_window,
+            watch_cache_min_events=cfg.watch_cache_min_events,
+            watch_cache_max_events=cfg.watch_cache_max_events,
+        ))
+        self.caches = self.registry.caches
         self.discovery = Discovery(self.config.advertise_address)
-        self.metrics = APIMetrics(self)
-        self.registry = CollectorRegistry()
-        self.registry.register(self.metrics)
+        self.metrics = APIMetrics(self.registry)
+        self.prometheus = CollectorRegistry()
+        self.prometheus.register(self.metrics)
+        self.endpoints = ResourceEndpoints(self.registry, self.metrics)
         self.http = HTTPServer(self.handle)
-        self.services = ServiceAllocations(self.config.service_cluster_ip_range, self.config.service_node_port_range)
-        self._event_lease: Tuple[int, float, int] = (0, 0.0, 0)
         self._tasks: List[asyncio.Task] = []
         self._openapi: Any = None
-        self.namespaces = NamespaceLifecycle(self)
+        self.namespaces = NamespaceController(self.registry)
         self.started = False
-        self._verb_handlers = {
-            "get": self.handlers.get,
-            "list": self.handlers.list,
-            "watch": self.handlers.watch,
-            "create": self.handlers.create,
-            "update": self.handlers.update,
-            "patch": self.handlers.patch,
-            "delete": self.handlers.delete,
-            "deletecollection": self.handlers.deletecollection,
-        }
+        self._verb_handlers = self.endpoints.verbs()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Fill the caches, create the bootstrap objects and start the built-in loops."""
         loop = asyncio.get_running_loop()
-        for cache in self.caches.values():
-            cache.start(loop)
-        for obj in self.cache_for(lookup("", "services")).objects.values():  # type: ignore[arg-type]
-            self.services.restore(orjson.loads(obj.data).get("spec") or {})
+        self.registry.start(loop)
         await self._bootstrap()
         self._tasks.append(loop.create_task(self._bookmarks()))
         self._tasks.append(loop.create_task(self.namespaces.run()))
@@ -139,15 +116,14 @@ class APIServer:
         for t in self._tasks:
             t.cancel()
         await self.http.close()
-        for cache in self.caches.values():
-            cache.stop()
+        self.registry.stop()
 
     async def _bootstrap(self) -> None:
         ns = lookup("", "namespaces")
         assert ns is not None
         for name in BOOTSTRAP_NAMESPACES:
-            if self.namespace(name) is None:
-                await self.internal_create(ns, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+            if self.registry.namespace(name) is None:
+                await self._create_once(ns, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         # The `kubernetes` Service and its endpoints, as kube-apiserver's kubernetes-service controller keeps them.
         port = self.config.endpoint_port
         labels = {"component": "apiserver", "provider": "kubernetes"}
@@ -166,46 +142,20 @@ class APIServer:
         ]
         for plural, obj in bootstrap:
             r = next(x for x in RESOURCES if x.plural == plural and x.storage_of is None)
-            if self.cache_for(r).get(r.key("default", "kubernetes")) is None:
-                await self.internal_create(r, "default", obj)
+            if self.registry.cache_for(r).get(r.key("default", "kubernetes")) is None:
+                await self._create_once(r, "default", obj)
 
-    async def internal_create(self, r: Resource, namespace: str, obj: Dict[str, Any]) -> None:
-        """Create an object as a client would, from inside the server."""
-        path = f"/api/{r.version}" if not r.group else f"/apis/{r.group}/{r.version}"
-        if r.namespaced:
-            path += f"/namespaces/{namespace}"
-        req = Request("POST", f"{path}/{r.plural}", "", {"content-type": "application/json"}, orjson.dumps(obj), None)
+    async def _create_once(self, r: Resource, namespace: str, obj: Dict[str, Any]) -> None:
         try:
-            result = self.handle(req)
-            if asyncio.iscoroutine(result):
-                await result
+            await self.registry.store(r).create(namespace, obj, WriteOptions())
         except errors.StatusError as exc:
             if exc.reason != "AlreadyExists":
                 raise
 
-    # -- caches and lookups -----------------------------------------------------------------
+    # -- lookups -------------------------------------------------------------------------------
 
     def cache_for(self, r: Resource) -> WatchCache:
-        if r.storage_of is not None:
-            base = lookup("", r.storage_of)
-            assert base is not None
-            return self.caches[base.prefix]
-        return self.caches[r.prefix]
-
-    def caches_by_resource(self) -> Iterator[Tuple[Resource, WatchCache]]:
-        for cache in self.caches.values():
-            yield cache.resource, cache
-
-    def namespace(self, name: str) -> Optional[CachedObject]:
-        ns = lookup("", "namespaces")
-        assert ns is not None
-        return self.caches[ns.prefix].get(ns.key("", name))
-
-    def schema_for(self, r: Resource) -> Optional[Dict[str, Any]]:
-        from megaplane.apiserver.schema import definitions as schema
-
-        name = schema.definition_for(r.group, r.version, r.kind)
-        return schema.definitions()[name] if name else None
+        return self.registry.cache_for(r)
 
     @property
     def openapi(self) -> Any:
@@ -218,90 +168,6 @@ class APIServer:
             ]
             self._openapi = OpenAPI(infos)
         return self._openapi
-
-    # -- hooks used by the handlers ----------------------------------------------------------
-
-    def defaults(self, r: Resource, obj: Dict[str, Any]) -> None:
-        defaults.run_defaulters(r.group, r.plural, obj)
-
-    def fill_zero_values(self, r: Resource, obj: Dict[str, Any]) -> None:
-        """Zero values Go always serialises and strict clients require (after status resets)."""
-        defaults.fill_zero_values(r.group, r.plural, obj)
-
-    def field_validation(self, r: Resource, obj: Dict[str, Any], directive: str, verb: str = "create") -> List[str]:
-        """Unknown fields per ?fieldValidation= (Strict: 400; Warn, the default: warnings)."""
-
-        options = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}.get(verb, "CreateOptions")
-        try:
-            return validate(r.group, r.version, r.kind, obj, directive, options_kind=options)
-        except FieldValidationError as exc:
-            raise errors.bad_request(decode_error_message(r.kind, r.group_version, exc.message)) from None
-        except InvalidDirectiveError as exc:
-            st = exc.status()
-            raise errors.StatusError(exc.code, exc.reason, st["message"], st["details"]) from None
-
-    def admit_create(self, r: Resource, obj: Dict[str, Any]) -> None:
-        """Allocations a create needs before it is stored (service cluster IPs and node ports)."""
-        if r.group == "" and r.plural == "services":
-            self.services.admit_create(obj)
-
-    def admit_update(self, r: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> List[int]:
-        """Allocations an update needs; what it returns is given back by `release_update` if nothing is stored."""
-        if r.group == "" and r.plural == "services":
-            return self.services.admit_update(obj, old)
-        return []
-
-    def release_update(self, r: Resource, taken: List[int]) -> None:
-        if taken:
-            self.services.release_ports(taken)
-
-    def after_update(self, r: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
-        if r.group == "" and r.plural == "services":
-            self.services.after_update(obj, old)
-
-    def release(self, r: Resource, obj: Dict[str, Any]) -> None:
-        """Give back what `obj` holds (service IPs, node ports): deleted, or never stored."""
-        if r.group == "" and r.plural == "services":
-            self.services.release(obj)
-
-    def grace_period(self, r: Resource, obj: Dict[str, Any], opts: Dict[str, Any]) -> int:
-        """Seconds of graceful deletion: pods on a node get their terminationGracePeriodSeconds."""
-        if not (r.group == "" and r.plural == "pods"):
-            return 0
-        if "gracePeriodSeconds" in opts and opts["gracePeriodSeconds"] is not None:
-            grace = int(opts["gracePeriodSeconds"])
-        else:
-            grace = int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
-        # Not on a node, or finished: nothing to wait for (upstream deletes at once).
-        if not (obj.get("spec") or {}).get("nodeName"):
-            return 0
-        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            return 0
-        return max(grace, 0)
-
-    def after_mark_deleted(self, r: Resource, obj: Dict[str, Any]) -> None:
-        if r.group == "" and r.plural == "namespaces":
-            self.namespaces.wakeup.set()
-
-    def storage_lease(self, r: Resource) -> int:
-        """The lease an Event is stored under, as upstream's lease manager picks it.
-
-        One lease is shared by the events written within its reuse period
-        (5% of --event-ttl, at most a minute, at most 1000 events); it is
-        granted for the TTL plus that period, so each event lives at least
-        --event-ttl.
-        """
-        if r.plural != "events":
-            return 0
-        ttl = self.config.event_ttl
-        reuse = min(60.0, 0.05 * ttl)
-        lease, granted, used = self._event_lease
-        now = time.monotonic()
-        if not lease or now - granted >= reuse or used >= 1000:
-            lease = self.backend.lease_grant(ttl + max(int(reuse), 1))
-            granted, used = now, 0
-        self._event_lease = (lease, granted, used + 1)
-        return lease
 
     # -- built-in loops ------------------------------------------------------------------------
 
@@ -383,7 +249,7 @@ class APIServer:
             body = b"ok" if not verbose else b"[+]ping ok\n[+]etcd ok\n" + (b"healthz check passed\n" if ok else b"")
             return Response(200 if ok else 503, body, b"text/plain; charset=utf-8")
         if path == "/metrics":
-            return Response(200, generate_latest(self.registry), CONTENT_TYPE_LATEST.encode())
+            return Response(200, generate_latest(self.prometheus), CONTENT_TYPE_LATEST.encode())
         if path == "/api":
             agg = Discovery.negotiate(accept)
             if agg is not None:

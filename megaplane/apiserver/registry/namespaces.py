@@ -1,47 +1,46 @@
-"""The namespace lifecycle: admission rules and the built-in namespace and service-account controllers.
+"""The built-in namespace and service-account controllers.
 
-What upstream splits between the NamespaceLifecycle admission plugin and
-kube-controller-manager's namespace and serviceaccount controllers, kept
-to what a cluster needs to behave as kubectl and controllers expect:
+What kube-controller-manager's namespace and serviceaccount controllers do,
+kept to what a cluster needs to behave as kubectl and controllers expect:
 
-* admission: no content in a namespace that is missing (404) or
-  terminating (403 with the `NamespaceTerminating` cause controllers look
-  for); `default`, `kube-system` and `kube-public` may not be deleted;
-* deletion: the first DELETE marks the namespace (deletionTimestamp,
-  phase Terminating; see handlers). This loop then deletes its content
-  the way the namespace controller does (objects with finalizers, or pods
-  in graceful deletion, are only marked and waited for), reports progress
-  in upstream's five status conditions, and once nothing is left removes
-  the `kubernetes` finalizer, which deletes the namespace;
+* deletion: the first DELETE marks the namespace (deletionTimestamp, phase
+  Terminating; see the store). This loop then deletes its content the way
+  the namespace controller does (objects with finalizers, or pods in
+  graceful deletion, are only marked and waited for), reports progress in
+  upstream's five status conditions, and once nothing is left removes the
+  `kubernetes` finalizer, which deletes the namespace;
 * every namespace gets its `default` ServiceAccount.
+
+It writes through the registry's stores, with the same admission and
+strategies as any client. (Admission of namespaced content is
+`admission.NamespaceAdmission`.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import orjson
 
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.meta import now_rfc3339
 from megaplane.apimachinery.resources import RESOURCES, Resource, lookup
-from megaplane.apiserver.http.transport import Request
-from megaplane.apiserver.watchcache import CachedObject
+from megaplane.apiserver.registry.kinds.namespaces import FINALIZER
+from megaplane.apiserver.registry.options import WriteOptions
+from megaplane.apiserver.registry.registry import Registry
+from megaplane.apiserver.watchcache import CachedObject, CacheEvent
 
-if TYPE_CHECKING:
-    from megaplane.apiserver.server import APIServer
-
-__all__ = ["NamespaceLifecycle", "IMMORTAL_NAMESPACES", "FINALIZER"]
+__all__ = ["NamespaceController"]
 
 log = logging.getLogger("megaplane.apiserver.registry.namespaces")
 
-IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 # How soon a terminating namespace whose content is still going away is looked at again.
 RECHECK_SECONDS = 0.2
-# spec.finalizers entry the namespace controller owns.
-FINALIZER = "kubernetes"
+# How often every namespace is looked at without a wakeup (a new namespace needs its ServiceAccount).
+RESYNC_SECONDS = 1.0
+_BACKGROUND = {"propagationPolicy": "Background"}
 
 # The namespace controller's conditions, in its order, with what each says when all is well.
 _CONDITIONS_OK: List[Tuple[str, str, str]] = [
@@ -53,91 +52,70 @@ _CONDITIONS_OK: List[Tuple[str, str, str]] = [
 ]
 
 
-class NamespaceLifecycle:
-    def __init__(self, server: "APIServer") -> None:
-        self.server = server
+class NamespaceController:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
         self.wakeup = asyncio.Event()
         ns = lookup("", "namespaces")
         sa = lookup("", "serviceaccounts")
         assert ns is not None and sa is not None
         self.ns_resource: Resource = ns
         self.sa_resource: Resource = sa
-        # An internal client's request: what DELETE answers is of no interest here.
-        self._request = Request("DELETE", "", "", {"accept": "application/json"}, b"", None)
-
-    # -- admission ----------------------------------------------------------------------------
-
-    def admit_content(self, resource: Resource, namespace: str, name: str) -> None:
-        """New namespaced content needs a namespace that exists and is not terminating."""
-        if not resource.namespaced:
-            return
-        ns = self.server.namespace(namespace)
-        if ns is None:
-            raise errors.not_found("", "namespaces", namespace)
-        if ns.facts.deleting:
-            err = errors.forbidden(
-                resource.group,
-                resource.plural,
-                name,
-                f"unable to create new content in namespace {namespace} because it is being terminated",
-            )
-            assert err.details is not None
-            err.details["causes"] = [{
-                "reason": "NamespaceTerminating",
-                "message": f"namespace {namespace} is being terminated",
-                "field": "metadata.namespace",
-            }]
-            raise err
-
-    def admit_delete(self, name: str) -> None:
-        if name in IMMORTAL_NAMESPACES:
-            raise errors.forbidden("", "namespaces", name, "this namespace may not be deleted")
-
-    # -- the controller loop ------------------------------------------------------------------
 
     async def run(self) -> None:
-        cache = self.server.cache_for(self.ns_resource)
-        sa_cache = self.server.cache_for(self.sa_resource)
+        registry = self.registry
+        cache = registry.cache_for(self.ns_resource)
+        sa_cache = registry.cache_for(self.sa_resource)
+        sa_store = registry.store(self.sa_resource)
+        cache.listeners.append(self._namespace_events)
         while True:
             for ns in list(cache.objects.values()):
                 name = ns.facts.name
                 try:
                     if ns.facts.deleting:
-                        self.finish(ns)
+                        await self.finish(ns)
                     elif sa_cache.get(self.sa_resource.key(name, "default")) is None:
-                        await self.server.internal_create(
-                            self.sa_resource, name,
-                            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+                        await sa_store.create(
+                            name, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+                            WriteOptions(),
                         )
                 except errors.StatusError as exc:
                     log.debug("namespace %s: %s", name, exc.message)
                 except Exception:
                     log.exception("namespace lifecycle for %s", name)
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
-            self.wakeup.clear()
+            await self._wait(cache)
 
-    def finish(self, ns: CachedObject) -> None:
+    async def _wait(self, cache: Any) -> None:
+        """Until a namespace starts terminating or the resync period passes."""
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), RESYNC_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+        self.wakeup.clear()
+
+    def _namespace_events(self, events: List[CacheEvent]) -> None:
+        # Only a namespace that starts terminating: the controller's own writes to one do not wake it again.
+        if any(ev.obj.facts.deleting and (ev.prev is None or not ev.prev.facts.deleting) for ev in events):
+            self.wakeup.set()
+
+    async def finish(self, ns: CachedObject) -> None:
         """One pass over a terminating namespace: delete content, report, finalize when empty."""
+        registry = self.registry
         name = ns.facts.name
-        handlers = self.server.handlers
         remaining: Dict[str, int] = {}
         finalizers: Dict[str, int] = {}
         for r in RESOURCES:
             if not r.namespaced or r.storage_of is not None:
                 continue
-            cache = self.server.cache_for(r)
+            store = registry.store(r)
+            cache = store.cache
             for obj in list(cache.iter_prefix(r.namespace_prefix(name))):
                 current = cache.get(obj.key)
                 if current is None:
                     continue
                 if not current.facts.deleting:
                     try:
-                        answer = handlers.delete_object(self._request, r, current, {"propagationPolicy": "Background"})
-                        if asyncio.iscoroutine(answer):
-                            answer.close()  # only there to wait for an fsync: nobody is waiting for this answer
+                        await store.delete(name, current.facts.name, dict(_BACKGROUND))
                     except errors.StatusError as exc:
                         log.debug("deleting %s in namespace %s: %s", obj.key, name, exc.message)
                 current = cache.get(obj.key)
@@ -147,13 +125,13 @@ class NamespaceLifecycle:
                 remaining[group_resource] = remaining.get(group_resource, 0) + 1
                 for f in current.facts.finalizers:
                     finalizers[f] = finalizers.get(f, 0) + 1
-        cur = self.server.namespace(name)
+        cur = registry.namespace(name)
         if cur is None:
             return
         obj = orjson.loads(cur.data)
         if remaining:
             if self._set_conditions(obj, remaining, finalizers):
-                self._write(cur, obj)
+                await self._write_status(cur, obj)
             # Look again soon while content drains (pods in their grace period, finalizers being removed).
             asyncio.get_running_loop().call_later(RECHECK_SECONDS, self.wakeup.set)
             return
@@ -162,9 +140,9 @@ class NamespaceLifecycle:
             spec["finalizers"] = [f for f in spec["finalizers"] if f != FINALIZER]
         if spec.get("finalizers") or obj["metadata"].get("finalizers"):
             self._set_conditions(obj, remaining, finalizers)
-            self._write(cur, obj)  # other finalizers (or metadata finalizers) keep it a while longer
-            return
-        self.server.backend.delete(cur.key, cur.rv)  # a conflict means it changed: the next pass decides again
+            await self._write_status(cur, obj)  # other finalizers (or metadata finalizers) keep it a while longer
+        # PUT /finalize without our finalizer: the store deletes a namespace left with none.
+        await self._finalize(cur, obj)
 
     def _set_conditions(self, obj: Dict[str, Any], remaining: Dict[str, int], finalizers: Dict[str, int]) -> bool:
         """Upstream's five conditions for `obj`; True when they changed."""
@@ -197,8 +175,22 @@ class NamespaceLifecycle:
         status["conditions"] = conditions
         return changed
 
-    def _write(self, cur: CachedObject, obj: Dict[str, Any]) -> None:
+    async def _write_status(self, cur: CachedObject, obj: Dict[str, Any]) -> None:
+        store = self.registry.store(self.ns_resource)
+        obj["metadata"]["resourceVersion"] = str(cur.rv)
         try:
-            self.server.handlers.cas_update(self.ns_resource, cur, obj)
+            await store.update("", cur.facts.name, obj, WriteOptions(), "status")
         except errors.StatusError as exc:  # written meanwhile: the next pass sees the new state
+            log.debug("namespace %s: %s", cur.facts.name, exc.message)
+
+    async def _finalize(self, cur: CachedObject, obj: Dict[str, Any]) -> None:
+        store = self.registry.store(self.ns_resource)
+        fresh = store.cache.get(cur.key)
+        if fresh is None:
+            return
+        body = {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": cur.facts.name, "resourceVersion": str(fresh.rv)}, "spec": obj.get("spec") or {}}
+        try:
+            await store.update("", cur.facts.name, body, WriteOptions(), "finalize")
+        except errors.StatusError as exc:  # changed meanwhile: the next pass decides again
             log.debug("namespace %s: %s", cur.facts.name, exc.message)

@@ -1,150 +1,165 @@
-"""What each kind does on create and update, as upstream's REST strategies do.
+"""The Strategy seam: what one kind does on create, update and delete, as upstream's REST strategies.
 
 Upstream's registry strategies (pkg/registry/*/strategy.go) decide, per
 kind: which fields a create may not set (status starts empty, or as the
 kind's initial status), what an update of the main resource keeps from the
 old object (status, for kinds with a status subresource), what a status
-update keeps (everything but status), and when metadata.generation moves
-(spec changes of workloads). This module is that table, on plain dicts.
+update keeps (everything but status), when metadata.generation moves
+(spec changes of workloads), and the hooks around storage (allocations a
+Service takes and gives back, the TTL an Event is stored with, the grace
+period of a pod's deletion). `Strategy` is the default every kind gets;
+kinds with rules of their own subclass it in `registry/kinds/`, one module
+per kind, and `kinds.strategies()` finds them through the resource table.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.errors import field_error
 from megaplane.apimachinery.meta import now_rfc3339
 from megaplane.apimachinery.resources import Resource
+from megaplane.apiserver.schema import defaults
 
-__all__ = ["prepare_for_create", "prepare_for_update", "IMMUTABLE_META"]
+__all__ = ["Strategy", "IMMUTABLE_META"]
 
 # Metadata the server owns: an update cannot change these (kept from the old object).
 IMMUTABLE_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+_NOT_SPEC = ("apiVersion", "kind", "metadata", "status")
 
 
-def _initial_status(resource: Resource, obj: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    g, p = resource.group, resource.plural
-    if g == "" and p == "pods":
-        return {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
-    if g == "" and p == "namespaces":
-        return {"phase": "Active"}
-    if g == "" and p == "services":
-        return {"loadBalancer": {}}
-    if g == "" and p == "nodes":
-        return obj.get("status") or {}  # a kubelet registers its node with status
-    if resource.has_status:
-        return {}
-    return None
+class Strategy:
+    """The default strategy of a kind; subclasses override the hooks their kind needs."""
 
+    #: Metadata a status update keeps from the stored object (deployments: labels; pods: ownerReferences).
+    status_keeps_metadata: Tuple[str, ...] = ()
+    #: `restore` must see every stored object at start (allocators); off by default: it decodes each one.
+    restores: bool = False
 
-def _qos_class(spec: Dict[str, Any]) -> str:
-    """Pod QoS class (pkg/apis/core/helper/qos): Guaranteed, Burstable or BestEffort."""
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    requests_seen = limits_seen = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        req = res.get("requests") or {}
-        lim = res.get("limits") or {}
-        if req or lim:
-            requests_seen = requests_seen or bool(req)
-            limits_seen = limits_seen or bool(lim)
-        for name in ("cpu", "memory"):
-            if name not in lim or (name in req and req[name] != lim[name]):
-                guaranteed = False
-    if not requests_seen and not limits_seen:
-        return "BestEffort"
-    if guaranteed and limits_seen:
-        return "Guaranteed"
-    return "Burstable"
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
 
+    # -- create ---------------------------------------------------------------------------------
 
-def prepare_for_create(resource: Resource, obj: Dict[str, Any]) -> None:
-    """Reset what a create may not set; fill the kind's initial state."""
-    meta = obj["metadata"]
-    for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
-        meta.pop(k, None)
-    meta["creationTimestamp"] = now_rfc3339()
-    if resource.generation:
-        meta["generation"] = 1
-    else:
-        meta.pop("generation", None)
-    status = _initial_status(resource, obj)
-    if status is not None:
-        obj["status"] = status
-    if resource.group == "" and resource.plural == "namespaces":
-        spec = obj.setdefault("spec", {})
-        spec["finalizers"] = ["kubernetes"]
+    def initial_status(self, obj: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """The status a new object starts with (None: the kind has no status)."""
+        return {} if self.resource.has_status else None
 
-
-def prepare_for_update(
-    resource: Resource, obj: Dict[str, Any], old: Dict[str, Any], subresource: str
-) -> None:
-    """Keep what this kind of update may not change; move generation as the kind's strategy does."""
-    meta = obj.setdefault("metadata", {})
-    old_meta = old.get("metadata") or {}
-    g, p = resource.group, resource.plural
-    for k in IMMUTABLE_META:  # rest.BeforeUpdate: the server's own metadata comes from the stored object
-        if k in old_meta:
-            meta[k] = old_meta[k]
-        else:
+    def prepare_for_create(self, obj: Dict[str, Any]) -> None:
+        """Reset what a create may not set; fill the kind's initial state."""
+        meta = obj["metadata"]
+        for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
             meta.pop(k, None)
-    if "generation" in old_meta:
-        meta["generation"] = old_meta["generation"]
-    else:
-        meta.pop("generation", None)
-    if old_meta.get("deletionTimestamp"):
-        added = sorted(set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ()))
-        if added:
-            listed = ", ".join(f'"{f}"' for f in added)
-            raise errors.invalid(g, resource.kind, meta.get("name", ""), [field_error(
-                "", "metadata.finalizers", None,
-                f"no new finalizers can be added if the object is being deleted, found new finalizers []string{{{listed}}}",
-                "FieldValueForbidden")])
-    if subresource == "status":
-        # The status strategies: everything but status (and metadata) comes from the stored object;
-        # Deployments keep their labels, pods their owner references.
-        for k in list(obj):
-            if k not in ("apiVersion", "kind", "metadata", "status"):
-                del obj[k]
-        for k, v in old.items():
-            if k not in ("apiVersion", "kind", "metadata", "status"):
-                obj[k] = v
-        kept = ("labels",) if (g, p) == ("apps", "deployments") else ("ownerReferences",) if (g, p) == ("", "pods") else ()
-        for k in kept:
+        meta["creationTimestamp"] = now_rfc3339()
+        if self.resource.generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        status = self.initial_status(obj)
+        if status is not None:
+            obj["status"] = status
+
+    def defaults(self, obj: Dict[str, Any]) -> None:
+        """The kind's defaulters (SetObjectDefaults_*)."""
+        defaults.run_defaulters(self.resource.group, self.resource.plural, obj)
+
+    def fill_zero_values(self, obj: Dict[str, Any]) -> None:
+        """Zero values Go always serialises and strict clients require (after status resets)."""
+        defaults.fill_zero_values(self.resource.group, self.resource.plural, obj)
+
+    # -- update ---------------------------------------------------------------------------------
+
+    def prepare_for_update(self, obj: Dict[str, Any], old: Dict[str, Any], subresource: str) -> None:
+        """Keep what this kind of update may not change; move generation as the kind's strategy does."""
+        r = self.resource
+        meta = obj.setdefault("metadata", {})
+        old_meta = old.get("metadata") or {}
+        for k in IMMUTABLE_META:  # rest.BeforeUpdate: the server's own metadata comes from the stored object
             if k in old_meta:
                 meta[k] = old_meta[k]
             else:
                 meta.pop(k, None)
-        if (g, p) == ("", "pods") and not (obj.get("status") or {}).get("qosClass"):
-            qos = (old.get("status") or {}).get("qosClass")
-            if qos:
-                obj.setdefault("status", {})["qosClass"] = qos
-        return
-    if resource.has_status and "status" in old:
-        obj["status"] = old["status"]
-    elif resource.has_status:
-        obj.pop("status", None)
-    if (g, p) == ("", "namespaces"):
-        # spec.finalizers changes only through /finalize.
-        obj["spec"] = old.get("spec") or {}
-    if _spec_changed(resource, obj, old):
-        meta["generation"] = old_meta.get("generation", 1) + 1
+        if "generation" in old_meta:
+            meta["generation"] = old_meta["generation"]
+        else:
+            meta.pop("generation", None)
+        if old_meta.get("deletionTimestamp"):
+            added = sorted(set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ()))
+            if added:
+                listed = ", ".join(f'"{f}"' for f in added)
+                raise errors.invalid(r.group, r.kind, meta.get("name", ""), [field_error(
+                    "", "metadata.finalizers", None,
+                    f"no new finalizers can be added if the object is being deleted, found new finalizers "
+                    f"[]string{{{listed}}}",
+                    "FieldValueForbidden")])
+        if subresource == "status":
+            self.prepare_for_status_update(obj, old)
+            return
+        if r.has_status and "status" in old:
+            obj["status"] = old["status"]
+        elif r.has_status:
+            obj.pop("status", None)
+        self.keep_on_update(obj, old)
+        if r.generation and self.spec_changed(obj, old):
+            meta["generation"] = old_meta.get("generation", 1) + 1
 
+    def prepare_for_status_update(self, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+        """The status strategy: everything but status (and metadata) comes from the stored object."""
+        for k in list(obj):
+            if k not in _NOT_SPEC:
+                del obj[k]
+        for k, v in old.items():
+            if k not in _NOT_SPEC:
+                obj[k] = v
+        meta = obj["metadata"]
+        old_meta = old.get("metadata") or {}
+        for k in self.status_keeps_metadata:
+            if k in old_meta:
+                meta[k] = old_meta[k]
+            else:
+                meta.pop(k, None)
 
-def _spec_changed(resource: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> bool:
-    """Whether this update moves metadata.generation (per upstream strategy)."""
-    if not resource.generation:
-        return False
-    g, p = resource.group, resource.plural
-    if (g, p) == ("discovery.k8s.io", "endpointslices"):
-        # Anything outside metadata, or the labels.
-        outside = any(obj.get(k) != old.get(k) for k in set(obj) | set(old) if k not in ("metadata", "apiVersion", "kind"))
-        return outside or (obj["metadata"].get("labels") != (old.get("metadata") or {}).get("labels"))
-    if obj.get("spec") != old.get("spec"):
-        return True
-    if (g, p) == ("apps", "deployments"):
-        # Annotations are copied to the ReplicaSets, so changing them is a new generation too.
-        return obj["metadata"].get("annotations") != (old.get("metadata") or {}).get("annotations")
-    return False
+    def keep_on_update(self, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+        """Fields of the main resource only another route may change (namespaces: spec via /finalize)."""
+
+    def spec_changed(self, obj: Dict[str, Any], old: Dict[str, Any]) -> bool:
+        """Whether this update moves metadata.generation (kinds with `generation` only)."""
+        return obj.get("spec") != old.get("spec")
+
+    def should_delete_during_update(self, obj: Dict[str, Any], old: Dict[str, Any]) -> bool:
+        """The last finalizer left an object being deleted (not one in its grace period): delete it now."""
+        old_meta = old.get("metadata") or {}
+        return bool(old_meta.get("deletionTimestamp") and not obj["metadata"].get("finalizers")
+                    and not old_meta.get("deletionGracePeriodSeconds"))
+
+    # -- storage hooks ------------------------------------------------------------------------------
+
+    def admit_create(self, obj: Dict[str, Any]) -> None:
+        """Allocations a create takes before it is stored; given back by `release` if nothing is stored."""
+
+    def admit_update(self, obj: Dict[str, Any], old: Dict[str, Any]) -> List[int]:
+        """Allocations an update takes; given back by `release_update` if nothing is stored."""
+        return []
+
+    def release_update(self, taken: List[int]) -> None:
+        """Give back what `admit_update` took for an update that was not stored."""
+
+    def after_update(self, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+        """An update was stored: give back what the old object held and the new one does not."""
+
+    def release(self, obj: Dict[str, Any]) -> None:
+        """Give back what `obj` holds: it was deleted, or never stored."""
+
+    def storage_ttl(self) -> int:
+        """Seconds the kind's objects live in storage (0: forever); Events use --event-ttl."""
+        return 0
+
+    def restore(self, obj: Dict[str, Any]) -> None:
+        """An object found in storage at start (allocators re-learn what is taken)."""
+
+    # -- delete ---------------------------------------------------------------------------------------
+
+    def grace_period(self, obj: Dict[str, Any], opts: Dict[str, Any]) -> int:
+        """Seconds of graceful deletion (0: delete at once, unless finalizers hold the object)."""
+        return 0

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from bisect import bisect_right
-from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Tuple
 
 import msgspec
 
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from megaplane.apiserver.watchcache.watcher import CacheWatcher
 
 __all__ = ["WatchCache", "CachedObject", "CacheEvent", "TooOldError"]
+
+# While readers wait for a revision, how often progress made through other kinds' writes is looked at.
+FRESHNESS_CHECK = 0.05
 
 log = logging.getLogger("megaplane.apiserver.watchcache")
 
@@ -135,6 +138,11 @@ class WatchCache:
         self._expected: Optional[tuple] = None
         # Watch event lines queued for clients, all watchers together.
         self.sent_total = 0
+        # Readers waiting for a revision: (revision, future), checked as the cache moves.
+        self._fresh_waiters: List[Tuple[int, "asyncio.Future[bool]"]] = []
+        self._fresh_timer: Optional[asyncio.TimerHandle] = None
+        # In-process consumers of typed events (called with each applied batch, in revision order).
+        self.listeners: List[Callable[[List[CacheEvent]], None]] = []
 
     def __repr__(self) -> str:
         return (
@@ -192,6 +200,47 @@ class WatchCache:
             log.warning("watch cache for %s fell behind the store's history; relisting", self.resource.plural)
             self._relist()
 
+    async def wait_until_fresh(self, revision: int, timeout: float) -> bool:
+        """Wait until the cache is current at `revision`; False if `timeout` passed first.
+
+        Events of this kind wake waiters at once; revisions moved by writes to
+        other kinds reach the cache as watch progress, looked at every
+        FRESHNESS_CHECK seconds while anyone waits (upstream's cacher waits
+        on progress notifications the same way).
+        """
+        if self.revision >= revision:
+            return True
+        loop = self._loop or asyncio.get_running_loop()
+        fut: "asyncio.Future[bool]" = loop.create_future()
+        self._fresh_waiters.append((revision, fut))
+        if self._fresh_timer is None:
+            self._fresh_timer = loop.call_later(FRESHNESS_CHECK, self._fresh_tick)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._fresh_waiters = [(r, f) for r, f in self._fresh_waiters if f is not fut]
+
+    def _fresh_tick(self) -> None:
+        self._fresh_timer = None
+        self._check_fresh()
+        if self._fresh_waiters:
+            self._fresh_timer = (self._loop or asyncio.get_event_loop()).call_later(FRESHNESS_CHECK, self._fresh_tick)
+
+    def _check_fresh(self) -> None:
+        waiters = self._fresh_waiters
+        rev = self.revision
+        still = []
+        for want, fut in waiters:
+            if fut.done():
+                continue
+            if want <= rev:
+                fut.set_result(True)
+            else:
+                still.append((want, fut))
+        self._fresh_waiters = still
+
     def _apply(self, events: list) -> None:
         objects = self.objects
         decode = self.decode_facts
@@ -231,6 +280,10 @@ class WatchCache:
             fresh.append(ev)
             self._revision = rev
         self._trim(now)
+        if self._fresh_waiters:
+            self._check_fresh()
+        for listen in self.listeners:
+            listen(fresh)
         if self.broadcast and fresh:
             self._batch.extend([ev.line() for ev in fresh])
             self._batch_rv = fresh[-1].rv

@@ -1,0 +1,257 @@
+"""Resource endpoints: the thin HTTP adapter over the registry (decode -> registry verb -> encode).
+
+Each endpoint takes the routed `RequestInfo`, the `Request` and its query;
+it decodes the body and the options (with upstream's errors for each),
+calls the resource's `ResourceStore`, and frames the answer: the stored
+bytes as they are, a server-side Table when the client asks for one
+(kubectl does), list bodies joined from item bytes, watch event lines.
+Nothing here knows how objects are stored or what a kind's rules are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+
+import orjson
+
+from megaplane.apimachinery import errors
+from megaplane.apimachinery.errors import field_error
+from megaplane.apimachinery.listoptions import list_options, parse_resource_version
+from megaplane.apimachinery.resources import Resource
+from megaplane.apimachinery.scheme import check_kind
+from megaplane.apiserver.http.decode import content_type, decode_body, delete_options, dry_run
+from megaplane.apiserver.http.encoding import event_line, list_body, table_body, table_watch_line, wants_table
+from megaplane.apiserver.http.routing import RequestInfo
+from megaplane.apiserver.http.transport import Request, Response, StreamResponse
+from megaplane.apiserver.patch import PatchError, decode_patch
+from megaplane.apiserver.registry.eventsv1 import events_v1_from_core
+from megaplane.apiserver.registry.options import WriteOptions
+from megaplane.apiserver.registry.registry import Registry
+from megaplane.apiserver.registry.store import ListResult, Result, patch_status
+from megaplane.apiserver.watchcache import CachedObject, CacheWatcher, TooOldError
+
+__all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT"]
+
+JSON = b"application/json"
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+}
+# Watches without timeoutSeconds end after a random 30-60 minutes (kube-apiserver's --min-request-timeout).
+MIN_REQUEST_TIMEOUT = 1800
+
+
+class WatchObserver(Protocol):
+    """Where watches report their start and end (the request metrics)."""
+
+    def watchers_started(self, resource: Resource) -> None: ...
+
+    def observe(self, verb: str, resource: Resource, subresource: str, scope: str, code: int, seconds: float,
+                dry_run: str = "") -> None: ...
+
+
+def _write_options(q: Dict[str, str], options_kind: str) -> WriteOptions:
+    return WriteOptions(dry_run=dry_run(q.get("dryRun"), options_kind), field_validation=q.get("fieldValidation", ""),
+                        field_manager=q.get("fieldManager", ""))
+
+
+def _warning_headers(warnings: Tuple[str, ...]) -> List[Tuple[bytes, bytes]]:
+    return [(b"Warning", b'299 - "' + w.encode() + b'"') for w in warnings]
+
+
+class ResourceEndpoints:
+    """The verbs' HTTP endpoints over one registry."""
+
+    def __init__(self, registry: Registry, observer: WatchObserver) -> None:
+        self.registry = registry
+        self.observer = observer
+
+    # -- framing -------------------------------------------------------------------------------
+
+    def respond(self, req: Request, resource: Resource, result: Result) -> Response:
+        if result.printable and wants_table(req.headers.get("accept", "")):
+            obj = orjson.loads(result.data)
+            rv = (obj.get("metadata") or {}).get("resourceVersion", "0")
+            resp = Response(result.status, table_body(resource, [obj], int(rv) if str(rv).isdigit() else 0))
+        else:
+            resp = Response(result.status, result.data)
+        if result.warnings:
+            resp.headers = _warning_headers(result.warnings)
+        return resp
+
+    def respond_list(self, req: Request, r: Resource, result: ListResult) -> Response:
+        if wants_table(req.headers.get("accept", "")):
+            objs = [orjson.loads(b) for b in result.items]
+            return Response(200, table_body(r, objs, result.revision, result.continue_token, "Metadata"))
+        return Response(200, list_body(r, result.items, result.revision, result.continue_token, result.remaining))
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        result = await self.registry.store(r).get(info.namespace, info.name, q.get("resourceVersion", ""),
+                                                  info.subresource)
+        return self.respond(req, r, result)
+
+    async def list(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        opts = list_options(q, r, watch=False)
+        return self.respond_list(req, r, await self.registry.store(r).list(info.namespace, opts))
+
+    def watch(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> StreamResponse:
+        r = info.resource
+        assert r is not None
+        opts = list_options(q, r, watch=True)
+        labels, fields = opts.labels, opts.fields
+        ns = info.namespace if r.namespaced else ""
+        name = info.name
+        if fields:
+            # metadata.name=X is what `kubectl delete --wait` and `get -w name` use: match it directly.
+            names = [v for f, op, v in fields if f == "metadata.name" and op == "="]
+            if names and not name:
+                name = names[0]
+        send_initial = bool(opts.send_initial_events)
+        bookmarks = opts.allow_bookmarks
+        start_rev = parse_resource_version(opts.resource_version)
+        seconds = float(opts.timeout_seconds) if opts.timeout_seconds else MIN_REQUEST_TIMEOUT * (1 + random.random())
+        table = wants_table(req.headers.get("accept", ""))
+        render: Optional[Callable[[str, CachedObject], bytes]] = None
+        if table or r.storage_of is not None:
+
+            def render(etype: str, obj: CachedObject) -> bytes:
+                data = orjson.loads(obj.data)
+                if r.storage_of is not None:
+                    data = events_v1_from_core(data)
+                if table:
+                    return table_watch_line(r, etype, data)
+                return event_line(etype, orjson.dumps(data))
+
+        cache = self.registry.cache_for(r)
+        observer = self.observer
+
+        def start(sink: Any) -> None:
+            w = CacheWatcher(
+                cache, sink, namespace=ns, name=name, labels=labels, fields=fields, bookmarks=bookmarks, render=render
+            )
+            loop = asyncio.get_event_loop()
+            timers = [loop.call_later(seconds, w.close)]
+            if bookmarks and seconds > 2:
+                # The cacher's last bookmark comes 2 s before the deadline, so a client can resume from it.
+                def last_bookmark() -> None:
+                    cache.flush_now()
+                    w.bookmark(cache.revision)
+
+                timers.append(loop.call_later(seconds - 2, last_bookmark))
+            scope = "namespace" if ns else "cluster"
+            if name and info.name:
+                scope = "resource"
+
+            def closed() -> None:
+                for t in timers:
+                    t.cancel()
+                # Upstream counts a watch in the request metrics when it ends.
+                observer.observe("watch", r, "", scope, 200, time.perf_counter() - req.started)
+
+            w.on_close = closed
+            sink.on_lost = w.close
+            revision = cache.revision
+            if send_initial:
+                prefix = r.namespace_prefix(ns)
+                w.send_initial(list(cache.iter_prefix(prefix)), revision)
+                if bookmarks:
+                    w.bookmark(revision, initial_events_end=True)
+            elif start_rev:
+                try:
+                    w.offer(cache.events_since(start_rev))
+                except TooOldError as exc:
+                    w.error(errors.expired(str(exc)).body())
+                    return
+            cache.add_watcher(w)
+            observer.watchers_started(r)
+
+        return StreamResponse(start)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        store = self.registry.store(r)
+        opts = _write_options(q, "CreateOptions")
+        obj = decode_body(req, r)
+        if info.subresource == "binding":
+            return self.respond(req, r, await store.bind(info.namespace, info.name, obj, opts))
+        check_kind(obj, r)
+        return self.respond(req, r, await store.create(info.namespace, obj, opts))
+
+    async def update(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        if info.subresource == "scale":
+            obj = decode_body(req, r)
+            opts = _write_options(q, "UpdateOptions")
+        else:
+            opts = _write_options(q, "UpdateOptions")
+            obj = decode_body(req, r)
+        result = await self.registry.store(r).update(info.namespace, info.name, obj, opts, info.subresource)
+        return self.respond(req, r, result)
+
+    async def patch(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        ctype = content_type(req)
+        ptype = PATCH_TYPES.get(ctype)
+        if ptype is None:
+            # The PATCH route only consumes patch media types: its router refuses anything else.
+            raise errors.StatusError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
+        if q.get("force") and ptype != "apply":
+            raise errors.invalid(
+                "meta.k8s.io", "PatchOptions", "",
+                [field_error("", "force", None, "may not be specified for non-apply patch", "FieldValueForbidden")],
+            )
+        if ptype == "apply":
+            raise errors.StatusError(
+                415,
+                "UnsupportedMediaType",
+                "server-side apply (application/apply-patch+yaml) is not implemented by megaplane yet",
+            )
+        opts = _write_options(q, "PatchOptions")
+        try:
+            patch = decode_patch(req.body, ctype)
+        except PatchError as exc:
+            raise patch_status(exc) from None
+        result = await self.registry.store(r).patch(info.namespace, info.name, ptype, patch, opts, info.subresource)
+        return self.respond(req, r, result)
+
+    async def delete(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        opts = delete_options(req, q)
+        return self.respond(req, r, await self.registry.store(r).delete(info.namespace, info.name, opts))
+
+    async def deletecollection(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
+        r = info.resource
+        assert r is not None
+        lopts = list_options(q, r, watch=False)
+        opts = delete_options(req, q)
+        result = await self.registry.store(r).delete_collection(info.namespace, lopts, opts)
+        return self.respond_list(req, r, result)
+
+    def verbs(self) -> Dict[str, Callable[[RequestInfo, Request, Dict[str, str]], Any]]:
+        return {
+            "get": self.get,
+            "list": self.list,
+            "watch": self.watch,
+            "create": self.create,
+            "update": self.update,
+            "patch": self.patch,
+            "delete": self.delete,
+            "deletecollection": self.deletecollection,
+        }

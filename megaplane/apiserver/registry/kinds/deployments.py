@@ -1,0 +1,18 @@
+"""Deployments: status updates keep labels; annotation changes move the generation (they reach ReplicaSets)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from megaplane.apiserver.registry.strategy import Strategy
+
+__all__ = ["DeploymentStrategy"]
+
+
+class DeploymentStrategy(Strategy):
+    status_keeps_metadata = ("labels",)
+
+    def spec_changed(self, obj: Dict[str, Any], old: Dict[str, Any]) -> bool:
+        if obj.get("spec") != old.get("spec"):
+            return True
+        return obj["metadata"].get("annotations") != (old.get("metadata") or {}).get("annotations")

@@ -1,0 +1,110 @@
+"""The registry: one `ResourceStore` per served resource, over the kinds' watch caches and storage.
+
+Built once per API server. It owns what the stores share: the watch cache
+of each storage prefix (events.k8s.io Events share the core Events cache),
+each kind's strategy instance (allocators and leases are state), namespace
+admission and the storage leases of TTL'd kinds. Callers reach a verb as
+`registry.store(resource).create(...)` — the HTTP endpoints, the
+in-process client transport and the server's own bootstrap alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import orjson
+
+from megaplane.apimachinery.resources import RESOURCES, Resource, lookup
+from megaplane.apiserver.registry.admission import NamespaceAdmission
+from megaplane.apiserver.registry.kinds import StrategyConfig, strategy_for
+from megaplane.apiserver.registry.leases import StorageLeases
+from megaplane.apiserver.registry.store import ResourceStore
+from megaplane.apiserver.watchcache import CachedObject, WatchCache
+from megaplane.store.backend import Backend
+
+__all__ = ["Registry", "RegistryConfig"]
+
+
+@dataclass
+class RegistryConfig:
+    strategies: StrategyConfig = field(default_factory=StrategyConfig)
+    #: Watch cache history window (seconds; upstream keeps 75 s).
+    watch_cache_window: float = 75.0
+    #: Events every watch cache keeps whatever their age (--default-watch-cache-size).
+    watch_cache_min_events: int = 1000
+    #: Most events a watch cache keeps.
+    watch_cache_max_events: int = 100_000
+
+
+class Registry:
+    def __init__(self, backend: Backend, config: Optional[RegistryConfig] = None) -> None:
+        self.backend = backend
+        self.config = cfg = config or RegistryConfig()
+        self.caches: Dict[bytes, WatchCache] = {}
+        for r in RESOURCES:
+            if r.storage_of is None and r.prefix not in self.caches:
+                self.caches[r.prefix] = WatchCache(
+                    r,
+                    backend,
+                    window_seconds=cfg.watch_cache_window,
+                    min_events=cfg.watch_cache_min_events,
+                    max_events=max(cfg.watch_cache_max_events, cfg.watch_cache_min_events),
+                )
+        ns = lookup("", "namespaces")
+        assert ns is not None
+        self._namespaces = self.caches[ns.prefix]
+        self._ns_resource = ns
+        self.admission = NamespaceAdmission(self.namespace)
+        self.leases = StorageLeases(backend.lease_grant)
+        self._schemas: Dict[Resource, Any] = {}
+        self.stores: Dict[Resource, ResourceStore] = {}
+        for r in RESOURCES:
+            self.stores[r] = ResourceStore(
+                r,
+                strategy_for(r, cfg.strategies),
+                self.cache_for(r),
+                backend,
+                self.admission,
+                self.leases,
+                lambda r=r: self.schema_for(r),  # type: ignore[misc]
+            )
+
+    def start(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+        """Fill the caches from storage; strategies re-learn what stored objects hold (allocations)."""
+        for cache in self.caches.values():
+            cache.start(loop)
+        for r, store in self.stores.items():
+            if r.storage_of is None and store.strategy.restores:
+                for obj in store.cache.objects.values():
+                    store.strategy.restore(orjson.loads(obj.data))
+
+    def stop(self) -> None:
+        for cache in self.caches.values():
+            cache.stop()
+
+    def store(self, resource: Resource) -> ResourceStore:
+        return self.stores[resource]
+
+    def cache_for(self, r: Resource) -> WatchCache:
+        if r.storage_of is not None:
+            base = lookup("", r.storage_of)
+            assert base is not None
+            return self.caches[base.prefix]
+        return self.caches[r.prefix]
+
+    def caches_by_resource(self) -> Iterator[Tuple[Resource, WatchCache]]:
+        for cache in self.caches.values():
+            yield cache.resource, cache
+
+    def namespace(self, name: str) -> Optional[CachedObject]:
+        return self._namespaces.get(self._ns_resource.key("", name))
+
+    def schema_for(self, r: Resource) -> Optional[Dict[str, Any]]:
+        if r not in self._schemas:
+            from megaplane.apiserver.schema import definitions
+
+            name = definitions.definition_for(r.group, r.version, r.kind)
+            self._schemas[r] = definitions.definitions()[name] if name else None
+        return self._schemas[r]  # type: ignore[no-any-return]

@@ -1,0 +1,631 @@
+"""One store per resource: the verbs on objects, callable without HTTP.
+
+`ResourceStore` is the role of k8s.io/apiserver's registry/generic/registry
+Store: objects (as decoded dicts) and options in, the object's stored bytes
+(or a Status) out as a `Result`, errors raised as typed `StatusError`s.
+Every path applies the same steps, in upstream's order: check kind /
+namespace / name, validate metadata and data, default, apply the kind's
+`Strategy`, admission (namespace lifecycle, allocations), then one
+compare-and-swap on storage.
+
+Reads are served from the kind's watch cache, which is current with the
+writes this server made (it waits for a revision it has not seen rather
+than answering stale); paginated continuations and exact-revision lists
+read storage at the list's revision, so a paginated list is consistent at
+one resourceVersion. The stored bytes carry their resourceVersion: the
+encoder is told which revision the write gets, so the object is encoded
+once and the same bytes are stored, cached, watched and returned.
+
+Results are in the resource's own version (events.k8s.io Events are
+stored as core Events and converted here); framing them for a protocol
+(JSON, Table, watch lines) is the caller's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+
+import orjson
+
+from megaplane.apimachinery import errors
+from megaplane.apimachinery.continuetoken import continue_expired, decode_continue, encode_continue
+from megaplane.apimachinery.errors import field_error, too_large_resource_version
+from megaplane.apimachinery.listoptions import ListOptions, parse_resource_version
+from megaplane.apimachinery.meta import generate_name, new_uid, now_rfc3339
+from megaplane.apimachinery.resources import Resource
+from megaplane.apimachinery.scheme import check_kind
+from megaplane.apimachinery.selectors import matches_fields, matches_labels
+from megaplane.apiserver.patch import (
+    PatchError,
+    apply_json_patch,
+    apply_merge_patch,
+    apply_strategic_merge_patch,
+)
+from megaplane.apiserver.registry import deletion, scale
+from megaplane.apiserver.registry.admission import NamespaceAdmission
+from megaplane.apiserver.registry.eventsv1 import core_from_events_v1, view_bytes
+from megaplane.apiserver.registry.leases import StorageLeases
+from megaplane.apiserver.registry.options import WriteOptions
+from megaplane.apiserver.registry.strategy import Strategy
+from megaplane.apiserver.schema.fieldvalidation import (
+    FieldValidationError,
+    InvalidDirectiveError,
+    decode_error_message,
+    validate,
+)
+from megaplane.apiserver.schema.validation import name_rule, validate_data, validate_metadata
+from megaplane.apiserver.watchcache import CachedObject, WatchCache
+from megaplane.store.backend import Backend
+from megaplane.store.errors import CompactedError, FutureRevisionError
+from megaplane.store.kv import KeyValue, prefix_end
+
+__all__ = ["ResourceStore", "Result", "ListResult", "patch_status"]
+
+# How long a read asking for a revision the store has not reached waits for it (the watch cache's wait).
+FRESHNESS_WAIT = 3.0
+_OPTIONS_KIND = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}
+
+
+class Result(NamedTuple):
+    """What a verb answers: bytes, the HTTP-equivalent status, warnings for the client."""
+
+    data: bytes
+    status: int = 200
+    warnings: Tuple[str, ...] = ()
+    #: The resource's own object (a Table can show it), not a Status or a Scale.
+    printable: bool = True
+
+
+class ListResult(NamedTuple):
+    items: List[bytes]
+    revision: int
+    continue_token: str = ""
+    remaining: Optional[int] = None
+
+
+def patch_status(exc: PatchError) -> errors.StatusError:
+    # NewGenericServerResponse (a JSON patch that does not apply) carries empty details; the others none.
+    return errors.StatusError(exc.code, exc.reason, exc.message, {} if exc.detail is not None else None)
+
+
+class ResourceStore:
+    """The verbs of one resource over its watch cache and storage."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        strategy: Strategy,
+        cache: WatchCache,
+        backend: Backend,
+        namespaces: NamespaceAdmission,
+        leases: StorageLeases,
+        schema: Callable[[], Optional[Dict[str, Any]]],
+    ) -> None:
+        self.resource = resource
+        self.strategy = strategy
+        self.cache = cache
+        self.backend = backend
+        self.namespaces = namespaces
+        self.leases = leases
+        self._schema = schema
+        #: events.k8s.io Events: stored in core form, served in their own.
+        self.converted = resource.storage_of is not None
+        self._last_write = 0  # revision of the last write a delete made (deletecollection waits for it once)
+
+    def __repr__(self) -> str:
+        return f"<ResourceStore {self.resource.group_version} {self.resource.plural}>"
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _ns(self, namespace: str) -> str:
+        return namespace if self.resource.namespaced else ""
+
+    def current(self, namespace: str, name: str) -> CachedObject:
+        obj = self.cache.get(self.resource.key(self._ns(namespace), name))
+        if obj is None:
+            raise errors.not_found(self.resource.group, self.resource.plural, name)
+        return obj
+
+    def view(self, data: bytes) -> bytes:
+        return view_bytes(self.resource, data) if self.converted else data
+
+    async def _durable(self, rev: int) -> None:
+        if self.backend.needs_durability(rev):
+            await self.backend.durable(rev)
+
+    async def _fresh(self, revision: int) -> None:
+        """Wait until the cache has seen `revision` (the watch cache's 3 s wait), else 504 as upstream."""
+        if revision > self.cache.revision:
+            if not await self.cache.wait_until_fresh(revision, FRESHNESS_WAIT):
+                raise too_large_resource_version(revision, self.cache.revision)
+
+    def _encoder(self, obj: Dict[str, Any], key: bytes) -> Callable[[int], bytes]:
+        """Encode `obj` with the revision its write will get; tell the cache its facts."""
+        meta = obj["metadata"]
+        cache = self.cache
+        tell_cache = not self.converted
+
+        def encode(revision: int) -> bytes:
+            if revision:
+                meta["resourceVersion"] = str(revision)
+                if tell_cache:
+                    cache.expect(key, cache.decode_facts.from_dict(obj))
+            else:
+                meta.pop("resourceVersion", None)
+            # orjson hands back its 4 KiB working buffer as the bytes object: stored for the object's
+            # lifetime that would triple the memory of a typical object, so keep an exact-size copy.
+            return memoryview(orjson.dumps(obj)).tobytes()
+
+        return encode
+
+    def _stored_form(self, obj: Dict[str, Any]) -> Dict[str, Any]:
+        return core_from_events_v1(obj) if self.converted else obj
+
+    def _validate(self, obj: Dict[str, Any], field_validation: str, verb: str = "create") -> List[str]:
+        r = self.resource
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        causes = validate_metadata(meta, name_rule(r.plural, r.group), r.namespaced)
+        causes += validate_data(r.group, r.plural, obj)
+        if causes:
+            raise errors.invalid(r.group, r.kind, meta.get("name") or meta.get("generateName") or "", causes)
+        try:
+            return validate(r.group, r.version, r.kind, obj, field_validation, options_kind=_OPTIONS_KIND[verb])
+        except FieldValidationError as exc:
+            raise errors.bad_request(decode_error_message(r.kind, r.group_version, exc.message)) from None
+        except InvalidDirectiveError as exc:
+            st = exc.status()
+            raise errors.StatusError(exc.code, exc.reason, st["message"], st["details"]) from None
+
+    def _cas_update(self, cur: CachedObject, obj: Dict[str, Any]) -> KeyValue:
+        """Store `obj` over `cur` if nothing wrote it meanwhile; 404 / 409 as upstream otherwise.
+
+        Kinds stored with a TTL (Events) are re-leased, as the registry's update does."""
+        r = self.resource
+        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj, cur.key), self._lease())
+        if not ok:
+            if kv is None:
+                raise errors.not_found(r.group, r.plural, cur.facts.name)
+            raise errors.conflict_modified(r.group, r.plural, cur.facts.name)
+        assert kv is not None
+        return kv
+
+    def _lease(self) -> int:
+        ttl = self.strategy.storage_ttl()
+        return self.leases.lease_for(ttl) if ttl else 0
+
+    # -- get / list ------------------------------------------------------------------------------
+
+    async def get(self, namespace: str, name: str, resource_version: str = "", subresource: str = "") -> Result:
+        want = parse_resource_version(resource_version)
+        await self._fresh(want)
+        obj = self.current(namespace, name)
+        if subresource == "scale":
+            return Result(scale.scale_body(orjson.loads(obj.data)), printable=False)
+        return Result(self.view(obj.data))
+
+    async def list(self, namespace: str, opts: ListOptions) -> ListResult:
+        labels, fields, limit = opts.labels, opts.fields, opts.limit
+        prefix = self.resource.namespace_prefix(self._ns(namespace))
+        rv, match, token = opts.resource_version, opts.match, opts.continue_token
+        if token and rv:
+            raise errors.bad_request("specifying resource version is not allowed when using continue")
+        revision_wanted = parse_resource_version(rv)
+        if token:
+            start, revision = decode_continue(token, prefix)
+            return self._list_from_storage(prefix, start, revision, limit, labels, fields)
+        # Exact, and (the older rule) a resourceVersion with a limit but no match: the list at exactly that revision.
+        if match == "Exact" or (rv not in ("", "0") and limit and not match):
+            if revision_wanted < self.backend.compact_revision():
+                raise errors.expired(f"too old resource version: {revision_wanted} ({self.backend.compact_revision()})")
+            return self._list_from_storage(prefix, prefix, revision_wanted, limit, labels, fields)
+        await self._fresh(revision_wanted)
+        cache = self.cache
+        revision = cache.revision
+        out: List[bytes] = []
+        next_key = b""
+        remaining = None
+        for obj in cache.iter_prefix(prefix):
+            if labels or fields:
+                f = obj.facts
+                if not matches_labels(labels, f.labels) or not matches_fields(fields, f.fields):
+                    continue
+            if limit and len(out) == limit:
+                next_key = obj.key
+                break
+            out.append(obj.data)
+        cont = ""
+        if next_key:
+            cont = encode_continue(next_key, prefix, revision)
+            if not labels and not fields:
+                remaining = cache.count_prefix(prefix) - len(out)
+        return ListResult(self._views(out), revision, cont, remaining)
+
+    def _views(self, items: List[bytes]) -> List[bytes]:
+        return [view_bytes(self.resource, b) for b in items] if self.converted else items
+
+    def _list_from_storage(
+        self, prefix: bytes, start: bytes, revision: int, limit: int, labels: Any, fields: Any
+    ) -> ListResult:
+        decode = self.cache.decode_facts
+        end = prefix_end(prefix)
+        items: List[bytes] = []
+        next_key = b""
+        cursor = start
+        total = -1
+        try:
+            while True:
+                page = self.backend.range(cursor, end, revision=revision, limit=max(limit, 500) if limit else 0)
+                if total < 0:
+                    total = page.count
+                for kv in page.kvs:
+                    if limit and len(items) == limit:
+                        next_key = kv[0]
+                        break
+                    if labels or fields:
+                        f = decode(kv[4])
+                        if not matches_labels(labels, f.labels) or not matches_fields(fields, f.fields):
+                            continue
+                    items.append(kv[4])
+                if next_key or not page.more:
+                    break
+                cursor = page.kvs[-1][0] + b"\x00"
+        except CompactedError:
+            raise continue_expired() from None
+        except FutureRevisionError:
+            raise too_large_resource_version(revision, self.backend.revision()) from None
+        cont = encode_continue(next_key, prefix, revision) if next_key else ""
+        remaining = total - len(items) if next_key and not labels and not fields else None
+        return ListResult(self._views(items), revision, cont, remaining)
+
+    # -- create ----------------------------------------------------------------------------------
+
+    async def create(self, namespace: str, obj: Dict[str, Any], opts: WriteOptions) -> Result:
+        meta = _metadata(obj)
+        if meta.get("resourceVersion"):
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        return await self._create(namespace, obj, opts)
+
+    async def _create(self, namespace: str, obj: Dict[str, Any], opts: WriteOptions) -> Result:
+        r = self.resource
+        strategy = self.strategy
+        meta = obj["metadata"]
+        ns = self._ns(namespace)
+        _namespace_matches(r, meta, ns)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = generate_name(meta["generateName"])
+        warnings = self._validate(obj, opts.field_validation)
+        name = meta["name"]
+        self.namespaces.admit_content(r, ns, name)
+        strategy.defaults(obj)
+        strategy.prepare_for_create(obj)
+        strategy.fill_zero_values(obj)
+        meta["uid"] = new_uid()
+        stored = self._stored_form(obj)
+        key = r.key(ns, name)
+        if self.cache.get(key) is not None:
+            raise errors.already_exists(r.group, r.plural, name)
+        strategy.admit_create(obj)  # allocations (service IPs, node ports): given back on any failure
+        try:
+            if opts.dry_run:
+                strategy.release(obj)
+                return Result(self.view(orjson.dumps(stored)), 201, tuple(warnings))
+            ok, kv = self.backend.create(key, self._encoder(stored, key), self._lease())
+        except BaseException:
+            strategy.release(obj)
+            raise
+        if not ok:
+            strategy.release(obj)
+            raise errors.already_exists(r.group, r.plural, name)
+        assert kv is not None
+        await self._durable(kv[2])
+        return Result(self.view(kv[4]), 201, tuple(warnings))
+
+    # -- update ----------------------------------------------------------------------------------
+
+    async def update(
+        self, namespace: str, name: str, obj: Dict[str, Any], opts: WriteOptions, subresource: str = ""
+    ) -> Result:
+        """PUT of the object (subresource "" or "status"), its Scale ("scale") or its finalizers ("finalize")."""
+        r = self.resource
+        if subresource == "scale":
+            check_kind(obj, r, "Scale", "autoscaling/v1")
+            return await self._apply_scale(namespace, name, obj, self.current(namespace, name), opts)
+        check_kind(obj, r)
+        meta = _metadata(obj)
+        ns = self._ns(namespace)
+        if meta.get("name") != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name', '')}) does not match the name on the URL ({name})"
+            )
+        _namespace_matches(r, meta, ns)
+        if subresource == "finalize":
+            return await self._finalize_namespace(name, obj, opts)
+        cur = self.cache.get(r.key(ns, name))
+        if cur is None:
+            if not subresource and r.allow_create_on_update:
+                meta.pop("resourceVersion", None)  # AllowCreateOnUpdate: a PUT of a missing object creates it
+                return await self._create(namespace, obj, opts)
+            raise errors.not_found(r.group, r.plural, name)
+        warnings = self._validate(obj, opts.field_validation, "update")
+        want = meta.get("resourceVersion", "")
+        if not want and not r.allow_unconditional_update:
+            raise errors.invalid(r.group, r.plural, name, [
+                field_error("", "metadata.resourceVersion", None, "must be specified for an update", "FieldValueInvalid",
+                            shown="0x0")])
+        return await self._write_update(name, obj, want, warnings, opts, subresource, cur)
+
+    async def _write_update(
+        self,
+        name: str,
+        obj: Dict[str, Any],
+        want_rv: str,
+        warnings: List[str],
+        opts: WriteOptions,
+        subresource: str,
+        cur: CachedObject,
+    ) -> Result:
+        r = self.resource
+        strategy = self.strategy
+        uid = obj["metadata"].get("uid")
+        if uid and uid != cur.facts.uid:  # a uid in the body is a precondition (rest.DefaultUpdatedObjectInfo)
+            raise errors.conflict(
+                r.group, r.plural, name,
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {cur.facts.uid}",
+            )
+        if want_rv and want_rv != str(cur.rv):
+            if not want_rv.isdigit():
+                raise errors.bad_request(f'invalid resource version "{want_rv}"')
+            raise errors.conflict_modified(r.group, r.plural, name)
+        old = orjson.loads(cur.data)
+        obj = self._stored_form(obj) if subresource != "status" else obj
+        strategy.defaults(obj)
+        strategy.prepare_for_update(obj, old, subresource)
+        strategy.fill_zero_values(obj)
+        meta = obj["metadata"]
+        meta["resourceVersion"] = str(cur.rv)
+        done = tuple(warnings)
+        if obj == old:
+            return Result(self.view(cur.data), 200, done)  # no-op: nothing written, the revision stays
+        if strategy.should_delete_during_update(obj, old):
+            if opts.dry_run:
+                return Result(self.view(orjson.dumps(obj)), 200, done)
+            ok, _, rev = self.backend.delete(cur.key, cur.rv)
+            if not ok:
+                raise errors.conflict_modified(r.group, r.plural, name)
+            strategy.release(old)
+            meta["resourceVersion"] = str(rev)
+            await self._durable(rev)
+            return Result(self.view(orjson.dumps(obj)), 200, done)
+        taken = strategy.admit_update(obj, old)
+        try:
+            if opts.dry_run:
+                strategy.release_update(taken)
+                return Result(self.view(orjson.dumps(obj)), 200, done)
+            kv = self._cas_update(cur, obj)
+        except BaseException:
+            strategy.release_update(taken)
+            raise
+        strategy.after_update(obj, old)
+        await self._durable(kv[2])
+        return Result(self.view(kv[4]), 200, done)
+
+    # -- patch -----------------------------------------------------------------------------------
+
+    async def patch(
+        self, namespace: str, name: str, patch_type: str, patch: Any, opts: WriteOptions, subresource: str = ""
+    ) -> Result:
+        """Apply a decoded patch ("json", "merge" or "strategic") to the current object and store it."""
+        patch_meta = patch.get("metadata") if isinstance(patch, dict) else None
+        patch_rv = patch_meta.get("resourceVersion", "") if isinstance(patch_meta, dict) else ""
+        try:
+            return await self._patch_once(namespace, name, patch_type, patch, patch_rv, opts, subresource)
+        except errors.StatusError as exc:
+            if exc.reason != "Conflict" or patch_rv:
+                raise
+        # The store moved past the cache (a write still waiting for its fsync): re-read once it caught up and
+        # apply the patch again, as upstream's patcher retries a conflict it caused itself.
+        for _ in range(5):
+            await self._fresh(self.backend.revision())
+            await asyncio.sleep(0.01)
+            try:
+                return await self._patch_once(namespace, name, patch_type, patch, "", opts, subresource)
+            except errors.StatusError as exc:
+                if exc.reason != "Conflict":
+                    raise
+        raise errors.conflict_modified(self.resource.group, self.resource.plural, name)
+
+    async def _patch_once(
+        self, namespace: str, name: str, ptype: str, patch: Any, patch_rv: str, opts: WriteOptions, subresource: str
+    ) -> Result:
+        r = self.resource
+        cur = self.current(namespace, name)
+        doc = orjson.loads(self.view(cur.data))
+        if subresource == "scale":
+            doc = orjson.loads(scale.scale_body(doc))
+        try:
+            if ptype == "json":
+                new = apply_json_patch(doc, patch)
+            elif ptype == "merge":
+                new = apply_merge_patch(doc, patch)
+            else:
+                new = apply_strategic_merge_patch(doc, patch, self._schema())
+        except PatchError as exc:
+            raise patch_status(exc) from None
+        if not isinstance(new, dict):
+            raise errors.bad_request("the patch did not produce an object")
+        if subresource == "scale":
+            return await self._apply_scale(namespace, name, new, cur, opts)
+        check_kind(new, r)
+        meta = _metadata(new)
+        if meta.get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        meta["name"] = name
+        warnings = self._validate(new, opts.field_validation, "patch")
+        return await self._write_update(name, new, patch_rv or str(cur.rv), warnings, opts, subresource, cur)
+
+    # -- subresources ------------------------------------------------------------------------------
+
+    async def _apply_scale(
+        self, namespace: str, name: str, obj: Dict[str, Any], cur: CachedObject, opts: WriteOptions
+    ) -> Result:
+        r = self.resource
+        replicas, want = scale.requested_replicas(obj, name)
+        if want and want != str(cur.rv):
+            raise errors.conflict_modified(r.group, r.plural, name)
+        workload = orjson.loads(cur.data)
+        workload.setdefault("spec", {})["replicas"] = replicas
+        written = await self._write_update(name, workload, str(cur.rv), [], opts, "", cur)
+        return Result(scale.scale_body(orjson.loads(written.data)), printable=False)
+
+    async def _finalize_namespace(self, name: str, obj: Dict[str, Any], opts: WriteOptions) -> Result:
+        """PUT namespaces/{name}/finalize: only spec.finalizers changes (the namespace controller's write)."""
+        cur = self.current("", name)
+        old = orjson.loads(cur.data)
+        finalizers = scale.object_field(obj.get("spec"), "Namespace.spec").get("finalizers") or []
+        if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
+            raise errors.bad_request("json: cannot unmarshal value into Go struct field NamespaceSpec.spec.finalizers")
+        spec = old.setdefault("spec", {})
+        if spec.get("finalizers") == finalizers and not (old["metadata"].get("deletionTimestamp") and not finalizers):
+            return Result(cur.data)  # no-op: nothing written, the revision stays
+        spec["finalizers"] = finalizers
+        if opts.dry_run:
+            return Result(orjson.dumps(old))
+        if old["metadata"].get("deletionTimestamp") and not finalizers and not old["metadata"].get("finalizers"):
+            ok, _, rev = self.backend.delete(cur.key, cur.rv)
+            if not ok:
+                raise errors.conflict_modified("", "namespaces", name)
+            await self._durable(rev)
+            return Result(cur.data)
+        kv = self._cas_update(cur, old)
+        await self._durable(kv[2])
+        return Result(kv[4])
+
+    async def bind(self, namespace: str, name: str, binding: Dict[str, Any], opts: WriteOptions) -> Result:
+        """POST pods/{name}/binding: assign the pod to a node (the scheduler's write)."""
+        target = scale.object_field(binding.get("target"), "Binding.target")
+        node = target.get("name", "")
+        if not node or not isinstance(node, str):
+            raise errors.invalid(
+                "", "Binding", name, [field_error("", "target.name", "", "name is required", "FieldValueRequired")]
+            )
+        cur = self.current(namespace, name)
+        obj = orjson.loads(cur.data)
+        spec = obj.setdefault("spec", {})
+        if spec.get("nodeName"):
+            raise errors.conflict("", "pods/binding", name, f"pod {name} is already assigned to node \"{spec['nodeName']}\"")
+        if obj["metadata"].get("deletionTimestamp"):
+            raise errors.conflict("", "pods/binding", name, f"pod {name} is being deleted, cannot be assigned to a host")
+        spec["nodeName"] = node
+        status = obj.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conditions.append(
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now_rfc3339()}
+        )
+        status["conditions"] = conditions
+        if not opts.dry_run:
+            kv = self._cas_update(cur, obj)
+            await self._durable(kv[2])
+        return Result(_success(201), 201, printable=False)
+
+    # -- delete ----------------------------------------------------------------------------------
+
+    async def delete(self, namespace: str, name: str, opts: Dict[str, Any]) -> Result:
+        """DELETE as the generic registry store does it: BeforeDelete, then delete or mark (see deletion.py)."""
+        result = self._delete_one(self.current(namespace, name), opts)
+        await self._durable(self._last_write)
+        return result
+
+    async def delete_collection(self, namespace: str, list_opts: ListOptions, opts: Dict[str, Any]) -> ListResult:
+        victims = [
+            o for o in self.cache.iter_prefix(self.resource.namespace_prefix(self._ns(namespace)))
+            if deletion.matches(list_opts, o)
+        ]
+        items = []
+        last = 0
+        for cur in victims:
+            try:
+                self._delete_one(cur, opts)
+            except errors.StatusError as exc:
+                if exc.reason != "NotFound":
+                    raise
+                continue
+            last = max(last, self._last_write)
+            items.append(cur.data)  # upstream answers with the list as it was before the deletes
+        await self._durable(last)  # one wait covers every write
+        return ListResult(self._views(items), self.backend.revision())
+
+    def _delete_one(self, cur: CachedObject, opts: Dict[str, Any]) -> Result:
+        r = self.resource
+        name = cur.facts.name
+        deletion.check_preconditions(r, cur, opts)
+        dry = bool(opts.get("dryRun"))
+        obj = orjson.loads(cur.data)
+        meta = obj["metadata"]
+        self._last_write = 0
+        if r.group == "" and r.plural == "namespaces":
+            self.namespaces.admit_delete(name)
+            if not meta.get("deletionTimestamp"):
+                # The first delete starts termination; the namespace controller removes the content.
+                meta["deletionTimestamp"] = now_rfc3339()
+                obj.setdefault("status", {})["phase"] = "Terminating"
+                return self._write_deletion_mark(cur, obj, opts, dry)
+            if (obj.get("spec") or {}).get("finalizers"):
+                return self._deleted_answer(cur.data, opts)
+        marked = deletion.mark_for_deletion(self.strategy, obj, opts)
+        if marked is None:  # graceful deletion already pending with a period no shorter than this one
+            return self._finished_delete(cur)
+        if marked:
+            return self._write_deletion_mark(cur, obj, opts, dry)
+        if dry:
+            return self._finished_delete(cur)
+        ok, prev, rev = self.backend.delete(cur.key, cur.rv)
+        if not ok:
+            if prev is None:
+                raise errors.not_found(r.group, r.plural, name)
+            raise errors.conflict_modified(r.group, r.plural, name)
+        self.strategy.release(obj)
+        self._last_write = rev
+        return self._finished_delete(cur)
+
+    def _write_deletion_mark(self, cur: CachedObject, obj: Dict[str, Any], opts: Dict[str, Any], dry: bool) -> Result:
+        if dry:
+            return self._deleted_answer(orjson.dumps(obj), opts)
+        kv = self._cas_update(cur, obj)
+        self._last_write = kv[2]
+        return self._deleted_answer(kv[4], opts)
+
+    def _deleted_answer(self, data: bytes, opts: Dict[str, Any]) -> Result:
+        """A kept (marked) object: 200, or 202 when the client asked for orphanDependents=false (delete.go)."""
+        return Result(self.view(data), 202 if opts.get("orphanDependents") is False else 200)
+
+    def _finished_delete(self, cur: CachedObject) -> Result:
+        """finalizeDelete: the object itself for stores that return it, else a Success Status naming it."""
+        if self.resource.returns_deleted_object:
+            return Result(self.view(cur.data))
+        return Result(deletion.success_status(self.resource, cur.facts), printable=False)
+
+
+def _success(code: int) -> bytes:
+    return orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
+
+
+def _metadata(obj: Dict[str, Any]) -> Dict[str, Any]:
+    meta = obj.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise errors.bad_request("metadata must be an object")
+    return meta
+
+
+def _namespace_matches(r: Resource, meta: Dict[str, Any], ns: str) -> None:
+    """EnsureObjectNamespaceMatchesRequestNamespace: the body's namespace is the URL's, or empty."""
+    if r.namespaced:
+        if meta.get("namespace") and meta["namespace"] != ns:
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        meta["namespace"] = ns
+    else:
+        meta.pop("namespace", None)
