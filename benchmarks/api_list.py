@@ -94,7 +94,7 @@ def etcd_reference(pod_bodies: list, root: str) -> dict:
     import grpc
 
     sys.path.insert(0, ROOT)
-    from megaplane.store.etcd_grpc.etcdpb import etcd_pb2 as pb
+    from megaplane.etcd.pb import etcd_pb2 as pb
 
     port, peer = free_port(), free_port()
     data = tempfile.mkdtemp(dir=root)

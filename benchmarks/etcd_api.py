@@ -72,7 +72,7 @@ def start_server(kind: str, root: str, wal: str = "buffered") -> tuple[subproces
 async def _load(endpoint: str, clients: int, seconds: float, value_size: int) -> dict:
     import grpc
 
-    from megaplane.store.etcd_grpc.etcdpb import etcd_pb2 as pb
+    from megaplane.etcd.pb import etcd_pb2 as pb
 
     channels = [grpc.aio.insecure_channel(endpoint) for _ in range(4)]
     calls = [

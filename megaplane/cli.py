@@ -42,7 +42,7 @@ def cmd_snapshot_save(args: argparse.Namespace) -> int:
     from .store import Store, snapshot
 
     if args.endpoints:
-        from .store.etcd_grpc.client import save_snapshot_from_endpoint
+        from .etcd.client import save_snapshot_from_endpoint
 
         info = save_snapshot_from_endpoint(args.endpoints, args.filename)
     else:
@@ -179,7 +179,7 @@ def store_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_store(args: argparse.Namespace) -> int:
     from .store import Store
-    from .store.etcd_grpc import EtcdServer, serve
+    from .etcd import EtcdServer, serve
 
     try:
         config = store_config(args)

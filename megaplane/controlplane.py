@@ -73,7 +73,7 @@ class ControlPlane:
             ca, crt, key = ensure_certs(pki, cfg.tls_sans)
             self.secure_port = await self.api.listen(host, cfg.secure_port, server_ssl_context(crt, key))
         if cfg.etcd_client_urls:
-            from .store.etcd_grpc import EtcdServer
+            from .etcd import EtcdServer
 
             self.etcd = EtcdServer(self.store, listen_client_urls=cfg.etcd_client_urls)
             await self.etcd.start()  # also expires leases

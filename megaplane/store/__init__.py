@@ -1,17 +1,27 @@
 """megaplane.store: the etcd-compatible in-memory state store.
 
-Owns the keyspace and everything that makes it durable and observable:
-MVCC records and revisions (`mvcc`), per-kind partitions (`keyspace`),
-watches (`watch`), etcd leases (`leases`), the write-ahead log (`wal`),
-snapshots (`snapshot`) and the store's Prometheus metrics (`metrics`).
-It imports nothing from the rest of megaplane; the API server and the etcd
-gRPC front end build on it, never the other way round.
+Owns the keyspace and everything that makes it durable and observable.
+Imports only go down this list:
+
+- `mvcc`: `Store`, the facade every caller uses (checks, then delegates);
+- `txn`, `leases`, `ranges`: running a txn, the lease API, reads;
+- `watch/`: the watch hub, watchers and their groups;
+- `writer`: the one mutator (put/delete at a revision, WAL append, watch dispatch);
+- `wal/`: the write-ahead log, durability policy, snapshots, recovery;
+- `keyspace`, `lessor`, `requests`, `config`: partitions, lease books,
+  request shapes and checks, tunables;
+- `kv`, `errors`: record and event types, etcd's error vocabulary.
+
+Beside them: `backend` (the API server's seam over a store), `metrics`
+(Prometheus collector), `compactor` (auto-compaction). It imports nothing
+from the rest of megaplane; the API server and the etcd front end
+(`megaplane.etcd`) build on it, never the other way round (.importlinter).
 """
 
 from .errors import StoreError
 from .kv import Event, KeyValue
 from .mvcc import Store, StoreConfig
-from .txn import (
+from .requests import (
     Compare,
     CompareResult,
     CompareTarget,
@@ -22,6 +32,7 @@ from .txn import (
     SortTarget,
     TxnRequest,
 )
+from .wal import snapshot
 from .watch import Watcher
 
 __all__ = [
@@ -40,4 +51,5 @@ __all__ = [
     "TxnRequest",
     "SortOrder",
     "SortTarget",
+    "snapshot",
 ]

@@ -29,7 +29,7 @@ from typing import Callable, List, Optional, Protocol, Tuple, Union
 
 from .kv import Event, KeyValue
 from .mvcc import Store
-from .txn import RangeResult
+from .requests import RangeResult
 
 __all__ = ["Backend", "BackendWatch", "EmbeddedBackend", "Value"]
 

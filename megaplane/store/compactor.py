@@ -16,20 +16,30 @@ import asyncio
 import collections
 import logging
 import time
-from typing import TYPE_CHECKING, Deque, Tuple
+from typing import Deque, Protocol, Tuple
 
 from ..units import parse_duration
 from .errors import StoreError
-
-if TYPE_CHECKING:
-    from .mvcc import Store
 
 __all__ = ["start_auto_compaction"]
 
 log = logging.getLogger("megaplane.store.compactor")
 
 
-def start_auto_compaction(store: "Store", mode: str, retention: str) -> "asyncio.Task[None]":
+class Compactable(Protocol):
+    """What the compactor needs from a store (`megaplane.store.Store`)."""
+
+    @property
+    def revision(self) -> int: ...
+
+    @property
+    def compact_revision(self) -> int: ...
+
+    def compact(self, revision: int) -> int:
+        """etcd Compact."""
+
+
+def start_auto_compaction(store: Compactable, mode: str, retention: str) -> "asyncio.Task[None]":
     """Start the compactor on the running loop."""
     loop = asyncio.get_running_loop()
     if mode == "revision":
@@ -39,7 +49,7 @@ def start_auto_compaction(store: "Store", mode: str, retention: str) -> "asyncio
     return loop.create_task(_periodic_loop(store, seconds))
 
 
-def _compact(store: "Store", revision: int) -> None:
+def _compact(store: Compactable, revision: int) -> None:
     if revision <= store.compact_revision or revision > store.revision:
         return
     try:
@@ -49,7 +59,7 @@ def _compact(store: "Store", revision: int) -> None:
         log.debug("auto-compaction to %d skipped: %s", revision, exc.message)
 
 
-async def _periodic_loop(store: "Store", retention: float) -> None:
+async def _periodic_loop(store: Compactable, retention: float) -> None:
     interval = min(max(retention / 10, 1.0), 3600.0)
     samples: Deque[Tuple[float, int]] = collections.deque()
     while True:
@@ -63,7 +73,7 @@ async def _periodic_loop(store: "Store", retention: float) -> None:
         await asyncio.sleep(interval)
 
 
-async def _revision_loop(store: "Store", keep: int) -> None:
+async def _revision_loop(store: Compactable, keep: int) -> None:
     while True:
         await asyncio.sleep(300.0)
         _compact(store, store.revision - keep)

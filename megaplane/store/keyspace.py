@@ -1,4 +1,9 @@
-"""One partition of the keyspace: live records, their key order, and their recent history.
+"""The keyspace: its partitions, found by key or range, and what each one holds.
+
+`Keyspace` is the set of partitions of one store: it finds the partition of
+a key, creates partitions on first use, and lists the partitions a key
+range crosses. It only reads and creates; every change to a record goes
+through `megaplane.store.writer`.
 
 A partition holds every key under one kind prefix (``/registry/pods/``) or,
 for the default partition, every key outside a kind prefix. It owns:
@@ -29,15 +34,18 @@ Once its delete event is dropped, a deleted key is gone for good.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from itertools import islice
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
 
 from sortedcontainers import SortedList
 
-from .kv import KEY, MOD_REVISION, Event, KeyValue
+from .kv import KEY, MOD_REVISION, Event, KeyValue, normalize_range, partition_prefix, prefix_end
 
-__all__ = ["KeyIndex", "Partition"]
+if TYPE_CHECKING:
+    from .wal.log import WalStream
+
+__all__ = ["KeyIndex", "Partition", "Keyspace"]
 
 
 def _event_revision(event: Event) -> int:
@@ -107,7 +115,7 @@ class KeyIndex:
 class Partition:
     """Records, key order and history of one kind prefix.
 
-    Mutated only by the store's write path (`megaplane.store.mvcc`), which
+    Mutated only by the store's write path (`megaplane.store.writer`), which
     inlines the bookkeeping for speed; the read methods here take the
     revision and range already validated by the store.
     """
@@ -134,7 +142,7 @@ class Partition:
         self.floor = 0
         self.max_events = max_events
         # Set by the store: the partition's WAL stream (None: not logged).
-        self.wal: object = None
+        self.wal: Optional["WalStream"] = None
         self.wal_mode = "none"
         self.fsync = False
         # Set by the watch hub while any watcher covers this partition.
@@ -238,3 +246,91 @@ class Partition:
 
 
 _record_key: Callable[[KeyValue], bytes] = lambda kv: kv[KEY]  # noqa: E731
+
+
+class Keyspace:
+    """Every partition of one store, and the compaction floor they share.
+
+    `on_created` hooks run for each new partition (the writer attaches its
+    WAL stream, the watch hub registers spanning watchers), so the keyspace
+    knows neither.
+    """
+
+    def __init__(self, max_events: int, mode_for: Callable[[bytes], str]) -> None:
+        self.max_events = max_events
+        self.mode_for = mode_for
+        #: prefix -> partition; the store's hot paths read this dict directly.
+        self.partitions: Dict[bytes, Partition] = {}
+        # Sorted kind prefixes, for finding the partitions a range crosses.
+        self.kind_prefixes: List[bytes] = []
+        #: The revision of the last Compact; reads and watches below it fail.
+        self.compact_revision = 0
+        self.on_created: List[Callable[[Partition], None]] = []
+
+    def __len__(self) -> int:
+        return len(self.partitions)
+
+    def get(self, key: bytes) -> Optional[KeyValue]:
+        """The current record of one key, or None."""
+        p = self.partitions.get(partition_prefix(key))
+        if p is None:
+            return None
+        return p.kvs.get(key)
+
+    def partition(self, prefix: bytes) -> Partition:
+        """The partition with this prefix, created if needed."""
+        p = self.partitions.get(prefix)
+        if p is None:
+            p = Partition(prefix, self.max_events)
+            p.floor = self.compact_revision
+            self.partitions[prefix] = p
+            if prefix:
+                insort(self.kind_prefixes, prefix)
+            p.wal_mode = self.mode_for(prefix)
+            p.fsync = p.wal_mode == "fsync"
+            for hook in self.on_created:
+                hook(p)
+        return p
+
+    def sorted_partitions(self) -> List[Partition]:
+        return [self.partitions[p] for p in sorted(self.partitions)]
+
+    def key_count(self) -> int:
+        return sum(len(p.kvs) for p in self.partitions.values())
+
+    def partitions_for(self, start: bytes, end: Optional[bytes]) -> Tuple[List[Partition], bool]:
+        """The partitions a key range reaches, and whether it reaches more than one kind."""
+        prefix = partition_prefix(start)
+        if prefix and end is not None and end <= prefix_end(prefix):
+            return [self.partition(prefix)], False
+        out = [self.partition(b"")]
+        kinds = self.kind_prefixes
+        i = bisect_left(kinds, start)
+        # A kind prefix sorting before `start` may still contain it.
+        if i > 0 and start.startswith(kinds[i - 1]):
+            i -= 1
+        while i < len(kinds) and (end is None or kinds[i] < end):
+            out.append(self.partitions[kinds[i]])
+            i += 1
+        return out, True
+
+    def live_in_range(self, key: bytes, range_end: bytes) -> List[Tuple[Partition, KeyValue]]:
+        """The live records in an etcd (key, range_end) range, in key order, with their partitions."""
+        if not range_end:
+            p = self.partitions.get(partition_prefix(key))
+            if p is None:
+                return []
+            kv = p.kvs.get(key)
+            return [(p, kv)] if kv is not None else []
+        start, end = normalize_range(key, range_end)
+        if end is not None and end <= start:
+            return []
+        parts, _ = self.partitions_for(start, end)
+        out: List[Tuple[Partition, KeyValue]] = []
+        for p in parts:
+            if p.kvs:
+                kvs = p.kvs
+                out.extend((p, kvs[k]) for k in list(p.index.irange(start, end)))
+        if len(parts) > 1:
+            out.sort(key=lambda pk: pk[1][KEY])
+        return out

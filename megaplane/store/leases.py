@@ -1,147 +1,86 @@
-"""etcd leases: grant, keep-alive, revoke, time-to-live and expiry.
+"""etcd's Lease API over the store: grant, revoke, keep-alive, time-to-live, listing and expiry.
 
-The lessor only keeps books: which leases exist, when each expires and which
-keys are attached. Deleting the attached keys of a revoked or expired lease
-is the store's job (one revision for all of them), so this module never
-touches records. Time comes from an injected monotonic clock, so tests can
-drive expiry with `megaplane.testing.FakeClock`.
+The books live in `megaplane.store.lessor`; this module adds what changes
+the keyspace or the log: a grant and a revoke are WAL records, and a
+revoke (or an expiry) deletes every attached key in one revision through
+the writer. Lease grants do not bump the revision, as in etcd.
 
-Semantics follow etcd's lessor: a TTL below the minimum is raised to it
-(etcd derives 2 s from its election timeout), TTLs above 9e9 s are refused,
-id 0 means "pick one", and a restarted store gives every lease a full TTL
-again, as an etcd leader does when it takes over.
+Expiry is driven by whoever owns the store (`Leases.expire`, called
+periodically), so tests drive it with a fake clock.
 """
 
 from __future__ import annotations
 
-import heapq
-import random
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import List, Tuple
 
-from .errors import LeaseExistsError, LeaseNotFoundError, LeaseTTLTooLargeError
+from .errors import InvalidArgumentError, LeaseNotFoundError
+from .keyspace import Partition
+from .kv import KeyValue, partition_prefix
+from .lessor import Lease, Lessor
+from .writer import Writer
 
-__all__ = ["Lease", "Lessor", "MAX_LEASE_TTL"]
-
-MAX_LEASE_TTL = 9_000_000_000
-
-
-class Lease:
-    """One lease: its id, TTL, deadline and attached keys."""
-
-    __slots__ = ("id", "ttl", "expiry", "keys")
-
-    def __init__(self, lease_id: int, ttl: int, expiry: float) -> None:
-        self.id = lease_id
-        self.ttl = ttl
-        self.expiry = expiry
-        self.keys: Set[bytes] = set()
-
-    def __repr__(self) -> str:
-        return f"<Lease {self.id:x} ttl={self.ttl} keys={len(self.keys)}>"
+__all__ = ["Leases"]
 
 
-class Lessor:
-    """The leases of one store."""
+class Leases:
+    """The lease operations of one store."""
 
-    def __init__(self, clock: Callable[[], float], min_ttl: int = 2) -> None:
-        self.clock = clock
-        self.min_ttl = min_ttl
-        self.leases: Dict[int, Lease] = {}
-        # (expiry, id); stale entries are skipped when popped.
-        self._deadlines: List[Tuple[float, int]] = []
-        self._rng = random.Random()
-        self.granted_total = 0
-        self.revoked_total = 0
-        self.renewed_total = 0
-        self.expired_total = 0
+    def __init__(self, lessor: Lessor, writer: Writer) -> None:
+        self.lessor = lessor
+        self.writer = writer
 
-    def __len__(self) -> int:
-        return len(self.leases)
-
-    def new_id(self) -> int:
-        """A fresh positive 63-bit id, like etcd's request-id generator."""
-        while True:
-            lease_id = self._rng.getrandbits(63)
-            if lease_id and lease_id not in self.leases:
-                return lease_id
-
-    def grant(self, lease_id: int, ttl: int) -> Lease:
-        """Create a lease; id 0 picks one. Raises LeaseExistsError / LeaseTTLTooLargeError."""
-        if ttl > MAX_LEASE_TTL:
-            raise LeaseTTLTooLargeError()
-        if lease_id == 0:
-            lease_id = self.new_id()
-        elif lease_id in self.leases:
-            raise LeaseExistsError()
-        ttl = max(ttl, self.min_ttl)
-        lease = Lease(lease_id, ttl, self.clock() + ttl)
-        self.leases[lease_id] = lease
-        heapq.heappush(self._deadlines, (lease.expiry, lease_id))
-        self.granted_total += 1
+    def grant(self, ttl: int, lease_id: int = 0) -> Lease:
+        """etcd LeaseGrant. `lease_id` 0 lets the store pick one."""
+        if lease_id < 0:
+            raise InvalidArgumentError("etcdserver: lease id must not be negative")
+        lease = self.lessor.grant(lease_id, ttl)
+        w = self.writer
+        fsync, logged = w.log_lease_grant(lease.id, lease.ttl)
+        if logged:
+            w.commit(w.revision, fsync, True)
         return lease
 
-    def restore(self, lease_id: int, ttl: int) -> Lease:
-        """Re-create a lease from the WAL or a snapshot, with a full TTL from now."""
-        lease = self.leases.get(lease_id)
-        if lease is None:
-            lease = Lease(lease_id, ttl, self.clock() + ttl)
-            self.leases[lease_id] = lease
-        else:
-            lease.ttl = ttl
-            lease.expiry = self.clock() + ttl
-        heapq.heappush(self._deadlines, (lease.expiry, lease_id))
-        return lease
-
-    def get(self, lease_id: int) -> Optional[Lease]:
-        return self.leases.get(lease_id)
-
-    def renew(self, lease_id: int) -> int:
-        """Keep-alive: push the deadline to now + TTL and return the TTL."""
-        lease = self.leases.get(lease_id)
+    def revoke(self, lease_id: int) -> int:
+        """etcd LeaseRevoke: delete the lease and, in one revision, its keys. Returns that revision."""
+        lease = self.lessor.get(lease_id)
         if lease is None:
             raise LeaseNotFoundError()
-        lease.expiry = self.clock() + lease.ttl
-        heapq.heappush(self._deadlines, (lease.expiry, lease_id))
-        self.renewed_total += 1
-        # The heap only grows with keep-alives; rebuild it when it is mostly stale.
-        if len(self._deadlines) > 4 * len(self.leases) + 1024:
-            self._deadlines = [(le.expiry, le.id) for le in self.leases.values()]
-            heapq.heapify(self._deadlines)
-        return lease.ttl
+        w = self.writer
+        parts = w.partition_map
+        victims: List[Tuple[Partition, KeyValue]] = []
+        for key in sorted(lease.keys):
+            p = parts.get(partition_prefix(key))
+            kv = p.kvs.get(key) if p is not None else None
+            if kv is not None:
+                victims.append((p, kv))  # type: ignore[arg-type]
+        rev = w.revision + 1 if victims else w.revision
+        fsync, logged = w.delete_all(victims, rev)
+        self.lessor.remove(lease_id)
+        meta_fsync, meta_logged = w.log_lease_revoke(rev, lease_id)
+        w.commit(rev, fsync or meta_fsync, logged or meta_logged)
+        return rev
 
-    def remaining(self, lease_id: int) -> int:
-        """Whole seconds left before expiry (etcd truncates), or -1 if unknown."""
-        lease = self.leases.get(lease_id)
+    def keepalive(self, lease_id: int) -> int:
+        """etcd LeaseKeepAlive: renew and return the TTL. Raises LeaseNotFoundError."""
+        return self.lessor.renew(lease_id)
+
+    def time_to_live(self, lease_id: int, keys: bool = False) -> Tuple[int, int, List[bytes]]:
+        """(remaining TTL, granted TTL, attached keys); remaining -1 when unknown, like etcd."""
+        lease = self.lessor.get(lease_id)
         if lease is None:
-            return -1
-        return max(0, int(lease.expiry - self.clock()))
+            return -1, 0, []
+        return self.lessor.remaining(lease_id), lease.ttl, sorted(lease.keys) if keys else []
 
-    def remove(self, lease_id: int) -> Lease:
-        """Forget a lease (the store has deleted or will delete its keys)."""
-        lease = self.leases.pop(lease_id, None)
-        if lease is None:
-            raise LeaseNotFoundError()
-        self.revoked_total += 1
-        return lease
+    def ids(self) -> List[int]:
+        return list(self.lessor.leases)
 
-    def expired(self) -> List[int]:
-        """Ids of leases whose deadline has passed, oldest first."""
-        now = self.clock()
-        out: List[int] = []
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            expiry, lease_id = heapq.heappop(heap)
-            lease = self.leases.get(lease_id)
-            if lease is not None and lease.expiry == expiry:
-                out.append(lease_id)
-        return out
-
-    def attach(self, lease_id: int, key: bytes) -> None:
-        lease = self.leases.get(lease_id)
-        if lease is not None:
-            lease.keys.add(key)
-
-    def detach(self, lease_id: int, key: bytes) -> None:
-        lease = self.leases.get(lease_id)
-        if lease is not None:
-            lease.keys.discard(key)
+    def expire(self) -> int:
+        """Revoke every lease whose TTL ran out; returns how many."""
+        n = 0
+        lessor = self.lessor
+        for lease_id in lessor.expired():
+            if lease_id in lessor.leases:
+                self.revoke(lease_id)
+                lessor.expired_total += 1
+                n += 1
+        return n

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from .wal import FSYNC_BUCKETS
+from .wal.log import FSYNC_BUCKETS
 
 if TYPE_CHECKING:
     from .mvcc import Store

@@ -3,8 +3,13 @@
 `Store` is what every other part of megaplane talks to for state: Range,
 Put, DeleteRange, Txn and Compact with etcd's semantics and errors, watches
 (`megaplane.store.watch`), leases (`megaplane.store.leases`), and
-durability through the WAL (`megaplane.store.wal`) and snapshots
-(`megaplane.store.snapshot`).
+durability through the WAL and snapshots (`megaplane.store.wal`).
+
+It is a facade: it checks requests and wires the parts together, and owns
+no state of its own. Records live in the keyspace (`keyspace`), every
+change goes through the writer (`writer`), reads through `ranges`, txns
+through `txn`. Each part sees the others through a small Protocol, never
+through the Store.
 
 Threading: a Store is used from one thread (in a server, its event loop);
 only the WAL flusher and the checkpoint writer run beside it, and they
@@ -26,39 +31,26 @@ its event before then either (see `publish_revision`).
 from __future__ import annotations
 
 import asyncio
-import bisect
-import heapq
 import logging
 import os
 import time
-from itertools import islice
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from .durability import Durability, recover
+from .config import StoreConfig
 from .errors import (
     CompactedError,
     EmptyKeyError,
     FutureRevisionError,
-    InvalidArgumentError,
     KeyNotFoundError,
     LeaseNotFoundError,
     RequestTooLargeError,
 )
-from .keyspace import Partition
-from .kv import (
-    CREATE_REVISION,
-    KEY,
-    LEASE,
-    MOD_REVISION,
-    VALUE,
-    VERSION,
-    KeyValue,
-    normalize_range,
-    partition_prefix,
-    prefix_end,
-)
-from .leases import Lease, Lessor
-from .txn import (
+from .keyspace import Keyspace, Partition
+from .kv import KEY, LEASE, MOD_REVISION, VALUE, KeyValue, normalize_range, partition_prefix
+from .leases import Leases
+from .lessor import Lease, Lessor
+from .ranges import read_range
+from .requests import (
     Compare,
     DeleteResult,
     PutRequest,
@@ -66,109 +58,20 @@ from .txn import (
     RangeRequest,
     RangeResult,
     RequestOp,
-    SortOrder,
-    SortTarget,
     TxnRequest,
     TxnResult,
     check_put,
     check_txn,
-    run_txn,
 )
-from .wal import (
-    DELETE_HEADER,
-    LEASE_GRANT,
-    META_STREAM,
-    MODES,
-    OP_COMPACT,
-    OP_DELETE,
-    OP_GRANT,
-    OP_PUT,
-    OP_REVOKE,
-    PUT_HEADER,
-    REV_ID,
-    WalStream,
-    WriteAheadLog,
-)
+from .txn import run_txn
+from .wal import Durability, WriteAheadLog, recover
+from .wal.log import META_STREAM
 from .watch import Watcher, WatchHub
+from .writer import Writer
 
 __all__ = ["Store", "StoreConfig"]
 
 log = logging.getLogger("megaplane.store")
-
-_pack_put = PUT_HEADER.pack
-_pack_delete = DELETE_HEADER.pack
-
-
-def _key_of(kv: KeyValue) -> bytes:
-    return kv[KEY]
-
-
-class StoreConfig:
-    """Tunables of a store; flag names in parentheses (etcd's where it has one)."""
-
-    def __init__(
-        self,
-        *,
-        wal_default: str = "buffered",
-        wal_modes: Optional[Dict[bytes, str]] = None,
-        wal_flush_interval: float = 0.005,
-        history_max_events: int = 200_000,
-        max_txn_ops: int = 128,
-        max_request_bytes: int = 1_572_864,
-        min_lease_ttl: int = 2,
-        max_watch_buffer: int = 100_000,
-        snapshot_count: int = 0,
-        checkpoint_bytes: int = 256 << 20,
-    ) -> None:
-        #: WAL mode of partitions no --wal-mode prefix matches (--wal-default).
-        self.wal_default = wal_default
-        #: Partition prefix -> WAL mode (--wal-mode PREFIX=MODE, repeatable).
-        self.wal_modes = dict(wal_modes or {})
-        #: How long buffered-mode records may wait before a write (--wal-flush-interval).
-        self.wal_flush_interval = wal_flush_interval
-        #: Events kept per partition for watches and old reads (--history-max-events).
-        self.history_max_events = history_max_events
-        #: Most compares / ops per txn branch (--max-txn-ops).
-        self.max_txn_ops = max_txn_ops
-        #: Largest key + value accepted (--max-request-bytes).
-        self.max_request_bytes = max_request_bytes
-        #: Smallest lease TTL; shorter grants are raised to it (etcd: 2 s by default).
-        self.min_lease_ttl = min_lease_ttl
-        #: Events a watcher may have waiting before it is treated as slow.
-        self.max_watch_buffer = max_watch_buffer
-        #: Checkpoint after this many logged writes; 0: by size only (--snapshot-count).
-        self.snapshot_count = snapshot_count
-        #: Checkpoint once this many WAL bytes are written since the last one
-        #: (raised to twice the last snapshot's size) (--wal-checkpoint-bytes).
-        self.checkpoint_bytes = checkpoint_bytes
-        for prefix, mode in self.wal_modes.items():
-            _check_mode(mode)
-            inner = partition_prefix(prefix)
-            if inner and inner != prefix:
-                raise ValueError(
-                    f"--wal-mode prefix {prefix.decode(errors='replace')!r} lies inside partition "
-                    f"{inner.decode(errors='replace')!r}; a mode applies to whole partitions"
-                )
-        _check_mode(wal_default)
-
-    def mode_for(self, prefix: bytes) -> str:
-        """The WAL mode of a partition: the longest matching --wal-mode prefix, else the default."""
-        if prefix == META_STREAM:
-            # Lease and compaction records are as durable as the most durable partition.
-            modes = [self.wal_default, *self.wal_modes.values()]
-            return max(modes, key=MODES.index)
-        best = -1
-        mode = self.wal_default
-        if prefix:
-            for p, m in self.wal_modes.items():
-                if prefix.startswith(p) and len(p) > best:
-                    best, mode = len(p), m
-        return mode
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown WAL mode {mode!r} (want one of {', '.join(MODES)})")
 
 
 class Store:
@@ -183,48 +86,36 @@ class Store:
     ) -> None:
         self.config = config or StoreConfig()
         self.data_dir = data_dir
-        self._revision = 1
-        #: The revision of the last Compact; reads and watches below it fail.
-        self.compact_revision = 0
         self._compacted_zero = False
-        # Op order of the revisions that wrote to more than one partition: {revision: {key: index}}.
-        # Each partition keeps its own events in op order; replaying several partitions needs this to
-        # interleave them as the txn ran (etcd keeps a txn's events in op order).
-        self.write_order: Dict[int, Dict[bytes, int]] = {}
-        self._partitions: Dict[bytes, Partition] = {}
-        # Sorted kind prefixes, for finding the partitions a range crosses.
-        self._kind_prefixes: List[bytes] = []
+        self._keyspace = Keyspace(self.config.history_max_events, self.config.mode_for)
+        # The keyspace's own dict: the hot paths look partitions up here.
+        self._partitions: Dict[bytes, Partition] = self._keyspace.partitions
         self.lessor = Lessor(clock, self.config.min_lease_ttl)
-        self.hub = WatchHub(self, self.config.max_watch_buffer)
+        # Hooks on partition creation run in this order: WAL stream first, then spanning watchers.
+        self._writer = Writer(self._keyspace, self.lessor)
+        self.hub = WatchHub(self._writer, self.config.max_watch_buffer)
+        self._writer.watch = self.hub
+        self._keyspace.on_created.append(self.hub.partition_created)
+        self.leases = Leases(self.lessor, self._writer)
         self._closed = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        # Counters for /metrics.
-        self.puts_total = 0
-        self.deletes_total = 0
         self.ranges_total = 0
-        self.txns_total = 0
-        self.compactions_total = 0
         self.replayed_records = 0
         self.wal: Optional[WriteAheadLog] = None
         self.durability: Optional[Durability] = None
-        self._meta_stream: Optional[WalStream] = None
-        # Partitions get their WAL stream only after restart replay is done.
-        self._wal_attached = False
         if data_dir is not None:
             os.makedirs(data_dir, exist_ok=True)
             self.wal = WriteAheadLog(
                 os.path.join(data_dir, "wal"), flush_interval=self.config.wal_flush_interval
             )
-            self.durability = Durability(self, self.wal)
-            self.replayed_records = recover(self, self.wal)
-            self._wal_attached = True
-            for p in self._partitions.values():
-                self._attach_wal(p)
-            self._meta_stream = self.wal.stream(META_STREAM, self.config.mode_for(META_STREAM))
+            self.durability = Durability(self._writer, self.wal, self.config, data_dir)
+            self._writer.durability = self.durability
+            self.replayed_records = recover(self._writer, self.wal, data_dir)
+            self._writer.attach_wal(self.wal, self.config.mode_for(META_STREAM))
 
     def __repr__(self) -> str:
         return (
-            f"<Store rev={self._revision} compact={self.compact_revision} "
+            f"<Store rev={self.revision} compact={self.compact_revision} "
             f"partitions={len(self._partitions)} keys={self.key_count()} "
             f"watchers={len(self.hub)} leases={len(self.lessor)}>"
         )
@@ -234,7 +125,12 @@ class Store:
     @property
     def revision(self) -> int:
         """The revision of the last committed write (1 for an empty store)."""
-        return self._revision
+        return self._writer.revision
+
+    @property
+    def compact_revision(self) -> int:
+        """The revision of the last Compact; reads and watches below it fail."""
+        return self._keyspace.compact_revision
 
     @property
     def publish_revision(self) -> int:
@@ -243,55 +139,39 @@ class Store:
         Equal to `revision` unless fsync-mode writes are still on their way
         to disk; then it stops just below the oldest of them.
         """
-        if self.durability is None:
-            return self._revision
-        return self.durability.frontier(self._revision)
+        return self._writer.publish_revision
+
+    @property
+    def write_order(self) -> Dict[int, Dict[bytes, int]]:
+        """Op order of the revisions that wrote to more than one partition (see Writer.write_order)."""
+        return self._writer.write_order
+
+    # Write counters for /metrics (etcd_mvcc_*_total); the writer counts.
+    @property
+    def puts_total(self) -> int:
+        return self._writer.puts_total
+
+    @property
+    def deletes_total(self) -> int:
+        return self._writer.deletes_total
+
+    @property
+    def txns_total(self) -> int:
+        return self._writer.txns_total
+
+    @property
+    def compactions_total(self) -> int:
+        return self._writer.compactions_total
 
     def partitions(self) -> List[Partition]:
-        return [self._partitions[p] for p in sorted(self._partitions)]
+        return self._keyspace.sorted_partitions()
 
     def partition(self, prefix: bytes) -> Partition:
         """The partition with this prefix, created if needed."""
-        p = self._partitions.get(prefix)
-        if p is None:
-            p = self._new_partition(prefix)
-        return p
+        return self._keyspace.partition(prefix)
 
     def key_count(self) -> int:
-        return sum(len(p.kvs) for p in self._partitions.values())
-
-    def _new_partition(self, prefix: bytes) -> Partition:
-        p = Partition(prefix, self.config.history_max_events)
-        p.floor = self.compact_revision
-        self._partitions[prefix] = p
-        if prefix:
-            bisect.insort(self._kind_prefixes, prefix)
-        p.wal_mode = self.config.mode_for(prefix)
-        p.fsync = p.wal_mode == "fsync"
-        if self._wal_attached:
-            self._attach_wal(p)
-        self.hub.partition_created(p)
-        return p
-
-    def _attach_wal(self, p: Partition) -> None:
-        if self.wal is not None:
-            p.wal = self.wal.stream(p.prefix, p.wal_mode)
-
-    def _partitions_for(self, start: bytes, end: Optional[bytes]) -> Tuple[List[Partition], bool]:
-        """The partitions a key range reaches, and whether it reaches more than one kind."""
-        prefix = partition_prefix(start)
-        if prefix and end is not None and end <= prefix_end(prefix):
-            return [self.partition(prefix)], False
-        out = [self.partition(b"")]
-        kinds = self._kind_prefixes
-        i = bisect.bisect_left(kinds, start)
-        # A kind prefix sorting before `start` may still contain it.
-        if i > 0 and start.startswith(kinds[i - 1]):
-            i -= 1
-        while i < len(kinds) and (end is None or kinds[i] < end):
-            out.append(self._partitions[kinds[i]])
-            i += 1
-        return out, True
+        return self._keyspace.key_count()
 
     # -- reads ------------------------------------------------------------------------
 
@@ -329,94 +209,7 @@ class Store:
         if not r.key:
             raise EmptyKeyError()
         self.ranges_total += 1
-        return self._range(r, self._revision)
-
-    def _check_read_revision(self, revision: int, current: int) -> int:
-        if revision > current:
-            raise FutureRevisionError()
-        if revision <= 0:
-            return current
-        if revision < self.compact_revision:
-            raise CompactedError()
-        return revision
-
-    def _range(self, r: RangeRequest, current: int, header_revision: int = 0) -> RangeResult:
-        rev = self._check_read_revision(r.revision, current)
-        header = header_revision or current
-        if not r.range_end:
-            p = self._partitions.get(partition_prefix(r.key))
-            if p is None:
-                return RangeResult([], 0, False, header)
-            if rev < p.floor:
-                raise CompactedError()
-            kv = p.kvs.get(r.key) if rev >= current else p.get_at(r.key, rev)
-            if kv is None:
-                return RangeResult([], 0, False, header)
-            if r.count_only:
-                return RangeResult([], 1, False, header)
-            kvs = [kv]
-            kvs = self._filter_kvs(kvs, r)
-            if r.keys_only:
-                kvs = [(k[0], k[1], k[2], k[3], b"", k[5]) for k in kvs]
-            more = r.limit > 0 and len(kvs) > r.limit  # etcd: a negative limit is no limit
-            return RangeResult(kvs[: r.limit] if more else kvs, 1, more, header)
-
-        start, end = normalize_range(r.key, r.range_end)
-        if end is not None and end <= start:
-            return RangeResult([], 0, False, header)
-        parts, _ = self._partitions_for(start, end)
-        iters: List[Iterator[KeyValue]] = []
-        count = 0
-        for p in parts:
-            if rev < p.floor:
-                raise CompactedError()
-            if not p.kvs and not p.events:
-                continue
-            it, n = p.iter_range(start, end, rev, current)
-            if n:
-                iters.append(it)
-                count += n
-        if r.count_only:
-            return RangeResult([], count, False, header)
-        merged: Iterator[KeyValue]
-        if not iters:
-            merged = iter(())
-        elif len(iters) == 1:
-            merged = iters[0]
-        else:
-            merged = heapq.merge(*iters, key=_key_of)
-        default_order = r.sort_order == SortOrder.NONE or (
-            r.sort_target == SortTarget.KEY and r.sort_order == SortOrder.ASCEND
-        )
-        filtered = bool(
-            r.min_mod_revision or r.max_mod_revision or r.min_create_revision or r.max_create_revision
-        )
-        if r.limit > 0 and default_order and not filtered:
-            kvs = list(islice(merged, r.limit + 1))
-        else:
-            kvs = list(merged)
-        if filtered:
-            kvs = self._filter_kvs(kvs, r)
-        if not default_order or (r.sort_target != SortTarget.KEY and r.sort_order == SortOrder.NONE):
-            kvs = _sort_kvs(kvs, r.sort_target, r.sort_order)
-        more = r.limit > 0 and len(kvs) > r.limit
-        if more:
-            del kvs[r.limit :]
-        if r.keys_only:
-            kvs = [(k[0], k[1], k[2], k[3], b"", k[5]) for k in kvs]
-        return RangeResult(kvs, count, more, header)
-
-    @staticmethod
-    def _filter_kvs(kvs: List[KeyValue], r: RangeRequest) -> List[KeyValue]:
-        if r.max_mod_revision:
-            kvs = [kv for kv in kvs if kv[MOD_REVISION] <= r.max_mod_revision]
-        if r.min_mod_revision:
-            kvs = [kv for kv in kvs if kv[MOD_REVISION] >= r.min_mod_revision]
-        if r.max_create_revision:
-            kvs = [kv for kv in kvs if kv[CREATE_REVISION] <= r.max_create_revision]
-        if r.min_create_revision:
-            kvs = [kv for kv in kvs if kv[CREATE_REVISION] >= r.min_create_revision]
-        return kvs
+        return read_range(self._keyspace, r, self._writer.revision)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -436,7 +229,7 @@ class Store:
         prefix = partition_prefix(key)
         p = self._partitions.get(prefix)
         if p is None:
-            p = self._new_partition(prefix)
+            p = self._keyspace.partition(prefix)
         old = p.kvs.get(key)
         if ignore_value or ignore_lease:
             check_put(PutRequest(key, value, lease, prev_kv, ignore_value, ignore_lease))
@@ -452,82 +245,12 @@ class Store:
                 lease = old[LEASE]
         if len(key) + len(value) > self.config.max_request_bytes:
             raise RequestTooLargeError()
-        rev = self._revision + 1
-        self._put_locked(p, key, value, lease, rev, old)
-        self._revision = rev
-        self.puts_total += 1
-        self._committed(rev, p.fsync, p.wal is not None)
+        w = self._writer
+        rev = w.revision + 1
+        w.put_at(p, key, value, lease, rev, old)
+        w.puts_total += 1
+        w.commit(rev, p.fsync, p.wal is not None)
         return PutResult(rev, old if prev_kv else None)
-
-    def _put_locked(
-        self, p: Partition, key: bytes, value: bytes, lease: int, rev: int, old: Optional[KeyValue]
-    ) -> None:
-        """Apply one put at `rev`: record, key index, lease books, history, WAL, watchers."""
-        if old is None:
-            kv = (key, rev, rev, 1, value, lease)
-            p.kvs[key] = kv
-            idx = p.index
-            if key in idx.removed:
-                idx.removed.discard(key)
-            else:
-                idx.added.add(key)
-            if lease:
-                self.lessor.attach(lease, key)
-        else:
-            key = old[0]  # keep one key object per key
-            kv = (key, old[1], rev, old[3] + 1, value, lease)
-            p.kvs[key] = kv
-            old_lease = old[5]
-            if old_lease != lease:
-                if old_lease:
-                    self.lessor.detach(old_lease, key)
-                if lease:
-                    self.lessor.attach(lease, key)
-        ev = (kv, old)
-        events = p.events
-        events.append(ev)
-        if len(events) > p.max_events + 1024 + (p.max_events >> 3):
-            p.trim()
-        w = p.wal
-        if w is not None:
-            buf = w.buf
-            buf += _pack_put(OP_PUT, rev, lease, len(key), len(value))
-            buf += key
-            buf += value
-            if not w.dirty:
-                w.dirty = True
-                self.wal.dirty.append(w)  # type: ignore[union-attr]
-        g = p.watchers
-        if g is not None:
-            self.hub.dispatch(g, ev)  # type: ignore[arg-type]
-
-    def _delete_locked(self, p: Partition, old: KeyValue, rev: int) -> None:
-        """Apply one delete at `rev`."""
-        key = old[0]
-        del p.kvs[key]
-        idx = p.index
-        if key in idx.added:
-            idx.added.discard(key)
-        else:
-            idx.removed.add(key)
-        if old[5]:
-            self.lessor.detach(old[5], key)
-        ev = ((key, 0, rev, 0, b"", 0), old)
-        events = p.events
-        events.append(ev)
-        if len(events) > p.max_events + 1024 + (p.max_events >> 3):
-            p.trim()
-        w = p.wal
-        if w is not None:
-            buf = w.buf
-            buf += _pack_delete(OP_DELETE, rev, len(key))
-            buf += key
-            if not w.dirty:
-                w.dirty = True
-                self.wal.dirty.append(w)  # type: ignore[union-attr]
-        g = p.watchers
-        if g is not None:
-            self.hub.dispatch(g, ev)  # type: ignore[arg-type]
 
     def compare_and_put(
         self, key: bytes, mod_revision: int, value: Union[bytes, Callable[[int], bytes]], lease: int = 0
@@ -543,22 +266,22 @@ class Store:
         prefix = partition_prefix(key)
         p = self._partitions.get(prefix)
         if p is None:
-            p = self._new_partition(prefix)
+            p = self._keyspace.partition(prefix)
         old = p.kvs.get(key)
         current = old[MOD_REVISION] if old is not None else 0
         if mod_revision >= 0 and current != mod_revision:
             return False, old
         if lease and lease not in self.lessor.leases:
             raise LeaseNotFoundError()
-        rev = self._revision + 1
+        w = self._writer
+        rev = w.revision + 1
         data = value(rev) if callable(value) else value
         if len(key) + len(data) > self.config.max_request_bytes:
             raise RequestTooLargeError()
-        self._put_locked(p, key, data, lease, rev, old)
-        self._revision = rev
-        self.puts_total += 1
-        self.txns_total += 1
-        self._committed(rev, p.fsync, p.wal is not None)
+        w.put_at(p, key, data, lease, rev, old)
+        w.puts_total += 1
+        w.txns_total += 1
+        w.commit(rev, p.fsync, p.wal is not None)
         return True, p.kvs[old[KEY] if old is not None else key]
 
     def compare_and_delete(self, key: bytes, mod_revision: int) -> Tuple[bool, Optional[KeyValue]]:
@@ -567,87 +290,43 @@ class Store:
         old = p.kvs.get(key) if p is not None else None
         if old is None or (mod_revision >= 0 and old[MOD_REVISION] != mod_revision):
             return False, old
-        rev = self._revision + 1
-        self._delete_locked(p, old, rev)  # type: ignore[arg-type]
-        self._revision = rev
-        self.deletes_total += 1
-        self.txns_total += 1
-        self._committed(rev, p.fsync, p.wal is not None)  # type: ignore[union-attr]
+        w = self._writer
+        rev = w.revision + 1
+        w.delete_at(p, old, rev)  # type: ignore[arg-type]
+        w.deletes_total += 1
+        w.txns_total += 1
+        w.commit(rev, p.fsync, p.wal is not None)  # type: ignore[union-attr]
         return True, old
 
     def delete_range(self, key: bytes, range_end: bytes = b"", *, prev_kv: bool = False) -> DeleteResult:
         """etcd DeleteRange: delete every key in range in one revision."""
         if not key:
             raise EmptyKeyError()
-        victims = self._live_in_range(key, range_end)
+        w = self._writer
+        victims = self._keyspace.live_in_range(key, range_end)
         if not victims:
-            return DeleteResult(self._revision, 0, [])
-        rev = self._revision + 1
-        fsync = logged = False
-        if len({id(p) for p, _ in victims}) > 1:
-            self.note_write_order(rev, [kv[KEY] for _, kv in victims])
-        for p, kv in victims:
-            self._delete_locked(p, kv, rev)
-            fsync = fsync or p.fsync
-            logged = logged or p.wal is not None
-        self._revision = rev
-        self.deletes_total += len(victims)
-        self._committed(rev, fsync, logged)
+            return DeleteResult(w.revision, 0, [])
+        rev = w.revision + 1
+        fsync, logged = w.delete_all(victims, rev)
+        w.commit(rev, fsync, logged)
         return DeleteResult(rev, len(victims), [kv for _, kv in victims] if prev_kv else [])
-
-    def _live_in_range(self, key: bytes, range_end: bytes) -> List[Tuple[Partition, KeyValue]]:
-        if not range_end:
-            p = self._partitions.get(partition_prefix(key))
-            if p is None:
-                return []
-            kv = p.kvs.get(key)
-            return [(p, kv)] if kv is not None else []
-        start, end = normalize_range(key, range_end)
-        if end is not None and end <= start:
-            return []
-        parts, _ = self._partitions_for(start, end)
-        out: List[Tuple[Partition, KeyValue]] = []
-        for p in parts:
-            if p.kvs:
-                kvs = p.kvs
-                out.extend((p, kvs[k]) for k in list(p.index.irange(start, end)))
-        if len(parts) > 1:
-            out.sort(key=lambda pk: pk[1][KEY])
-        return out
 
     def compact(self, revision: int) -> int:
         """etcd Compact: forget history below `revision`. Returns the current revision."""
+        w = self._writer
         if revision == 0 == self.compact_revision and not self._compacted_zero:
             # etcd's compaction floor starts at -1, so one compact(0) succeeds on a fresh store.
             self._compacted_zero = True
-            return self._revision
+            return w.revision
         if revision <= self.compact_revision:
             raise CompactedError()
-        if revision > self._revision:
+        if revision > w.revision:
             raise FutureRevisionError()
-        self._compact_locked(revision)
-        s = self._meta_stream
-        if s is not None:
-            s.buf += REV_ID.pack(OP_COMPACT, self._revision, revision)
-            self._mark_meta_dirty()
-        self.compactions_total += 1
-        self._committed(self._revision, s is not None and s.mode == "fsync", s is not None)
-        return self._revision
-
-    def note_write_order(self, rev: int, keys: Sequence[bytes]) -> None:
-        """Remember the op order of a revision that wrote to several partitions (see write_order)."""
-        self.write_order[rev] = {k: i for i, k in enumerate(keys)}
-        if len(self.write_order) > 4096:
-            # Forget revisions no partition's history reaches any more.
-            oldest = min((p.events[0][0][MOD_REVISION] for p in self._partitions.values() if p.events), default=rev)
-            for r in [r for r in self.write_order if r < oldest]:
-                del self.write_order[r]
-
-    def _compact_locked(self, revision: int) -> None:
-        self.compact_revision = revision
-        for p in self._partitions.values():
-            p.compact(revision)
-        self.hub.check_compacted()
+        w.compact_to(revision)
+        fsync, logged = w.log_compaction(revision)
+        w.compactions_total += 1
+        w.commit(w.revision, fsync, logged)
+        return w.revision
 
     # -- transactions -------------------------------------------------------------------
 
@@ -662,76 +341,32 @@ class Store:
 
     def txn_request(self, r: TxnRequest) -> TxnResult:
         check_txn(r, self.config.max_txn_ops)
-        return run_txn(self, r)
+        return run_txn(self._writer, r, self.config.max_request_bytes)
 
-    # -- leases ------------------------------------------------------------------------
+    # -- leases (megaplane.store.leases) ---------------------------------------------------
 
     def lease_grant(self, ttl: int, lease_id: int = 0) -> Lease:
         """etcd LeaseGrant. `lease_id` 0 lets the store pick one."""
-        if lease_id < 0:
-            raise InvalidArgumentError("etcdserver: lease id must not be negative")
-        lease = self.lessor.grant(lease_id, ttl)
-        s = self._meta_stream
-        if s is not None:
-            s.buf += LEASE_GRANT.pack(OP_GRANT, self._revision, lease.id, lease.ttl)
-            self._mark_meta_dirty()
-            self._committed(self._revision, s.mode == "fsync", True)
-        return lease
+        return self.leases.grant(ttl, lease_id)
 
     def lease_revoke(self, lease_id: int) -> int:
         """etcd LeaseRevoke: delete the lease and, in one revision, its keys."""
-        lease = self.lessor.get(lease_id)
-        if lease is None:
-            raise LeaseNotFoundError()
-        victims: List[Tuple[Partition, KeyValue]] = []
-        for key in sorted(lease.keys):
-            p = self._partitions.get(partition_prefix(key))
-            kv = p.kvs.get(key) if p is not None else None
-            if kv is not None:
-                victims.append((p, kv))  # type: ignore[arg-type]
-        rev = self._revision + 1 if victims else self._revision
-        fsync = logged = False
-        if len({id(p) for p, _ in victims}) > 1:
-            self.note_write_order(rev, [kv[KEY] for _, kv in victims])
-        for p, kv in victims:
-            self._delete_locked(p, kv, rev)
-            fsync = fsync or p.fsync
-            logged = logged or p.wal is not None
-        self.lessor.remove(lease_id)
-        self._revision = rev
-        self.deletes_total += len(victims)
-        s = self._meta_stream
-        if s is not None:
-            s.buf += REV_ID.pack(OP_REVOKE, rev, lease_id)
-            self._mark_meta_dirty()
-            fsync = fsync or s.mode == "fsync"
-            logged = True
-        self._committed(rev, fsync, logged)
-        return rev
+        return self.leases.revoke(lease_id)
 
     def lease_keepalive(self, lease_id: int) -> int:
         """etcd LeaseKeepAlive: renew and return the TTL. Raises LeaseNotFoundError."""
-        return self.lessor.renew(lease_id)
+        return self.leases.keepalive(lease_id)
 
     def lease_time_to_live(self, lease_id: int, keys: bool = False) -> Tuple[int, int, List[bytes]]:
         """(remaining TTL, granted TTL, attached keys); remaining -1 when unknown, like etcd."""
-        lease = self.lessor.get(lease_id)
-        if lease is None:
-            return -1, 0, []
-        return self.lessor.remaining(lease_id), lease.ttl, sorted(lease.keys) if keys else []
+        return self.leases.time_to_live(lease_id, keys)
 
     def lease_ids(self) -> List[int]:
-        return list(self.lessor.leases)
+        return self.leases.ids()
 
     def expire_leases(self) -> int:
         """Revoke every lease whose TTL ran out; returns how many. Call periodically."""
-        n = 0
-        for lease_id in self.lessor.expired():
-            if lease_id in self.lessor.leases:
-                self.lease_revoke(lease_id)
-                self.lessor.expired_total += 1
-                n += 1
-        return n
+        return self.leases.expire()
 
     # -- watches ---------------------------------------------------------------------
 
@@ -754,7 +389,7 @@ class Store:
         with `compact_revision` set on its first `take()`.
         """
         start, end = normalize_range(key, range_end)
-        parts, spanning = self._partitions_for(start, end)
+        parts, spanning = self._keyspace.partitions_for(start, end)
         w = self.hub.create(
             parts,
             spanning,
@@ -771,24 +406,11 @@ class Store:
             fragment=fragment,
         )
         if not w.synced:
-            self.hub._wake(w)
+            self.hub.wake(w)
             self._notify_soon()
         return w
 
     # -- durability ---------------------------------------------------------------------
-
-    def _mark_meta_dirty(self) -> None:
-        s = self._meta_stream
-        if s is not None and not s.dirty:
-            s.dirty = True
-            self.wal.dirty.append(s)  # type: ignore[union-attr]
-
-    def _committed(self, rev: int, fsync: bool, logged: bool) -> None:
-        """Bookkeeping after a write transaction: durability, then watcher wake-ups."""
-        if logged:
-            self.durability.committed(rev, fsync)  # type: ignore[union-attr]
-        if self.hub.pending:
-            self.hub.notify()
 
     def flush(self) -> None:
         """Hand every buffered WAL record to the disk writer now (does not wait)."""
@@ -832,8 +454,8 @@ class Store:
         if self.durability is None:
             raise RuntimeError("a store without a data dir has nothing to checkpoint")
         self.durability.checkpoint(wait=False)
-        if wait and self.durability._checkpoint_thread is not None:
-            self.durability._checkpoint_thread.join()
+        if wait:
+            self.durability.wait_checkpoint()
 
     def close(self) -> None:
         """Flush and close the WAL; the store must not be used afterwards."""
@@ -850,22 +472,3 @@ class Store:
         self.close()
 
 
-_SORT_FIELD = {
-    SortTarget.KEY: KEY,
-    SortTarget.VERSION: VERSION,
-    SortTarget.CREATE: CREATE_REVISION,
-    SortTarget.MOD: MOD_REVISION,
-    SortTarget.VALUE: VALUE,
-}
-
-
-def _sort_kvs(kvs: List[KeyValue], target: int, order: int) -> List[KeyValue]:
-    if order == SortOrder.NONE:
-        order = SortOrder.ASCEND
-    field = _SORT_FIELD.get(target)
-    if field is None:
-        raise InvalidArgumentError(f"etcdserver: unknown sort target {target}")
-    if target == SortTarget.KEY:
-        return kvs[::-1] if order == SortOrder.DESCEND else kvs
-    # Go's sort.Sort is not stable; a stable sort is one of its valid outcomes.
-    return sorted(kvs, key=lambda kv: kv[field], reverse=order == SortOrder.DESCEND)

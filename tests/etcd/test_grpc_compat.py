@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from megaplane.store.etcd_grpc.etcdpb import etcd_pb2 as pb
+from megaplane.etcd.pb import etcd_pb2 as pb
 
 RESPONSES = {
     "/etcdserverpb.KV/Range": pb.RangeResponse,

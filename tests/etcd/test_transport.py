@@ -13,7 +13,7 @@ import urllib.request
 import grpc
 import pytest
 
-from megaplane.store.etcd_grpc.etcdpb import etcd_pb2 as pb
+from megaplane.etcd.pb import etcd_pb2 as pb
 from tests.etcd.conftest import ETCDCTL, etcdctl, free_port, start_megaplane
 
 

@@ -18,7 +18,7 @@ import sys
 from typing import Iterator, Tuple
 
 from megaplane.store import Store, StoreConfig
-from megaplane.store.txn import DeleteRangeRequest, PutRequest
+from megaplane.store.requests import DeleteRangeRequest, PutRequest
 
 MODES = {b"/registry/leases/": "none"}
 

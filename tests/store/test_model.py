@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from megaplane.store import Store, StoreConfig, errors
-from megaplane.store.txn import (
+from megaplane.store.requests import (
     Compare,
     CompareResult,
     CompareTarget,

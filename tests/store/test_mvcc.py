@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from megaplane.store import Store, StoreConfig, errors
-from megaplane.store.txn import (
+from megaplane.store.requests import (
     Compare,
     CompareResult,
     CompareTarget,

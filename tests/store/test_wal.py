@@ -7,7 +7,7 @@ import os
 import pytest
 
 from megaplane.store import Store, StoreConfig
-from megaplane.store.txn import DeleteRangeRequest, PutRequest
+from megaplane.store.requests import DeleteRangeRequest, PutRequest
 
 MODES = {b"/registry/leases/": "none", b"/registry/pods/": "fsync", b"/registry/events/": "none"}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from megaplane.store import Store, StoreConfig
-from megaplane.store.txn import PutRequest
+from megaplane.store.requests import PutRequest
 
 
 def revs(events):

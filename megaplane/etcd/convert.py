@@ -1,19 +1,18 @@
 """Translation between etcd's protobuf messages and the store's request and result types.
 
 The only place that knows both vocabularies. Requests become the store's
-NamedTuples (`megaplane.store.txn`), results become etcdserverpb messages;
-store errors become gRPC statuses with etcd's code and message.
+NamedTuples (`megaplane.store.requests`), results become etcdserverpb messages;
+store errors reach the client unchanged, as gRPC statuses with etcd's
+code and message (the transport sends them: `EtcdServer` lists StoreError
+among its status errors).
 """
 
 from __future__ import annotations
 
-from typing import List, NoReturn, Optional
+from typing import List, Optional
 
-import grpc
-
-from ..errors import StoreError
-from ..kv import KeyValue
-from ..txn import (
+from megaplane.store.kv import KeyValue
+from megaplane.store.requests import (
     Compare,
     CompareTarget,
     DeleteRangeRequest,
@@ -27,10 +26,10 @@ from ..txn import (
     TxnRequest,
     TxnResult,
 )
-from .etcdpb import etcd_pb2 as pb
+
+from .pb import etcd_pb2 as pb
 
 __all__ = [
-    "abort",
     "txn_writes",
     "kv_pb",
     "range_request",
@@ -45,12 +44,6 @@ __all__ = [
 
 _KeyValue = pb.KeyValue
 _RangeResponse = pb.RangeResponse
-
-
-def abort(context: grpc.ServicerContext, exc: StoreError) -> NoReturn:
-    """End the RPC with the store error's etcd gRPC code and message."""
-    context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
-    raise AssertionError("unreachable: ServicerContext.abort raises")
 
 
 def txn_writes(r: TxnRequest) -> bool:

@@ -6,22 +6,22 @@ NOT_FOUND, a keep-alive answers TTL 0, time-to-live answers TTL -1.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict
+from typing import Any, Dict
 
-from ..errors import LeaseNotFoundError
-from .etcdpb import etcd_pb2 as pb
-from .transport import Method, ServerCall
+from megaplane.store.errors import LeaseNotFoundError
 
-if TYPE_CHECKING:
-    from .server import EtcdServer
+from ..grpc import Method, ServerCall
+from ..pb import etcd_pb2 as pb
+from .member import Member
+from .views import LeaseView
 
 __all__ = ["LeaseService"]
 
 
 class LeaseService:
-    def __init__(self, server: "EtcdServer") -> None:
-        self.server = server
-        self.store = server.store
+    def __init__(self, member: Member, store: LeaseView) -> None:
+        self.member = member
+        self.store = store
 
     def methods(self) -> Dict[str, Method]:
         def m(handler: Any, req: Any, resp: Any, kind: str = "unary") -> Method:
@@ -52,15 +52,15 @@ class LeaseService:
     def grant(self, req: pb.LeaseGrantRequest) -> Any:
         lease = self.store.lease_grant(req.TTL, req.ID)
         rev = self.store.revision
-        return self._after(rev, pb.LeaseGrantResponse(header=self.server.header(rev), ID=lease.id, TTL=lease.ttl))
+        return self._after(rev, pb.LeaseGrantResponse(header=self.member.header(rev), ID=lease.id, TTL=lease.ttl))
 
     def revoke(self, req: pb.LeaseRevokeRequest) -> Any:
         rev = self.store.lease_revoke(req.ID)
-        return self._after(rev, pb.LeaseRevokeResponse(header=self.server.header(rev)))
+        return self._after(rev, pb.LeaseRevokeResponse(header=self.member.header(rev)))
 
     def keep_alive(self, call: ServerCall) -> None:
         store = self.store
-        header = self.server.header
+        header = self.member.header
 
         def on_message(req: pb.LeaseKeepAliveRequest) -> None:
             try:
@@ -73,7 +73,7 @@ class LeaseService:
 
     def time_to_live(self, req: pb.LeaseTimeToLiveRequest) -> pb.LeaseTimeToLiveResponse:
         remaining, granted, keys = self.store.lease_time_to_live(req.ID, keys=req.keys)
-        header = self.server.header(self.store.revision)
+        header = self.member.header(self.store.revision)
         if remaining < 0:
             return pb.LeaseTimeToLiveResponse(header=header, ID=req.ID, TTL=-1)
         return pb.LeaseTimeToLiveResponse(header=header, ID=req.ID, TTL=remaining, grantedTTL=granted, keys=keys)
@@ -81,5 +81,5 @@ class LeaseService:
     def leases(self, req: pb.LeaseLeasesRequest) -> pb.LeaseLeasesResponse:
         ids = self.store.lease_ids()
         return pb.LeaseLeasesResponse(
-            header=self.server.header(self.store.revision), leases=[pb.LeaseStatus(ID=i) for i in ids]
+            header=self.member.header(self.store.revision), leases=[pb.LeaseStatus(ID=i) for i in ids]
         )

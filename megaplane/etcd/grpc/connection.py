@@ -1,4 +1,7 @@
-"""gRPC over HTTP/2 on asyncio: as much of both protocols as etcd clients use, and no more.
+"""One HTTP/2 connection carrying gRPC calls: frames in, frames out, flow control, call dispatch.
+
+As much of both protocols as etcd clients use, and no more; the wire
+vocabulary is in `h2` (HTTP/2, HPACK) and `calls` (gRPC).
 
 Why not grpcio's server: profiled under 256 concurrent Puts, its Python
 layer (per-call RPC state, conditions, futures, thread hand-offs) cost
@@ -38,246 +41,60 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import struct
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Dict, List, Optional, Set, Tuple, Type
 
 import hpack
 
-from ..errors import StoreError
+from .calls import MSG_PREFIX, RESPONSE_HEADERS, STATUS, TRAILERS_OK, Method, status_block
+from .h2 import (
+    ACK,
+    CONNECTION_WINDOW,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    FRAME,
+    GOAWAY,
+    HEADERS,
+    NO_ERROR,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY_FLAG,
+    PROTOCOL_ERROR,
+    RST_STREAM,
+    S_HEADER_TABLE_SIZE,
+    S_INITIAL_WINDOW_SIZE,
+    S_MAX_CONCURRENT_STREAMS,
+    S_MAX_FRAME_SIZE,
+    SETTING,
+    SETTINGS,
+    STREAM_WINDOW,
+    U32,
+    WINDOW_UPDATE,
+    frame,
+)
+from .streams import ServerCall, Stream
 
-__all__ = ["GrpcServer", "Method", "ServerCall", "RpcError", "STATUS"]
+__all__ = ["H2Connection"]
 
-log = logging.getLogger("megaplane.store.etcd_grpc.transport")
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
-END_STREAM = 0x1
-ACK = 0x1
-END_HEADERS = 0x4
-PADDED = 0x8
-PRIORITY_FLAG = 0x20
-
-S_HEADER_TABLE_SIZE, S_ENABLE_PUSH, S_MAX_CONCURRENT_STREAMS, S_INITIAL_WINDOW_SIZE, S_MAX_FRAME_SIZE = 1, 2, 3, 4, 5
-
-NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, CANCEL = 0x0, 0x1, 0x3, 0x8
-
-FRAME = struct.Struct(">BHBBI")
-U32 = struct.Struct(">I")
-SETTING = struct.Struct(">HI")
-MSG_PREFIX = struct.Struct(">BI")
-
-STATUS = {
-    "OK": 0,
-    "CANCELLED": 1,
-    "UNKNOWN": 2,
-    "INVALID_ARGUMENT": 3,
-    "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5,
-    "ALREADY_EXISTS": 6,
-    "PERMISSION_DENIED": 7,
-    "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9,
-    "ABORTED": 10,
-    "OUT_OF_RANGE": 11,
-    "UNIMPLEMENTED": 12,
-    "INTERNAL": 13,
-    "UNAVAILABLE": 14,
-    "DATA_LOSS": 15,
-    "UNAUTHENTICATED": 16,
-}
-
-# Our receive windows: large, so clients rarely wait for WINDOW_UPDATE.
-STREAM_WINDOW = 1 << 20
-CONNECTION_WINDOW = 1 << 24
-# A stream whose queued response bytes pass this is "not writable":
-# streaming handlers stop producing until the client reads.
-HIGH_WATER = 4 << 20
-
-
-def frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return FRAME.pack(n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
-
-
-def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([first | value])
-    out = bytearray([first | limit])
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _literal(name: bytes, value: bytes) -> bytes:
-    """A literal header field without indexing, with a literal name (never touches the table)."""
-    return b"\x00" + _hpack_int(len(name), 7, 0) + name + _hpack_int(len(value), 7, 0) + value
-
-
-# :status 200 (static index 8), content-type: application/grpc (name index 31, not indexed).
-RESPONSE_HEADERS = b"\x88\x0f\x10" + _hpack_int(16, 7, 0) + b"application/grpc"
-TRAILERS_OK = _literal(b"grpc-status", b"0")
-
-
-def _percent_encode(message: str) -> bytes:
-    out = bytearray()
-    for b in message.encode("utf-8"):
-        if 0x20 <= b <= 0x7E and b != 0x25:
-            out.append(b)
-        else:
-            out += b"%%%02X" % b
-    return bytes(out)
-
-
-def status_block(code: int, message: str = "") -> bytes:
-    block = _literal(b"grpc-status", str(code).encode())
-    if message:
-        block += _literal(b"grpc-message", _percent_encode(message))
-    return block
-
-
-class RpcError(Exception):
-    """Raised by a handler to end its call with a gRPC status."""
-
-    def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class Method:
-    """One RPC: how to decode its requests, run it and encode its responses.
-
-    kind "unary": handler(request) -> response | awaitable of response.
-    kind "server_stream": handler(request, call) -> awaitable (sends with call.send).
-    kind "bidi": handler(call) -> None; it sets call.on_message / call.on_cancel.
-    """
-
-    __slots__ = ("kind", "handler", "decode", "encode")
-
-    def __init__(self, kind: str, handler: Callable, decode: Callable[[bytes], Any], encode: Callable[[Any], bytes]):
-        self.kind = kind
-        self.handler = handler
-        self.decode = decode
-        self.encode = encode
-
-
-class ServerCall:
-    """One stream's server side, as handlers of streaming methods see it."""
-
-    __slots__ = ("conn", "stream", "method", "on_message", "on_cancel", "on_writable", "done", "_writable")
-
-    def __init__(self, conn: "H2Connection", stream: "Stream", method: Method) -> None:
-        self.conn = conn
-        self.stream = stream
-        self.method = method
-        self.on_message: Optional[Callable[[Any], None]] = None
-        self.on_cancel: Optional[Callable[[], None]] = None
-        #: Called when the client has read enough that writable() is true again.
-        self.on_writable: Optional[Callable[[], None]] = None
-        self.done = False
-        self._writable: Optional[asyncio.Future] = None
-
-    def send(self, message: Any) -> None:
-        if not self.done:
-            self.conn.send_message(self.stream, self.method.encode(message))
-
-    def finish(self, code: str = "OK", message: str = "") -> None:
-        if not self.done:
-            self.done = True
-            self.conn.send_status(self.stream, STATUS[code], message)
-
-    def writable(self) -> bool:
-        """False while the client has not read what was already sent (see HIGH_WATER)."""
-        return self.stream.queued < HIGH_WATER
-
-    async def wait_writable(self) -> None:
-        while not self.writable() and not self.done:
-            fut = self._writable = asyncio.get_running_loop().create_future()
-            await fut
-
-    def _wake_writable(self) -> None:
-        if not self.writable() and not self.done:
-            return
-        fut = self._writable
-        if fut is not None and not fut.done():
-            fut.set_result(None)
-        if self.on_writable is not None and not self.done:
-            self.on_writable()
-
-
-class Stream:
-    __slots__ = (
-        "id",
-        "path",
-        "headers_done",
-        "block",
-        "buf",
-        "recv_closed",
-        "send_window",
-        "pending",
-        "queued",
-        "started",
-        "finished",
-        "call",
-        "method",
-        "unacked",
-        "refused",
-    )
-
-    def __init__(self, stream_id: int, send_window: int) -> None:
-        self.id = stream_id
-        self.path = ""
-        self.headers_done = False
-        self.block = bytearray()
-        self.buf = bytearray()
-        self.recv_closed = False
-        self.send_window = send_window
-        # DATA payloads and the trailer waiting for window: [(kind, bytes)]
-        self.pending: List[Tuple[int, bytes]] = []
-        self.queued = 0
-        self.started = False
-        self.finished = False
-        self.call: Optional[ServerCall] = None
-        self.method: Optional[Method] = None
-        self.unacked = 0
-        self.refused = False
-
-
-class GrpcServer:
-    """A method table served on asyncio TCP listeners."""
-
-    def __init__(self, methods: Dict[str, Method], *, max_receive_bytes: int) -> None:
-        self.methods = methods
-        self.max_receive_bytes = max_receive_bytes
-        self.servers: List[asyncio.AbstractServer] = []
-        self.connections: set = set()
-
-    async def listen(self, host: str, port: int) -> int:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: H2Connection(self), host, port, reuse_address=True, backlog=4096)
-        self.servers.append(server)
-        return server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        for s in self.servers:
-            s.close()
-        for c in list(self.connections):
-            c.goaway()
-        for s in self.servers:
-            await s.wait_closed()
-
+log = logging.getLogger("megaplane.etcd.grpc")
 
 class H2Connection(asyncio.Protocol):
     """One client connection: frames in, frames out."""
 
-    def __init__(self, server: GrpcServer) -> None:
-        self.server = server
-        self.methods = server.methods
+    def __init__(
+        self,
+        methods: Dict[str, Method],
+        max_receive_bytes: int,
+        registry: Set["H2Connection"],
+        status_errors: Tuple[Type[Exception], ...],
+    ) -> None:
+        self.methods = methods
+        self.max_receive_bytes = max_receive_bytes
+        # The server's set of open connections, for closing them all on shutdown.
+        self.registry = registry
+        self.status_errors = status_errors
         self.transport: Optional[asyncio.Transport] = None
         self.inbuf = bytearray()
         self.preface = False
@@ -300,7 +117,7 @@ class H2Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.server.connections.add(self)
+        self.registry.add(self)
         # No TCP_NODELAY here: asyncio and uvloop set it on every TCP transport already.
         settings = SETTING.pack(S_MAX_CONCURRENT_STREAMS, 1 << 20) + SETTING.pack(S_INITIAL_WINDOW_SIZE, STREAM_WINDOW)
         self.out.append(frame(SETTINGS, 0, 0, settings))
@@ -309,7 +126,7 @@ class H2Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.closed = True
-        self.server.connections.discard(self)
+        self.registry.discard(self)
         for s in list(self.streams.values()):
             self._cancel_stream(s)
         self.streams.clear()
@@ -622,7 +439,7 @@ class H2Connection(asyncio.Protocol):
         """
         buf = s.buf
         bidi = s.method is not None and s.method.kind == "bidi"
-        limit = self.server.max_receive_bytes
+        limit = self.max_receive_bytes
         while len(buf) >= 5 and not s.refused:
             compressed, length = MSG_PREFIX.unpack_from(buf, 0)
             if length > limit:
@@ -693,8 +510,8 @@ class H2Connection(asyncio.Protocol):
     def _run_unary(self, s: Stream, method: Method, req: Any) -> None:
         try:
             res = method.handler(req)
-        except (StoreError, RpcError) as exc:
-            self.send_status(s, STATUS[exc.code], exc.message)
+        except self.status_errors as exc:
+            self.send_status(s, STATUS[exc.code], exc.message)  # type: ignore[attr-defined]
             return
         except Exception as exc:
             self._fail(s, exc)
@@ -709,8 +526,8 @@ class H2Connection(asyncio.Protocol):
         async def run() -> None:
             try:
                 res = await aw
-            except (StoreError, RpcError) as exc:
-                self.send_status(s, STATUS[exc.code], exc.message)
+            except self.status_errors as exc:
+                self.send_status(s, STATUS[exc.code], exc.message)  # type: ignore[attr-defined]
                 return
             except asyncio.CancelledError:
                 return
@@ -742,5 +559,3 @@ class H2Connection(asyncio.Protocol):
                 except Exception:
                     log.exception("cancel callback for %s failed", s.path)
             call._wake_writable()
-
-

@@ -7,8 +7,8 @@ from typing import Dict
 
 import grpc
 
-from .etcdpb import etcd_pb2 as pb
-from .server import grpc_address
+from .pb import etcd_pb2 as pb
+from .urls import grpc_address
 
 __all__ = ["save_snapshot_from_endpoint"]
 

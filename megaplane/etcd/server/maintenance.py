@@ -1,11 +1,11 @@
 """etcdserverpb.Maintenance, Cluster and Auth: the member's own status, as a one-member cluster.
 
-megaplane's store is one member with no raft: the raft term is fixed, the
-raft index is the revision, the member is always its own leader. Status
+megaplane's store is one member with no raft (`member`): the raft index
+is the revision, the member is always its own leader. Status
 reports version 3.5.17 because kube-apiserver >= 1.31 trusts watch progress
 notifications only from etcd >= 3.5.13, and megaplane implements them.
 Defragment has nothing to do (there is no B-tree file to compact).
-Snapshot streams a megaplane snapshot file (`megaplane.store.snapshot`),
+Snapshot streams a megaplane snapshot file (`megaplane.store.wal.snapshot`),
 not a bbolt database: `megaplane snapshot restore|status` read it,
 `etcdctl snapshot status|restore` cannot.
 """
@@ -16,26 +16,41 @@ import asyncio
 import os
 import tempfile
 import zlib
-from typing import TYPE_CHECKING, Any, Dict
+from typing import Any, Dict, Optional
 
-from .. import snapshot
-from .etcdpb import etcd_pb2 as pb
-from .transport import Method, ServerCall
+from megaplane.store.wal import snapshot
 
-if TYPE_CHECKING:
-    from .server import EtcdServer
+from ..grpc import Method, ServerCall
+from ..pb import etcd_pb2 as pb
+from .member import RAFT_TERM, Member
+from .views import MaintenanceView, Revisions
 
-__all__ = ["MaintenanceService", "ClusterService", "AuthService", "HealthService", "SERVER_VERSION", "RAFT_TERM"]
+__all__ = ["MaintenanceService", "ClusterService", "AuthService", "HealthService", "SERVER_VERSION", "db_size"]
 
 SERVER_VERSION = "3.5.17"
-RAFT_TERM = 2
 SNAPSHOT_CHUNK = 32 * 1024
 
 
+def db_size(data_dir: Optional[str]) -> int:
+    """Bytes the store keeps on disk (checkpoint + WAL): etcd's "DB SIZE" for a memory store."""
+    if data_dir is None:
+        return 0
+    total = 0
+    for root, _, files in os.walk(data_dir):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
 class MaintenanceService:
-    def __init__(self, server: "EtcdServer") -> None:
-        self.server = server
-        self.store = server.store
+    def __init__(self, member: Member, store: MaintenanceView, scratch_dir: str) -> None:
+        self.member = member
+        self.store = store
+        #: Where Snapshot writes its temporary file.
+        self.scratch_dir = scratch_dir
 
     def methods(self) -> Dict[str, Method]:
         def m(handler: Any, req: Any, resp: Any, kind: str = "unary") -> Method:
@@ -52,29 +67,29 @@ class MaintenanceService:
         }
 
     def alarm(self, req: pb.AlarmRequest) -> pb.AlarmResponse:
-        server = self.server
-        member = server.member_id
+        me = self.member
+        member = me.member_id
         if req.action == pb.AlarmRequest.ACTIVATE and req.alarm != pb.NONE:
-            server.alarms.add((req.memberID or member, req.alarm))
+            me.alarms.add((req.memberID or member, req.alarm))
         elif req.action == pb.AlarmRequest.DEACTIVATE:
-            server.alarms.discard((req.memberID or member, req.alarm))
+            me.alarms.discard((req.memberID or member, req.alarm))
         alarms = [
             pb.AlarmMember(memberID=m, alarm=a)
-            for m, a in sorted(server.alarms)
+            for m, a in sorted(me.alarms)
             if req.action != pb.AlarmRequest.GET or req.alarm in (pb.NONE, a)
         ]
-        return pb.AlarmResponse(header=server.header(self.store.revision), alarms=alarms)
+        return pb.AlarmResponse(header=me.header(self.store.revision), alarms=alarms)
 
     def status(self, req: pb.StatusRequest) -> pb.StatusResponse:
-        server = self.server
+        me = self.member
         rev = self.store.revision
-        size = server.db_size()
-        errors = [f"memberID:{m} alarm:{pb.AlarmType.Name(a)} " for m, a in sorted(server.alarms)]
+        size = db_size(self.store.data_dir)
+        errors = [f"memberID:{m} alarm:{pb.AlarmType.Name(a)} " for m, a in sorted(me.alarms)]
         return pb.StatusResponse(
-            header=server.header(rev),
+            header=me.header(rev),
             version=SERVER_VERSION,
             dbSize=size,
-            leader=server.member_id,
+            leader=me.member_id,
             raftIndex=rev,
             raftTerm=RAFT_TERM,
             raftAppliedIndex=rev,
@@ -84,7 +99,7 @@ class MaintenanceService:
         )
 
     def defragment(self, req: pb.DefragmentRequest) -> pb.DefragmentResponse:
-        return pb.DefragmentResponse(header=self.server.header(self.store.revision))
+        return pb.DefragmentResponse(header=self.member.header(self.store.revision))
 
     def _state_hash(self, revision: int) -> int:
         """crc32 of every record at `revision`, in key order."""
@@ -97,13 +112,13 @@ class MaintenanceService:
         return h
 
     def hash(self, req: pb.HashRequest) -> pb.HashResponse:
-        return pb.HashResponse(header=self.server.header(self.store.revision), hash=self._state_hash(0))
+        return pb.HashResponse(header=self.member.header(self.store.revision), hash=self._state_hash(0))
 
     def hash_kv(self, req: pb.HashKVRequest) -> pb.HashKVResponse:
         h = self._state_hash(req.revision)
         rev = self.store.revision
         return pb.HashKVResponse(
-            header=self.server.header(rev),
+            header=self.member.header(rev),
             hash=h,
             compact_revision=self.store.compact_revision,
             hash_revision=req.revision or rev,
@@ -111,13 +126,13 @@ class MaintenanceService:
 
     async def snapshot(self, req: pb.SnapshotRequest, call: ServerCall) -> None:
         view = snapshot.capture(self.store)
-        fd, path = tempfile.mkstemp(prefix="megaplane-snapshot-", dir=self.server.scratch_dir)
+        fd, path = tempfile.mkstemp(prefix="megaplane-snapshot-", dir=self.scratch_dir)
         os.close(fd)
         try:
             # Encoding a large store takes a while: do it off the event loop.
             await asyncio.to_thread(snapshot.write, path, view, etcd_trailer=True)
             size = os.path.getsize(path)
-            header = self.server.header(view.revision)
+            header = self.member.header(view.revision)
             sent = 0
             with open(path, "rb") as f:
                 while not call.done:
@@ -132,8 +147,9 @@ class MaintenanceService:
 
 
 class ClusterService:
-    def __init__(self, server: "EtcdServer") -> None:
-        self.server = server
+    def __init__(self, member: Member, store: Revisions) -> None:
+        self.member = member
+        self.store = store
 
     def methods(self) -> Dict[str, Method]:
         return {
@@ -143,16 +159,17 @@ class ClusterService:
         }
 
     def member_list(self, req: pb.MemberListRequest) -> pb.MemberListResponse:
-        s = self.server
-        member = pb.Member(ID=s.member_id, name=s.name, peerURLs=s.peer_urls, clientURLs=s.advertise_client_urls)
-        return pb.MemberListResponse(header=s.header(s.store.revision), members=[member])
+        m = self.member
+        member = pb.Member(ID=m.member_id, name=m.name, peerURLs=m.peer_urls, clientURLs=m.client_urls)
+        return pb.MemberListResponse(header=m.header(self.store.revision), members=[member])
 
 
 class AuthService:
     """Authentication is not enabled in megaplane's store; AuthStatus says so."""
 
-    def __init__(self, server: "EtcdServer") -> None:
-        self.server = server
+    def __init__(self, member: Member, store: Revisions) -> None:
+        self.member = member
+        self.store = store
 
     def methods(self) -> Dict[str, Method]:
         return {
@@ -162,7 +179,7 @@ class AuthService:
         }
 
     def auth_status(self, req: pb.AuthStatusRequest) -> pb.AuthStatusResponse:
-        return pb.AuthStatusResponse(header=self.server.header(self.server.store.revision), enabled=False)
+        return pb.AuthStatusResponse(header=self.member.header(self.store.revision), enabled=False)
 
 
 class HealthService:

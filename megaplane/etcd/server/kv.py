@@ -8,15 +8,15 @@ shares one fsync.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict
+from typing import Any, Callable, Dict
 
-from ..errors import StoreError
-from . import convert
-from .etcdpb import etcd_pb2 as pb
-from .transport import Method
+from megaplane.store.errors import StoreError
 
-if TYPE_CHECKING:
-    from .server import EtcdServer
+from .. import convert
+from ..grpc import Method
+from ..pb import etcd_pb2 as pb
+from .member import Member
+from .views import KVView
 
 __all__ = ["KVService", "NoSpaceError"]
 
@@ -29,9 +29,9 @@ class NoSpaceError(StoreError):
 
 
 class KVService:
-    def __init__(self, server: "EtcdServer") -> None:
-        self.server = server
-        self.store = server.store
+    def __init__(self, member: Member, store: KVView) -> None:
+        self.member = member
+        self.store = store
 
     def methods(self) -> Dict[str, Method]:
         def m(handler: Callable, req: Any, resp: Any) -> Method:
@@ -59,10 +59,10 @@ class KVService:
 
     def range(self, req: pb.RangeRequest) -> pb.RangeResponse:
         res = self.store.range_request(convert.range_request(req))
-        return convert.range_response(self.server.header(res.revision), res)
+        return convert.range_response(self.member.header(res.revision), res)
 
     def put(self, req: pb.PutRequest) -> Any:
-        if self.server.nospace:
+        if self.member.nospace:
             raise NoSpaceError()
         res = self.store.put(
             req.key,
@@ -72,20 +72,20 @@ class KVService:
             ignore_value=req.ignore_value,
             ignore_lease=req.ignore_lease,
         )
-        return self._answer(res.revision, lambda: convert.put_response(self.server.header(res.revision), res))
+        return self._answer(res.revision, lambda: convert.put_response(self.member.header(res.revision), res))
 
     def delete_range(self, req: pb.DeleteRangeRequest) -> Any:
         res = self.store.delete_range(req.key, req.range_end, prev_kv=req.prev_kv)
-        return self._answer(res.revision, lambda: convert.delete_response(self.server.header(res.revision), res))
+        return self._answer(res.revision, lambda: convert.delete_response(self.member.header(res.revision), res))
 
     def txn(self, req: pb.TxnRequest) -> Any:
         r = convert.txn_request(req)
-        if self.server.nospace and convert.txn_writes(r):
+        if self.member.nospace and convert.txn_writes(r):
             raise NoSpaceError()
         res = self.store.txn_request(r)
-        return self._answer(res.revision, lambda: convert.txn_response(self.server.header(res.revision), res))
+        return self._answer(res.revision, lambda: convert.txn_response(self.member.header(res.revision), res))
 
     def compact(self, req: pb.CompactionRequest) -> Any:
         rev = self.store.compact(req.revision)
         # Compaction is applied in memory at once, so `physical` needs no wait.
-        return self._answer(rev, lambda: pb.CompactionResponse(header=self.server.header(rev)))
+        return self._answer(rev, lambda: pb.CompactionResponse(header=self.member.header(rev)))

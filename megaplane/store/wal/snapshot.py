@@ -38,17 +38,18 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 
-from .kv import KeyValue, partition_prefix
-
-if TYPE_CHECKING:
-    from .mvcc import Store
+from ..keyspace import Partition
+from ..kv import KeyValue
+from ..lessor import Lessor
 
 __all__ = [
     "SnapshotView",
     "LoadedSnapshot",
     "SnapshotError",
+    "SnapshotSource",
+    "RestoreTarget",
     "capture",
     "write",
     "write_checkpoint",
@@ -69,6 +70,35 @@ ETCD_PAGE = 512
 
 class SnapshotError(Exception):
     """The file is not a megaplane snapshot, or it is truncated or corrupt."""
+
+
+class SnapshotSource(Protocol):
+    """What capturing needs from a store (the Store facade and its writer both qualify)."""
+
+    @property
+    def revision(self) -> int: ...
+
+    @property
+    def compact_revision(self) -> int: ...
+
+    @property
+    def lessor(self) -> Lessor: ...
+
+    def partitions(self) -> List[Partition]:
+        """Every partition, in prefix order."""
+
+
+class RestoreTarget(Protocol):
+    """What loading a snapshot into an empty store needs (`megaplane.store.writer.Writer`)."""
+
+    @property
+    def lessor(self) -> Lessor: ...
+
+    def restore_record(self, kv: KeyValue) -> None:
+        """Load one live record."""
+
+    def restore_revision(self, revision: int) -> None:
+        """The store is at `revision`; history before it is gone."""
 
 
 @dataclass
@@ -95,15 +125,15 @@ class LoadedSnapshot:
     wal_cycle: int
 
 
-def capture(store: "Store", *, logged_only: bool = False, wal_cycle: int = 0) -> SnapshotView:
+def capture(source: SnapshotSource, *, logged_only: bool = False, wal_cycle: int = 0) -> SnapshotView:
     """Freeze the store's state now. `logged_only` leaves out partitions in WAL mode none."""
     parts = [
         (p.prefix, dict(p.kvs))
-        for p in store.partitions()
+        for p in source.partitions()
         if p.kvs and not (logged_only and p.wal_mode == "none")
     ]
-    leases = [(le.id, le.ttl) for le in store.lessor.leases.values()]
-    return SnapshotView(store.revision, store.compact_revision, wal_cycle, parts, leases)
+    leases = [(le.id, le.ttl) for le in source.lessor.leases.values()]
+    return SnapshotView(source.revision, source.compact_revision, wal_cycle, parts, leases)
 
 
 def _frame(payload: bytes) -> bytes:
@@ -288,24 +318,15 @@ def load_latest(snap_dir: str) -> Optional[LoadedSnapshot]:
     return LoadedSnapshot(path, meta, records, size, cycle)
 
 
-def restore_into(store: "Store", loaded: LoadedSnapshot) -> int:
+def restore_into(target: RestoreTarget, loaded: LoadedSnapshot) -> int:
     """Fill an empty store from a loaded snapshot. Returns the WAL cycle it covers."""
-    lessor = store.lessor
+    lessor = target.lessor
     for lease_id, ttl in loaded.meta.get("leases", []):
         lessor.restore(int(lease_id), int(ttl))
     for kv in loaded.records:
-        key = kv[0]
-        p = store.partition(partition_prefix(key))
-        p.kvs[key] = kv
-        p.index.added.add(key)
-        if kv[5]:
-            lessor.attach(kv[5], key)
-    revision = int(loaded.meta["revision"])
-    store._revision = max(store.revision, revision)
+        target.restore_record(kv)
     # History before the snapshot is not in it: reads below it are compacted.
-    store.compact_revision = revision
-    for p in store.partitions():
-        p.floor = max(p.floor, revision)
+    target.restore_revision(int(loaded.meta["revision"]))
     return loaded.wal_cycle
 
 

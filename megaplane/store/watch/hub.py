@@ -1,4 +1,4 @@
-"""Watches: delivering each revision's events to every watcher whose range covers them.
+"""The watch hub: delivering each revision's events to every watcher whose range covers them.
 
 The design follows etcd's watchable_store. A watcher is either
 
@@ -30,226 +30,40 @@ from __future__ import annotations
 
 import heapq
 from itertools import islice
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Tuple
 
-from .keyspace import Partition
-from .kv import KEY, MOD_REVISION, VERSION, Event
+from ..keyspace import Partition
+from ..kv import KEY, MOD_REVISION, Event, prefix_end
+from .groups import WatcherGroup
+from .watcher import Watcher
 
-if TYPE_CHECKING:
-    from .mvcc import Store
-
-__all__ = ["Watcher", "WatchHub", "WatcherGroup"]
-
-# A take() that catches up from history returns at most this many events, so
-# one far-behind watcher cannot hold the event loop for long.
-CATCH_UP_BATCH = 10_000
+__all__ = ["WatchHub", "HistorySource"]
 
 
-class WatcherGroup:
-    """The synced watchers of one partition, sorted by how they match keys."""
+class HistorySource(Protocol):
+    """What the hub needs from the store: its revisions, and how one revision's writes interleave.
 
-    __slots__ = ("whole", "ranges", "keys")
-
-    def __init__(self) -> None:
-        self.whole: List[Watcher] = []
-        self.ranges: List[Watcher] = []
-        self.keys: Dict[bytes, List[Watcher]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self.whole or self.ranges or self.keys)
-
-    def add(self, w: "Watcher", partition: Partition) -> None:
-        if w.single_key is not None:
-            self.keys.setdefault(w.single_key, []).append(w)
-        elif w.covers_partition(partition):
-            self.whole.append(w)
-        else:
-            self.ranges.append(w)
-
-    def remove(self, w: "Watcher") -> None:
-        if w.single_key is not None:
-            ws = self.keys.get(w.single_key)
-            if ws is not None and w in ws:
-                ws.remove(w)
-                if not ws:
-                    del self.keys[w.single_key]
-            return
-        if w in self.whole:
-            self.whole.remove(w)
-        elif w in self.ranges:
-            self.ranges.remove(w)
-
-
-class Watcher:
-    """One watch: a key range, a start revision, filters and a buffer of events.
-
-    Consumers call `take()` when `on_ready` fires (it fires once per batch
-    of new events and on cancellation; `take()` re-arms it).
+    The history itself is in the partitions each watcher covers.
     """
 
-    __slots__ = (
-        "id",
-        "key",
-        "range_end",
-        "start",
-        "end",
-        "single_key",
-        "prev_kv",
-        "no_put",
-        "no_delete",
-        "progress_notify",
-        "fragment",
-        "min_revision",
-        "buffer",
-        "cursor",
-        "synced",
-        "canceled",
-        "compact_revision",
-        "cancel_reason",
-        "on_ready",
-        "notified",
-        "partitions",
-        "spanning",
-        "hub",
-    )
+    @property
+    def revision(self) -> int:
+        """The revision of the last committed write."""
 
-    def __init__(
-        self,
-        hub: "WatchHub",
-        watch_id: int,
-        key: bytes,
-        range_end: bytes,
-        start: bytes,
-        end: Optional[bytes],
-        *,
-        prev_kv: bool,
-        no_put: bool,
-        no_delete: bool,
-        progress_notify: bool,
-        fragment: bool,
-    ) -> None:
-        self.hub = hub
-        self.id = watch_id
-        self.key = key
-        self.range_end = range_end
-        self.start = start
-        self.end = end
-        self.single_key: Optional[bytes] = key if not range_end else None
-        self.prev_kv = prev_kv
-        self.no_put = no_put
-        self.no_delete = no_delete
-        self.progress_notify = progress_notify
-        self.fragment = fragment
-        self.min_revision = 0
-        self.buffer: List[Event] = []
-        self.cursor = 0
-        self.synced = False
-        self.canceled = False
-        self.compact_revision = 0
-        self.cancel_reason = ""
-        self.on_ready: Optional[Callable[[], None]] = None
-        self.notified = False
-        self.partitions: List[Partition] = []
-        self.spanning = False
+    @property
+    def publish_revision(self) -> int:
+        """The newest revision whose events may be handed to watchers."""
 
-    def __repr__(self) -> str:
-        state = "canceled" if self.canceled else ("synced" if self.synced else "unsynced")
-        return (
-            f"<Watcher id={self.id} [{self.start!r}, {self.end!r}) {state} "
-            f"buffered={len(self.buffer)} cursor={self.cursor}>"
-        )
-
-    def covers_partition(self, p: Partition) -> bool:
-        """True when every key the partition can hold is inside this watcher's range."""
-        if self.end is not None:
-            if not p.prefix:
-                return False
-            from .kv import prefix_end
-
-            return self.start <= p.prefix and prefix_end(p.prefix) <= self.end
-        return self.start <= (p.prefix or b"\x00")
-
-    def matches(self, key: bytes) -> bool:
-        return self.start <= key and (self.end is None or key < self.end)
-
-    # -- consumer side -------------------------------------------------------
-
-    def take(self, max_events: int = 0) -> List[Event]:
-        """Events ready for delivery, oldest first, never splitting a revision.
-
-        Applies the NOPUT/NODELETE filters. `max_events` (0: no limit) bounds
-        the batch at a revision boundary; call again while `has_ready()`.
-        """
-        self.notified = False
-        if self.canceled:
-            return []
-        hub = self.hub
-        frontier = hub.store.publish_revision
-        if not self.synced:
-            out = hub.catch_up(self, frontier, max_events or CATCH_UP_BATCH)
-        else:
-            buf = self.buffer
-            if not buf:
-                return []
-            n = len(buf)
-            if buf[-1][0][MOD_REVISION] > frontier:
-                n = 0
-                while n < len(buf) and buf[n][0][MOD_REVISION] <= frontier:
-                    n += 1
-            if max_events and n > max_events:
-                last = buf[max_events - 1][0][MOD_REVISION]
-                n = max_events
-                while n < len(buf) and buf[n][0][MOD_REVISION] == last:
-                    n += 1
-            if n == len(buf):
-                out = buf
-                self.buffer = []
-            else:
-                out = buf[:n]
-                del buf[:n]
-        if self.min_revision:
-            out = [ev for ev in out if ev[0][MOD_REVISION] >= self.min_revision]
-            if not self.buffer and self.synced and hub.store.revision >= self.min_revision:
-                self.min_revision = 0
-        if self.no_put:
-            out = [ev for ev in out if ev[0][VERSION] == 0]
-        if self.no_delete:
-            out = [ev for ev in out if ev[0][VERSION] != 0]
-        return out
-
-    def has_ready(self) -> bool:
-        """True when `take()` would return events now (or the watcher was cancelled)."""
-        if self.canceled:
-            return True
-        if not self.synced:
-            return True
-        buf = self.buffer
-        return bool(buf) and buf[0][0][MOD_REVISION] <= self.hub.store.publish_revision
-
-    def progress_revision(self) -> Optional[int]:
-        """The revision up to which this watcher has been sent everything, if it is caught up.
-
-        None while it still has events to take. A progress notification with
-        this revision is a valid bookmark.
-        """
-        if self.canceled or not self.synced:
-            return None
-        frontier = self.hub.store.publish_revision
-        buf = self.buffer
-        if buf and buf[0][0][MOD_REVISION] <= frontier:
-            return None
-        return frontier
-
-    def cancel(self) -> None:
-        """Stop the watch; it gets no further events."""
-        self.hub.cancel(self)
+    @property
+    def write_order(self) -> Mapping[int, Mapping[bytes, int]]:
+        """For revisions that wrote to several partitions: key -> op index in the txn."""
 
 
 class WatchHub:
     """All watchers of one store, their groups, and the slow-watcher policy."""
 
-    def __init__(self, store: "Store", max_buffer: int = 100_000) -> None:
-        self.store = store
+    def __init__(self, source: HistorySource, max_buffer: int = 100_000) -> None:
+        self.source = source
         self.max_buffer = max_buffer
         self.watchers: Dict[int, Watcher] = {}
         self.unsynced: Dict[int, Watcher] = {}
@@ -264,6 +78,14 @@ class WatchHub:
 
     def __len__(self) -> int:
         return len(self.watchers)
+
+    @property
+    def revision(self) -> int:
+        return self.source.revision
+
+    @property
+    def publish_revision(self) -> int:
+        return self.source.publish_revision
 
     # -- registration -----------------------------------------------------------
 
@@ -307,7 +129,7 @@ class WatchHub:
         self.watchers[watch_id] = w
         if spanning:
             self.spanning.append(w)
-        current = self.store.revision
+        current = self.source.revision
         if start_revision <= 0 or start_revision > current:
             # etcd: a watch from now or from the future starts synced and
             # skips events below its start revision.
@@ -335,12 +157,10 @@ class WatchHub:
         self.cancel(w)
         w.compact_revision = floor
         w.cancel_reason = "etcdserver: mvcc: required revision has been compacted"
-        self._wake(w)
+        self.wake(w)
 
     def partition_created(self, p: Partition) -> None:
         """Register spanning watchers whose range reaches a new partition."""
-        from .kv import prefix_end
-
         pe = prefix_end(p.prefix)
         for w in self.spanning:
             if w.start < pe and (w.end is None or p.prefix < w.end):
@@ -417,7 +237,7 @@ class WatchHub:
         """Fire on_ready for watchers that now have deliverable events."""
         if not self.pending:
             return
-        frontier = self.store.publish_revision
+        frontier = self.source.publish_revision
         pending = self.pending
         self.pending = []
         for w in pending:
@@ -430,7 +250,8 @@ class WatchHub:
             if cb is not None:
                 cb()
 
-    def _wake(self, w: Watcher) -> None:
+    def wake(self, w: Watcher) -> None:
+        """Owe `w` an on_ready call at the next `notify`."""
         if not w.notified:
             w.notified = True
             self.pending.append(w)
@@ -438,7 +259,7 @@ class WatchHub:
     def wake_unsynced(self) -> None:
         """Owe on_ready to every unsynced watcher (they have history to read)."""
         for w in self.unsynced.values():
-            self._wake(w)
+            self.wake(w)
 
     def check_compacted(self) -> None:
         """Cancel unsynced watchers whose cursor fell below their partitions' floors."""
@@ -467,7 +288,7 @@ class WatchHub:
             merged = iter(streams[0])
         else:
             # Events of one revision in several partitions interleave in the op order the txn wrote them.
-            order = self.store.write_order
+            order = self.source.write_order
             empty: Dict[bytes, int] = {}
 
             def position(ev: Event) -> Tuple[int, int]:
@@ -503,5 +324,5 @@ class WatchHub:
             self._join_groups(w)
             w.buffer = held
             if held:
-                self._wake(w)
+                self.wake(w)
         return out

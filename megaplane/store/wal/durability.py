@@ -4,8 +4,8 @@ The store's write path appends WAL records to per-partition buffers and
 tells `Durability.committed`; this module decides when buffers are handed
 to the WAL flusher (`megaplane.store.wal`), holds watch events of fsync
 writes back until they are on disk, wakes whoever waits for an fsync, and
-takes checkpoints. It also brings a store back after a restart
-(`recover`: the latest checkpoint, then the WAL).
+takes checkpoints. Bringing a store back after a restart is
+`megaplane.store.wal.recovery`.
 
 Two ways to drive it, one per kind of caller:
 
@@ -28,26 +28,40 @@ import heapq
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Deque, List, Optional, Tuple
+from typing import Deque, List, Optional, Protocol, Tuple
 
-from .kv import partition_prefix
-from .wal import HANDOFF_BYTES, OP_COMPACT, OP_DELETE, OP_GRANT, OP_PUT, OP_REVOKE, WriteAheadLog
+from . import snapshot
+from .log import HANDOFF_BYTES, WriteAheadLog
+from .snapshot import SnapshotSource
 
-if TYPE_CHECKING:
-    from .mvcc import Store
-
-__all__ = ["Durability", "recover"]
+__all__ = ["Durability", "DurabilityView", "DurabilitySettings"]
 
 log = logging.getLogger("megaplane.store.durability")
+
+
+class DurabilitySettings(Protocol):
+    """The tunables the policy reads (`megaplane.store.StoreConfig` has them)."""
+
+    wal_flush_interval: float
+    snapshot_count: int
+    checkpoint_bytes: int
+
+
+class DurabilityView(SnapshotSource, Protocol):
+    """What the policy needs from the store's write path (`megaplane.store.writer.Writer`)."""
+
+    def notify_watchers(self) -> None:
+        """Hand watchers the events that an fsync just made publishable."""
 
 
 class Durability:
     """The durability policy of one store with a data dir."""
 
-    def __init__(self, store: "Store", wal: WriteAheadLog) -> None:
-        self.store = store
+    def __init__(self, view: DurabilityView, wal: WriteAheadLog, config: DurabilitySettings, data_dir: str) -> None:
+        self.view = view
         self.wal = wal
-        self.config = store.config
+        self.config = config
+        self.data_dir = data_dir
         # Revisions with fsync-mode writes not yet on disk, oldest first.
         self.fsync_revs: Deque[int] = collections.deque()
         self._waiters: List[Tuple[int, int, "asyncio.Future[None]"]] = []
@@ -78,7 +92,7 @@ class Durability:
     def needs(self, rev: int) -> bool:
         """True when an fsync-mode write at or below `rev` is not yet on disk."""
         d = self.fsync_revs
-        return bool(d) and self.frontier(self.store.revision) < rev and d[0] <= rev
+        return bool(d) and self.frontier(self.view.revision) < rev and d[0] <= rev
 
     # -- store thread: after each write ------------------------------------------------
 
@@ -125,7 +139,7 @@ class Durability:
 
     def handoff(self) -> None:
         """Queue all buffered records as one cycle (on the store's thread, between writes)."""
-        self.wal.handoff(self.store.revision)
+        self.wal.handoff(self.view.revision)
         self._maybe_checkpoint()
 
     def flush(self) -> None:
@@ -178,14 +192,14 @@ class Durability:
                 if not fut.done():
                     fut.set_exception(wal.failed)
             return
-        frontier = self.frontier(self.store.revision)
+        frontier = self.frontier(self.view.revision)
         waiters = self._waiters
         while waiters and waiters[0][0] <= frontier:
             _, _, fut = heapq.heappop(waiters)
             if not fut.done():
                 fut.set_result(None)
         # Watchers held back behind this fsync are still in hub.pending.
-        self.store.hub.notify()
+        self.view.notify_watchers()
         if self.loop is not None and wal.dirty and wal.inflight == 0 and self._fsync_dirty():
             self.handoff()
 
@@ -193,6 +207,12 @@ class Durability:
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+
+    def wait_checkpoint(self) -> None:
+        """Block until the checkpoint being written (if any) is on disk."""
+        t = self._checkpoint_thread
+        if t is not None:
+            t.join()
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -210,21 +230,17 @@ class Durability:
 
     def checkpoint(self, wait: bool = True) -> None:
         """Snapshot the logged partitions; then delete the WAL segments it covers."""
-        from . import snapshot
-
-        store = self.store
         wal = self.wal
-        assert store.data_dir is not None
         if self._checkpoint_thread is not None:
             self._checkpoint_thread.join()
         if wal.dirty:
-            wal.handoff(store.revision)
+            wal.handoff(self.view.revision)
         cycle = wal.cycle
         sealed = wal.rotate()
-        view = snapshot.capture(store, logged_only=True, wal_cycle=cycle)
+        view = snapshot.capture(self.view, logged_only=True, wal_cycle=cycle)
         self.logged_writes = 0
         self._wal_bytes_at_checkpoint = wal.bytes_written_total
-        snap_dir = os.path.join(store.data_dir, "snap")
+        snap_dir = os.path.join(self.data_dir, "snap")
 
         def write() -> None:
             try:
@@ -251,54 +267,3 @@ class Durability:
             self.flush()
             wal.wait_inflight(0)
         wal.close()
-
-
-def recover(store: "Store", wal: WriteAheadLog) -> int:
-    """Load the latest checkpoint and replay the WAL after it. Returns records replayed."""
-    from . import snapshot
-
-    assert store.data_dir is not None
-    snap_cycle = 0
-    loaded = snapshot.load_latest(os.path.join(store.data_dir, "snap"))
-    if loaded is not None:
-        snap_cycle = snapshot.restore_into(store, loaded)
-    result = wal.replay(snap_cycle)
-    lessor = store.lessor
-    n = 0
-    for rec in result.records:
-        rev, op = rec[0], rec[1]
-        if op == OP_PUT:
-            key, value, lease = rec[2], rec[3], rec[4]
-            p = store.partition(partition_prefix(key))
-            if lease and lease not in lessor.leases:
-                lease = 0
-            store._put_locked(p, key, value, lease, rev, p.kvs.get(key))
-        elif op == OP_DELETE:
-            key = rec[2]
-            p = store.partition(partition_prefix(key))
-            old = p.kvs.get(key)
-            if old is not None:
-                store._delete_locked(p, old, rev)
-        elif op == OP_GRANT:
-            lessor.restore(rec[2], rec[3])
-        elif op == OP_REVOKE:
-            lessor.leases.pop(rec[2], None)
-        elif op == OP_COMPACT:
-            if rec[2] > store.compact_revision:
-                store._compact_locked(rec[2])
-        if rev > store._revision:
-            store._revision = rev
-        n += 1
-    if result.last_revision > store._revision:
-        store._revision = result.last_revision
-    if result.torn:
-        log.warning("WAL: dropped torn or corrupt tail in %s", ", ".join(result.torn))
-    log.info(
-        "recovered revision %d: checkpoint %s, %d WAL records from %d frames (cycle %d)",
-        store.revision,
-        loaded.path if loaded else "none",
-        n,
-        result.frames,
-        result.last_cycle,
-    )
-    return n

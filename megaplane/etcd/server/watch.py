@@ -26,18 +26,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Deque, Dict, List, Optional, Set
+from typing import Deque, Dict, List, Optional, Set
 
-from ..errors import CompactedError
-from ..watch import Watcher
-from . import convert
-from .etcdpb import etcd_pb2 as pb
-from .transport import Method, ServerCall
+from megaplane.store.errors import CompactedError
+from megaplane.store.watch import Watcher
 
-if TYPE_CHECKING:
-    from .server import EtcdServer
+from .. import convert
+from ..grpc import Method, ServerCall
+from ..pb import etcd_pb2 as pb
+from .member import Member
+from .views import WatchView
 
-__all__ = ["WatchService", "WatchStream"]
+__all__ = ["WatchService", "WatchStream", "WatchSettings"]
 
 INVALID_WATCH_ID = -1
 EMPTY_RANGE = "mvcc: watcher range is empty"
@@ -46,9 +46,23 @@ DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 BATCH = 1000
 
 
+class WatchSettings:
+    """The server flags a watch stream reads."""
+
+    __slots__ = ("progress_notify_interval", "max_request_bytes")
+
+    def __init__(self, progress_notify_interval: float, max_request_bytes: int) -> None:
+        #: --experimental-watch-progress-notify-interval, seconds.
+        self.progress_notify_interval = progress_notify_interval
+        #: --max-request-bytes: responses larger than this are fragmented when the watcher asked.
+        self.max_request_bytes = max_request_bytes
+
+
 class WatchService:
-    def __init__(self, server: "EtcdServer") -> None:
-        self.server = server
+    def __init__(self, member: Member, store: WatchView, settings: WatchSettings) -> None:
+        self.member = member
+        self.store = store
+        self.settings = settings
 
     def methods(self) -> Dict[str, Method]:
         return {
@@ -58,15 +72,16 @@ class WatchService:
         }
 
     def watch(self, call: ServerCall) -> None:
-        WatchStream(self.server, call)
+        WatchStream(self.member, self.store, self.settings, call)
 
 
 class WatchStream:
     """One client's Watch RPC: its watchers, their ids, and what is owed to the client."""
 
-    def __init__(self, server: "EtcdServer", call: ServerCall) -> None:
-        self.server = server
-        self.store = server.store
+    def __init__(self, member: Member, store: WatchView, settings: WatchSettings, call: ServerCall) -> None:
+        self.member = member
+        self.store = store
+        self.settings = settings
         self.call = call
         self.loop = asyncio.get_event_loop()
         self.watchers: Dict[int, Watcher] = {}
@@ -109,7 +124,7 @@ class WatchStream:
         self.schedule()
 
     def _header(self, revision: Optional[int] = None) -> pb.ResponseHeader:
-        return self.server.header(self.store.revision if revision is None else revision)
+        return self.member.header(self.store.revision if revision is None else revision)
 
     def _refuse(self, reason: str) -> None:
         self.control.append(
@@ -158,7 +173,7 @@ class WatchStream:
         if c.progress_notify:
             self.progress[watch_id] = True
             if self.ticker is None:
-                self.ticker = self.loop.call_later(self.server.progress_notify_interval, self._tick)
+                self.ticker = self.loop.call_later(self.settings.progress_notify_interval, self._tick)
         self.control.append(pb.WatchResponse(header=self._header(), watch_id=watch_id, created=True))
         if w.has_ready():
             self.ready.add(watch_id)
@@ -183,7 +198,7 @@ class WatchStream:
             if quiet and rev is not None:
                 self.control.append(pb.WatchResponse(header=self._header(rev), watch_id=watch_id))
             self.progress[watch_id] = True
-        self.ticker = self.loop.call_later(self.server.progress_notify_interval, self._tick)
+        self.ticker = self.loop.call_later(self.settings.progress_notify_interval, self._tick)
         self.schedule()
 
     # -- responses ---------------------------------------------------------------------
@@ -230,7 +245,7 @@ class WatchStream:
             watch_id=watch_id,
             events=convert.events_pb(events, w.prev_kv),
         )
-        if w.fragment and len(events) > 1 and resp.ByteSize() >= self.server.max_request_bytes:
+        if w.fragment and len(events) > 1 and resp.ByteSize() >= self.settings.max_request_bytes:
             for piece in self._fragments(resp):
                 self.call.send(piece)
         else:
@@ -238,7 +253,7 @@ class WatchStream:
 
     def _fragments(self, resp: pb.WatchResponse) -> List[pb.WatchResponse]:
         """Split one response into pieces under --max-request-bytes (etcd's sendFragments)."""
-        limit = self.server.max_request_bytes
+        limit = self.settings.max_request_bytes
         out: List[pb.WatchResponse] = []
         events = list(resp.events)
         i = 0
