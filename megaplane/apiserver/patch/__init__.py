@@ -14,7 +14,10 @@ admission, validation, storing the result belong to the verb handler):
 - `decode_patch` (decode.py): the decoding step kube-apiserver runs on the request
   body before any of those (what a malformed body is answered with), using
   `go_syntax_error` (scanner.py) for Go's wording of a syntax error;
-- `PatchError` (errors.py), and the Go-flavoured value helpers they share (values.py).
+- `PatchError` (errors.py), and the Go-flavoured value helpers they share (values.py);
+- the hostile-input limits (limits.py): `MAX_JSON_PATCH_OPERATIONS`, `MAX_COPY_BYTES` (what
+  the `copy` operations of one JSON patch may add) and `MAX_DEPTH` (nesting of patch bodies,
+  patched objects and results), each answered with upstream's code and wording.
 
 Each `apply_*` takes decoded JSON values (or the raw body as `bytes`, which
 is then put through `decode_patch` first), never mutates its arguments and
@@ -38,6 +41,7 @@ from megaplane.apiserver.patch.decode import (
 )
 from megaplane.apiserver.patch.errors import PatchError
 from megaplane.apiserver.patch.jsonpatch import apply_json_patch
+from megaplane.apiserver.patch.limits import MAX_COPY_BYTES, MAX_DEPTH
 from megaplane.apiserver.patch.mergepatch import apply_merge_patch
 from megaplane.apiserver.patch.scanner import go_syntax_error
 from megaplane.apiserver.patch.strategic import apply_strategic_merge_patch
@@ -48,6 +52,8 @@ __all__ = [
     "MERGE_PATCH",
     "STRATEGIC_MERGE_PATCH",
     "MAX_JSON_PATCH_OPERATIONS",
+    "MAX_COPY_BYTES",
+    "MAX_DEPTH",
     "decode_patch",
     "apply_json_patch",
     "go_syntax_error",

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from megaplane.apiserver.patch.errors import PatchError, bad_request
+from megaplane.apiserver.patch.errors import PatchError, bad_request, rejected
+from megaplane.apiserver.patch.limits import MAX_DEPTH, MAX_JSON_PATCH_OPERATIONS, first_too_deep
 from megaplane.apiserver.patch.scanner import go_syntax_error
 from megaplane.apiserver.patch.values import json_type
 
@@ -23,32 +24,47 @@ __all__ = [
     "decode_patch",
     "check_json_patch",
     "check_strategic_patch",
+    "check_depth",
+    "check_document_depth",
 ]
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
-# kube-apiserver refuses longer JSON patches (handlers/patch.go, maxJSONPatchOperations).
-MAX_JSON_PATCH_OPERATIONS = 10000
-
 RAW_BODY = (bytes, bytearray, memoryview)
 
 
 def _loads(body: Any, prefix: str) -> Any:
-    """Decode a request body; a malformed one is a 400 with Go's wording, after `prefix`."""
+    """Decode a request body; a malformed or too deep one is a 400 with Go's wording, after `prefix`."""
     data = bytes(body)
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        problem = go_syntax_error(data)
-        if problem is None:
-            # Go accepts invalid UTF-8 (it substitutes U+FFFD); orjson does not.
-            try:
-                return orjson.loads(data.decode("utf-8", "replace"))
-            except orjson.JSONDecodeError:
-                problem = str(e)
-        raise bad_request(prefix + problem) from None
+        problem = go_syntax_error(data, MAX_DEPTH)
+        if problem is not None:
+            raise bad_request(prefix + problem) from None
+        # Go accepts invalid UTF-8 (it substitutes U+FFFD); orjson does not.
+        try:
+            value = orjson.loads(data.decode("utf-8", "replace"))
+        except orjson.JSONDecodeError:
+            raise bad_request(prefix + str(e)) from None
+    check_depth(value, prefix)
+    return value
+
+
+def check_depth(value: Any, prefix: str) -> None:
+    """Refuse a patch nested deeper than MAX_DEPTH as Go's decoder refuses one beyond its limit (see limits.py)."""
+    opening = first_too_deep(value)
+    if opening is not None:
+        raise bad_request(f"{prefix}invalid character '{opening}' exceeded max depth")
+
+
+def check_document_depth(doc: Any) -> None:
+    """Refuse to patch an object nested deeper than MAX_DEPTH (none can come from storage, whose encoder
+    stops there), so the recursive merges never run out of stack; 422 as a patch that does not apply."""
+    if first_too_deep(doc) is not None:
+        raise rejected(f"the object to patch nests deeper than {MAX_DEPTH} levels")
 
 
 def decode_patch(body: Any, patch_type: str) -> Any:
@@ -85,6 +101,7 @@ def check_json_patch(patch: Any) -> None:
     """The strict decode of a JSON patch into []jsonPatchOp (op, path and from must be strings)."""
     if patch is None:
         return  # decodes to an empty patch
+    check_depth(patch, "error decoding patch: ")
     if not isinstance(patch, list):
         raise bad_request(
             f"error decoding patch: json: cannot unmarshal {json_type(patch)} "
@@ -114,5 +131,6 @@ def check_json_patch(patch: Any) -> None:
 
 
 def check_strategic_patch(patch: Any) -> None:
+    check_depth(patch, "")
     if patch is not None and not isinstance(patch, dict):
         raise bad_request(f"json: cannot unmarshal {json_type(patch)} into Go value of type map[string]interface {{}}")

@@ -10,9 +10,16 @@ from __future__ import annotations
 import re
 from typing import Any, List, Tuple
 
-from megaplane.apiserver.patch.decode import JSON_PATCH, RAW_BODY, check_json_patch, decode_patch
+from megaplane.apiserver.patch.decode import (
+    JSON_PATCH,
+    RAW_BODY,
+    check_document_depth,
+    check_json_patch,
+    decode_patch,
+)
 from megaplane.apiserver.patch.errors import rejected
-from megaplane.apiserver.patch.values import clone, json_equal, json_type
+from megaplane.apiserver.patch.limits import MAX_COPY_BYTES, MAX_DEPTH, first_too_deep
+from megaplane.apiserver.patch.values import clone, clone_with_size, json_equal, json_type
 
 __all__ = ["apply_json_patch"]
 
@@ -124,8 +131,11 @@ def _member(op: dict, name: str, missing: str) -> str:
     return value  # a string: decode checked the types
 
 
-def _apply_operation(box: List[Any], op: Any) -> None:
-    """Apply one operation to box[0] (a one-element list, so `replace ""` can swap the document)."""
+def _apply_operation(box: List[Any], op: Any, copied_bytes: List[int]) -> None:
+    """Apply one operation to box[0] (a one-element list, so `replace ""` can swap the document).
+
+    copied_bytes[0] is the running total of bytes the patch's `copy` operations added so far.
+    """
     op = op or {}
     kind = op.get("op") if isinstance(op.get("op"), str) else "unknown"
     value = op.get("value", _ABSENT)
@@ -237,7 +247,7 @@ def _apply_operation(box: List[Any], op: Any) -> None:
         if con is None:
             raise _OpFailed(f"copy operation does not apply: doc is missing from path: {source}: missing value")
         try:
-            copied = clone(_get(con, key))
+            original = _get(con, key)
         except _OpFailed as e:
             raise _OpFailed(f"error in copy for from: '{source}': {e}") from None
         try:
@@ -247,6 +257,13 @@ def _apply_operation(box: List[Any], op: Any) -> None:
         con, key = _find(box[0], path)
         if con is None:
             raise _OpFailed(f"copy operation does not apply: doc is missing destination path: {path}: missing value")
+        copied, size = clone_with_size(original)
+        copied_bytes[0] += size
+        if copied_bytes[0] > MAX_COPY_BYTES:  # json-patch's AccumulatedCopySizeLimit (see limits.py)
+            raise _OpFailed(
+                f"Unable to complete the copy, the accumulated size increase of copy is {copied_bytes[0]}, "
+                f"exceeding the limit {MAX_COPY_BYTES}"
+            )
         try:
             _add(con, key, copied)
         except _OpFailed as e:
@@ -259,20 +276,28 @@ def _apply_operation(box: List[Any], op: Any) -> None:
 def apply_json_patch(doc: Any, patch: Any) -> Any:
     """Apply an RFC 6902 JSON patch (a list of operations, or the raw body as bytes) to `doc`.
 
-    Raises PatchError: 400 for a patch that does not decode as a list of operations, 413 past
-    MAX_JSON_PATCH_OPERATIONS, 422 (upstream's generic message; the cause in `.detail`) for an
-    operation that does not apply: a failed `test`, a missing path, an unknown `op`...
+    Raises PatchError: 400 for a patch that does not decode as a list of operations (or nests
+    deeper than MAX_DEPTH), 413 past MAX_JSON_PATCH_OPERATIONS, 422 (upstream's generic message;
+    the cause in `.detail`) for an operation that does not apply: a failed `test`, a missing path,
+    an unknown `op`, copies adding more than MAX_COPY_BYTES in all, a result nested deeper than
+    MAX_DEPTH...
     """
     if isinstance(patch, RAW_BODY):
         patch = decode_patch(patch, JSON_PATCH)
     else:
         check_json_patch(patch)
+    check_document_depth(doc)
     box = [clone(doc)]
     if not isinstance(box[0], (dict, list)):
         raise rejected(f"json: cannot unmarshal {json_type(box[0])} into Go value of type jsonpatch.partialDoc")
+    copied_bytes = [0]
     try:
         for op in patch or ():
-            _apply_operation(box, op)
+            _apply_operation(box, op, copied_bytes)
     except _OpFailed as e:
         raise rejected(str(e)) from None
+    if first_too_deep(box[0]) is not None:
+        # Upstream would store it; megaplane cannot encode it (see limits.MAX_DEPTH), and says so
+        # the way upstream answers a patch that does not apply.
+        raise rejected(f"the patched object nests deeper than {MAX_DEPTH} levels")
     return box[0]

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from megaplane.apiserver.patch.decode import MERGE_PATCH, RAW_BODY, decode_patch
+from megaplane.apiserver.patch.decode import (
+    MERGE_PATCH,
+    RAW_BODY,
+    check_depth,
+    check_document_depth,
+    decode_patch,
+)
 from megaplane.apiserver.patch.values import clone
 
 __all__ = ["apply_merge_patch"]
@@ -50,10 +56,14 @@ def apply_merge_patch(doc: Any, patch: Any) -> Any:
 
     With decoded values this is plain RFC 7386 (a non-object patch replaces the document). Given
     the raw body as bytes, the body is first checked the way kube-apiserver checks a merge patch
-    body: it must be a JSON object (PatchError 400 otherwise).
+    body: it must be a JSON object (PatchError 400 otherwise). Either way a patch nested deeper
+    than MAX_DEPTH is a 400 and such a document a 422 (see limits.py).
     """
     if isinstance(patch, RAW_BODY):
         patch = decode_patch(patch, MERGE_PATCH)
+    else:
+        check_depth(patch, "error decoding patch: ")
+    check_document_depth(doc)
     patch = clone(patch)
     if not isinstance(patch, dict):
         return _prune_nulls(patch)

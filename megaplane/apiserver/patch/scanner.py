@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from megaplane.apiserver.patch.limits import GO_MAX_NESTING_DEPTH
+
 __all__ = ["go_syntax_error"]
 
 
@@ -35,11 +37,12 @@ _ESCAPES = frozenset(b'bfnrt\\/"')
 _LITERALS = {ord("t"): "true", ord("f"): "false", ord("n"): "null"}
 
 
-def go_syntax_error(data: bytes) -> Optional[str]:
+def go_syntax_error(data: bytes, max_depth: int = GO_MAX_NESTING_DEPTH) -> Optional[str]:
     """The message of the SyntaxError Go's encoding/json reports for `data`, or None if Go accepts it.
 
     A transcription of encoding/json's scanner state machine (scanner.go): the apiserver answers a
-    malformed body with exactly this text, and kubectl prints it.
+    malformed body with exactly this text, and kubectl prints it. `max_depth` is the scanner's
+    maxNestingDepth: a container opening a level beyond it is "invalid character '{' exceeded max depth".
     """
     stack: List[str] = []  # parse states: "key", "value" (inside an object), "array"
     state = "begin_value"
@@ -77,9 +80,13 @@ def go_syntax_error(data: bytes) -> Optional[str]:
                 if c == ord("{"):
                     stack.append("key")
                     state = "begin_string_or_empty"
+                    if len(stack) > max_depth:
+                        return err(c, "exceeded max depth")
                 elif c == ord("["):
                     stack.append("array")
                     state = "begin_value_or_empty"
+                    if len(stack) > max_depth:
+                        return err(c, "exceeded max depth")
                 elif c == ord('"'):
                     state = "in_string"
                 elif c == ord("-"):

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from megaplane.apiserver.patch.decode import (
     RAW_BODY,
     STRATEGIC_MERGE_PATCH,
+    check_document_depth,
     check_strategic_patch,
     decode_patch,
 )
@@ -48,12 +49,13 @@ def apply_strategic_merge_patch(doc: dict, patch: dict, schema: Optional[dict]) 
     `definitions()[definition_for("", "v1", "Pod")]`, or None when there is none (the patch then
     behaves like a JSON merge patch that also understands the `$patch` directives).
     `patch` may be the raw body as bytes. Raises PatchError (400 for a malformed patch or
-    directive, 422 for a patch that does not fit the object).
+    directive, or nested deeper than MAX_DEPTH; 422 for a patch that does not fit the object).
     """
     if isinstance(patch, RAW_BODY):
         patch = decode_patch(patch, STRATEGIC_MERGE_PATCH)
     else:
         check_strategic_patch(patch)
+    check_document_depth(doc)
     original = clone(doc) if doc is not None else {}
     if patch is None:
         return original

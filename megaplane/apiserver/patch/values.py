@@ -15,6 +15,7 @@ import orjson
 
 __all__ = [
     "clone",
+    "clone_with_size",
     "go_kind",
     "go_type",
     "go_eq",
@@ -30,16 +31,61 @@ def clone(value: Any) -> Any:
     """A deep copy of a JSON value (orjson round trip: several times faster than copy.deepcopy)."""
     try:
         return orjson.loads(orjson.dumps(value))
-    except (TypeError, orjson.JSONEncodeError):  # ints beyond 64 bits, non-JSON values
+    except (TypeError, orjson.JSONEncodeError):  # ints beyond 64 bits, deeper than orjson nests
         return _clone_slow(value)
 
 
+def clone_with_size(value: Any) -> Tuple[Any, int]:
+    """A deep copy and the length of the value's compact JSON encoding.
+
+    json-patch counts a `copy` as the bytes of the copied value's JSON (deepCopy), so this is what
+    the accumulated copy size limit adds up.
+    """
+    try:
+        data = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return _clone_slow(value), _encoded_size(value)
+    return orjson.loads(data), len(data)
+
+
 def _clone_slow(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clone_slow(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clone_slow(v) for v in value]
-    return value
+    # Iterative: a JSON patch can nest a document deeper than Python's recursion limit (copies).
+    if not isinstance(value, (dict, list)):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    pending = [(value, root)]
+    while pending:
+        source, target = pending.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                item_copy: Any = {} if isinstance(item, dict) else []
+                pending.append((item, item_copy))
+                item = item_copy
+            if isinstance(target, dict):
+                target[key] = item
+            else:
+                target.append(item)
+    return root
+
+
+def _encoded_size(value: Any) -> int:
+    """len(compact JSON of `value`), for what orjson cannot encode (too deep, ints beyond 64 bits)."""
+    size = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            size += 2 + max(len(item) - 1, 0) + sum(len(orjson.dumps(k)) + 1 for k in item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            size += 2 + max(len(item) - 1, 0)
+            pending.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            size += len(str(item))
+        else:
+            size += len(orjson.dumps(item))
+    return size
 
 
 def go_kind(value: Any) -> str:
