@@ -23,6 +23,14 @@ from megaplane.apimachinery.resources import Resource
 from megaplane.apiserver.watchcache import WatchCache
 
 
+class WatchCounts(Protocol):
+    """One kind's watch fan-out, as the collector reads it."""
+
+    sent_total: int
+
+    def __len__(self) -> int: ...
+
+
 class CacheSource(Protocol):
     """What the collector reads at scrape time: each kind's watch cache."""
 
@@ -44,6 +52,8 @@ _METRIC_VERBS = {
 class APIMetrics(Collector):
     def __init__(self, caches: CacheSource) -> None:
         self.caches = caches
+        #: The HTTP watch fan-outs by cache prefix (watchers and events sent), set by the server.
+        self.watches: Dict[bytes, WatchCounts] = {}
         self.requests: Dict[Tuple[Key, int], int] = {}
         self.durations: Dict[Key, List[float]] = {}  # bucket counts..., then sum
         self.inflight = {"mutating": 0, "readOnly": 0}
@@ -110,9 +120,10 @@ class APIMetrics(Collector):
             "apiserver_storage_objects", "Number of stored objects at the time of last check split by kind.", labels=["resource"]
         )
         for r, cache in self.caches.caches_by_resource():
-            events.add_metric([r.group, r.version, r.kind], cache.sent_total)
+            fanout = self.watches.get(cache.prefix)
+            events.add_metric([r.group, r.version, r.kind], fanout.sent_total if fanout is not None else 0)
             watchers.add_metric(
-                ["WATCH", r.group, r.version, r.plural, "", "resource", "apiserver"], len(cache.watchers) + len(cache.broadcast)
+                ["WATCH", r.group, r.version, r.plural, "", "resource", "apiserver"], len(fanout) if fanout is not None else 0
             )
             objects.add_metric([f"{r.plural}.{r.group}" if r.group else r.plural], len(cache.objects))
         yield events

@@ -88,9 +88,10 @@ class APIServer:
         self.caches = self.registry.caches
         self.discovery = Discovery(self.config.advertise_address)
         self.metrics = APIMetrics(self.registry)
+        self.endpoints = ResourceEndpoints(self.registry, self.metrics)
+        self.metrics.watches = self.endpoints.fanouts
         self.prometheus = CollectorRegistry()
         self.prometheus.register(self.metrics)
-        self.endpoints = ResourceEndpoints(self.registry, self.metrics)
         self.http = HTTPServer(self.handle)
         self._tasks: List[asyncio.Task] = []
         self._openapi: Any = None
@@ -174,13 +175,7 @@ class APIServer:
     async def _bookmarks(self) -> None:
         while True:
             await asyncio.sleep(self.config.bookmark_interval)
-            for cache in self.caches.values():
-                # Events queued for broadcast go out before a bookmark that covers them.
-                cache.flush_now()
-                rev = cache.revision
-                for w in list(cache.watchers) + list(cache.broadcast):
-                    if w.bookmarks and not w.pending:
-                        w.bookmark(rev)
+            self.endpoints.bookmark_all()
 
     # -- request routing ---------------------------------------------------------------------
 

@@ -4,13 +4,24 @@ A create or update body (JSON, YAML or Kubernetes protobuf) must be an
 object of the URL's kind; what is not gets the decoder's 400 with a
 summary of the body. DeleteOptions and dryRun are checked here too, so a
 malformed option is refused before anything is touched.
+
+Nesting is bounded: kube-apiserver's JSON and YAML decoders refuse bodies
+deeper than 10,000 levels; megaplane refuses them past `MAX_DEPTH`, because
+orjson encodes at most 254 levels and the defaulting and validation walkers
+recurse in Python. Everything decoded here is at most `MAX_DEPTH` deep, so
+no later step can hit either limit (a 500) on a body that was accepted.
+Checking costs nothing for a typical body: a body with fewer opening
+brackets than the limit cannot be that deep, and only a body with more is
+walked.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import re
+from typing import Any, Dict, Optional
 
 import orjson
+import yaml
 
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.errors import field_error
@@ -18,10 +29,11 @@ from megaplane.apimachinery.listoptions import go_parse_int
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.scheme import REGISTERED_KINDS, check_kind
 from megaplane.apiserver.http.transport import Request
+from megaplane.apiserver.http.yamljson import YAMLBodyError, yaml_to_json_value
 from megaplane.apiserver.patch import go_syntax_error
 from megaplane.apiserver.schema import protobuf
 
-__all__ = ["decode_body", "check_kind", "content_type", "dry_run", "delete_options", "REGISTERED_KINDS"]
+__all__ = ["MAX_DEPTH", "decode_body", "check_depth", "nesting_error", "check_kind", "content_type", "dry_run", "delete_options", "REGISTERED_KINDS"]
 
 
 def content_type(req: Request) -> str:
@@ -58,6 +70,55 @@ def _not_an_object(obj: Any) -> str:
     return f"couldn't get version/kind; json parse error: json: cannot unmarshal {go_type} into Go value of type {_FIND_KIND}"
 
 
+#: Deepest nesting a body may have (upstream: 10,000, encoding/json's maxNestingDepth and goyaml's limit).
+MAX_DEPTH = 200
+# A JSON string (skipped whole) or a bracket: enough to follow nesting through a valid JSON prefix.
+_JSON_NESTING_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _too_deep(obj: Any, limit: int) -> Optional[str]:
+    """The bracket ('{' or '[') that opens level limit+1 of `obj`, or None if it is not that deep."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if type(value) is dict else value
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                if depth == limit:
+                    return "{" if kind is dict else "["
+                stack.append((child, depth + 1))
+    return None
+
+
+def _deep_bracket(body: bytes, limit: int) -> str:
+    """The bracket opening level limit+1 of a JSON text (orjson stops at 1024 levels, before any walk)."""
+    depth = 0
+    for match in _JSON_NESTING_TOKEN.finditer(body):
+        token = match.group()
+        if token in (b"{", b"["):
+            depth += 1
+            if depth > limit:
+                return token.decode()
+        elif token in (b"}", b"]"):
+            depth -= 1
+    return "["
+
+
+def nesting_error(bracket: str) -> str:
+    """encoding/json's SyntaxError for a value nested past the limit (scanner.go pushParseState)."""
+    return f"invalid character '{bracket}' exceeded max depth"
+
+
+def check_depth(obj: Any, body: bytes) -> Optional[str]:
+    """The bracket past MAX_DEPTH in a decoded JSON body, or None; O(1) unless the body has that many brackets."""
+    if body.count(b"{") + body.count(b"[") <= MAX_DEPTH:
+        return None
+    if type(obj) is not dict and type(obj) is not list:
+        return None
+    return _too_deep(obj, MAX_DEPTH)
+
+
 def decode_body(req: Request, resource: Resource) -> Dict[str, Any]:
     """The request body as an object; 400 with upstream's wording (and a summary of the body) otherwise."""
     ctype = content_type(req)
@@ -65,13 +126,19 @@ def decode_body(req: Request, resource: Resource) -> Dict[str, Any]:
     if ctype in ("application/json", "", "*/*") or ctype.endswith("+json"):
         try:
             obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
+            if "depth limit exceeded" in str(exc):
+                why = "couldn't get version/kind; json parse error: " + nesting_error(_deep_bracket(body, MAX_DEPTH))
+                raise _unrecognized(resource, why, body) from None
             raise _unrecognized(resource, _json_error(body), body) from None
+        bracket = check_depth(obj, body)
+        if bracket is not None:
+            raise _unrecognized(resource, "couldn't get version/kind; json parse error: " + nesting_error(bracket), body)
     elif ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
-        import yaml
-
         try:
-            obj = yaml.safe_load(body)
+            obj = yaml_to_json_value(body, MAX_DEPTH)
+        except YAMLBodyError as exc:
+            raise _unrecognized(resource, str(exc), body) from None
         except yaml.MarkedYAMLError as exc:
             problem = _YAML_PROBLEMS.get(exc.problem or "", exc.problem or str(exc))
             line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 0

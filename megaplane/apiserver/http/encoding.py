@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional
 import orjson
 
 from megaplane.apimachinery.resources import Resource
+from megaplane.apimachinery.watchevent import event_line
 
 __all__ = [
     "list_body",
@@ -110,15 +111,6 @@ def table_body(
             "rows": _rows(resource, objs, include),
         }
     )
-
-
-_EVENT_PREFIX = {t: b'{"type":"%s","object":' % t.encode() for t in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")}
-
-
-def event_line(etype: str, data: bytes) -> bytes:
-    """One watch event as it goes on the wire: `{"type":...,"object":...}` and a newline."""
-    prefix = _EVENT_PREFIX.get(etype) or b'{"type":"%s","object":' % etype.encode()
-    return prefix + data + b"}\n"
 
 
 def table_watch_line(resource: Resource, etype: str, obj: Dict[str, Any], include: str = "Metadata") -> bytes:

@@ -26,12 +26,13 @@ from megaplane.apiserver.http.decode import content_type, decode_body, delete_op
 from megaplane.apiserver.http.encoding import event_line, list_body, table_body, table_watch_line, wants_table
 from megaplane.apiserver.http.routing import RequestInfo
 from megaplane.apiserver.http.transport import Request, Response, StreamResponse
+from megaplane.apiserver.http.watch import HTTPWatcher, WatchFanout
 from megaplane.apiserver.patch import PatchError, decode_patch
 from megaplane.apiserver.registry.eventsv1 import events_v1_from_core
 from megaplane.apiserver.registry.options import WriteOptions
 from megaplane.apiserver.registry.registry import Registry
 from megaplane.apiserver.registry.store import ListResult, Result, patch_status
-from megaplane.apiserver.watchcache import CachedObject, CacheWatcher, TooOldError
+from megaplane.apiserver.watchcache import CachedObject, TooOldError, WatchCache, WatchFilter
 
 __all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT"]
 
@@ -70,6 +71,18 @@ class ResourceEndpoints:
     def __init__(self, registry: Registry, observer: WatchObserver) -> None:
         self.registry = registry
         self.observer = observer
+        # One fan-out per cache, made on first use (kinds nobody watches cost nothing per event).
+        self.fanouts: Dict[bytes, WatchFanout] = {}
+
+    def fanout(self, cache: WatchCache) -> WatchFanout:
+        f = self.fanouts.get(cache.prefix)
+        if f is None:
+            f = self.fanouts[cache.prefix] = WatchFanout(cache)
+        return f
+
+    def bookmark_all(self) -> None:
+        for f in self.fanouts.values():
+            f.bookmark_all()
 
     # -- framing -------------------------------------------------------------------------------
 
@@ -134,18 +147,17 @@ class ResourceEndpoints:
                 return event_line(etype, orjson.dumps(data))
 
         cache = self.registry.cache_for(r)
+        fanout = self.fanout(cache)
         observer = self.observer
 
         def start(sink: Any) -> None:
-            w = CacheWatcher(
-                cache, sink, namespace=ns, name=name, labels=labels, fields=fields, bookmarks=bookmarks, render=render
-            )
+            w = HTTPWatcher(fanout, sink, WatchFilter(ns, name, labels, fields), bookmarks=bookmarks, render=render)
             loop = asyncio.get_event_loop()
             timers = [loop.call_later(seconds, w.close)]
             if bookmarks and seconds > 2:
                 # The cacher's last bookmark comes 2 s before the deadline, so a client can resume from it.
                 def last_bookmark() -> None:
-                    cache.flush_now()
+                    fanout.flush_now()
                     w.bookmark(cache.revision)
 
                 timers.append(loop.call_later(seconds - 2, last_bookmark))
@@ -164,7 +176,7 @@ class ResourceEndpoints:
             revision = cache.revision
             if send_initial:
                 prefix = r.namespace_prefix(ns)
-                w.send_initial(list(cache.iter_prefix(prefix)), revision)
+                w.send_initial(list(cache.iter_prefix(prefix)))
                 if bookmarks:
                     w.bookmark(revision, initial_events_end=True)
             elif start_rev:
@@ -173,7 +185,7 @@ class ResourceEndpoints:
                 except TooOldError as exc:
                     w.error(errors.expired(str(exc)).body())
                     return
-            cache.add_watcher(w)
+            fanout.add(w)
             observer.watchers_started(r)
 
         return StreamResponse(start)

@@ -5,6 +5,15 @@ name, subresource status; the verb comes from the method plus whether a
 name is present (GET without a name is list, or watch when ?watch=true).
 Paths that are not resources (discovery, /version, /healthz, /metrics,
 /openapi) are `kind="other"` and handled by the server directly.
+
+Which verbs a path serves is decided here, as the apiserver's installer
+registers routes: a namespaced kind at cluster scope (/api/v1/configmaps)
+has only list and watch routes, so any other method is 405 and a name
+under it is 404; a namespace segment that is empty
+(/api/v1/namespaces//secrets) still matches the namespaced route (go-restful
+lets a path parameter be empty), where every verb that needs a storage key
+fails as the registry's NamespaceKeyFunc does: 400 "Namespace parameter
+required." - so neither form can reach every namespace's objects at once.
 """
 
 from __future__ import annotations
@@ -22,6 +31,9 @@ SERVED_GROUPS = frozenset(g for g, _ in GROUP_VERSIONS)
 __all__ = ["RequestInfo", "parse_path", "parse_query"]
 
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+# The only routes the installer registers for a namespaced kind outside /namespaces/{namespace}/.
+_CLUSTER_SCOPE_VERBS = frozenset(("list", "watch"))
+_NOT_ALLOWED = "the server does not allow this method on the requested resource"
 
 
 class RequestInfo:
@@ -72,8 +84,10 @@ def parse_path(method: str, path: str, query: Dict[str, str]) -> Optional[Reques
     if rest and rest[0] == "watch":  # legacy /watch/ paths
         watch_path = True
         rest = rest[1:]
+    in_namespace = False
     if len(rest) >= 2 and rest[0] == "namespaces" and not (len(rest) == 2 or (len(rest) == 3 and rest[2] in ("status", "finalize"))):
         info.namespace = rest[1]
+        in_namespace = True
         rest = rest[2:]
     if not rest:
         return None
@@ -107,10 +121,23 @@ def parse_path(method: str, path: str, query: Dict[str, str]) -> Optional[Reques
     else:
         verb = _VERBS.get(method)
         if verb is None:
-            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed(_NOT_ALLOWED)
         if verb == "create" and info.name and not info.subresource:
-            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed(_NOT_ALLOWED)
         if verb in ("update", "patch") and not info.name:
-            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed(_NOT_ALLOWED)
         info.verb = verb
+    if resource.namespaced:
+        _check_namespace_scope(info, in_namespace)
     return info
+
+
+def _check_namespace_scope(info: RequestInfo, in_namespace: bool) -> None:
+    """Refuse what no route of a namespaced kind serves (see the module docstring)."""
+    if not in_namespace:
+        if info.name:
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource", {})
+        if info.verb not in _CLUSTER_SCOPE_VERBS:
+            raise errors.method_not_allowed(_NOT_ALLOWED)
+    elif not info.namespace and info.verb not in _CLUSTER_SCOPE_VERBS:
+        raise errors.bad_request("Namespace parameter required.")

@@ -1,11 +1,13 @@
-"""megaplane.apiserver.watchcache: per-kind caches of current objects and recent events, and their watchers.
+"""megaplane.apiserver.watchcache: per-kind caches of current objects and recent events (the cacher's role).
 
 `cache` holds one kind's state (hash map, lazily sorted key index, event
-window) fed by a backend watch; `watcher` is one client's filtered view
-of it with coalesced writes and bookmarks.
+window), fed by the storage watch, and hands typed events (`CacheEvent`)
+to its listeners; `filter` is what one watcher sees of them (selector
+transitions as upstream). Framing events for a protocol is the
+listeners' business (HTTP: `apiserver.http.watch`).
 """
 
-from megaplane.apiserver.watchcache.cache import CachedObject, CacheEvent, TooOldError, WatchCache
-from megaplane.apiserver.watchcache.watcher import CacheWatcher, Sink
+from megaplane.apiserver.watchcache.cache import CachedObject, CacheEvent, TooOldError, WatchCache, json_line
+from megaplane.apiserver.watchcache.filter import WatchFilter
 
-__all__ = ["WatchCache", "CachedObject", "CacheEvent", "TooOldError", "CacheWatcher", "Sink"]
+__all__ = ["WatchCache", "CachedObject", "CacheEvent", "TooOldError", "WatchFilter", "json_line"]

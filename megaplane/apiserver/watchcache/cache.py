@@ -28,21 +28,18 @@ import asyncio
 import logging
 import time
 from bisect import bisect_right
-from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import msgspec
 
 from megaplane.apimachinery.meta import ObjectFacts, facts_decoder, set_resource_version
 from megaplane.apimachinery.resources import Resource
-from megaplane.apiserver.http.encoding import event_line
+from megaplane.apimachinery.watchevent import event_line
 from megaplane.store.backend import Backend, BackendWatch
 from megaplane.store.keyspace import KeyIndex
 from megaplane.store.kv import prefix_end
 
-if TYPE_CHECKING:
-    from megaplane.apiserver.watchcache.watcher import CacheWatcher
-
-__all__ = ["WatchCache", "CachedObject", "CacheEvent", "TooOldError"]
+__all__ = ["WatchCache", "CachedObject", "CacheEvent", "TooOldError", "json_line"]
 
 # While readers wait for a revision, how often progress made through other kinds' writes is looked at.
 FRESHNESS_CHECK = 0.05
@@ -84,14 +81,16 @@ class CacheEvent(msgspec.Struct, gc=False):
     prev: Optional[CachedObject]
     rv: int
     time: float
+    #: The event's JSON watch line, memoised by whoever encodes it first (`json_line`): once for all watchers.
     wire: Optional[bytes] = None
 
-    def line(self) -> bytes:
-        """The JSON watch event line, built once for all watchers."""
-        line = self.wire
-        if line is None:
-            line = self.wire = event_line(self.type, self.obj.data)
-        return line
+
+def json_line(ev: CacheEvent) -> bytes:
+    """The `{"type":...,"object":...}` line of an event, encoded once and shared by every consumer."""
+    line = ev.wire
+    if line is None:
+        line = ev.wire = event_line(ev.type, ev.obj.data)
+    return line
 
 
 class WatchCache:
@@ -123,31 +122,24 @@ class WatchCache:
         # Every event after `oldest` is in history: watches from it or later can resume.
         self.oldest = 0
         self._revision = 0
-        self.watchers: List["CacheWatcher"] = []
-        # Watchers of every object of the kind, unfiltered: they share one
-        # pre-framed chunk per loop iteration instead of per-event work.
-        self.broadcast: List["CacheWatcher"] = []
-        self._batch: List[bytes] = []
-        self._batch_rv = 0
-        self._dirty: List["CacheWatcher"] = []
-        self._flush_scheduled = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._feed: Optional[BackendWatch] = None
         # (key, facts) of the write the API server is making right now: its
         # event then needs no decoding (`expect`).
         self._expected: Optional[tuple] = None
-        # Watch event lines queued for clients, all watchers together.
-        self.sent_total = 0
         # Readers waiting for a revision: (revision, future), checked as the cache moves.
         self._fresh_waiters: List[Tuple[int, "asyncio.Future[bool]"]] = []
         self._fresh_timer: Optional[asyncio.TimerHandle] = None
-        # In-process consumers of typed events (called with each applied batch, in revision order).
+        # Consumers of typed events, called with each applied batch in revision order: the HTTP
+        # watch fan-out, in-process watchers, built-in controllers.
         self.listeners: List[Callable[[List[CacheEvent]], None]] = []
+        # Called when the cache starts over (relist after it fell behind): every watcher must end.
+        self.on_reset: List[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return (
             f"<WatchCache {self.resource.group_version} {self.resource.plural} objects={len(self.objects)} "
-            f"history={len(self.history)} watchers={len(self.watchers)} rev={self.revision}>"
+            f"history={len(self.history)} listeners={len(self.listeners)} rev={self.revision}>"
         )
 
     # -- intake ---------------------------------------------------------------------
@@ -172,8 +164,8 @@ class WatchCache:
     def stop(self) -> None:
         if self._feed is not None:
             self._feed.cancel()
-        for w in list(self.watchers) + list(self.broadcast):
-            w.close()
+        for reset in list(self.on_reset):
+            reset()
 
     @property
     def revision(self) -> int:
@@ -282,14 +274,9 @@ class WatchCache:
         self._trim(now)
         if self._fresh_waiters:
             self._check_fresh()
-        for listen in self.listeners:
-            listen(fresh)
-        if self.broadcast and fresh:
-            self._batch.extend([ev.line() for ev in fresh])
-            self._batch_rv = fresh[-1].rv
-            self._schedule_flush()
-        for w in self.watchers:
-            w.offer(fresh)
+        if fresh:
+            for listen in self.listeners:
+                listen(fresh)
 
     def _trim(self, now: float) -> None:
         # Trimming a list's head moves the whole list, so it is done in batches
@@ -315,8 +302,8 @@ class WatchCache:
             del history[:drop]
 
     def _relist(self) -> None:
-        for w in list(self.watchers) + list(self.broadcast):
-            w.close()
+        for reset in list(self.on_reset):
+            reset()
         self.objects.clear()
         self.index = KeyIndex()
         self.history.clear()
@@ -348,52 +335,3 @@ class WatchCache:
         history = self.history
         i = bisect_right(history, revision, key=lambda e: e.rv)
         return history[i:]
-
-    # -- watchers ----------------------------------------------------------------------
-
-    def add_watcher(self, w: "CacheWatcher") -> None:
-        if w.plain and not w.namespace:
-            # Events already batched predate this watcher: send them to the others first.
-            self.flush_now()
-            self.broadcast.append(w)
-        else:
-            self.watchers.append(w)
-
-    def remove_watcher(self, w: "CacheWatcher") -> None:
-        for group in (self.broadcast, self.watchers):
-            try:
-                group.remove(w)
-                return
-            except ValueError:
-                pass
-
-    def mark_dirty(self, w: "CacheWatcher") -> None:
-        """Queue a watcher's flush; all flushes run once per loop iteration (coalescing writes)."""
-        self._dirty.append(w)
-        self._schedule_flush()
-
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop = self._loop or asyncio.get_event_loop()
-            loop.call_soon(self._flush)
-
-    def flush_now(self) -> None:
-        """Write everything queued now (before a new watcher joins, or a bookmark)."""
-        self._flush()
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        # Each watcher's own lines first: a broadcast watcher's initial events precede the batch.
-        dirty, self._dirty = self._dirty, []
-        for w in dirty:
-            w.flush()
-        batch = self._batch
-        if batch:
-            self._batch = []
-            data = b"".join(batch)
-            chunk = b"%x\r\n%s\r\n" % (len(data), data)
-            rv = self._batch_rv
-            self.sent_total += len(batch) * len(self.broadcast)
-            for w in list(self.broadcast):
-                w.write_chunk(chunk, rv)
