@@ -36,20 +36,26 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right, insort
 from itertools import islice
-from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
 from sortedcontainers import SortedList
 
 from .kv import KEY, MOD_REVISION, Event, KeyValue, normalize_range, partition_prefix, prefix_end
 
-if TYPE_CHECKING:
-    from .wal.log import WalStream
-
-__all__ = ["KeyIndex", "Partition", "Keyspace"]
+__all__ = ["KeyIndex", "Partition", "Keyspace", "LogBuffer"]
 
 
 def _event_revision(event: Event) -> int:
     return event[0][MOD_REVISION]
+
+
+class LogBuffer(Protocol):
+    """A partition's WAL stream as the write path sees it (`megaplane.store.wal.WalStream`)."""
+
+    #: Encoded records not yet handed to the flusher.
+    buf: bytearray
+    #: True once the stream is on the WAL's dirty list.
+    dirty: bool
 
 
 class KeyIndex:
@@ -142,7 +148,7 @@ class Partition:
         self.floor = 0
         self.max_events = max_events
         # Set by the store: the partition's WAL stream (None: not logged).
-        self.wal: Optional["WalStream"] = None
+        self.wal: Optional[LogBuffer] = None
         self.wal_mode = "none"
         self.fsync = False
         # Set by the watch hub while any watcher covers this partition.
