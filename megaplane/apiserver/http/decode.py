@@ -24,13 +24,13 @@ import orjson
 import yaml
 
 from megaplane.apimachinery import errors
-from megaplane.apimachinery.errors import field_error
 from megaplane.apimachinery.listoptions import go_parse_int
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.scheme import REGISTERED_KINDS, check_kind
 from megaplane.apiserver.http.transport import Request
 from megaplane.apiserver.http.yamljson import YAMLBodyError, yaml_to_json_value
 from megaplane.apiserver.patch import go_syntax_error
+from megaplane.apiserver.registry.options import dry_run
 from megaplane.apiserver.schema import protobuf
 
 __all__ = ["MAX_DEPTH", "decode_body", "check_depth", "nesting_error", "check_kind", "content_type", "dry_run", "delete_options", "REGISTERED_KINDS"]
@@ -159,29 +159,21 @@ def decode_body(req: Request, resource: Resource) -> Dict[str, Any]:
     return obj
 
 
-def dry_run(values: Any, options_kind: str) -> bool:
-    """ValidateDryRun: dryRun may only be "All"; 422 on the verb's options otherwise."""
-    if not values:
-        return False
-    if isinstance(values, str):
-        values = [values]
-    if not isinstance(values, list) or any(v != "All" for v in values):
-        shown = "[]string{" + ", ".join(f'"{v}"' for v in values) + "}" if isinstance(values, list) else repr(values)
-        raise errors.invalid("meta.k8s.io", options_kind, "", [
-            field_error("", "dryRun", None, 'supported values: "All"', "FieldValueNotSupported", shown=shown)])
-    return True
-
-
 def delete_options(req: Request, q: Dict[str, str]) -> Dict[str, Any]:
     """DeleteOptions from the body and the query, checked for type."""
+    return delete_options_from(req.body, q)
+
+
+def delete_options_from(body: bytes, q: Dict[str, str]) -> Dict[str, Any]:
+    """DeleteOptions from a body (JSON DeleteOptions, or empty) and query parameters."""
     opts: Dict[str, Any] = {}
-    if req.body:
+    if body:
         try:
-            opts = orjson.loads(req.body)
+            opts = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise errors.bad_request(
                 "the object provided is unrecognized (must be of type DeleteOptions): "
-                f"couldn't get version/kind; json parse error: {go_syntax_error(req.body) or 'unexpected end of JSON input'}"
+                f"couldn't get version/kind; json parse error: {go_syntax_error(body) or 'unexpected end of JSON input'}"
             ) from None
         if not isinstance(opts, dict):
             raise errors.bad_request("the object provided is unrecognized (must be of type DeleteOptions)")

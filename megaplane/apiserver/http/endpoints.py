@@ -19,20 +19,20 @@ import orjson
 
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.errors import field_error
-from megaplane.apimachinery.listoptions import list_options, parse_resource_version
+from megaplane.apimachinery.listoptions import list_options
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.scheme import check_kind
-from megaplane.apiserver.http.decode import content_type, decode_body, delete_options, dry_run
+from megaplane.apiserver.http.decode import content_type, decode_body, delete_options
 from megaplane.apiserver.http.encoding import event_line, list_body, table_body, table_watch_line, wants_table
 from megaplane.apiserver.http.routing import RequestInfo
 from megaplane.apiserver.http.transport import Request, Response, StreamResponse
 from megaplane.apiserver.http.watch import HTTPWatcher, WatchFanout
 from megaplane.apiserver.patch import PatchError, decode_patch
 from megaplane.apiserver.registry.eventsv1 import events_v1_from_core
-from megaplane.apiserver.registry.options import WriteOptions
+from megaplane.apiserver.registry.options import write_options
 from megaplane.apiserver.registry.registry import Registry
 from megaplane.apiserver.registry.store import ListResult, Result, patch_status
-from megaplane.apiserver.watchcache import CachedObject, TooOldError, WatchCache, WatchFilter
+from megaplane.apiserver.watchcache import CachedObject, WatchCache
 
 __all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT"]
 
@@ -54,11 +54,6 @@ class WatchObserver(Protocol):
 
     def observe(self, verb: str, resource: Resource, subresource: str, scope: str, code: int, seconds: float,
                 dry_run: str = "") -> None: ...
-
-
-def _write_options(q: Dict[str, str], options_kind: str) -> WriteOptions:
-    return WriteOptions(dry_run=dry_run(q.get("dryRun"), options_kind), field_validation=q.get("fieldValidation", ""),
-                        field_manager=q.get("fieldManager", ""))
 
 
 def _warning_headers(warnings: Tuple[str, ...]) -> List[Tuple[bytes, bytes]]:
@@ -122,17 +117,8 @@ class ResourceEndpoints:
         r = info.resource
         assert r is not None
         opts = list_options(q, r, watch=True)
-        labels, fields = opts.labels, opts.fields
-        ns = info.namespace if r.namespaced else ""
-        name = info.name
-        if fields:
-            # metadata.name=X is what `kubectl delete --wait` and `get -w name` use: match it directly.
-            names = [v for f, op, v in fields if f == "metadata.name" and op == "="]
-            if names and not name:
-                name = names[0]
-        send_initial = bool(opts.send_initial_events)
+        plan = self.registry.store(r).watch(info.namespace, info.name, opts)
         bookmarks = opts.allow_bookmarks
-        start_rev = parse_resource_version(opts.resource_version)
         seconds = float(opts.timeout_seconds) if opts.timeout_seconds else MIN_REQUEST_TIMEOUT * (1 + random.random())
         table = wants_table(req.headers.get("accept", ""))
         render: Optional[Callable[[str, CachedObject], bytes]] = None
@@ -146,12 +132,13 @@ class ResourceEndpoints:
                     return table_watch_line(r, etype, data)
                 return event_line(etype, orjson.dumps(data))
 
-        cache = self.registry.cache_for(r)
+        cache = plan.cache
         fanout = self.fanout(cache)
         observer = self.observer
+        scope = "resource" if info.name else "namespace" if plan.filter.namespace else "cluster"
 
         def start(sink: Any) -> None:
-            w = HTTPWatcher(fanout, sink, WatchFilter(ns, name, labels, fields), bookmarks=bookmarks, render=render)
+            w = HTTPWatcher(fanout, sink, plan.filter, bookmarks=bookmarks, render=render)
             loop = asyncio.get_event_loop()
             timers = [loop.call_later(seconds, w.close)]
             if bookmarks and seconds > 2:
@@ -161,9 +148,6 @@ class ResourceEndpoints:
                     w.bookmark(cache.revision)
 
                 timers.append(loop.call_later(seconds - 2, last_bookmark))
-            scope = "namespace" if ns else "cluster"
-            if name and info.name:
-                scope = "resource"
 
             def closed() -> None:
                 for t in timers:
@@ -173,18 +157,15 @@ class ResourceEndpoints:
 
             w.on_close = closed
             sink.on_lost = w.close
-            revision = cache.revision
-            if send_initial:
-                prefix = r.namespace_prefix(ns)
-                w.send_initial(list(cache.iter_prefix(prefix)))
+            if plan.expired is not None:
+                w.error(plan.expired.body())
+                return
+            if plan.initial is not None:
+                w.send_initial(plan.initial)
                 if bookmarks:
-                    w.bookmark(revision, initial_events_end=True)
-            elif start_rev:
-                try:
-                    w.offer(cache.events_since(start_rev))
-                except TooOldError as exc:
-                    w.error(errors.expired(str(exc)).body())
-                    return
+                    w.bookmark(plan.revision, initial_events_end=True)
+            elif plan.replay:
+                w.offer(plan.replay)
             fanout.add(w)
             observer.watchers_started(r)
 
@@ -196,7 +177,7 @@ class ResourceEndpoints:
         r = info.resource
         assert r is not None
         store = self.registry.store(r)
-        opts = _write_options(q, "CreateOptions")
+        opts = write_options(q, "CreateOptions")
         obj = decode_body(req, r)
         if info.subresource == "binding":
             return self.respond(req, r, await store.bind(info.namespace, info.name, obj, opts))
@@ -208,9 +189,9 @@ class ResourceEndpoints:
         assert r is not None
         if info.subresource == "scale":
             obj = decode_body(req, r)
-            opts = _write_options(q, "UpdateOptions")
+            opts = write_options(q, "UpdateOptions")
         else:
-            opts = _write_options(q, "UpdateOptions")
+            opts = write_options(q, "UpdateOptions")
             obj = decode_body(req, r)
         result = await self.registry.store(r).update(info.namespace, info.name, obj, opts, info.subresource)
         return self.respond(req, r, result)
@@ -234,7 +215,7 @@ class ResourceEndpoints:
                 "UnsupportedMediaType",
                 "server-side apply (application/apply-patch+yaml) is not implemented by megaplane yet",
             )
-        opts = _write_options(q, "PatchOptions")
+        opts = write_options(q, "PatchOptions")
         try:
             patch = decode_patch(req.body, ctype)
         except PatchError as exc:

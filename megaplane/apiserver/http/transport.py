@@ -12,12 +12,37 @@ producing one. A coroutine is first stepped inline: if it finishes without
 waiting (the common case: the embedded store answers synchronously) no
 Task is created at all; if it waits, the rest runs in a Task. Requests on
 one connection are answered in order (no pipelining reorder).
+
+Hostile and careless clients are bounded as kube-apiserver's Go
+http.Server bounds them (`TransportLimits` names each default's source):
+
+- a request head (request line + headers) past MaxHeaderBytes is answered
+  with Go's plain-text 431 and the connection closed; bytes are counted
+  per read, so a 64 MB URL costs one read past the limit, not 64 MB;
+- a head must arrive within ReadHeaderTimeout (silently closed, as Go
+  does), a keep-alive connection may sit idle for IdleTimeout, a body must
+  arrive within the request timeout (504, then closed);
+- a request whose handler is still waiting after --request-timeout (or a
+  shorter ?timeout=) is answered 504 Timeout as the timeout filter does;
+  watches (streams) instead end at their deadline (--min-request-timeout,
+  randomised in [min, 2*min] as upstream, when the handler gives none);
+- output is bounded per connection: past the write buffer's high-water
+  mark the connection stops reading and stops answering pipelined
+  requests until the client drains it, and a client that does not read for
+  `write_stall_timeout` is cut off, its buffered output freed;
+- connections stay within a file-descriptor budget below RLIMIT_NOFILE:
+  when a new client would go past it, the connection idle the longest is
+  closed first, so idle sockets cannot lock new clients out.
+
+Deadlines are one number per connection, checked by one sweep a second:
+the per-request cost is a few attribute writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import time
 from collections import deque
 from email.utils import formatdate
@@ -26,16 +51,31 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 import httptools
 
 from megaplane.apimachinery import errors
+from megaplane.apiserver.http import limits as _limits
 from megaplane.apiserver.http.encoding import event_line
+from megaplane.apiserver.http.limits import (
+    TransportLimits,
+    invalid_timeout,
+    request_deadline,
+    watch_timeout,
+)
 
-__all__ = ["Request", "Response", "StreamResponse", "HTTPServer", "MAX_BODY_BYTES"]
+__all__ = [
+    "Request",
+    "Response",
+    "StreamResponse",
+    "HTTPServer",
+    "TransportLimits",
+    "MAX_BODY_BYTES",
+    "watch_timeout",
+]
 
 log = logging.getLogger("megaplane.apiserver.http.transport")
 
-# kube-apiserver's limit for a request body (apiserver/pkg/server: MaxRequestBodyBytes).
-MAX_BODY_BYTES = 3 * 1024 * 1024
+MAX_BODY_BYTES = TransportLimits.max_body_bytes
 # A watch whose socket buffer passes this is too slow: it is closed and the client rewatches.
 STREAM_HIGH_WATER = 16 * 1024 * 1024
+
 
 _REASONS = {
     200: b"OK",
@@ -43,6 +83,8 @@ _REASONS = {
     202: b"Accepted",
     204: b"No Content",
     400: b"Bad Request",
+    414: b"Request-URI Too Long",
+    431: b"Request Header Fields Too Large",
     401: b"Unauthorized",
     403: b"Forbidden",
     404: b"Not Found",
@@ -123,18 +165,33 @@ class Response:
 
 
 class StreamResponse:
-    """A chunked response the handler keeps writing to (watch). `start(sink)` is called once headers are out."""
+    """A chunked response the handler keeps writing to (watch). `start(sink)` is called once headers are out.
 
-    __slots__ = ("status", "content_type", "start")
+    `timeout` is the stream's lifetime in seconds (the watch's timeoutSeconds, see `watch_timeout`); the
+    transport ends the stream then. None: a random [min, 2*min] of --min-request-timeout, as upstream.
+    """
 
-    def __init__(self, start: Callable[["ChunkSink"], None], content_type: bytes = b"application/json") -> None:
+    __slots__ = ("status", "content_type", "start", "timeout")
+
+    def __init__(
+        self,
+        start: Callable[["ChunkSink"], None],
+        content_type: bytes = b"application/json",
+        timeout: Optional[float] = None,
+    ) -> None:
         self.status = 200
         self.content_type = content_type
         self.start = start
+        self.timeout = timeout
 
 
 class ChunkSink:
-    """Chunked transfer encoding onto one connection; the watch cache's `Sink`."""
+    """Chunked transfer encoding onto one connection; the watch cache's `Sink`.
+
+    `on_lost` is called when the transport ends the stream: the connection
+    was lost, or the stream's deadline passed (then the stream is closed
+    right after, with its terminating chunk).
+    """
 
     __slots__ = ("conn", "closed", "on_lost")
 
@@ -176,15 +233,55 @@ class ChunkSink:
 
 Handler = Callable[[Request], Any]
 
+# Connection phases; each has its own deadline (see TransportLimits).
+_IDLE, _HEAD, _BODY, _BUSY, _STREAM, _CLOSING = range(6)
+# What Go's http.Server writes when a request head is too large (net/http server.go, errTooLarge).
+_HEADERS_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\n431 Request Header Fields Too Large"
+)
+# The timeout filter (endpoints/filters/timeout.go) encodes the bare Status, without kind and apiVersion.
+_TIMEOUT_BODY = (
+    b'{"metadata":{},"status":"Failure","message":"Timeout: request did not complete within the allotted '
+    b'timeout","reason":"Timeout","details":{},"code":504}\n'
+)
+# Seconds a refused connection keeps its write side open for the answer before it is closed (Go: 500 ms).
+_LINGER = 0.5
+
+
+def _fd_budget(reserve: int) -> int:
+    """Client connections that fit under the process's RLIMIT_NOFILE with `reserve` descriptors kept free."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return max(soft - (reserve or max(64, soft // 10)), 1)
+
 
 class HTTPServer:
-    """Listeners for one handler (plain and TLS ports share it)."""
+    """Listeners for one handler (plain and TLS ports share it), and the limits of their connections."""
 
-    def __init__(self, handler: Handler, *, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, handler: Handler, *, limits: Optional[TransportLimits] = None, max_body_bytes: Optional[int] = None
+    ) -> None:
         self.handler = handler
-        self.max_body_bytes = max_body_bytes
+        self.limits = limits or _limits.DEFAULT_LIMITS
+        self.max_body_bytes = max_body_bytes or self.limits.max_body_bytes
+        # Go counts the request line and headers against MaxHeaderBytes + 4096 bytes of bufio slack.
+        self.max_head_bytes = self.limits.max_header_bytes + 4096
         self.servers: List[asyncio.AbstractServer] = []
         self.connections: set = set()
+        # Connections with no request in flight, oldest first: the first closed when descriptors run short.
+        self.idle: Dict["HTTPConnection", None] = {}
+        self.fd_budget = _fd_budget(self.limits.fd_reserve)
+        self._sweeper: Optional[asyncio.Task] = None
+
+    @property
+    def request_timeout(self) -> float:
+        return self.limits.request_timeout
+
+    @property
+    def min_request_timeout(self) -> float:
+        return self.limits.min_request_timeout
 
     async def listen(self, host: str, port: int, ssl: Any = None) -> int:
         loop = asyncio.get_running_loop()
@@ -192,9 +289,14 @@ class HTTPServer:
             lambda: HTTPConnection(self), host, port, ssl=ssl, reuse_address=True, backlog=4096
         )
         self.servers.append(server)
+        if self._sweeper is None:
+            self._sweeper = loop.create_task(self._sweep())
         return server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for s in self.servers:
             s.close()
         for c in list(self.connections):
@@ -202,6 +304,27 @@ class HTTPServer:
                 c.transport.close()
         for s in self.servers:
             await s.wait_closed()
+
+    def admit(self, conn: "HTTPConnection") -> bool:
+        """Make room for a new connection: close idle ones past the budget; False if it cannot be kept."""
+        excess = len(self.connections) - self.fd_budget
+        while excess >= 0 and self.idle:
+            oldest = next(iter(self.idle))
+            oldest.close_idle()
+            excess -= 1
+        # With nothing idle to close, a few more fit in the reserve; past half of it, refuse the newcomer.
+        return excess < max((self.limits.fd_reserve or 64) // 2, 1)
+
+    async def _sweep(self) -> None:
+        """Once a second: end every connection whose deadline has passed."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for conn in [c for c in self.connections if c.deadline <= now or c.stalled_since]:
+                try:
+                    conn.expire(now)
+                except Exception:  # one connection's cleanup must not stop the sweep
+                    log.exception("expiring a connection failed")
 
 
 class HTTPConnection(asyncio.Protocol):
@@ -211,6 +334,7 @@ class HTTPConnection(asyncio.Protocol):
         "parser",
         "url",
         "headers",
+        "repeated",
         "body",
         "body_size",
         "queue",
@@ -219,6 +343,12 @@ class HTTPConnection(asyncio.Protocol):
         "stream",
         "peer",
         "refused",
+        "phase",
+        "deadline",
+        "head_bytes",
+        "stalled_since",
+        "write_paused",
+        "generation",
     )
 
     def __init__(self, server: HTTPServer) -> None:
@@ -227,6 +357,7 @@ class HTTPConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.url = b""
         self.headers: Dict[str, str] = {}
+        self.repeated: Optional[Dict[str, List[str]]] = None
         self.body: List[bytes] = []
         self.body_size = 0
         self.queue: Deque[Tuple[Request, bool]] = deque()
@@ -235,17 +366,32 @@ class HTTPConnection(asyncio.Protocol):
         self.stream: Optional[ChunkSink] = None
         self.peer: Any = None
         self.refused = False
+        self.phase = _IDLE
+        self.deadline = time.monotonic() + server.limits.read_header_timeout
+        self.head_bytes = 0
+        self.stalled_since = 0.0
+        self.write_paused = False
+        self.generation = 0  # bumped when a request is answered for its handler (timeout): its late result is dropped
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.server.connections.add(self)
+        server = self.server
+        if not server.admit(self):
+            transport.abort()  # type: ignore[attr-defined]
+            self.transport = None
+            return
+        server.connections.add(self)
+        server.idle[self] = None
         self.peer = transport.get_extra_info("peername")
+        transport.set_write_buffer_limits(high=server.limits.write_high_water)  # type: ignore[attr-defined]
         # No TCP_NODELAY here: asyncio and uvloop set it on every TCP transport already.
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
-        self.server.connections.discard(self)
+        server = self.server
+        server.connections.discard(self)
+        server.idle.pop(self, None)
         stream = self.stream
         if stream is not None:
             stream.closed = True
@@ -253,8 +399,37 @@ class HTTPConnection(asyncio.Protocol):
             if stream.on_lost is not None:
                 stream.on_lost()
         self.transport = None
+        self.queue.clear()
+        self.phase = _CLOSING
+
+    def pause_writing(self) -> None:
+        # The client reads slower than we answer: stop reading (and so answering) until it catches up.
+        self.write_paused = True
+        self.stalled_since = time.monotonic()
+        t = self.transport
+        if t is not None:
+            t.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.stalled_since = 0.0
+        t = self.transport
+        if t is not None and not self.refused:
+            t.resume_reading()
+        if not self.busy and self.stream is None:
+            self._next()
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
+        phase = self.phase
+        if phase == _IDLE:
+            self.phase = _HEAD
+            self.deadline = time.monotonic() + self.server.limits.read_header_timeout
+            self.server.idle.pop(self, None)
+            self.head_bytes = len(data)
+        elif phase == _HEAD:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -262,12 +437,15 @@ class HTTPConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if not self.refused:
                 self._fail(400, f"malformed HTTP request: {exc}".encode())
+        if self.phase == _HEAD and self.head_bytes > self.server.max_head_bytes and not self.refused:
+            self._refuse(_HEADERS_TOO_LARGE)
 
     # -- httptools callbacks ----------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = {}
+        self.repeated = None
         self.body = []
         self.body_size = 0
 
@@ -278,11 +456,20 @@ class HTTPConnection(asyncio.Protocol):
         key = name.decode("latin-1").lower()
         v = value.decode("latin-1")
         if key in self.headers:
-            self.headers[key] += "," + v
+            # Repeated headers are joined once the head is complete: joining here is quadratic in their number.
+            if self.repeated is None:
+                self.repeated = {}
+            self.repeated.setdefault(key, [self.headers[key]]).append(v)
         else:
             self.headers[key] = v
 
     def on_headers_complete(self) -> None:
+        if self.repeated is not None:
+            for key, values in self.repeated.items():
+                self.headers[key] = ",".join(values)
+            self.repeated = None
+        self.phase = _BODY
+        self.deadline = time.monotonic() + self.server.limits.request_timeout
         length = self.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.server.max_body_bytes:
             self._too_large()
@@ -299,6 +486,10 @@ class HTTPConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.refused:
             return
+        # The next request's head starts here (pipelined bytes after this one count towards it).
+        self.phase = _HEAD
+        self.head_bytes = 0
+        self.deadline = time.monotonic() + self.server.limits.read_header_timeout
         url = self.url.decode("latin-1")
         path, _, query = url.partition("?")
         req = Request(
@@ -310,23 +501,90 @@ class HTTPConnection(asyncio.Protocol):
             self.peer,
         )
         keep_alive = self.parser.should_keep_alive()
-        if self.busy or self.queue:
+        if self.busy or self.queue or self.write_paused:
             self.queue.append((req, keep_alive))
         else:
             self._dispatch(req, keep_alive)
 
+    # -- deadlines ---------------------------------------------------------------------
+
+    def expire(self, now: float) -> None:
+        """Called by the sweep when the deadline has passed or output is stalled (see TransportLimits)."""
+        t = self.transport
+        if t is None:
+            return
+        if self.stalled_since and now - self.stalled_since > self.server.limits.write_stall_timeout:
+            log.info("closing %s: its client read nothing for %.0f s", self.peer, now - self.stalled_since)
+            t.abort()  # frees the buffered output now; a graceful close would wait for the client to read it
+            return
+        if now < self.deadline:
+            return
+        phase = self.phase
+        if self.busy and self.stream is None and phase != _BODY:
+            self._timed_out()
+        elif phase == _STREAM and self.stream is not None:
+            self._end_stream(self.stream)
+        elif phase == _BODY:
+            self._refuse(_STATUS_LINES[504] + b"Content-Type: application/json\r\nConnection: close\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY))
+        elif phase in (_IDLE, _HEAD) and not self.busy:
+            t.close()  # Go closes a connection whose head did not arrive in time without answering
+        elif phase == _CLOSING:
+            t.abort()
+
+    def close_idle(self) -> None:
+        """Close this idle connection to make room for a new client."""
+        self.server.idle.pop(self, None)
+        t = self.transport
+        if t is not None:
+            t.close()
+
+    def _timed_out(self) -> None:
+        """The handler is still working past the request deadline: answer 504 as the timeout filter does.
+
+        The handler is left to finish (upstream too lets it run; a write may still land); its result is dropped.
+        """
+        self.generation += 1
+        self._write(Response(504, _TIMEOUT_BODY), keep_alive=True)
+        self._next()
+
+    def _end_stream(self, sink: ChunkSink) -> None:
+        if sink.on_lost is not None:
+            sink.on_lost()
+        sink.close()
+
     # -- responses ---------------------------------------------------------------------
+
+    def _refuse(self, raw: bytes) -> None:
+        """Answer with `raw` and close: the request is refused before it is read to its end."""
+        if self.refused:
+            return
+        self.refused = True
+        self.queue.clear()
+        t = self.transport
+        if t is None:
+            return
+        self.server.idle.pop(self, None)
+        self.phase = _CLOSING
+        self.deadline = time.monotonic() + _LINGER
+        t.pause_reading()
+        t.write(raw)
+        # Half-close so the client reads the answer even while it is still sending; the sweep (or the
+        # client's own close) ends the connection.
+        if t.can_write_eof():
+            t.write_eof()
+        else:
+            t.close()
 
     def _too_large(self) -> None:
         if self.refused:
             return
-        self.refused = True
         err = errors.too_large(self.server.max_body_bytes)
-        self._write(Response(err.code, err.body()), keep_alive=False)
+        self._refuse(Response(err.code, err.body()).encode(keep_alive=False))
 
     def _fail(self, status: int, message: bytes) -> None:
         err = errors.StatusError(status, "BadRequest", message.decode(errors="replace"))
-        self._write(Response(status, err.body()), keep_alive=False)
+        self._refuse(Response(status, err.body()).encode(keep_alive=False))
 
     def _write(self, resp: Response, keep_alive: bool) -> None:
         t = self.transport
@@ -334,9 +592,15 @@ class HTTPConnection(asyncio.Protocol):
             return
         t.write(resp.encode(keep_alive))
         if not keep_alive:
+            self.phase = _CLOSING
             t.close()
 
     def _dispatch(self, req: Request, keep_alive: bool) -> None:
+        if "timeout=" in req.query:
+            bad = invalid_timeout(req)
+            if bad is not None:
+                self._complete(_status_response(bad), keep_alive)
+                return
         try:
             result = self.server.handler(req)
         except errors.StatusError as exc:
@@ -362,11 +626,20 @@ class HTTPConnection(asyncio.Protocol):
             return  # the loop below is already working through the queue (no recursion per pipelined request)
         self.draining = True
         try:
-            while self.queue and not self.busy and self.stream is None and self.transport is not None:
+            while (
+                self.queue and not self.busy and self.stream is None and not self.write_paused
+                and self.transport is not None
+            ):
                 req, keep_alive = self.queue.popleft()
                 self._dispatch(req, keep_alive)
         finally:
             self.draining = False
+        if not self.busy and not self.queue and self.stream is None and self.phase == _HEAD and not self.head_bytes:
+            # Nothing in flight and no next request begun: idle, on the keep-alive clock.
+            self.phase = _IDLE
+            self.deadline = time.monotonic() + self.server.limits.idle_timeout
+            if self.transport is not None:
+                self.server.idle[self] = None
 
     def _drive(self, coro: Any, req: Request, keep_alive: bool) -> None:
         """Step a handler coroutine inline; only if it waits does it become a Task."""
@@ -384,9 +657,11 @@ class HTTPConnection(asyncio.Protocol):
             self._complete(_status_response(errors.internal(str(exc))), keep_alive)
             return
         task = asyncio.get_event_loop().create_task(_resume(coro, fut))
+        generation = self.generation
+        self.deadline = time.monotonic() + request_deadline(req, self.server.limits.request_timeout)
 
         def done(t: "asyncio.Task[Any]") -> None:
-            if t.cancelled() or self.transport is None:
+            if t.cancelled() or self.transport is None or self.generation != generation:
                 return
             exc = t.exception()
             if exc is None:
@@ -404,6 +679,11 @@ class HTTPConnection(asyncio.Protocol):
         if t is None:
             return
         self.busy = True
+        self.phase = _STREAM
+        timeout = resp.timeout
+        if timeout is None:
+            timeout = watch_timeout(None, self.server.limits.min_request_timeout)
+        self.deadline = time.monotonic() + timeout
         t.write(
             b"HTTP/1.1 200 OK\r\nCache-Control: no-cache, private\r\nContent-Type: "
             + resp.content_type
@@ -423,6 +703,9 @@ class HTTPConnection(asyncio.Protocol):
     def stream_ended(self, sink: ChunkSink) -> None:
         if self.stream is sink:
             self.stream = None
+            self.phase = _HEAD
+            self.head_bytes = 0
+            self.deadline = time.monotonic() + self.server.limits.read_header_timeout
             self._next()
 
 

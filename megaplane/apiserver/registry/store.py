@@ -55,12 +55,12 @@ from megaplane.apiserver.schema.fieldvalidation import (
     validate,
 )
 from megaplane.apiserver.schema.validation import name_rule, validate_data, validate_metadata
-from megaplane.apiserver.watchcache import CachedObject, WatchCache
+from megaplane.apiserver.watchcache import CachedObject, CacheEvent, TooOldError, WatchCache, WatchFilter
 from megaplane.store.backend import Backend
 from megaplane.store.errors import CompactedError, FutureRevisionError
 from megaplane.store.kv import KeyValue, prefix_end
 
-__all__ = ["ResourceStore", "Result", "ListResult", "patch_status"]
+__all__ = ["ResourceStore", "Result", "ListResult", "WatchPlan", "patch_status"]
 
 # How long a read asking for a revision the store has not reached waits for it (the watch cache's wait).
 FRESHNESS_WAIT = 3.0
@@ -75,6 +75,21 @@ class Result(NamedTuple):
     warnings: Tuple[str, ...] = ()
     #: The resource's own object (a Table can show it), not a Status or a Scale.
     printable: bool = True
+
+
+class WatchPlan(NamedTuple):
+    """How a new watch starts: what it is sent first, and what it filters by, before it follows the cache."""
+
+    cache: WatchCache
+    filter: WatchFilter
+    #: sendInitialEvents: the current objects as ADDED, then (with bookmarks) the initial-events-end BOOKMARK.
+    initial: Optional[List[CachedObject]]
+    #: A resourceVersion to resume from: the events since, from the cache's window.
+    replay: List[CacheEvent]
+    #: The revision the watch starts at.
+    revision: int
+    #: Too old to resume (410 Expired): sent as the stream's one ERROR event, as upstream's cacher does.
+    expired: Optional[errors.StatusError]
 
 
 class ListResult(NamedTuple):
@@ -279,6 +294,32 @@ class ResourceStore:
         cont = encode_continue(next_key, prefix, revision) if next_key else ""
         remaining = total - len(items) if next_key and not labels and not fields else None
         return ListResult(self._views(items), revision, cont, remaining)
+
+    # -- watch -----------------------------------------------------------------------------------
+
+    def watch(self, namespace: str, name: str, opts: ListOptions) -> WatchPlan:
+        """Plan a watch of the kind (one object with `name`, or a field selector on metadata.name)."""
+        ns = self._ns(namespace)
+        fields = opts.fields
+        if fields and not name:
+            # metadata.name=X is what `kubectl delete --wait` and `get -w name` use: match it directly.
+            names = [v for f, op, v in fields if f == "metadata.name" and op == "="]
+            if names:
+                name = names[0]
+        cache = self.cache
+        watch_filter = WatchFilter(ns, name, opts.labels, fields)
+        revision = cache.revision
+        start = parse_resource_version(opts.resource_version)
+        if opts.send_initial_events:
+            return WatchPlan(cache, watch_filter, list(cache.iter_prefix(self.resource.namespace_prefix(ns))), [],
+                             revision, None)
+        replay: List[CacheEvent] = []
+        if start:
+            try:
+                replay = cache.events_since(start)
+            except TooOldError as exc:
+                return WatchPlan(cache, watch_filter, None, [], revision, errors.expired(str(exc)))
+        return WatchPlan(cache, watch_filter, None, replay, revision, None)
 
     # -- create ----------------------------------------------------------------------------------
 
