@@ -8,7 +8,7 @@ what an HTTP client of the same server would see.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Awaitable, Callable, List, Tuple, TypeVar
+from typing import Any, Awaitable, Callable, List, Tuple, TypeVar
 
 import pytest
 
@@ -18,7 +18,6 @@ from megaplane.client import (
     AlreadyExistsError,
     Client,
     ConflictError,
-    ExpiredError,
     InvalidError,
     MethodNotAllowedError,
     NotFoundError,
@@ -144,8 +143,7 @@ def test_list_pages_and_watch_from_resource_version() -> None:
 def test_watch_too_old_is_an_error_event() -> None:
     async def body(server: APIServer, client: Client) -> Any:
         cms = client.resource("configmaps")
-        cache = server.registry.cache_for(server.registry.stores and next(
-            r for r in server.registry.stores if r.plural == "configmaps"))
+        cache = server.registry.cache_for(cms.ref and next(r for r in server.registry.stores if r.plural == "configmaps"))
         cache.oldest = cache.revision  # as if the window had moved past everything before now
         watch = await cms.watch("default", resource_version="1")
         events = [ev async for ev in watch]
