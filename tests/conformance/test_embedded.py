@@ -141,7 +141,7 @@ async def _finish(coro: Coroutine[Any, Any, T], waiting: Any) -> T:
         else:
             # Not `await waiting`: the suspended coroutine already awaits that future itself.
             landed = asyncio.get_running_loop().create_future()
-            waiting.add_done_callback(lambda _: landed.done() or landed.set_result(None))
+            waiting.add_done_callback(lambda _, landed=landed: landed.done() or landed.set_result(None))
             await landed
         try:
             waiting = coro.send(None)
