@@ -28,7 +28,7 @@ class GrpcServer:
         """
         self.methods = methods
         self.max_receive_bytes = max_receive_bytes
-        self.status_errors = (RpcError, *status_errors)
+        self.status_errors: Tuple[Type[Exception], ...] = (RpcError, *status_errors)
         self.servers: List[asyncio.AbstractServer] = []
         self.connections: Set[H2Connection] = set()
 
