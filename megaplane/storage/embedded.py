@@ -105,6 +105,10 @@ class EmbeddedStorage:
         # The last DELETED value built (key, revision, bytes): a delete's result and its watch
         # events are the same bytes, spliced once.
         self._tombstone: Tuple[bytes, int, bytes] = (b"", 0, b"")
+        # Bound once: the hot paths call them per request.
+        self._compare_and_put = store.compare_and_put
+        self._needs_durability = store.needs_durability
+        self._store_get = store.get
 
     def __repr__(self) -> str:
         return f"<EmbeddedStorage {self.store!r}>"
@@ -116,7 +120,7 @@ class EmbeddedStorage:
 
     async def get(self, key: bytes, *, revision: int = 0) -> StoredObject:
         if revision <= 0:
-            kv = self.store.get(key)
+            kv = self._store_get(key)
         else:
             try:
                 kvs = self.store.range(key, revision=revision).kvs
@@ -196,13 +200,19 @@ class EmbeddedStorage:
     ) -> StoredObject:
         if expected_revision <= 0:
             raise ValueError(f"update needs the expected mod revision, got {expected_revision}")
-        ok, kv = self._put(key, expected_revision, value, ttl)
+        if ttl or not key or not callable(value):
+            ok, kv = self._put(key, expected_revision, value, ttl)
+        else:  # the hot path (the registry's update): the store's compare-and-put, nothing else
+            try:
+                ok, kv = self._compare_and_put(key, expected_revision, value, 0)
+            except store_errors.StoreError as e:
+                raise _translate(e, self.store, key) from None
         if kv is None:
             raise KeyNotFoundError(key)
         if not ok:
             raise ConflictError(key, expected_revision, StoredObject(kv[0], kv[4], kv[2], kv[1], kv[5]))
         rev = kv[2]
-        if self.store.needs_durability(rev):
+        if self._needs_durability(rev):
             await self._durable(key, rev)
         return StoredObject(kv[0], kv[4], rev, kv[1], kv[5])
 
