@@ -178,8 +178,8 @@ def store_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    from .store import Store
     from .etcd import EtcdServer, serve
+    from .store import Store
 
     try:
         config = store_config(args)
@@ -284,6 +284,7 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
         kubeconfig=args.kubeconfig,
         tls_sans=[s for s in args.tls_san.split(",") if s],
         etcd_client_urls=[u for u in (args.listen_client_urls or "").split(",") if u],
+        controllers=list(args.controllers),
     )
 
 
@@ -337,7 +338,7 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             help="also serve the etcd v3 API over the store on these URLs (e.g. http://127.0.0.1:2379)",
         )
         add_store_flags(p)
-        p.set_defaults(func=cmd_up)
+        p.set_defaults(func=cmd_up, controllers=["namespace", "serviceaccount"] if name == "up" else [])
 
 
 # -- parser -----------------------------------------------------------------------

@@ -1,32 +1,39 @@
-"""`megaplane up` / `megaplane apiserver`: the control plane in one process, on one event loop.
+"""`megaplane up` / `megaplane apiserver`: the control plane in one process, as a list of components.
 
-The embedded store, the API server (plain and TLS ports) and, if asked,
-the etcd v3 endpoint over the same store all share one uvloop loop, so
-the API server calls the store without locks or copies. The admin
-kubeconfig is written once the server answers.
+The embedded store, the API server (plain and TLS ports), optionally the
+etcd v3 endpoint over the same store, what kube-apiserver keeps in place
+itself (system namespaces, the `kubernetes` Service), and for `up` the
+built-in controllers, all on one uvloop loop: the API server calls the
+store without locks or copies, and the controllers reach the registry
+through `megaplane.client` over the loopback transport, the same client
+they would use over HTTP in a process of their own. The admin kubeconfig
+is written once every component has started.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import signal
 import tempfile
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
+from megaplane.apiserver.http.tls import ensure_certs, server_ssl_context, write_kubeconfig
+from megaplane.apiserver.loopback import LoopbackTransport
 from megaplane.apiserver.server import APIServer, APIServerConfig
+from megaplane.client import Client
+from megaplane.controllers.bootstrap import SystemBootstrap
+from megaplane.runtime import Component, Runner, run_forever
+from megaplane.store import Store, StoreConfig
+from megaplane.store.backend import EmbeddedBackend
+from megaplane.store.component import StoreComponent
 
-from .store import Store, StoreConfig
-from .store.backend import EmbeddedBackend
-
-__all__ = ["ControlPlaneConfig", "ControlPlane", "run"]
+__all__ = ["ControlPlaneConfig", "ControlPlane", "run", "CONTROLLERS"]
 
 log = logging.getLogger("megaplane")
 
-# etcd's lessor revokes expired leases every 500 ms.
-LEASE_EXPIRY_INTERVAL = 0.5
+#: The controllers `megaplane up` runs (upstream: kube-controller-manager's).
+CONTROLLERS = ("namespace", "serviceaccount")
 
 
 @dataclass
@@ -43,6 +50,31 @@ class ControlPlaneConfig:
     tls_sans: List[str] = field(default_factory=list)
     #: Also serve the etcd v3 API over the same store (e.g. http://127.0.0.1:2379).
     etcd_client_urls: List[str] = field(default_factory=list)
+    #: Controllers run in this process over the loopback client (`megaplane up`; none for `megaplane apiserver`).
+    controllers: List[str] = field(default_factory=lambda: list(CONTROLLERS))
+
+
+class _Listeners:
+    """The API server's ports, bound once the server has started (a component of their own, so order is explicit)."""
+
+    def __init__(self, plane: "ControlPlane") -> None:
+        self.plane = plane
+
+    @property
+    def name(self) -> str:
+        return "listeners"
+
+    async def start(self) -> None:
+        await self.plane._listen()
+
+    async def stop(self) -> None:
+        await self.plane.api.http.close()
+
+    def ready(self) -> bool:
+        return bool(self.plane.port or self.plane.secure_port)
+
+    def statistics(self) -> dict:
+        return {"connections": float(len(self.plane.api.http.connections))}
 
 
 class ControlPlane:
@@ -52,55 +84,48 @@ class ControlPlane:
         if config.secure_port or config.port:
             config.api.endpoint_port = config.secure_port or config.port
         self.api = APIServer(EmbeddedBackend(self.store), config.api)
-        self.etcd = None
+        #: The loopback client: components in this process reach the registry through it.
+        self.client = Client(LoopbackTransport(self.api.registry))
+        self.etcd: Any = None
         self.port = 0
         self.secure_port = 0
-        self._tasks: List[asyncio.Task] = []
+        self._ca: Optional[str] = None
+        components: List[Component] = [StoreComponent(self.store), self.api]
+        if config.etcd_client_urls:
+            from megaplane.etcd import EtcdServer
 
-    async def start(self) -> None:
+            self.etcd = EtcdServer(self.store, listen_client_urls=config.etcd_client_urls)
+            components.append(self.etcd)
+        components.append(SystemBootstrap(self.client, config.api.advertise_address, config.api.endpoint_port))
+        components.extend(_controllers(config.controllers, self.client))
+        components.append(_Listeners(self))
+        self.runner = Runner(components, name="control-plane")
+        self.api.readiness = self.runner.ready
+
+    async def _listen(self) -> None:
         cfg = self.config
-        loop = asyncio.get_running_loop()
-        self.store.attach_loop(loop)
-        await self.api.start()
         host = cfg.bind_address
         if cfg.port:
             self.port = await self.api.listen(host, cfg.port)
-        ca = None
         if cfg.secure_port:
-            from megaplane.apiserver.http.tls import ensure_certs, server_ssl_context
-
             pki = os.path.join(cfg.data_dir or tempfile.mkdtemp(prefix="megaplane-pki-"), "pki")
-            ca, crt, key = ensure_certs(pki, cfg.tls_sans)
+            self._ca, crt, key = ensure_certs(pki, cfg.tls_sans)
             self.secure_port = await self.api.listen(host, cfg.secure_port, server_ssl_context(crt, key))
-        if cfg.etcd_client_urls:
-            from .etcd import EtcdServer
 
-            self.etcd = EtcdServer(self.store, listen_client_urls=cfg.etcd_client_urls)
-            await self.etcd.start()  # also expires leases
-        else:
-            self._tasks.append(loop.create_task(self._expire_leases()))
+    async def start(self) -> None:
+        await self.runner.start()
+        cfg = self.config
         if cfg.kubeconfig:
-            from megaplane.apiserver.http.tls import write_kubeconfig
-
+            host = cfg.bind_address
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             if self.secure_port:
                 server = f"https://{shown}:{self.secure_port}"
             else:
                 server = f"http://{shown}:{self.port}"
-            write_kubeconfig(cfg.kubeconfig, server, ca)
-
-    async def _expire_leases(self) -> None:
-        while True:
-            await asyncio.sleep(LEASE_EXPIRY_INTERVAL)
-            self.store.expire_leases()
+            write_kubeconfig(cfg.kubeconfig, server, self._ca)
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await self.api.stop()
-        if self.etcd is not None:
-            await self.etcd.grpc.close()
-        self.store.close()
+        await self.runner.stop()
 
     def describe(self) -> str:
         parts = []
@@ -113,29 +138,53 @@ class ControlPlane:
         if self.etcd is not None:
             line += f"; etcd API on {', '.join(self.config.etcd_client_urls)}"
         line += f"; store revision {self.store.revision}, data dir {self.config.data_dir or '(memory only)'}"
+        if self.config.controllers:
+            line += f"; controllers: {', '.join(self.config.controllers)}"
         if self.config.kubeconfig:
             line += f"\nkubeconfig written to {self.config.kubeconfig}: kubectl --kubeconfig {self.config.kubeconfig} get ns"
         return line
 
 
+def _controllers(names: List[str], client: Client) -> List[Component]:
+    from megaplane.controllers.namespace import NamespaceController
+    from megaplane.controllers.serviceaccount import ServiceAccountController
+
+    known = {"namespace": NamespaceController, "serviceaccount": ServiceAccountController}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown controllers: {', '.join(unknown)} (known: {', '.join(known)})")
+    return [known[n](client) for n in names]
+
+
+class _Plane:
+    """The whole control plane as one component for `run_forever` (its kubeconfig is written after start)."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+
+    @property
+    def name(self) -> str:
+        return "control-plane"
+
+    async def start(self) -> None:
+        await self.plane.start()
+
+    async def stop(self) -> None:
+        await self.plane.stop()
+
+    def ready(self) -> bool:
+        return self.plane.runner.ready()
+
+    def statistics(self) -> dict:
+        return self.plane.runner.statistics()
+
+
 def run(config: ControlPlaneConfig) -> None:
-    """Run until SIGINT / SIGTERM, on uvloop when it is installed."""
-    try:
-        import uvloop
+    """Run until SIGINT / SIGTERM."""
+    holder: List[ControlPlane] = []
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover
-        runner = asyncio.run
+    def build() -> List[Component]:
+        holder.append(ControlPlane(config))
+        return [_Plane(holder[0])]
 
-    async def main() -> None:
-        cp = ControlPlane(config)
-        await cp.start()
-        print(cp.describe(), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await cp.stop()
-
-    runner(main())
+    run_forever(build, on_started=lambda: print(holder[0].describe(), flush=True))

@@ -4,7 +4,9 @@ Resource paths (/api/..., /apis/...) are routed by `http.routing.parse_path`
 to the resource endpoints (`http.endpoints`), a thin adapter over the
 registry (`registry.Registry`: one store per resource). Everything else
 (/version, /healthz, /livez, /readyz, /metrics, discovery, /openapi) is
-answered here. The built-in namespace controller runs beside it.
+answered here. It is a `megaplane.runtime.Component`; what kube-apiserver
+keeps in place itself (system namespaces, the `kubernetes` Service) is the
+`controllers.bootstrap` component, run beside it over the loopback client.
 """
 
 from __future__ import annotations
@@ -13,22 +15,20 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from megaplane import __version__
 from megaplane.apimachinery import errors
-from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource, lookup
+from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource
 from megaplane.apiserver.discovery import Discovery
 from megaplane.apiserver.http.endpoints import ResourceEndpoints
 from megaplane.apiserver.http.routing import parse_path, parse_query
 from megaplane.apiserver.http.transport import HTTPServer, Request, Response, StreamResponse
 from megaplane.apiserver.metrics import APIMetrics
 from megaplane.apiserver.registry.kinds import StrategyConfig
-from megaplane.apiserver.registry.namespaces import NamespaceController
-from megaplane.apiserver.registry.options import WriteOptions
 from megaplane.apiserver.registry.registry import Registry, RegistryConfig
 from megaplane.apiserver.watchcache import WatchCache
 from megaplane.store.backend import Backend
@@ -95,19 +95,22 @@ class APIServer:
         self.http = HTTPServer(self.handle)
         self._tasks: List[asyncio.Task] = []
         self._openapi: Any = None
-        self.namespaces = NamespaceController(self.registry)
         self.started = False
+        #: What /readyz reports; the process that runs this server points it at its runner's readiness.
+        self.readiness: Callable[[], bool] = lambda: self.started
         self._verb_handlers = self.endpoints.verbs()
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- the Component contract ------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return "apiserver"
 
     async def start(self) -> None:
-        """Fill the caches, create the bootstrap objects and start the built-in loops."""
+        """Fill the caches from storage and start the built-in loops (listening is `listen`)."""
         loop = asyncio.get_running_loop()
         self.registry.start(loop)
-        await self._bootstrap()
         self._tasks.append(loop.create_task(self._bookmarks()))
-        self._tasks.append(loop.create_task(self.namespaces.run()))
         self.started = True
 
     async def listen(self, host: str, port: int, ssl: Any = None) -> int:
@@ -116,42 +119,20 @@ class APIServer:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
+        self._tasks = []
         await self.http.close()
         self.registry.stop()
+        self.started = False
 
-    async def _bootstrap(self) -> None:
-        ns = lookup("", "namespaces")
-        assert ns is not None
-        for name in BOOTSTRAP_NAMESPACES:
-            if self.registry.namespace(name) is None:
-                await self._create_once(ns, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-        # The `kubernetes` Service and its endpoints, as kube-apiserver's kubernetes-service controller keeps them.
-        port = self.config.endpoint_port
-        labels = {"component": "apiserver", "provider": "kubernetes"}
-        bootstrap = [
-            ("services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "labels": labels},
-                          "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}}),
-            ("endpoints", {"apiVersion": "v1", "kind": "Endpoints",
-                           "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-                           "subsets": [{"addresses": [{"ip": self.config.advertise_address}],
-                                        "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}),
-            ("endpointslices", {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                                "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
-                                "addressType": "IPv6" if ":" in self.config.advertise_address else "IPv4",
-                                "endpoints": [{"addresses": [self.config.advertise_address], "conditions": {"ready": True}}],
-                                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}),
-        ]
-        for plural, obj in bootstrap:
-            r = next(x for x in RESOURCES if x.plural == plural and x.storage_of is None)
-            if self.registry.cache_for(r).get(r.key("default", "kubernetes")) is None:
-                await self._create_once(r, "default", obj)
+    def ready(self) -> bool:
+        return self.started
 
-    async def _create_once(self, r: Resource, namespace: str, obj: Dict[str, Any]) -> None:
-        try:
-            await self.registry.store(r).create(namespace, obj, WriteOptions())
-        except errors.StatusError as exc:
-            if exc.reason != "AlreadyExists":
-                raise
+    def statistics(self) -> Dict[str, float]:
+        return {
+            "objects": float(sum(len(c.objects) for c in self.registry.caches.values())),
+            "watchers": float(sum(len(f) for f in self.endpoints.fanouts.values())),
+            "inflight": float(sum(self.metrics.inflight.values())),
+        }
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -239,7 +220,7 @@ class APIServer:
         if path == "/version":
             return Response(200, orjson.dumps(VERSION_INFO))
         if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
-            ok = self.started
+            ok = self.readiness()
             verbose = "verbose" in req.query
             body = b"ok" if not verbose else b"[+]ping ok\n[+]etcd ok\n" + (b"healthz check passed\n" if ok else b"")
             return Response(200 if ok else 503, body, b"text/plain; charset=utf-8")

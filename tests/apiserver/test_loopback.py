@@ -1,7 +1,7 @@
 """megaplane.client over the loopback transport: the same verbs, errors, watches and informers as over HTTP.
 
-An API server (registry, watch caches, embedded store) runs on the test's
-own event loop; the client calls its registry directly. Each test checks
+A control plane without listeners (store, API server, system bootstrap)
+runs on the test's own event loop; the client calls its registry directly. Each test checks
 what an HTTP client of the same server would see.
 """
 
@@ -24,25 +24,22 @@ from megaplane.client import (
     SharedInformer,
     node_name_index,
 )
-from megaplane.store import Store
-from megaplane.store.backend import EmbeddedBackend
+from megaplane.controlplane import ControlPlane, ControlPlaneConfig
 
 T = TypeVar("T")
 
 
 def run(test: Callable[[APIServer, Client], Awaitable[T]], **config: Any) -> T:
     async def main() -> T:
-        store = Store(None)
-        store.attach_loop(asyncio.get_running_loop())
-        server = APIServer(EmbeddedBackend(store))
-        await server.start()
-        client = Client(LoopbackTransport(server.registry))
+        # The store, the API server and what it keeps in place itself (namespaces); no listeners, no controllers.
+        plane = ControlPlane(ControlPlaneConfig(port=0, secure_port=0, controllers=[]))
+        await plane.start()
+        client = Client(LoopbackTransport(plane.api.registry))
         try:
-            return await test(server, client)
+            return await test(plane.api, client)
         finally:
             await client.close()
-            await server.stop()
-            store.close()
+            await plane.stop()
 
     return asyncio.run(main())
 

@@ -3,21 +3,21 @@
 One process, one member, one event loop: the HTTP/2 transport
 (`megaplane.etcd.grpc`), the etcd servicers and the store all run on it, so
 handlers call the store without locks; the WAL flusher and checkpoint
-writer are the only other threads. `EtcdServer.start()` binds the listeners
-on a running loop; `serve()` is the blocking entry point the CLI uses.
+writer are the only other threads. `EtcdServer` is a component that binds
+the listeners on a running loop; the store's own lifecycle (loop
+attachment, lease expiry, close) is `megaplane.store.StoreComponent`, run
+beside it.
 
-The server composes: it builds the member, hands each servicer the member
-and the narrow store view it needs (`views`), and owns the lease-expiry
-loop. Servicers never see the server.
+The server composes: it builds the member and hands each servicer the
+member and the narrow store view it needs (`views`). Servicers never see
+the server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import tempfile
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from megaplane.store import Store, StoreError
 
@@ -36,8 +36,6 @@ log = logging.getLogger("megaplane.etcd.server")
 
 # etcd accepts this much beyond --max-request-bytes for gRPC framing (embed/config.go).
 GRPC_OVERHEAD_BYTES = 512 * 1024
-# etcd's lessor checks for expired leases every 500 ms.
-LEASE_EXPIRY_INTERVAL = 0.5
 
 
 class EtcdServer:
@@ -72,7 +70,6 @@ class EtcdServer:
         self.grpc = GrpcServer(
             methods, max_receive_bytes=self.max_request_bytes + GRPC_OVERHEAD_BYTES, status_errors=(StoreError,)
         )
-        self._expiry: Optional[asyncio.Task] = None
 
     @property
     def member_id(self) -> int:
@@ -89,45 +86,31 @@ class EtcdServer:
         """Bytes the store keeps on disk (checkpoint + WAL): etcd's "DB SIZE" for a memory store."""
         return db_size(self.store.data_dir)
 
+    @property
+    def name(self) -> str:
+        return "etcd"
+
     async def start(self) -> None:
-        """Serve on the running loop: attach the store, expire leases, listen."""
-        self.store.attach_loop(asyncio.get_running_loop())
-        self._expiry = asyncio.get_running_loop().create_task(self._expire_leases())
+        """Listen on --listen-client-urls (the store is started beside this component)."""
         for url in self.listen_client_urls:
             host, _, port = grpc_address(url).rpartition(":")
             self.ports.append(await self.grpc.listen(host.strip("[]"), int(port)))
         log.info("serving the etcd v3 API on %s", ", ".join(self.listen_client_urls))
 
-    async def _expire_leases(self) -> None:
-        while True:
-            await asyncio.sleep(LEASE_EXPIRY_INTERVAL)
-            self.store.expire_leases()
-
     async def stop(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
         await self.grpc.close()
-        self.store.close()
+
+    def ready(self) -> bool:
+        return bool(self.ports)
+
+    def statistics(self) -> Dict[str, float]:
+        return {"revision": float(self.store.revision), "ports": float(len(self.ports))}
 
 
-def serve(server: EtcdServer, on_ready=None) -> None:  # type: ignore[no-untyped-def]
-    """Run `server` until SIGINT/SIGTERM (uvloop when installed)."""
-    try:
-        import uvloop
+def serve(server: EtcdServer, on_ready: Optional[Callable[[EtcdServer], Any]] = None) -> None:
+    """Run the store and `server` until SIGINT/SIGTERM: `megaplane store`."""
+    from megaplane.runtime import run_forever
+    from megaplane.store.component import StoreComponent
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover
-        runner = asyncio.run
-
-    async def main() -> None:
-        await server.start()
-        if on_ready is not None:
-            on_ready(server)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await server.stop()
-
-    runner(main())
+    run_forever([StoreComponent(server.store), server],
+                on_started=(lambda: on_ready(server)) if on_ready is not None else None)
