@@ -11,7 +11,6 @@ Nothing here knows how objects are stored or what a kind's rules are.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
@@ -25,7 +24,7 @@ from megaplane.apimachinery.scheme import check_kind
 from megaplane.apiserver.http.decode import content_type, decode_body, delete_options
 from megaplane.apiserver.http.encoding import event_line, list_body, table_body, table_watch_line, wants_table
 from megaplane.apiserver.http.routing import RequestInfo
-from megaplane.apiserver.http.transport import Request, Response, StreamResponse
+from megaplane.apiserver.http.transport import Request, Response, StreamResponse, watch_timeout
 from megaplane.apiserver.http.watch import HTTPWatcher, WatchFanout
 from megaplane.apiserver.patch import PatchError, decode_patch
 from megaplane.apiserver.registry.eventsv1 import events_v1_from_core
@@ -119,7 +118,7 @@ class ResourceEndpoints:
         opts = list_options(q, r, watch=True)
         plan = self.registry.store(r).watch(info.namespace, info.name, opts)
         bookmarks = opts.allow_bookmarks
-        seconds = float(opts.timeout_seconds) if opts.timeout_seconds else MIN_REQUEST_TIMEOUT * (1 + random.random())
+        seconds = watch_timeout(opts.timeout_seconds, MIN_REQUEST_TIMEOUT)  # Go's Duration: may be <= 0 (ends at once)
         table = wants_table(req.headers.get("accept", ""))
         render: Optional[Callable[[str, CachedObject], bytes]] = None
         if table or r.storage_of is not None:
@@ -169,7 +168,7 @@ class ResourceEndpoints:
             fanout.add(w)
             observer.watchers_started(r)
 
-        return StreamResponse(start)
+        return StreamResponse(start, timeout=seconds)
 
     # -- writes --------------------------------------------------------------------------------
 

@@ -43,6 +43,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
+import struct
 import time
 from collections import deque
 from email.utils import formatdate
@@ -515,7 +517,7 @@ class HTTPConnection(asyncio.Protocol):
             return
         if self.stalled_since and now - self.stalled_since > self.server.limits.write_stall_timeout:
             log.info("closing %s: its client read nothing for %.0f s", self.peer, now - self.stalled_since)
-            t.abort()  # frees the buffered output now; a graceful close would wait for the client to read it
+            _reset(t)
             return
         if now < self.deadline:
             return
@@ -707,6 +709,21 @@ class HTTPConnection(asyncio.Protocol):
             self.head_bytes = 0
             self.deadline = time.monotonic() + self.server.limits.read_header_timeout
             self._next()
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Drop a connection with a reset: its unsent output is freed at once, in the process and in the kernel.
+
+    A plain close would leave the kernel holding the output (and the FIN behind it) for a client that
+    never reads.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
 
 
 async def _resume(coro: Any, fut: Any) -> Any:

@@ -197,7 +197,12 @@ def yaml_to_json_value(body: bytes, max_depth: int) -> Any:
     Raises YAMLBodyError (upstream's message) for what upstream refuses, and
     yaml.YAMLError for what the YAML parser refuses.
     """
-    uses_aliases = _check_events(body, max_depth)
+    try:
+        uses_aliases = _check_events(body, max_depth)
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in (exc.problem or ""):  # libyaml's own ceiling (1000) can be met first, while scanning ahead
+            raise YAMLBodyError(f"yaml: exceeded max depth of {max_depth}") from None
+        raise
     value = yaml.load(body, Loader=_BodyLoader)  # noqa: S506 - a SafeLoader subclass
     if uses_aliases:
         # An alias shares one Python object between places: give each place its own copy, as a
