@@ -24,8 +24,8 @@ from megaplane.apiserver.server import APIServer, APIServerConfig
 from megaplane.client import Client
 from megaplane.controllers.bootstrap import SystemBootstrap
 from megaplane.runtime import Component, Runner, run_forever
+from megaplane.storage import EmbeddedStorage
 from megaplane.store import Store, StoreConfig
-from megaplane.store.backend import EmbeddedBackend
 from megaplane.store.component import StoreComponent
 
 __all__ = ["ControlPlaneConfig", "ControlPlane", "run", "CONTROLLERS"]
@@ -83,7 +83,7 @@ class ControlPlane:
         self.store = Store(config.data_dir, config.store)
         if config.secure_port or config.port:
             config.api.endpoint_port = config.secure_port or config.port
-        self.api = APIServer(EmbeddedBackend(self.store), config.api)
+        self.api = APIServer(EmbeddedStorage(self.store), config.api)
         #: The loopback client: components in this process reach the registry through it.
         self.client = Client(LoopbackTransport(self.api.registry))
         self.etcd: Any = None

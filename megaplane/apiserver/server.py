@@ -31,7 +31,7 @@ from megaplane.apiserver.metrics import APIMetrics
 from megaplane.apiserver.registry.kinds import StrategyConfig
 from megaplane.apiserver.registry.registry import Registry, RegistryConfig
 from megaplane.apiserver.watchcache import WatchCache
-from megaplane.store.backend import Backend
+from megaplane.storage import Storage
 
 __all__ = ["APIServer", "APIServerConfig", "VERSION_INFO"]
 
@@ -76,10 +76,10 @@ class APIServerConfig:
 
 
 class APIServer:
-    def __init__(self, backend: Backend, config: Optional[APIServerConfig] = None) -> None:
-        self.backend = backend
+    def __init__(self, storage: Storage, config: Optional[APIServerConfig] = None) -> None:
+        self.storage = storage
         self.config = cfg = config or APIServerConfig()
-        self.registry = Registry(backend, RegistryConfig(
+        self.registry = Registry(storage, RegistryConfig(
             strategies=StrategyConfig(cfg.service_cluster_ip_range, cfg.service_node_port_range, cfg.event_ttl),
             watch_cache_window=cfg.watch_cache_window,
             watch_cache_min_events=cfg.watch_cache_min_events,
@@ -109,7 +109,7 @@ class APIServer:
     async def start(self) -> None:
         """Fill the caches from storage and start the built-in loops (listening is `listen`)."""
         loop = asyncio.get_running_loop()
-        self.registry.start(loop)
+        await self.registry.start()
         self._tasks.append(loop.create_task(self._bookmarks()))
         self.started = True
 

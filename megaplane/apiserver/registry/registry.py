@@ -2,15 +2,14 @@
 
 Built once per API server. It owns what the stores share: the watch cache
 of each storage prefix (events.k8s.io Events share the core Events cache),
-each kind's strategy instance (allocators and leases are state), namespace
-admission and the storage leases of TTL'd kinds. Callers reach a verb as
+each kind's strategy instance (allocators are state) and namespace
+admission. Callers reach a verb as
 `registry.store(resource).create(...)` — the HTTP endpoints, the
 in-process client transport and the server's own bootstrap alike.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -19,10 +18,9 @@ import orjson
 from megaplane.apimachinery.resources import RESOURCES, Resource, lookup
 from megaplane.apiserver.registry.admission import NamespaceAdmission
 from megaplane.apiserver.registry.kinds import StrategyConfig, strategy_for
-from megaplane.apiserver.registry.leases import StorageLeases
 from megaplane.apiserver.registry.store import ResourceStore
 from megaplane.apiserver.watchcache import CachedObject, WatchCache
-from megaplane.store.backend import Backend
+from megaplane.storage import Storage
 
 __all__ = ["Registry", "RegistryConfig"]
 
@@ -39,15 +37,15 @@ class RegistryConfig:
 
 
 class Registry:
-    def __init__(self, backend: Backend, config: Optional[RegistryConfig] = None) -> None:
-        self.backend = backend
+    def __init__(self, storage: Storage, config: Optional[RegistryConfig] = None) -> None:
+        self.storage = storage
         self.config = cfg = config or RegistryConfig()
         self.caches: Dict[bytes, WatchCache] = {}
         for r in RESOURCES:
             if r.storage_of is None and r.prefix not in self.caches:
                 self.caches[r.prefix] = WatchCache(
                     r,
-                    backend,
+                    storage,
                     window_seconds=cfg.watch_cache_window,
                     min_events=cfg.watch_cache_min_events,
                     max_events=max(cfg.watch_cache_max_events, cfg.watch_cache_min_events),
@@ -57,7 +55,6 @@ class Registry:
         self._namespaces = self.caches[ns.prefix]
         self._ns_resource = ns
         self.admission = NamespaceAdmission(self.namespace)
-        self.leases = StorageLeases(backend.lease_grant)
         self._schemas: Dict[Resource, Any] = {}
         self.stores: Dict[Resource, ResourceStore] = {}
         for r in RESOURCES:
@@ -65,16 +62,15 @@ class Registry:
                 r,
                 strategy_for(r, cfg.strategies),
                 self.cache_for(r),
-                backend,
+                storage,
                 self.admission,
-                self.leases,
                 lambda r=r: self.schema_for(r),  # type: ignore[misc]
             )
 
-    def start(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+    async def start(self) -> None:
         """Fill the caches from storage; strategies re-learn what stored objects hold (allocations)."""
         for cache in self.caches.values():
-            cache.start(loop)
+            await cache.start()
         for r, store in self.stores.items():
             if r.storage_of is None and store.strategy.restores:
                 for obj in store.cache.objects.values():

@@ -45,7 +45,6 @@ from megaplane.apiserver.patch import (
 from megaplane.apiserver.registry import deletion, scale
 from megaplane.apiserver.registry.admission import NamespaceAdmission
 from megaplane.apiserver.registry.eventsv1 import core_from_events_v1, view_bytes
-from megaplane.apiserver.registry.leases import StorageLeases
 from megaplane.apiserver.registry.options import WriteOptions
 from megaplane.apiserver.registry.strategy import Strategy
 from megaplane.apiserver.schema.fieldvalidation import (
@@ -56,9 +55,17 @@ from megaplane.apiserver.schema.fieldvalidation import (
 )
 from megaplane.apiserver.schema.validation import name_rule, validate_data, validate_metadata
 from megaplane.apiserver.watchcache import CachedObject, CacheEvent, TooOldError, WatchCache, WatchFilter
-from megaplane.store.backend import Backend
-from megaplane.store.errors import CompactedError, FutureRevisionError
-from megaplane.store.kv import KeyValue, prefix_end
+from megaplane.storage import Storage, StoredObject
+from megaplane.storage.errors import (
+    ExpiredError,
+    GroupResource,
+    StorageError,
+    TooLargeResourceVersionError,
+    interpret_create_error,
+    interpret_delete_error,
+    interpret_list_error,
+    interpret_update_error,
+)
 
 __all__ = ["ResourceStore", "Result", "ListResult", "WatchPlan", "patch_status"]
 
@@ -112,21 +119,20 @@ class ResourceStore:
         resource: Resource,
         strategy: Strategy,
         cache: WatchCache,
-        backend: Backend,
+        storage: Storage,
         namespaces: NamespaceAdmission,
-        leases: StorageLeases,
         schema: Callable[[], Optional[Dict[str, Any]]],
     ) -> None:
         self.resource = resource
         self.strategy = strategy
         self.cache = cache
-        self.backend = backend
+        self.storage = storage
         self.namespaces = namespaces
-        self.leases = leases
+        self.group_resource = GroupResource(resource.group, resource.plural)
+        self.ttl = strategy.storage_ttl()
         self._schema = schema
         #: events.k8s.io Events: stored in core form, served in their own.
         self.converted = resource.storage_of is not None
-        self._last_write = 0  # revision of the last write a delete made (deletecollection waits for it once)
 
     def __repr__(self) -> str:
         return f"<ResourceStore {self.resource.group_version} {self.resource.plural}>"
@@ -144,10 +150,6 @@ class ResourceStore:
 
     def view(self, data: bytes) -> bytes:
         return view_bytes(self.resource, data) if self.converted else data
-
-    async def _durable(self, rev: int) -> None:
-        if self.backend.needs_durability(rev):
-            await self.backend.durable(rev)
 
     async def _fresh(self, revision: int) -> None:
         """Wait until the cache has seen `revision` (the watch cache's 3 s wait), else 504 as upstream."""
@@ -194,22 +196,22 @@ class ResourceStore:
             st = exc.status()
             raise errors.StatusError(exc.code, exc.reason, st["message"], st["details"]) from None
 
-    def _cas_update(self, cur: CachedObject, obj: Dict[str, Any]) -> KeyValue:
+    async def _cas_update(self, cur: CachedObject, obj: Dict[str, Any]) -> StoredObject:
         """Store `obj` over `cur` if nothing wrote it meanwhile; 404 / 409 as upstream otherwise.
 
         Kinds stored with a TTL (Events) are re-leased, as the registry's update does."""
-        r = self.resource
-        ok, kv = self.backend.update(cur.key, cur.rv, self._encoder(obj, cur.key), self._lease())
-        if not ok:
-            if kv is None:
-                raise errors.not_found(r.group, r.plural, cur.facts.name)
-            raise errors.conflict_modified(r.group, r.plural, cur.facts.name)
-        assert kv is not None
-        return kv
+        try:
+            return await self.storage.update(cur.key, self._encoder(obj, cur.key), expected_revision=cur.rv,
+                                             ttl=self.ttl)
+        except StorageError as err:
+            raise interpret_update_error(err, self.group_resource, cur.facts.name) from None
 
-    def _lease(self) -> int:
-        ttl = self.strategy.storage_ttl()
-        return self.leases.lease_for(ttl) if ttl else 0
+    async def _cas_delete(self, cur: CachedObject) -> StoredObject:
+        """Delete `cur` if nothing wrote it meanwhile; 404 / 409 as upstream otherwise."""
+        try:
+            return await self.storage.delete(cur.key, expected_revision=cur.rv)
+        except StorageError as err:
+            raise interpret_delete_error(err, self.group_resource, cur.facts.name) from None
 
     # -- get / list ------------------------------------------------------------------------------
 
@@ -230,12 +232,10 @@ class ResourceStore:
         revision_wanted = parse_resource_version(rv)
         if token:
             start, revision = decode_continue(token, prefix)
-            return self._list_from_storage(prefix, start, revision, limit, labels, fields)
+            return await self._list_from_storage(prefix, start, revision, limit, labels, fields)
         # Exact, and (the older rule) a resourceVersion with a limit but no match: the list at exactly that revision.
         if match == "Exact" or (rv not in ("", "0") and limit and not match):
-            if revision_wanted < self.backend.compact_revision():
-                raise errors.expired(f"too old resource version: {revision_wanted} ({self.backend.compact_revision()})")
-            return self._list_from_storage(prefix, prefix, revision_wanted, limit, labels, fields)
+            return await self._list_from_storage(prefix, prefix, revision_wanted, limit, labels, fields, exact=True)
         await self._fresh(revision_wanted)
         cache = self.cache
         revision = cache.revision
@@ -261,36 +261,40 @@ class ResourceStore:
     def _views(self, items: List[bytes]) -> List[bytes]:
         return [view_bytes(self.resource, b) for b in items] if self.converted else items
 
-    def _list_from_storage(
-        self, prefix: bytes, start: bytes, revision: int, limit: int, labels: Any, fields: Any
+    async def _list_from_storage(
+        self, prefix: bytes, start: bytes, revision: int, limit: int, labels: Any, fields: Any, exact: bool = False
     ) -> ListResult:
         decode = self.cache.decode_facts
-        end = prefix_end(prefix)
         items: List[bytes] = []
         next_key = b""
         cursor = start
         total = -1
         try:
             while True:
-                page = self.backend.range(cursor, end, revision=revision, limit=max(limit, 500) if limit else 0)
+                page = await self.storage.list(prefix, revision=revision, limit=max(limit, 500) if limit else 0,
+                                               start_key=cursor)
                 if total < 0:
-                    total = page.count
-                for kv in page.kvs:
+                    total = len(page.items) + page.remaining
+                for item in page.items:
                     if limit and len(items) == limit:
-                        next_key = kv[0]
+                        next_key = item.key
                         break
                     if labels or fields:
-                        f = decode(kv[4])
+                        f = decode(item.data)
                         if not matches_labels(labels, f.labels) or not matches_fields(fields, f.fields):
                             continue
-                    items.append(kv[4])
+                    items.append(item.data)
                 if next_key or not page.more:
                     break
-                cursor = page.kvs[-1][0] + b"\x00"
-        except CompactedError:
+                cursor = page.next_key
+        except ExpiredError as err:
+            if exact:
+                raise errors.expired(f"too old resource version: {revision} ({err.compact_revision})") from None
             raise continue_expired() from None
-        except FutureRevisionError:
-            raise too_large_resource_version(revision, self.backend.revision()) from None
+        except TooLargeResourceVersionError as err:
+            raise too_large_resource_version(revision, err.current) from None
+        except StorageError as err:
+            raise interpret_list_error(err, self.group_resource) from None
         cont = encode_continue(next_key, prefix, revision) if next_key else ""
         remaining = total - len(items) if next_key and not labels and not fields else None
         return ListResult(self._views(items), revision, cont, remaining)
@@ -353,16 +357,14 @@ class ResourceStore:
             if opts.dry_run:
                 strategy.release(obj)
                 return Result(self.view(orjson.dumps(stored)), 201, tuple(warnings))
-            ok, kv = self.backend.create(key, self._encoder(stored, key), self._lease())
+            created = await self.storage.create(key, self._encoder(stored, key), ttl=self.ttl)
+        except StorageError as err:
+            strategy.release(obj)
+            raise interpret_create_error(err, self.group_resource, name) from None
         except BaseException:
             strategy.release(obj)
             raise
-        if not ok:
-            strategy.release(obj)
-            raise errors.already_exists(r.group, r.plural, name)
-        assert kv is not None
-        await self._durable(kv[2])
-        return Result(self.view(kv[4]), 201, tuple(warnings))
+        return Result(self.view(created.data), 201, tuple(warnings))
 
     # -- update ----------------------------------------------------------------------------------
 
@@ -433,25 +435,21 @@ class ResourceStore:
         if strategy.should_delete_during_update(obj, old):
             if opts.dry_run:
                 return Result(self.view(orjson.dumps(obj)), 200, done)
-            ok, _, rev = self.backend.delete(cur.key, cur.rv)
-            if not ok:
-                raise errors.conflict_modified(r.group, r.plural, name)
+            gone = await self._cas_delete(cur)
             strategy.release(old)
-            meta["resourceVersion"] = str(rev)
-            await self._durable(rev)
+            meta["resourceVersion"] = str(gone.revision)
             return Result(self.view(orjson.dumps(obj)), 200, done)
         taken = strategy.admit_update(obj, old)
         try:
             if opts.dry_run:
                 strategy.release_update(taken)
                 return Result(self.view(orjson.dumps(obj)), 200, done)
-            kv = self._cas_update(cur, obj)
+            written = await self._cas_update(cur, obj)
         except BaseException:
             strategy.release_update(taken)
             raise
         strategy.after_update(obj, old)
-        await self._durable(kv[2])
-        return Result(self.view(kv[4]), 200, done)
+        return Result(self.view(written.data), 200, done)
 
     # -- patch -----------------------------------------------------------------------------------
 
@@ -469,7 +467,7 @@ class ResourceStore:
         # The store moved past the cache (a write still waiting for its fsync): re-read once it caught up and
         # apply the patch again, as upstream's patcher retries a conflict it caused itself.
         for _ in range(5):
-            await self._fresh(self.backend.revision())
+            await self._fresh(await self.storage.current_revision())
             await asyncio.sleep(0.01)
             try:
                 return await self._patch_once(namespace, name, patch_type, patch, "", opts, subresource)
@@ -537,14 +535,9 @@ class ResourceStore:
         if opts.dry_run:
             return Result(orjson.dumps(old))
         if old["metadata"].get("deletionTimestamp") and not finalizers and not old["metadata"].get("finalizers"):
-            ok, _, rev = self.backend.delete(cur.key, cur.rv)
-            if not ok:
-                raise errors.conflict_modified("", "namespaces", name)
-            await self._durable(rev)
+            await self._cas_delete(cur)
             return Result(cur.data)
-        kv = self._cas_update(cur, old)
-        await self._durable(kv[2])
-        return Result(kv[4])
+        return Result((await self._cas_update(cur, old)).data)
 
     async def bind(self, namespace: str, name: str, binding: Dict[str, Any], opts: WriteOptions) -> Result:
         """POST pods/{name}/binding: assign the pod to a node (the scheduler's write)."""
@@ -569,76 +562,64 @@ class ResourceStore:
         )
         status["conditions"] = conditions
         if not opts.dry_run:
-            kv = self._cas_update(cur, obj)
-            await self._durable(kv[2])
+            await self._cas_update(cur, obj)
         return Result(_success(201), 201, printable=False)
 
     # -- delete ----------------------------------------------------------------------------------
 
     async def delete(self, namespace: str, name: str, opts: Dict[str, Any]) -> Result:
         """DELETE as the generic registry store does it: BeforeDelete, then delete or mark (see deletion.py)."""
-        result = self._delete_one(self.current(namespace, name), opts)
-        await self._durable(self._last_write)
-        return result
+        return await self._delete_one(self.current(namespace, name), opts)
 
     async def delete_collection(self, namespace: str, list_opts: ListOptions, opts: Dict[str, Any]) -> ListResult:
         victims = [
             o for o in self.cache.iter_prefix(self.resource.namespace_prefix(self._ns(namespace)))
             if deletion.matches(list_opts, o)
         ]
+        # Concurrently, as upstream's DeleteCollection workers: writes waiting for the disk share its syncs.
+        outcomes = await asyncio.gather(*(self._delete_one(cur, opts) for cur in victims), return_exceptions=True)
         items = []
-        last = 0
-        for cur in victims:
-            try:
-                self._delete_one(cur, opts)
-            except errors.StatusError as exc:
-                if exc.reason != "NotFound":
-                    raise
+        for cur, outcome in zip(victims, outcomes):
+            if isinstance(outcome, errors.StatusError) and outcome.reason == "NotFound":
                 continue
-            last = max(last, self._last_write)
+            if isinstance(outcome, BaseException):
+                raise outcome
             items.append(cur.data)  # upstream answers with the list as it was before the deletes
-        await self._durable(last)  # one wait covers every write
-        return ListResult(self._views(items), self.backend.revision())
+        return ListResult(self._views(items), await self.storage.current_revision())
 
-    def _delete_one(self, cur: CachedObject, opts: Dict[str, Any]) -> Result:
+    async def _delete_one(self, cur: CachedObject, opts: Dict[str, Any]) -> Result:
         r = self.resource
         name = cur.facts.name
         deletion.check_preconditions(r, cur, opts)
         dry = bool(opts.get("dryRun"))
         obj = orjson.loads(cur.data)
         meta = obj["metadata"]
-        self._last_write = 0
         if r.group == "" and r.plural == "namespaces":
             self.namespaces.admit_delete(name)
             if not meta.get("deletionTimestamp"):
                 # The first delete starts termination; the namespace controller removes the content.
                 meta["deletionTimestamp"] = now_rfc3339()
                 obj.setdefault("status", {})["phase"] = "Terminating"
-                return self._write_deletion_mark(cur, obj, opts, dry)
+                return await self._write_deletion_mark(cur, obj, opts, dry)
             if (obj.get("spec") or {}).get("finalizers"):
                 return self._deleted_answer(cur.data, opts)
         marked = deletion.mark_for_deletion(self.strategy, obj, opts)
         if marked is None:  # graceful deletion already pending with a period no shorter than this one
             return self._finished_delete(cur)
         if marked:
-            return self._write_deletion_mark(cur, obj, opts, dry)
+            return await self._write_deletion_mark(cur, obj, opts, dry)
         if dry:
             return self._finished_delete(cur)
-        ok, prev, rev = self.backend.delete(cur.key, cur.rv)
-        if not ok:
-            if prev is None:
-                raise errors.not_found(r.group, r.plural, name)
-            raise errors.conflict_modified(r.group, r.plural, name)
+        await self._cas_delete(cur)
         self.strategy.release(obj)
-        self._last_write = rev
         return self._finished_delete(cur)
 
-    def _write_deletion_mark(self, cur: CachedObject, obj: Dict[str, Any], opts: Dict[str, Any], dry: bool) -> Result:
+    async def _write_deletion_mark(
+        self, cur: CachedObject, obj: Dict[str, Any], opts: Dict[str, Any], dry: bool
+    ) -> Result:
         if dry:
             return self._deleted_answer(orjson.dumps(obj), opts)
-        kv = self._cas_update(cur, obj)
-        self._last_write = kv[2]
-        return self._deleted_answer(kv[4], opts)
+        return self._deleted_answer((await self._cas_update(cur, obj)).data, opts)
 
     def _deleted_answer(self, data: bytes, opts: Dict[str, Any]) -> Result:
         """A kept (marked) object: 200, or 202 when the client asked for orphanDependents=false (delete.go)."""

@@ -32,12 +32,12 @@ from typing import Callable, Iterator, List, Optional, Tuple
 
 import msgspec
 
-from megaplane.apimachinery.meta import ObjectFacts, facts_decoder, set_resource_version
+from megaplane.apimachinery.meta import ObjectFacts, facts_decoder
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.watchevent import event_line
-from megaplane.store.backend import Backend, BackendWatch
+from megaplane.storage import DELETED, Storage, StorageError, WatchEvent, WatchHandle
+from megaplane.storage.keys import prefix_end
 from megaplane.store.keyspace import KeyIndex
-from megaplane.store.kv import prefix_end
 
 __all__ = ["WatchCache", "CachedObject", "CacheEvent", "TooOldError", "json_line"]
 
@@ -99,7 +99,7 @@ class WatchCache:
     def __init__(
         self,
         resource: Resource,
-        backend: Backend,
+        storage: Storage,
         *,
         window_seconds: float = 75.0,
         min_events: int = 1000,
@@ -107,7 +107,7 @@ class WatchCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.resource = resource
-        self.backend = backend
+        self.storage = storage
         self.prefix = resource.prefix
         self.end = prefix_end(resource.prefix)
         self.decode_facts = facts_decoder(resource)
@@ -123,7 +123,8 @@ class WatchCache:
         self.oldest = 0
         self._revision = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._feed: Optional[BackendWatch] = None
+        self._feed: Optional[WatchHandle] = None
+        self._relisting: Optional["asyncio.Task[None]"] = None
         # (key, facts) of the write the API server is making right now: its
         # event then needs no decoding (`expect`).
         self._expected: Optional[tuple] = None
@@ -144,26 +145,25 @@ class WatchCache:
 
     # -- intake ---------------------------------------------------------------------
 
-    def start(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
-        """List the prefix, then follow it with a backend watch."""
-        self._loop = loop
-        res = self.backend.range(self.prefix, self.end)
+    async def start(self) -> None:
+        """List the prefix, then follow it with a storage watch from the list's revision."""
+        self._loop = asyncio.get_running_loop()
+        res = await self.storage.list(self.prefix)
         decode = self.decode_facts
-        for kv in res.kvs:
-            key, _, mod, _, data, _ = kv
-            facts = decode(data)
-            if facts.resource_version != str(mod):
-                data = set_resource_version(data, mod)
-            self.objects[key] = CachedObject(key, data, mod, facts)
+        for item in res.items:
+            key = item.key
+            self.objects[key] = CachedObject(key, item.data, item.revision, decode(item.data))
             self.index.add(key)
         self._revision = self.oldest = res.revision
-        self._feed = self.backend.watch(self.prefix, self.end, res.revision + 1)
-        self._feed.on_ready = self.pull
-        self.pull()
+        self._feed = await self.storage.watch(
+            self.prefix, from_revision=res.revision + 1, on_events=self._apply, on_error=self._fell_behind)
 
     def stop(self) -> None:
         if self._feed is not None:
             self._feed.cancel()
+            self._feed = None
+        if self._relisting is not None:
+            self._relisting.cancel()
         for reset in list(self.on_reset):
             reset()
 
@@ -172,25 +172,17 @@ class WatchCache:
         """The revision the cache is current at (all events up to it are applied)."""
         feed = self._feed
         if feed is not None:
-            rev = feed.progress_revision()
-            if rev is not None and rev > self._revision:
+            rev = feed.revision
+            if rev > self._revision:
                 return rev
         return self._revision
 
-    def pull(self) -> None:
-        """Apply every event the backend has ready (called by the backend on new events)."""
-        feed = self._feed
-        if feed is None:
-            return
-        while True:
-            events = feed.take()
-            if not events:
-                break
-            self._apply(events)
-        if feed.canceled:
-            # The store dropped history we had not read: start over from a fresh list.
-            log.warning("watch cache for %s fell behind the store's history; relisting", self.resource.plural)
-            self._relist()
+    def _fell_behind(self, err: StorageError) -> None:
+        # The storage dropped history we had not read (or the watch failed): start over from a fresh list.
+        log.warning("watch cache for %s lost its storage watch (%s); relisting", self.resource.plural, err)
+        self._feed = None
+        if self._relisting is None:
+            self._relisting = asyncio.get_running_loop().create_task(self._relist())
 
     async def wait_until_fresh(self, revision: int, timeout: float) -> bool:
         """Wait until the cache is current at `revision`; False if `timeout` passed first.
@@ -233,25 +225,25 @@ class WatchCache:
                 still.append((want, fut))
         self._fresh_waiters = still
 
-    def _apply(self, events: list) -> None:
+    def _apply(self, events: List[WatchEvent]) -> None:
         objects = self.objects
         decode = self.decode_facts
         history = self.history
         now = self.clock()
         fresh: List[CacheEvent] = []
-        for kv, prev in events:
-            key = kv[0]
-            rev = kv[2]
+        for change in events:
+            key = change.key
+            rev = change.revision
             old = objects.get(key)
-            if kv[3] == 0:
+            if change.type == DELETED:
                 if old is None:
                     continue
                 del objects[key]
                 self.index.discard(key)
-                gone = CachedObject(key, set_resource_version(old.data, rev), rev, old.facts)
-                ev = CacheEvent("DELETED", gone, old, rev, now)
+                # The storage serves a deleted object as its last state at the delete's revision.
+                ev = CacheEvent("DELETED", CachedObject(key, change.value, rev, old.facts), old, rev, now)
             else:
-                data = kv[4]
+                data = change.value
                 expected = self._expected
                 self._expected = None
                 # The writer's facts, if they are for this very write (a write that failed leaves stale ones).
@@ -259,8 +251,6 @@ class WatchCache:
                     facts = expected[1]
                 else:
                     facts = decode(data)
-                if facts.resource_version != str(rev):
-                    data = set_resource_version(data, rev)
                 obj = CachedObject(key, data, rev, facts)
                 objects[key] = obj
                 if old is None:
@@ -301,13 +291,16 @@ class WatchCache:
             self.oldest = history[drop - 1].rv
             del history[:drop]
 
-    def _relist(self) -> None:
-        for reset in list(self.on_reset):
-            reset()
-        self.objects.clear()
-        self.index = KeyIndex()
-        self.history.clear()
-        self.start(self._loop)
+    async def _relist(self) -> None:
+        try:
+            for reset in list(self.on_reset):
+                reset()
+            self.objects.clear()
+            self.index = KeyIndex()
+            self.history.clear()
+            await self.start()
+        finally:
+            self._relisting = None
 
     def expect(self, key: bytes, facts: ObjectFacts) -> None:
         """The facts of the object about to be written at `key` (set by the writer, used once)."""
