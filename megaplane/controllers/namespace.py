@@ -15,7 +15,14 @@ import logging
 from typing import Any, Dict, Hashable, List, Tuple
 
 from megaplane.apimachinery.meta import now_rfc3339
-from megaplane.client import BUILTIN, Client, ConflictError, MethodNotAllowedError, NotFoundError, SharedInformer
+from megaplane.client import (
+    BUILTIN,
+    Client,
+    ConflictError,
+    MethodNotAllowedError,
+    NotFoundError,
+    SharedInformer,
+)
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock
 
