@@ -11,9 +11,8 @@ library import-linter is built on):
   the package: `from .wal.log import X` runs megaplane/store/wal/__init__.py
   first, which is where import cycles usually hide at runtime.
 
-Packages in CLEAN must have none. Every other package is checked too; while
-it still has cycles its test is an expected failure that says how many, so
-untangling one turns it into a plain pass (then add it to CLEAN).
+Every package must have none (and the modules directly under megaplane/,
+checked as one unit).
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINT_IMPORTS = os.path.join(os.path.dirname(sys.executable), "lint-imports")
 PACKAGE = "megaplane"
-# Packages that must never import in a cycle.
-CLEAN = ["megaplane.store", "megaplane.etcd"]
 # The modules directly under megaplane/ (cli, controlplane, ...), checked as one unit.
 TOP_LEVEL_MODULES = "megaplane.<modules>"
 
@@ -157,23 +154,7 @@ def _units() -> List[str]:
     return packages + [TOP_LEVEL_MODULES]
 
 
-def _params() -> List[object]:
-    out: List[object] = []
-    for unit in _units():
-        n = len(cycles_in(unit))
-        marks = []
-        if unit not in CLEAN and n:
-            marks.append(pytest.mark.xfail(reason=f"{unit}: {n} import cycles, not untangled yet", strict=True))
-        out.append(pytest.param(unit, marks=marks, id=unit))
-    return out
-
-
-def test_clean_packages_exist() -> None:
-    missing = [u for u in CLEAN if u not in _units()]
-    assert not missing, f"CLEAN names packages that are not in megaplane/: {missing}"
-
-
-@pytest.mark.parametrize("unit", _params())
+@pytest.mark.parametrize("unit", _units())
 def test_no_import_cycles(unit: str) -> None:
     found = cycles_in(unit)
     assert not found, f"{unit} imports in {len(found)} cycles:\n" + "\n".join(describe(c) for c in found)

@@ -29,7 +29,7 @@ client untranslated.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 from ..apimachinery.errors import (
     StatusError,
@@ -41,9 +41,7 @@ from ..apimachinery.errors import (
     not_found,
     too_large_resource_version,
 )
-
-if TYPE_CHECKING:
-    from .interface import StoredObject
+from .objects import StoredObject
 
 __all__ = [
     "GroupResource",

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 from urllib.parse import unquote_plus
 
 from megaplane.apimachinery import errors
-
-if TYPE_CHECKING:
-    from megaplane.apiserver.http.transport import Request
 
 __all__ = [
     "TransportLimits",
@@ -127,10 +124,10 @@ def parse_go_duration(text: str) -> float:
     return sign * total
 
 
-def invalid_timeout(req: "Request") -> Optional[errors.StatusError]:
+def invalid_timeout(path: str, query: str) -> Optional[errors.StatusError]:
     """400 for a ?timeout= Go cannot parse (watches, being long-running, skip the deadline filter)."""
-    value = _query_timeout(req.query)
-    if not value or "watch" in req.query or "/watch/" in req.path:
+    value = _query_timeout(query)
+    if not value or "watch" in query or "/watch/" in path:
         return None
     try:
         parse_go_duration(value)
@@ -139,10 +136,10 @@ def invalid_timeout(req: "Request") -> Optional[errors.StatusError]:
     return None
 
 
-def request_deadline(req: "Request", request_timeout: float) -> float:
+def request_deadline(query: str, request_timeout: float) -> float:
     """Seconds a request may take: --request-timeout, or a shorter positive ?timeout=."""
-    if "timeout=" in req.query:
-        value = _query_timeout(req.query)
+    if "timeout=" in query:
+        value = _query_timeout(query)
         if value:
             try:
                 asked = parse_go_duration(value)

@@ -599,7 +599,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _dispatch(self, req: Request, keep_alive: bool) -> None:
         if "timeout=" in req.query:
-            bad = invalid_timeout(req)
+            bad = invalid_timeout(req.path, req.query)
             if bad is not None:
                 self._complete(_status_response(bad), keep_alive)
                 return
@@ -660,7 +660,7 @@ class HTTPConnection(asyncio.Protocol):
             return
         task = asyncio.get_event_loop().create_task(_resume(coro, fut))
         generation = self.generation
-        self.deadline = time.monotonic() + request_deadline(req, self.server.limits.request_timeout)
+        self.deadline = time.monotonic() + request_deadline(req.query, self.server.limits.request_timeout)
 
         def done(t: "asyncio.Task[Any]") -> None:
             if t.cancelled() or self.transport is None or self.generation != generation:
