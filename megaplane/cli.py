@@ -277,6 +277,8 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
             or (args.bind_address if args.bind_address not in ("0.0.0.0", "::") else "127.0.0.1"),
             watch_cache_window=args.watch_cache_window,
             watch_cache_min_events=args.default_watch_cache_size,
+            request_timeout=args.request_timeout,
+            min_request_timeout=float(args.min_request_timeout),
         ),
         bind_address=args.bind_address,
         port=args.port,
@@ -332,6 +334,10 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             default=75.0,
             help="how long watch caches keep events beyond that, for resuming watches (75s, as upstream)",
         )
+        g.add_argument("--request-timeout", type=parse_duration, default=60.0,
+                       help="how long a non-long-running request may take before it gets 504 (1m0s)")
+        g.add_argument("--min-request-timeout", type=int, default=1800,
+                       help="seconds a watch without timeoutSeconds lasts at least (randomised up to twice that) (1800)")
         g.add_argument(
             "--listen-client-urls",
             default="",

@@ -12,6 +12,7 @@ keeps in place itself (system namespaces, the `kubernetes` Service) is the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from megaplane import __version__
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource
 from megaplane.apiserver.discovery import Discovery
+from megaplane.apiserver.http import limits as http_limits
 from megaplane.apiserver.http.endpoints import ResourceEndpoints
 from megaplane.apiserver.http.routing import parse_path, parse_query
 from megaplane.apiserver.http.transport import HTTPServer, Request, Response, StreamResponse
@@ -73,6 +75,10 @@ class APIServerConfig:
     watch_cache_max_events: int = 100_000
     #: The port the `kubernetes` Service's endpoints name: where this server answers HTTPS.
     endpoint_port: int = 6443
+    #: --request-timeout: how long a non-long-running request may take (kube-apiserver: 60 s).
+    request_timeout: float = 60.0
+    #: --min-request-timeout: a watch without timeoutSeconds lasts a random [min, 2*min] (1800 s).
+    min_request_timeout: float = 1800.0
 
 
 class APIServer:
@@ -88,11 +94,13 @@ class APIServer:
         self.caches = self.registry.caches
         self.discovery = Discovery(self.config.advertise_address)
         self.metrics = APIMetrics(self.registry)
-        self.endpoints = ResourceEndpoints(self.registry, self.metrics)
+        self.endpoints = ResourceEndpoints(self.registry, self.metrics, min_request_timeout=cfg.min_request_timeout)
         self.metrics.watches = self.endpoints.fanouts
         self.prometheus = CollectorRegistry()
         self.prometheus.register(self.metrics)
-        self.http = HTTPServer(self.handle)
+        # The flags' limits over the package defaults (tests lower the others through DEFAULT_LIMITS).
+        self.http = HTTPServer(self.handle, limits=dataclasses.replace(
+            http_limits.DEFAULT_LIMITS, request_timeout=cfg.request_timeout, min_request_timeout=cfg.min_request_timeout))
         self._tasks: List[asyncio.Task] = []
         self._openapi: Any = None
         self.started = False

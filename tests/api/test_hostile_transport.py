@@ -3,9 +3,9 @@
 Each test sends the exact bytes of the probe that broke the server, then
 checks the answer and that the server still answers everyone else. Tests
 that need short timeouts start `megaplane up` with smaller TransportLimits
-(set through the transport's DEFAULT_LIMITS package variable in the child
-process, until the CLI carries the flags); the fd-budget test starts it
-under a lower RLIMIT_NOFILE.
+(--request-timeout as a flag; the limits no flag carries through the
+transport's DEFAULT_LIMITS package variable in the child process); the
+fd-budget test starts it under a lower RLIMIT_NOFILE.
 """
 
 from __future__ import annotations
@@ -162,9 +162,13 @@ def start_limited(root: str, limits: Dict[str, Any], nofile: Optional[int] = Non
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
+    limits = dict(limits)
+    flags: List[str] = []
+    if "request_timeout" in limits:  # carried by the CLI flag, as upstream's --request-timeout
+        flags += ["--request-timeout", f"{limits.pop('request_timeout')}s"]
     proc = subprocess.Popen(
         [sys.executable, "-c", _LAUNCHER.replace("{limits_kwargs}", repr(limits)), "up", "--port", str(port),
-         "--secure-port", str(secure), "--kubeconfig", kubeconfig, "--data-dir", os.path.join(root, "data")],
+         "--secure-port", str(secure), "--kubeconfig", kubeconfig, "--data-dir", os.path.join(root, "data"), *flags],
         stdout=log, stderr=subprocess.STDOUT, preexec_fn=lower_fd_limit,
     )
     deadline = time.monotonic() + 30

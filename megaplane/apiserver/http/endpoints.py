@@ -62,9 +62,11 @@ def _warning_headers(warnings: Tuple[str, ...]) -> List[Tuple[bytes, bytes]]:
 class ResourceEndpoints:
     """The verbs' HTTP endpoints over one registry."""
 
-    def __init__(self, registry: Registry, observer: WatchObserver) -> None:
+    def __init__(self, registry: Registry, observer: WatchObserver, *,
+                 min_request_timeout: float = MIN_REQUEST_TIMEOUT) -> None:
         self.registry = registry
         self.observer = observer
+        self.min_request_timeout = min_request_timeout
         # One fan-out per cache, made on first use (kinds nobody watches cost nothing per event).
         self.fanouts: Dict[bytes, WatchFanout] = {}
 
@@ -118,7 +120,7 @@ class ResourceEndpoints:
         opts = list_options(q, r, watch=True)
         plan = self.registry.store(r).watch(info.namespace, info.name, opts)
         bookmarks = opts.allow_bookmarks
-        seconds = watch_timeout(opts.timeout_seconds, MIN_REQUEST_TIMEOUT)  # Go's Duration: may be <= 0 (ends at once)
+        seconds = watch_timeout(opts.timeout_seconds, self.min_request_timeout)  # Go's Duration: may be <= 0 (ends at once)
         table = wants_table(req.headers.get("accept", ""))
         render: Optional[Callable[[str, CachedObject], bytes]] = None
         if table or r.storage_of is not None:
