@@ -35,7 +35,7 @@ def encode_continue(next_key: bytes, prefix: bytes, revision: int) -> str:
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-def decode_continue(token: str, prefix: bytes) -> tuple:
+def decode_continue(token: str, prefix: bytes) -> tuple[bytes, int]:
     """(start key, revision) of a continue token; 400 with storage's wording when it is not one of ours."""
 
     def invalid(why: str) -> errors.StatusError:

@@ -16,7 +16,7 @@ import datetime
 import os
 import random
 import uuid
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, cast
 
 import msgspec
 import orjson
@@ -68,18 +68,19 @@ class ObjectFacts(msgspec.Struct, gc=False):
 _EMPTY: Dict[str, str] = {}
 
 
-class FieldValues(tuple):
+class FieldValues(Tuple[str, ...]):
     """The selectable field values of one object, read like a dict (`get`), stored as a tuple.
 
     A dict of a pod's 11 selectable fields costs ~650 B; this ~140 B. Each kind
-    has its own subclass whose `index` maps a field name to its position.
+    has its own subclass whose `positions` maps a field name to its position
+    (not `index`, which would shadow tuple.index).
     """
 
     __slots__ = ()
-    index: Dict[str, int] = {}
+    positions: ClassVar[Dict[str, int]] = {}
 
     def get(self, name: str, default: str = "") -> str:
-        i = self.index.get(name)
+        i = self.positions.get(name)
         return default if i is None else self[i]
 
 
@@ -138,7 +139,10 @@ class _FactsDecoder:
         ]
         self.paths = paths
         names = ["metadata.name", "metadata.namespace"] + [name for name, _ in paths]
-        self.fields_type = type(f"{resource.kind}Fields", (FieldValues,), {"__slots__": (), "index": {n: i for i, n in enumerate(names)}})
+        self.fields_type = cast(
+            "type[FieldValues]",
+            type(f"{resource.kind}Fields", (FieldValues,), {"__slots__": (), "positions": {n: i for i, n in enumerate(names)}}),
+        )
         self._source = names.index("source") if "source" in names else -1
         self._reporting = names.index("reportingComponent") if "reportingComponent" in names else -1
         # One nested Struct type per top-level field, naming only what is selected.
@@ -188,8 +192,10 @@ class _FactsDecoder:
         return self.fields_type(values)
 
     def __call__(self, data: bytes) -> ObjectFacts:
-        obj = self.decoder.decode(data)
-        meta = obj.metadata
+        # The Struct type is made at run time from the kind's selectable fields: only its
+        # metadata is known statically, the rest is read by name.
+        obj: Any = self.decoder.decode(data)
+        meta: Meta = obj.metadata
         values = [meta.name, meta.namespace]
         for name, parts in self.paths:
             v: Any = getattr(obj, parts[0], None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["Resource", "RESOURCES", "by_path", "lookup", "GROUP_VERSIONS", "preferred_group_versions"]
 
@@ -85,7 +85,9 @@ class Resource:
         return f"<Resource {self.group_version} {self.plural}>"
 
 
-def _r(group, version, plural, singular, kind, namespaced, prefix, **kw) -> Resource:  # type: ignore[no-untyped-def]
+def _r(
+    group: str, version: str, plural: str, singular: str, kind: str, namespaced: bool, prefix: str, **kw: Any
+) -> Resource:
     return Resource(group, version, plural, singular, kind, namespaced, prefix.encode(), **kw)
 
 

@@ -14,7 +14,7 @@ values. An empty selector matches everything and is None.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, Mapping, Optional, Protocol, Set, Tuple
 
 from megaplane.apimachinery import errors
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LabelSelector",
     "FieldSelector",
+    "FieldLookup",
     "parse_label_selector",
     "parse_field_selector",
     "matches_labels",
@@ -34,6 +35,12 @@ __all__ = [
 Requirement = Tuple[str, str, FrozenSet[str]]
 LabelSelector = Tuple[Requirement, ...]
 FieldSelector = Tuple[Tuple[str, str, str], ...]
+
+
+class FieldLookup(Protocol):
+    """What field matching reads: a dict of field values, or the cache's compact FieldValues."""
+
+    def get(self, name: str, default: str, /) -> str: ...
 
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -164,7 +171,7 @@ class _Parser:
             _check_value(v)
         return (key, op, frozenset(values))
 
-    def set_values(self) -> set:
+    def set_values(self) -> Set[str]:
         tok, lit = self.consume()
         if tok != "(":
             raise ValueError(f"found '{lit}' expected: '('")
@@ -174,7 +181,7 @@ class _Parser:
             return {""}
         if tok not in (_IDENT, ","):
             raise ValueError(f"found '{lit}', expected: ',', ')' or identifier")
-        values: set = set()
+        values: Set[str] = set()
         while True:
             tok, lit = self.consume()
             if tok == _IDENT:
@@ -202,7 +209,7 @@ class _Parser:
             raise ValueError(f"found '{lit}', expected: ')'")
         return values
 
-    def exact_value(self) -> set:
+    def exact_value(self) -> Set[str]:
         tok, _ = self.lookahead()
         if tok in (_END, ","):
             return {""}
@@ -219,7 +226,7 @@ def parse_label_selector(text: str) -> Optional[LabelSelector]:
     return _Parser(text).parse() or None
 
 
-def selector_from_dict(selector: Dict) -> Optional[LabelSelector]:  # type: ignore[type-arg]
+def selector_from_dict(selector: Mapping[str, Any]) -> Optional[LabelSelector]:
     """A metav1.LabelSelector object (matchLabels / matchExpressions) as requirements."""
     out = []
     for k, v in (selector.get("matchLabels") or {}).items():
@@ -325,7 +332,7 @@ def _unsupported_field(resource: "Resource", label: str) -> str:
     return f'"{label}" is not a known field selector: only "metadata.name", "metadata.namespace"'
 
 
-def matches_fields(selector: Optional[FieldSelector], fields: Dict[str, str]) -> bool:
+def matches_fields(selector: Optional[FieldSelector], fields: FieldLookup) -> bool:
     if not selector:
         return True
     for field, op, value in selector:

@@ -53,7 +53,7 @@ import heapq
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Deque, Dict, Generic, Hashable, Iterator, List, Optional, Protocol, Set, TypeVar
+from typing import Any, Deque, Dict, Generic, Hashable, Iterator, List, Optional, Protocol, Set, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -175,7 +175,8 @@ class _Collector:
     """All named queues of one registry: one collector, so their series share metric families."""
 
     def __init__(self) -> None:
-        self.queues: weakref.WeakValueDictionary[str, Queue[Hashable]] = weakref.WeakValueDictionary()
+        # Any: the collector reads the queues' counters and timings, never their items.
+        self.queues: weakref.WeakValueDictionary[str, Queue[Any]] = weakref.WeakValueDictionary()
 
     def collect(self) -> Iterator[Metric]:
         label = ["name"]
@@ -223,7 +224,7 @@ class _Collector:
 _collectors: "weakref.WeakKeyDictionary[CollectorRegistry, _Collector]" = weakref.WeakKeyDictionary()
 
 
-def _register(registry: CollectorRegistry, queue: Queue[Hashable]) -> None:
+def _register(registry: CollectorRegistry, queue: Queue[Any]) -> None:
     collector = _collectors.get(registry)
     if collector is None:
         collector = _collectors[registry] = _Collector()
@@ -260,7 +261,7 @@ class Queue(Generic[T]):
         self._timing: Optional[_Timing] = None
         if registry is not None:
             self._timing = _Timing(clock)
-            _register(registry, self)  # type: ignore[arg-type]  # items are only hashed there
+            _register(registry, self)
 
     def add(self, item: T) -> None:
         """Mark `item` for processing; ignored after shutdown, a no-op if it is already marked."""
@@ -414,8 +415,9 @@ class DelayingQueue(Queue[T]):
     ) -> None:
         super().__init__(name=name, clock=clock, registry=registry)
         # Heap of [deadline, sequence, item, live]; an entry moved earlier is marked dead and pushed again.
-        self._heap: List[List[object]] = []
-        self._waiting: Dict[T, List[object]] = {}
+        # A list, not a tuple, so that marking is in place; hence Any for its mixed members.
+        self._heap: List[List[Any]] = []
+        self._waiting: Dict[T, List[Any]] = {}
         self._sequence = 0
         self._timer: Optional[Timer] = None
         self._timer_deadline = math.inf
@@ -433,7 +435,7 @@ class DelayingQueue(Queue[T]):
         deadline = self.clock.monotonic() + delay
         entry = self._waiting.get(item)
         if entry is not None:
-            if entry[0] <= deadline:  # type: ignore[operator]
+            if entry[0] <= deadline:
                 return
             entry[3] = False
         entry = [deadline, self._sequence, item, True]
@@ -460,16 +462,16 @@ class DelayingQueue(Queue[T]):
         self._timer = None
         self._timer_deadline = math.inf
         heap = self._heap
-        while heap and heap[0][0] <= now:  # type: ignore[operator]
+        while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)
             if entry[3]:
-                item: T = entry[2]  # type: ignore[assignment]
+                item: T = entry[2]
                 del self._waiting[item]
                 self.add(item)
         while heap and not heap[0][3]:
             heapq.heappop(heap)
         if heap:
-            self._arm(heap[0][0])  # type: ignore[arg-type]
+            self._arm(heap[0][0])
 
     def shutdown(self) -> None:
         super().shutdown()

@@ -160,14 +160,18 @@ def _no_brackets(data: bytes, start: int, end: int) -> bool:
 
 
 def _insert(data: bytes, inner: int, rv: bytes) -> bytes:
-    after = _SPACE.match(data, inner).end()  # type: ignore[union-attr]
+    space = _SPACE.match(data, inner)
+    assert space is not None  # _WS matches an empty run too
+    after = space.end()
     sep = b"" if after < len(data) and data[after] == _CLOSE_BRACE else b","
     return b"".join((data[:inner], _RV_KEY, b":", rv, sep, data[inner:]))
 
 
 def _scan(data: bytes, rv: bytes) -> bytes | None:
     """The general splice: step over string tokens and brackets, tracking the depth."""
-    start = _SPACE.match(data).end()  # type: ignore[union-attr]
+    space = _SPACE.match(data)
+    assert space is not None  # _WS matches an empty run too
+    start = space.end()
     if start >= len(data) or data[start] != _BRACE:
         return None
     depth = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from megaplane.apiserver.registry.strategy import Strategy
 
@@ -15,4 +15,6 @@ class DeploymentStrategy(Strategy):
     def spec_changed(self, obj: Dict[str, Any], old: Dict[str, Any]) -> bool:
         if obj.get("spec") != old.get("spec"):
             return True
-        return obj["metadata"].get("annotations") != (old.get("metadata") or {}).get("annotations")
+        annotations: Optional[Dict[str, str]] = obj["metadata"].get("annotations")
+        old_annotations: Optional[Dict[str, str]] = (old.get("metadata") or {}).get("annotations")
+        return annotations != old_annotations
