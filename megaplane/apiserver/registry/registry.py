@@ -10,6 +10,7 @@ in-process client transport and the server's own bootstrap alike.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -55,7 +56,7 @@ class Registry:
         self._namespaces = self.caches[ns.prefix]
         self._ns_resource = ns
         self.admission = NamespaceAdmission(self.namespace)
-        self._schemas: Dict[Resource, Any] = {}
+        self._schemas: Dict[Resource, Optional[Dict[str, Any]]] = {}
         self.stores: Dict[Resource, ResourceStore] = {}
         for r in RESOURCES:
             self.stores[r] = ResourceStore(
@@ -64,7 +65,7 @@ class Registry:
                 self.cache_for(r),
                 storage,
                 self.admission,
-                lambda r=r: self.schema_for(r),  # type: ignore[misc]
+                functools.partial(self.schema_for, r),
             )
 
     async def start(self) -> None:
@@ -103,4 +104,4 @@ class Registry:
 
             name = definitions.definition_for(r.group, r.version, r.kind)
             self._schemas[r] = definitions.definitions()[name] if name else None
-        return self._schemas[r]  # type: ignore[no-any-return]
+        return self._schemas[r]
