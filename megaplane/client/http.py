@@ -31,7 +31,7 @@ import collections
 import functools
 import logging
 import ssl
-from typing import Any, AsyncIterator, Callable, Deque, Dict, List, Optional, Set
+from typing import Any, AsyncIterator, Callable, Deque, Dict, List, Optional, Set, cast
 from urllib.parse import quote, urlsplit
 
 import httptools
@@ -99,8 +99,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
