@@ -550,7 +550,7 @@ class HTTPConnection(asyncio.Protocol):
             log.exception("handler failed for %r", req)
             self._complete(_status_response(errors.internal(str(exc))), keep_alive)
             return
-        task = asyncio.get_event_loop().create_task(_resume(coro, fut))
+        task = asyncio.get_event_loop().create_task(resume(coro, fut))
         generation = self.generation
         self.deadline = time.monotonic() + request_deadline(req.query, self.server.limits.request_timeout)
 
@@ -618,7 +618,7 @@ def _reset(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
-async def _resume(coro: Any, fut: Any) -> Any:
+async def resume(coro: Any, fut: Any) -> Any:
     """Continue a coroutine that yielded `fut` on its first step, as a Task would have."""
     while True:
         cancelled = False
