@@ -67,6 +67,9 @@ class CachedObject(msgspec.Struct, gc=False):
     data: bytes
     rv: int
     facts: ObjectFacts
+    #: The revision that created this incarnation of the key (storage's create_revision), so the
+    #: cache can answer in storage's own shapes (`delegator`).
+    create_revision: int
 
 
 class CacheEvent(msgspec.Struct, gc=False):
@@ -152,7 +155,7 @@ class WatchCache:
         decode = self.decode_facts
         for item in res.items:
             key = item.key
-            self.objects[key] = CachedObject(key, item.data, item.revision, decode(item.data))
+            self.objects[key] = CachedObject(key, item.data, item.revision, decode(item.data), item.create_revision)
             self.index.add(key)
         self._revision = self.oldest = res.revision
         self._feed = await self.storage.watch(
@@ -166,6 +169,12 @@ class WatchCache:
             self._relisting.cancel()
         for reset in list(self.on_reset):
             reset()
+
+    @property
+    def ready(self) -> bool:
+        """True while the cache follows its storage watch (upstream's Cacher.Ready): not before start, not relisting."""
+        feed = self._feed
+        return feed is not None and not feed.done
 
     @property
     def revision(self) -> int:
@@ -241,7 +250,8 @@ class WatchCache:
                 del objects[key]
                 self.index.discard(key)
                 # The storage serves a deleted object as its last state at the delete's revision.
-                ev = CacheEvent("DELETED", CachedObject(key, change.value, rev, old.facts), old, rev, now)
+                gone = CachedObject(key, change.value, rev, old.facts, change.create_revision)
+                ev = CacheEvent("DELETED", gone, old, rev, now)
             else:
                 data = change.value
                 expected = self._expected
@@ -251,7 +261,7 @@ class WatchCache:
                     facts = expected[1]
                 else:
                     facts = decode(data)
-                obj = CachedObject(key, data, rev, facts)
+                obj = CachedObject(key, data, rev, facts, change.create_revision)
                 objects[key] = obj
                 if old is None:
                     self.index.add(key)

@@ -66,5 +66,6 @@ class WatchFilter:
         if old:
             prev = ev.prev
             assert prev is not None
-            return ("DELETED", CachedObject(prev.key, set_resource_version(prev.data, ev.rv), ev.rv, prev.facts))
+            return ("DELETED", CachedObject(prev.key, set_resource_version(prev.data, ev.rv), ev.rv, prev.facts,
+                                           prev.create_revision))
         return None
