@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
+from megaplane.apiserver.schema import fieldschema
 from megaplane.apiserver.schema import fieldvalidation as fv
 from megaplane.apiserver.schema.fieldvalidation import (
     FieldValidationError,
@@ -837,23 +838,24 @@ def test_struct_fast_path_matches_the_walk(group: str, version: str, kind: str, 
 
     import msgspec
 
-    root = fv._kind_node(group, version, kind)
+    root = fieldschema.kind_node(group, version, kind)
     assert root is not None
-    fast = fv._struct_type(root)
+    fast = fieldschema.struct_type(root)
     assert fast is not None, f"{kind} has no struct form"
     rng = random.Random(kind)
     disagreements = []
     for _ in range(300):
         obj = _mutations(full(group, version, kind, body), rng)
-        walk: List[str] = []
-        fv._check(obj, root, [], walk)
+        found = fv._Findings()
+        fv._walk(obj, root, [], [], "", found)
+        walk: List[str] = found.unknown
         try:
             msgspec.convert(obj, fast)
             converted = True
         except msgspec.ValidationError:
             converted = False
         # Converting may refuse a clean object (a value of another type); it must never pass an unclean one.
-        if converted and walk:
-            disagreements.append(walk)
+        if converted and (walk or found.type_error):
+            disagreements.append(walk or [found.type_error])
         assert fv.unknown_fields(group, version, kind, obj) == fv._dedupe(walk)
     assert not disagreements

@@ -1,25 +1,31 @@
-"""Server-side field validation: finding unknown fields and applying the fieldValidation directive.
+"""Server-side field validation: what decoding into a typed object does to unknown fields and integers.
 
 This module owns the ``fieldValidation`` query parameter of create / update /
-patch (``Ignore``, ``Warn``, ``Strict``) as far as *unknown* fields go:
+patch (``Ignore``, ``Warn``, ``Strict``) and the pruning that comes with it:
+upstream decodes a built-in kind's body into its Go struct, so fields the
+struct has no place for are dropped and integers must fit their Go type.
 
-* `unknown_fields` walks a decoded object against the kind's 1.32 schema
-  (`megaplane.apiserver.schema.definitions`) and lists the fields the typed object has no place
-  for, in upstream's path format: ``spec.containers[0].foo``; map entries add
-  ``.key`` (``spec.nodeSelector`` values are plain strings, so that only
-  matters for maps of structs); order is document order, capped at 100 and
-  de-duplicated, as upstream's strict JSON decoder (sigs.k8s.io/json) does.
-* `validate` applies the directive: ``Strict`` raises `FieldValidationError`
-  (HTTP 400 BadRequest), ``Warn`` (and the empty default) returns the warning
-  strings for the ``Warning:`` response header, ``Ignore`` returns nothing.
+* `prune` is the call of every write path (after a patch is applied, on its
+  result): it removes unknown fields from the object in place, so stored
+  bytes hold only known fields, applies the directive to them (``Strict``
+  raises `FieldValidationError`, HTTP 400; ``Warn`` and the empty default
+  return the ``Warning:`` header texts; ``Ignore`` drops them silently), and
+  raises `FieldTypeError` (400 whatever the directive) for an integer field
+  holding a fraction, a number outside int32 / int64, or another JSON type,
+  with encoding/json's text. The patch handler shows both as 422 on the
+  field "patch" (`patch_invalid`).
+* `unknown_fields` / `validate` report without changing anything: paths in
+  upstream's format (``spec.containers[0].foo``; map entries add ``.key``),
+  document order, capped at 100 and de-duplicated, as upstream's strict
+  JSON decoder (sigs.k8s.io/json) does.
 
 Free-form parts of the schema are not walked: maps (``additionalProperties``
 schemas such as labels, annotations, ``data``), objects with neither
 properties nor a value schema (RawExtension, FieldsV1, apiextensions JSON),
 ``x-kubernetes-preserve-unknown-fields``, and scalars whose JSON form may be
 an object in error (IntOrString, Quantity, Time). A value of the wrong JSON
-type is not an unknown field (the decoder reports it differently), so it is
-skipped too. Kinds without a published schema (custom resources) have no
+type is not an unknown field: it is skipped, except in integer fields, where
+it is the decoder's type error. Kinds without a published schema (custom resources) have no
 unknown fields here.
 
 Duplicate fields can only be seen in the raw JSON text; the server detects
@@ -29,17 +35,22 @@ one set of warnings covers both, as upstream reports them together.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import msgspec
+import orjson
 
-from megaplane.apiserver.schema import definitions as schema
+from megaplane.apimachinery.errors import StatusError, field_error
+from megaplane.apiserver.schema.fieldschema import INT_RANGES, Node, kind_node, struct_type
 
 __all__ = [
     "DIRECTIVES",
+    "FieldTypeError",
     "FieldValidationError",
     "InvalidDirectiveError",
     "unknown_fields",
+    "prune",
+    "patch_invalid",
     "validate",
     "decode_error_message",
 ]
@@ -123,224 +134,220 @@ def decode_error_message(kind: str, version: str, detail: str) -> str:
 
 def unknown_fields(group: str, version: str, kind: str, obj: Any) -> List[str]:
     """Dotted paths of the fields of `obj` that the kind's schema does not have."""
-    root = _kind_node(group, version, kind)
+    found = _find(group, version, kind, obj)
+    return [] if found is None else _dedupe(found.unknown)
+
+
+def prune(
+    group: str,
+    version: str,
+    kind: str,
+    obj: Any,
+    directive: str = "",
+    *,
+    duplicates: Iterable[str] = (),
+    options_kind: str = "CreateOptions",
+) -> List[str]:
+    """What decoding `obj` into its typed object does, applied to the dict: the one call of every write.
+
+    Unknown fields are removed from `obj` in place (so stored bytes hold only
+    known fields) and the directive is applied to them: the warnings to send
+    for Warn / "", nothing for Ignore, FieldValidationError for Strict (then
+    `obj` is left untouched). An integer field holding what its Go type cannot
+    (a fraction, a number out of range, a string, ...) raises FieldTypeError
+    whatever the directive, before any strict error, as the typed decoder
+    fails first. A clean object costs one msgspec conversion; only an object
+    with something to report is walked, once.
+    """
+    if directive not in DIRECTIVES:
+        raise InvalidDirectiveError(directive, options_kind)
+    found = _find(group, version, kind, obj)
+    if found is not None and found.type_error:
+        raise FieldTypeError(found.type_error)
+    if directive == IGNORE:
+        errors: List[str] = []
+    else:
+        errors = _report(found.unknown if found is not None else [], duplicates)
+        if directive == STRICT and errors:
+            raise FieldValidationError(errors)
+    if found is not None:
+        for parent, key in found.drops:
+            parent.pop(key, None)  # YAML aliases can put one dict in several places
+    return errors
+
+
+def patch_invalid(patched: Any, detail: str) -> StatusError:
+    """How the patch handler refuses a patched object that does not decode (handlers/patch.go).
+
+    A JSON or merge patch whose result fails the typed (strict) decoding is
+    422 Invalid on the field "patch", showing the patched object's JSON, with
+    the decoder's text (a strict decoding error or the type error).
+    """
+    cause = field_error("", "patch", None, detail, shown=_go_quote(orjson.dumps(patched).decode()))
+    return StatusError(422, "Invalid", f' "" is invalid: patch: {cause["message"]}', {"causes": [cause]})
+
+
+class FieldTypeError(Exception):
+    """A field's value cannot be held by its Go type: HTTP 400 BadRequest, whatever the directive.
+
+    str(self) is encoding/json's UnmarshalTypeError text, e.g.
+    'json: cannot unmarshal number 1.5 into Go struct field LeaseSpec.spec.leaseDurationSeconds
+    of type int32'; the API server wraps it per kind with `decode_error_message`.
+    """
+
+    code = 400
+    reason = "BadRequest"
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class _Findings:
+    """What the walk found: unknown paths (for messages), where they are (to drop), the first type error."""
+
+    __slots__ = ("unknown", "drops", "type_error")
+
+    def __init__(self) -> None:
+        self.unknown: List[str] = []
+        self.drops: List[Tuple[Dict[str, Any], str]] = []
+        self.type_error = ""
+
+
+def _find(group: str, version: str, kind: str, obj: Any) -> Optional[_Findings]:
+    """None when `obj` is clean (the common case); else what the ordered walk found."""
+    root = kind_node(group, version, kind)
     if root is None or not isinstance(obj, dict):
-        return []
+        return None
     # Almost every object is clean: msgspec, converting to structs that forbid
-    # unknown fields, answers that in C (a set-difference pass where the schema
-    # has no struct form); only an object with unknown fields, or a value of an
-    # unexpected type, pays for the ordered walk.
-    fast = _struct_type(root)
+    # unknown fields and hold integers in their Go range, answers that in C
+    # (a set-difference pass where the schema has no struct form); only an
+    # object with something to report, or a value of an unexpected type, pays
+    # for the walk.
+    fast = struct_type(root)
     if fast is not None:
         try:
             msgspec.convert(obj, fast)
-            return []
+            return None
         except msgspec.ValidationError:
             pass
     elif _clean(obj, root):
-        return []
-    out: List[str] = []
-    _check(obj, root, [], out)
-    return _dedupe(out)
+        return None
+    found = _Findings()
+    _walk(obj, root, [], [], "", found)
+    return found if found.drops or found.type_error else None
 
 
-class _Node:
-    """A schema compiled for walking: which keys an object may have, and their nodes.
-
-    `props` None means "not an object with fixed fields"; `extra` is the value
-    node of a map; `items` the element node of a list; `free` marks parts
-    whose content is not checked (preserve-unknown-fields, RawExtension...).
-    """
-
-    __slots__ = ("props", "extra", "items", "free", "keys", "nested", "leaf")
-
-    def __init__(self) -> None:
-        self.props: Optional[Dict[str, "_Node"]] = None
-        self.extra: Optional["_Node"] = None
-        self.items: Optional["_Node"] = None
-        self.free = False
-        # For the fast pass: the allowed keys, the children that can hold
-        # objects or lists, and whether this node never needs a look inside.
-        self.keys: frozenset = frozenset()
-        self.nested: Dict[str, "_Node"] = {}
-        self.leaf = False
-
-
-_NODES: Dict[int, _Node] = {}
-_KINDS: Dict[tuple, Optional[_Node]] = {}
-
-
-def _compile(sch: Dict[str, Any]) -> _Node:
-    s = schema.resolve(sch)
-    key = id(s)
-    node = _NODES.get(key)
-    if node is not None:
-        return node
-    node = _NODES[key] = _Node()  # registered first: schemas are recursive (JSONSchemaProps)
-    if s.get("x-kubernetes-preserve-unknown-fields"):
-        node.free = True
-        return node
-    props = s.get("properties")
-    extra = s.get("additionalProperties")
-    if props is not None:
-        node.props = {name: _compile(sub) for name, sub in props.items()}
-    if isinstance(extra, dict):
-        node.extra = _compile(extra)
-    items = s.get("items")
-    if isinstance(items, dict):
-        node.items = _compile(items)
-    return node
-
-
-def _finish(node: _Node, seen: set) -> None:
-    """Fill the fast-pass fields once the whole graph is compiled (it may be cyclic)."""
-    if id(node) in seen:
-        return
-    seen.add(id(node))
-    node.keys = frozenset(node.props or ())
-    for child in [*(node.props or {}).values(), node.extra, node.items]:
-        if child is not None:
-            _finish(child, seen)
-    node.leaf = node.free or (node.props is None and node.extra is None and node.items is None)
-    node.nested = {k: c for k, c in (node.props or {}).items() if not c.leaf}
-
-
-def _clean(value: Any, node: _Node) -> bool:
-    """True when `value` has no unknown field (the common case, checked with set operations)."""
+def _clean(value: Any, node: Node) -> bool:
+    """True when `value` has nothing to report (checked with set operations)."""
     if node.leaf:
         return True
+    if node.int_type:
+        if value is None:
+            return True
+        lo, hi = INT_RANGES[node.int_type]
+        return type(value) is int and lo <= value <= hi
     if isinstance(value, dict):
         props = node.props
+        extra = node.extra
         if props is None:
-            extra = node.extra
             if extra is None or extra.leaf:
                 return True
-            return all(_clean(v, extra) for v in value.values() if isinstance(v, (dict, list)))
-        if node.extra is None and not value.keys() <= node.keys:
+            return all(_clean(v, extra) for v in value.values())
+        if extra is None and not value.keys() <= node.keys:
             return False
         for name, child in node.nested.items():
             sub = value.get(name)
-            if sub is not None and isinstance(sub, (dict, list)) and not _clean(sub, child):
+            if sub is not None and not _clean(sub, child):
                 return False
-        if node.extra is not None:
-            extra = node.extra
+        if extra is not None and not extra.leaf:
             for k, v in value.items():
-                if k not in props and isinstance(v, (dict, list)) and not _clean(v, extra):
+                if k not in props and not _clean(v, extra):
                     return False
         return True
     if isinstance(value, list):
         items = node.items
         if items is None or items.leaf:
             return True
-        return all(_clean(v, items) for v in value if isinstance(v, (dict, list)))
+        return all(_clean(v, items) for v in value)
     return True
 
 
-class _NoStruct(Exception):
-    """The schema has a part a struct cannot express (recursion, fields plus a value schema)."""
+def _walk(value: Any, node: Node, path: List[str], fields: List[str], struct: str, found: _Findings) -> None:
+    """Collect what `value` has to report, in document order; paths are built only when one is found.
 
-
-_STRUCTS: Dict[int, Any] = {}
-
-
-def _struct_type(root: _Node) -> Any:
-    """msgspec type accepting exactly the values `_clean` accepts without a type error, or None.
-
-    Leaves are `Any` (not looked into, as in `_clean`), objects with fixed
-    fields are structs that forbid unknown fields, maps are dicts and lists
-    lists; every value may be null. A value of a different JSON type fails the
-    conversion where `_clean` would skip it, which only sends it down the
-    slow walk, so the answer is the same.
+    `path` is upstream's strict-error path (indices, map keys); `fields` and
+    `struct` are encoding/json's error context: the struct field names from
+    the root and the Go struct holding the current field.
     """
-    key = id(root)
-    if key not in _STRUCTS:
-        try:
-            _STRUCTS[key] = _to_type(root, set())
-        except _NoStruct:
-            _STRUCTS[key] = None
-    return _STRUCTS[key]
-
-
-_NODE_TYPES: Dict[int, Any] = {}
-
-
-def _to_type(node: _Node, visiting: set) -> Any:
-    if node.leaf:
-        return Any
-    known = _NODE_TYPES.get(id(node))
-    if known is not None:
-        return known
-    if id(node) in visiting:
-        raise _NoStruct()
-    visiting.add(id(node))
-    try:
-        if node.props is not None:
-            if node.extra is not None:
-                raise _NoStruct()
-            names = list(node.props)
-            fields = [(f"f{i}", Optional[_to_type(node.props[n], visiting)], None) for i, n in enumerate(names)]
-            t: Any = msgspec.defstruct(
-                "Fields", fields, forbid_unknown_fields=True, rename={f"f{i}": n for i, n in enumerate(names)},
-                gc=False,
-            )
-        elif node.extra is not None:
-            t = Dict[str, Optional[_to_type(node.extra, visiting)]]  # type: ignore[misc]
-        elif node.items is not None:
-            t = List[Optional[_to_type(node.items, visiting)]]  # type: ignore[misc]
-        else:
-            t = Any
-        _NODE_TYPES[id(node)] = t
-        return t
-    finally:
-        visiting.discard(id(node))
-
-
-def _kind_node(group: str, version: str, kind: str) -> Optional[_Node]:
-    k = (group, version, kind)
-    if k not in _KINDS:
-        name = schema.definition_for(group, version, kind)
-        node = _compile(schema.definitions()[name]) if name is not None else None
-        if node is not None:
-            _finish(node, set())
-        _KINDS[k] = node
-    return _KINDS[k]
-
-
-def _check(value: Any, node: _Node, path: List[str], out: List[str]) -> None:
-    """Collect unknown fields of `value`; paths are built only when one is found."""
-    if len(out) >= MAX_ERRORS or node.free:
+    if node.int_type:
+        if value is not None and not found.type_error:
+            found.type_error = _int_error(value, node.int_type, struct, fields)
         return
     if isinstance(value, dict):
         props = node.props
         extra = node.extra
         if props is None:
-            if extra is not None:
+            if extra is not None and not extra.leaf:
                 for key, sub in value.items():
-                    if isinstance(sub, (dict, list)):
-                        path.append(key)
-                        _check(sub, extra, path, out)
-                        path.pop()
+                    path.append(key)
+                    _walk(sub, extra, path, fields, struct, found)
+                    path.pop()
             return
         for key, sub in value.items():
             child = props.get(key)
+            in_struct = child is not None
             if child is None:
                 child = extra
                 if child is None:
-                    if len(out) < MAX_ERRORS:
-                        out.append(".".join(path + [key]).replace(".[", "["))
+                    if len(found.unknown) < MAX_ERRORS:
+                        found.unknown.append(".".join(path + [key]).replace(".[", "["))
+                    found.drops.append((value, key))
                     continue
-            if isinstance(sub, (dict, list)):
-                path.append(key)
-                _check(sub, child, path, out)
-                path.pop()
+            if child.leaf:
+                continue
+            path.append(key)
+            if in_struct:
+                fields.append(key)
+                _walk(sub, child, path, fields, node.go_name, found)
+                fields.pop()
+            else:
+                _walk(sub, child, path, fields, struct, found)
+            path.pop()
     elif isinstance(value, list):
         items = node.items
-        if items is not None:
+        if items is not None and not items.leaf:
             for i, sub in enumerate(value):
-                if isinstance(sub, (dict, list)):
-                    path.append(f"[{i}]")
-                    _check(sub, items, path, out)
-                    path.pop()
+                path.append(f"[{i}]")
+                _walk(sub, items, path, fields, struct, found)
+                path.pop()
+
+
+def _int_error(value: Any, go_type: str, struct: str, fields: List[str]) -> str:
+    """encoding/json's UnmarshalTypeError for `value` in an integer field, or "" if the field holds it."""
+    if type(value) is int:
+        lo, hi = INT_RANGES[go_type]
+        if lo <= value <= hi:
+            return ""
+        what = f"number {value}"
+    elif type(value) is float:
+        # orjson hands back a float for a fraction, an exponent, or an integer past 64 bits; Go's
+        # ParseInt refuses all three. The literal is shown as Go re-encodes a float (1e+30).
+        what = f"number {_go_float(value)}"
+    else:
+        what = {str: "string", bool: "bool", dict: "object", list: "array"}.get(type(value), "value")
+    return f"json: cannot unmarshal {what} into Go struct field {struct}.{'.'.join(fields)} of type {go_type}"
+
+
+def _go_float(f: float) -> str:
+    """A float the way a JSON text most likely wrote it: Python's shortest form, exponents as Go writes them."""
+    text = repr(f)
+    if "e" not in text:
+        return text
+    mantissa, exp = text.split("e")
+    power = int(exp)
+    # strconv's 'e' format: a sign and at least two digits, encoding/json trims e-07 to e-7.
+    return f"{mantissa}e+{power:02d}" if power >= 0 else f"{mantissa}e-{-power}"
 
 
 def validate(
@@ -365,14 +372,18 @@ def validate(
         raise InvalidDirectiveError(directive, options_kind)
     if directive == IGNORE:
         return []
-    errors = [f"unknown field {_go_quote(p)}" for p in unknown_fields(group, version, kind, obj)]
-    errors += [f"duplicate field {_go_quote(p)}" for p in duplicates]
-    errors = _dedupe(errors)[:MAX_ERRORS]
+    errors = _report(unknown_fields(group, version, kind, obj), duplicates)
     if directive == STRICT:
         if errors:
             raise FieldValidationError(errors)
         return []
     return errors
+
+
+def _report(unknown: Iterable[str], duplicates: Iterable[str]) -> List[str]:
+    errors = [f"unknown field {_go_quote(p)}" for p in unknown]
+    errors += [f"duplicate field {_go_quote(p)}" for p in duplicates]
+    return _dedupe(errors)[:MAX_ERRORS]
 
 
 # ---------------------------------------------------------------------------------------
