@@ -48,10 +48,12 @@ from megaplane.apiserver.registry.eventsv1 import core_from_events_v1, view_byte
 from megaplane.apiserver.registry.options import WriteOptions
 from megaplane.apiserver.registry.strategy import Strategy
 from megaplane.apiserver.schema.fieldvalidation import (
+    FieldTypeError,
     FieldValidationError,
     InvalidDirectiveError,
     decode_error_message,
-    validate,
+    patch_invalid,
+    prune,
 )
 from megaplane.apiserver.schema.validation import name_rule, validate_data, validate_metadata
 from megaplane.apiserver.watchcache import CachedObject, CacheEvent, TooOldError, WatchCache, WatchFilter
@@ -181,6 +183,17 @@ class ResourceStore:
 
     def _validate(self, obj: Dict[str, Any], field_validation: str, verb: str = "create") -> List[str]:
         r = self.resource
+        # Decoding into the typed object comes first, as upstream: unknown fields are dropped from `obj` (warned
+        # of, or refused under Strict) and integers that do not fit their Go type are refused (schema.fieldvalidation).
+        try:
+            warnings = prune(r.group, r.version, r.kind, obj, field_validation, options_kind=_OPTIONS_KIND[verb])
+        except (FieldValidationError, FieldTypeError) as exc:
+            if verb == "patch":
+                raise patch_invalid(obj, exc.message) from None
+            raise errors.bad_request(decode_error_message(r.kind, r.version, exc.message)) from None
+        except InvalidDirectiveError as exc:
+            st = exc.status()
+            raise errors.StatusError(exc.code, exc.reason, st["message"], st["details"]) from None
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
@@ -188,13 +201,7 @@ class ResourceStore:
         causes += validate_data(r.group, r.plural, obj)
         if causes:
             raise errors.invalid(r.group, r.kind, meta.get("name") or meta.get("generateName") or "", causes)
-        try:
-            return validate(r.group, r.version, r.kind, obj, field_validation, options_kind=_OPTIONS_KIND[verb])
-        except FieldValidationError as exc:
-            raise errors.bad_request(decode_error_message(r.kind, r.group_version, exc.message)) from None
-        except InvalidDirectiveError as exc:
-            st = exc.status()
-            raise errors.StatusError(exc.code, exc.reason, st["message"], st["details"]) from None
+        return warnings
 
     async def _cas_update(self, cur: CachedObject, obj: Dict[str, Any]) -> StoredObject:
         """Store `obj` over `cur` if nothing wrote it meanwhile; 404 / 409 as upstream otherwise.
