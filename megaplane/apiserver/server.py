@@ -186,6 +186,16 @@ class APIServer:
         scope = request_scope(info)
         try:
             result = handler(info, req, q)
+            if asyncio.iscoroutine(result):
+                # Step it here: most verbs finish without waiting (the embedded storage never suspends unless an
+                # fsync is due), and then need no wrapping coroutine for their metrics.
+                coro = result
+                try:
+                    fut = coro.send(None)
+                except StopIteration as stop:
+                    result = stop.value
+                else:
+                    return self._observed(resume(coro, fut), info, req, scope, _dry_run_label(q))
         except errors.StatusError as exc:
             self.metrics.observe(info.verb, r, info.subresource, scope, exc.code, time.perf_counter() - req.started,
                                  _dry_run_label(q))
@@ -194,23 +204,6 @@ class APIServer:
             self.metrics.observe(info.verb, r, info.subresource, scope, 500, time.perf_counter() - req.started,
                                  _dry_run_label(q))
             raise
-        if asyncio.iscoroutine(result):
-            # Step it here: most verbs finish without waiting (the embedded storage never suspends unless an
-            # fsync is due), and then need no wrapping coroutine for their metrics.
-            try:
-                fut = result.send(None)
-            except StopIteration as stop:
-                result = stop.value
-            except errors.StatusError as exc:
-                self.metrics.observe(info.verb, r, info.subresource, scope, exc.code, time.perf_counter() - req.started,
-                                     _dry_run_label(q))
-                raise
-            except Exception:
-                self.metrics.observe(info.verb, r, info.subresource, scope, 500, time.perf_counter() - req.started,
-                                     _dry_run_label(q))
-                raise
-            else:
-                return self._observed(resume(result, fut), info, req, scope, _dry_run_label(q))
         if not isinstance(result, StreamResponse):
             self.metrics.observe(info.verb, r, info.subresource, scope, result.status, time.perf_counter() - req.started,
                                  _dry_run_label(q))

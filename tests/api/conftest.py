@@ -65,10 +65,11 @@ class Cluster:
                 self.proc.wait()
 
 
-def start_cluster(root: str, extra: Optional[List[str]] = None) -> Cluster:
-    port, secure = free_port(), free_port()
+def start_cluster(root: str, extra: Optional[List[str]] = None, *, port: int = 0, secure_port: int = 0) -> Cluster:
+    """`megaplane up` in `root` (its data dir and log there), on free ports unless given (a restart passes them)."""
+    port, secure = port or free_port(), secure_port or free_port()
     kubeconfig = os.path.join(root, "kubeconfig")
-    log = open(os.path.join(root, "megaplane.log"), "w")
+    log = open(os.path.join(root, "megaplane.log"), "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "megaplane.cli", "up", "--port", str(port), "--secure-port", str(secure),
          "--kubeconfig", kubeconfig, "--data-dir", os.path.join(root, "data"), *(extra or [])],
