@@ -81,7 +81,7 @@ from megaplane.storage import (
 if TYPE_CHECKING:
     from megaplane.storage import Storage
 
-__all__ = ["CacheDelegator", "CachesByPrefix", "BLOCK_TIMEOUT", "REPLAY_BATCH"]
+__all__ = ["CacheDelegator", "CachesByPrefix", "BLOCK_TIMEOUT", "REPLAY_BATCH", "MEMO_LIMIT"]
 
 log = logging.getLogger("megaplane.apiserver.watchcache.delegator")
 
@@ -89,6 +89,8 @@ log = logging.getLogger("megaplane.apiserver.watchcache.delegator")
 BLOCK_TIMEOUT = 3.0
 #: Events of a cache-served watch's replay delivered per loop iteration (a revision is never split).
 REPLAY_BATCH = 1000
+#: Parent prefixes `cache_for` remembers before it starts over.
+MEMO_LIMIT = 65536
 
 
 class CachesByPrefix(Protocol):
@@ -100,6 +102,19 @@ class CachesByPrefix(Protocol):
 
 def _stored(obj: CachedObject) -> StoredObject:
     return StoredObject(obj.key, obj.data, obj.rv, obj.create_revision)
+
+
+def _page(cache: WatchCache, prefix: bytes, limit: int) -> ListResult:
+    """The first page under `prefix` as storage pages it, read synchronously: the cache's state at one revision."""
+    read_at = cache.revision
+    objects = cache.iter_prefix(prefix)
+    if limit <= 0:
+        return ListResult([_stored(o) for o in objects], read_at, False, 0, b"")
+    items = [_stored(o) for o in islice(objects, limit)]
+    if len(items) < limit or next(objects, None) is None:
+        return ListResult(items, read_at, False, 0, b"")
+    remaining = cache.count_prefix(prefix) - len(items)
+    return ListResult(items, read_at, True, remaining, items[-1].key + b"\0")
 
 
 class CacheDelegator:
@@ -116,6 +131,7 @@ class CacheDelegator:
         #: Consistent reads that gave up waiting for the cache and read storage (upstream:
         #: apiserver_watch_cache_consistent_read_total{fallback="true"}).
         self.consistent_read_fallbacks = 0
+        self._by_parent: dict[bytes, Optional[WatchCache]] = {}
 
     def __repr__(self) -> str:
         return f"<CacheDelegator {self.storage!r} fallbacks={self.consistent_read_fallbacks}>"
@@ -123,70 +139,75 @@ class CacheDelegator:
     # -- routing --------------------------------------------------------------------------
 
     def cache_for(self, key: bytes) -> Optional[WatchCache]:
-        """The cache covering `key` (a key or a prefix): the longest "/"-ended prefix of it that has one."""
-        caches = self.caches
-        end = key.rfind(b"/")
-        while end >= 0:
-            cache = caches.get(key[: end + 1])
-            if cache is not None:
-                return cache
-            end = key.rfind(b"/", 0, end)
-        return None
+        """The cache covering `key` (a key or a prefix): the longest "/"-ended prefix of it that has one.
 
-    async def _fresh_cache(self, key: bytes) -> Optional[WatchCache]:
-        """The ready cache covering `key`, current at least at storage's current revision; None: read storage."""
-        cache = self.cache_for(key)
-        if cache is None or not cache.ready:
-            return None
-        want = await self.storage.current_revision()
-        if cache.revision < want:
-            if not await cache.wait_until_fresh(want, self.block_timeout):
-                self.consistent_read_fallbacks += 1
-                return None
-            if not cache.ready:  # it started over while we waited
-                return None
-        return cache
+        Memoised by the key's parent (up to its last "/"), so a read costs one
+        dict lookup; the mapping must not change once the delegator is built.
+        """
+        parent = key[: key.rfind(b"/") + 1]
+        memo = self._by_parent
+        try:
+            return memo[parent]
+        except KeyError:
+            pass
+        caches = self.caches
+        found = None
+        end = len(parent) - 1
+        while end >= 0:
+            found = caches.get(parent[: end + 1])
+            if found is not None:
+                break
+            end = parent.rfind(b"/", 0, end)
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()  # arbitrary prefixes must not grow it without bound
+        memo[parent] = found
+        return found
+
+    async def _caught_up(self, cache: WatchCache, revision: int) -> bool:
+        """Wait (bounded) until `cache` has seen `revision`; False: read storage instead."""
+        if not await cache.wait_until_fresh(revision, self.block_timeout):
+            self.consistent_read_fallbacks += 1
+            return False
+        return cache.ready  # it may have started over while we waited
 
     # -- reads ----------------------------------------------------------------------------
+    #
+    # A consistent read asks storage for its current revision and reads the cache once the cache has
+    # seen it; the wait is a coroutine of its own only when the cache is behind (the hot path is one frame).
 
     async def current_revision(self) -> int:
         return await self.storage.current_revision()
 
     async def get(self, key: bytes, *, revision: int = 0) -> StoredObject:
-        if revision > 0:
-            return await self.storage.get(key, revision=revision)
-        cache = await self._fresh_cache(key)
-        if cache is None:
-            return await self.storage.get(key)
-        obj: Optional[CachedObject] = cache.objects.get(key)
-        if obj is None:
-            raise KeyNotFoundError(key)
-        return StoredObject(obj.key, obj.data, obj.rv, obj.create_revision)
+        if revision <= 0:
+            cache = self.cache_for(key)
+            if cache is not None and cache.ready:
+                want = await self.storage.current_revision()
+                if cache.revision >= want or await self._caught_up(cache, want):
+                    obj: Optional[CachedObject] = cache.objects.get(key)
+                    if obj is None:
+                        raise KeyNotFoundError(key)
+                    return StoredObject(obj.key, obj.data, obj.rv, obj.create_revision)
+        return await self.storage.get(key, revision=revision)
 
     async def list(
         self, prefix: bytes, *, revision: int = 0, limit: int = 0, start_key: bytes = b""
     ) -> ListResult:
-        if revision > 0 or start_key > prefix:
-            return await self.storage.list(prefix, revision=revision, limit=limit, start_key=start_key)
-        cache = await self._fresh_cache(prefix)
-        if cache is None:
-            return await self.storage.list(prefix, limit=limit)
-        # No await from here on: the page is the cache's state at exactly `read_at`.
-        read_at = cache.revision
-        objects = cache.iter_prefix(prefix)
-        if limit <= 0:
-            return ListResult([_stored(o) for o in objects], read_at, False, 0, b"")
-        items = [_stored(o) for o in islice(objects, limit)]
-        if len(items) < limit or next(objects, None) is None:
-            return ListResult(items, read_at, False, 0, b"")
-        remaining = cache.count_prefix(prefix) - len(items)
-        return ListResult(items, read_at, True, remaining, items[-1].key + b"\0")
+        if revision <= 0 and start_key <= prefix:
+            cache = self.cache_for(prefix)
+            if cache is not None and cache.ready:
+                want = await self.storage.current_revision()
+                if cache.revision >= want or await self._caught_up(cache, want):
+                    return _page(cache, prefix, limit)
+        return await self.storage.list(prefix, revision=revision, limit=limit, start_key=start_key)
 
     async def count(self, prefix: bytes) -> int:
-        cache = await self._fresh_cache(prefix)
-        if cache is None:
-            return await self.storage.count(prefix)
-        return cache.count_prefix(prefix)
+        cache = self.cache_for(prefix)
+        if cache is not None and cache.ready:
+            want = await self.storage.current_revision()
+            if cache.revision >= want or await self._caught_up(cache, want):
+                return cache.count_prefix(prefix)
+        return await self.storage.count(prefix)
 
     # -- writes ---------------------------------------------------------------------------
 
