@@ -255,11 +255,10 @@ class LoopbackWatch:
         self._ended = True
         if self._following:
             self._following = False
-            try:
-                self.cache.listeners.remove(self.offer)
-                self.cache.on_reset.remove(self.end)
-            except ValueError:
-                pass
+            # Copies, not in-place removal: the cache may be iterating its listeners right now (an offer
+            # that ends this watch), and removing from that list would skip the next listener.
+            self.cache.listeners = [f for f in self.cache.listeners if f != self.offer]
+            self.cache.on_reset = [f for f in self.cache.on_reset if f != self.end]
         if self._timer is not None:
             self._timer.cancel()
         try:
