@@ -256,6 +256,16 @@ def _add_store(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 # -- up / apiserver ---------------------------------------------------------------------
 
 
+def _flag_bool(value: str) -> bool:
+    """A Go-style boolean flag value (--flag=false)."""
+    v = value.strip().lower()
+    if v in ("1", "t", "true"):
+        return True
+    if v in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
+
+
 def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from megaplane.apiserver.server import APIServerConfig
 
@@ -279,6 +289,9 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
             watch_cache_min_events=args.default_watch_cache_size,
             request_timeout=args.request_timeout,
             min_request_timeout=float(args.min_request_timeout),
+            enable_priority_and_fairness=args.enable_priority_and_fairness,
+            max_requests_inflight=args.max_requests_inflight,
+            max_mutating_requests_inflight=args.max_mutating_requests_inflight,
         ),
         bind_address=args.bind_address,
         port=args.port,
@@ -338,6 +351,15 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
                        help="how long a non-long-running request may take before it gets 504 (1m0s)")
         g.add_argument("--min-request-timeout", type=int, default=1800,
                        help="seconds a watch without timeoutSeconds lasts at least (randomised up to twice that) (1800)")
+        # Flow control (megaplane.apiserver.flowcontrol), with kube-apiserver's flags and defaults.
+        g.add_argument("--max-requests-inflight", type=int, default=400,
+                       help="most non-mutating requests at once; with APF, part of the server's concurrency limit "
+                            "(400; 0: no limit)")
+        g.add_argument("--max-mutating-requests-inflight", type=int, default=200,
+                       help="most mutating requests at once; with APF, part of the server's concurrency limit "
+                            "(200; 0: no limit)")
+        g.add_argument("--enable-priority-and-fairness", type=_flag_bool, nargs="?", const=True, default=True,
+                       help="priority levels and fair queuing for requests (true); false: the two inflight limits alone")
         g.add_argument(
             "--listen-client-urls",
             default="",

@@ -162,6 +162,11 @@ RESOURCES: List[Resource] = [
            "reportingController": "reportingComponent"}),
     _r("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
        "/registry/endpointslices/", generation=True),
+    # API Priority and Fairness: the bootstrap configuration, served read-only (apiserver.flowcontrol.objects).
+    _r("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", "flowschema", "FlowSchema", False,
+       "/registry/flowschemas/", verbs=("get", "list", "watch")),
+    _r("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations", "prioritylevelconfiguration",
+       "PriorityLevelConfiguration", False, "/registry/prioritylevelconfigurations/", verbs=("get", "list", "watch")),
 ]
 
 _BY_PATH: Dict[Tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in RESOURCES}

@@ -25,6 +25,8 @@ from megaplane import __version__
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource
 from megaplane.apiserver.discovery import Discovery
+from megaplane.apiserver.flowcontrol import FlowControlConfig, FlowController, FlowControlMetrics
+from megaplane.apiserver.flowcontrol.objects import ensure_objects
 from megaplane.apiserver.http import limits as http_limits
 from megaplane.apiserver.http.endpoints import ResourceEndpoints
 from megaplane.apiserver.http.routing import parse_path, parse_query
@@ -75,6 +77,10 @@ class APIServerConfig:
     watch_cache_max_events: int = 100_000
     #: The port the `kubernetes` Service's endpoints name: where this server answers HTTPS.
     endpoint_port: int = 6443
+    #: --enable-priority-and-fairness, --max-requests-inflight, --max-mutating-requests-inflight (apiserver.flowcontrol).
+    enable_priority_and_fairness: bool = True
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
     #: --request-timeout: how long a non-long-running request may take (kube-apiserver: 60 s).
     request_timeout: float = 60.0
     #: --min-request-timeout: a watch without timeoutSeconds lasts a random [min, 2*min] (1800 s).
@@ -107,6 +113,12 @@ class APIServer:
         #: What /readyz reports; the process that runs this server points it at its runner's readiness.
         self.readiness: Callable[[], bool] = lambda: self.started
         self._verb_handlers = self.endpoints.verbs()
+        # Flow control: admits, queues or answers 429 before a resource handler runs (see _resource).
+        self.flowcontrol = FlowController(
+            FlowControlConfig(cfg.enable_priority_and_fairness, cfg.max_requests_inflight,
+                              cfg.max_mutating_requests_inflight, self.http.request_timeout),
+            object_count=lambda r: len(self.registry.cache_for(r).objects))
+        self.prometheus.register(FlowControlMetrics(self.flowcontrol))
 
     # -- the Component contract ------------------------------------------------------------------
 
@@ -118,6 +130,7 @@ class APIServer:
         """Fill the caches from storage and start the built-in loops (listening is `listen`)."""
         loop = asyncio.get_running_loop()
         await self.registry.start()
+        await ensure_objects(self.registry)  # the flowcontrol.apiserver.k8s.io bootstrap objects
         self._tasks.append(loop.create_task(self._bookmarks()))
         self.started = True
 
@@ -185,7 +198,7 @@ class APIServer:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         scope = request_scope(info)
         try:
-            result = handler(info, req, q)
+            result = self.flowcontrol.handle(info, req, q, handler)  # runs handler(info, req, q), or a 429
             if asyncio.iscoroutine(result):
                 # Step it here: most verbs finish without waiting (the embedded storage never suspends unless an
                 # fsync is due), and then need no wrapping coroutine for their metrics.
