@@ -10,8 +10,9 @@ _current_executing_seats.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, List, Tuple
 
+from prometheus_client import Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -26,7 +27,7 @@ class FlowControlMetrics(Collector):
     def __init__(self, controller: FlowController) -> None:
         self.controller = controller
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         fc = self.controller
         if not fc.apf:
             return
@@ -55,9 +56,9 @@ class FlowControlMetrics(Collector):
                 rejected.add_metric(labels + [reason], n)
             for execute, counts in st.waits.items():
                 acc = 0.0
-                buckets = []
-                for bound, n in zip(WAIT_BUCKETS, counts):
-                    acc += n
+                buckets: List[Tuple[str, float]] = []
+                for bound, count in zip(WAIT_BUCKETS, counts):
+                    acc += count
                     buckets.append((repr(bound), acc))
                 acc += counts[len(WAIT_BUCKETS)]
                 buckets.append(("+Inf", acc))
