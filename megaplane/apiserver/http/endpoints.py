@@ -11,6 +11,7 @@ Nothing here knows how objects are stored or what a kind's rules are.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
@@ -55,8 +56,28 @@ class WatchObserver(Protocol):
                 dry_run: str = "") -> None: ...
 
 
+# The warning recorder's budget (endpoints/filters/warning.go): past 4096 runes in all, every text is cut to 256.
+WARNINGS_TOTAL_RUNES = 4 * 1024
+WARNING_ITEM_RUNES = 256
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _warning_headers(warnings: Tuple[str, ...]) -> List[Tuple[bytes, bytes]]:
-    return [(b"Warning", b'299 - "' + w.encode() + b'"') for w in warnings]
+    """`Warning: 299 - "text"` headers as upstream's recorder writes them: deduplicated, quoted, bounded.
+
+    Texts are quoted as net.NewWarningHeader does (`"` and `\\` escaped) and a
+    text with control characters is dropped, so nothing a client sent can
+    break the header block; once the texts pass the total budget, each is
+    truncated, so the header block stays small whatever fields were sent.
+    """
+    texts = [w for w in dict.fromkeys(warnings) if w and not _CONTROL.search(w)]
+    if sum(len(w) for w in texts) > WARNINGS_TOTAL_RUNES:
+        texts = [w[:WARNING_ITEM_RUNES] for w in texts]
+    out = []
+    for w in texts:
+        quoted = w.replace("\\", "\\\\").replace('"', '\\"')
+        out.append((b"Warning", b'299 - "' + quoted.encode("utf-8", "replace") + b'"'))
+    return out
 
 
 class ResourceEndpoints:
