@@ -271,6 +271,9 @@ class Keyspace:
         self.kind_prefixes: List[bytes] = []
         #: The revision of the last Compact; reads and watches below it fail.
         self.compact_revision = 0
+        #: The revision the store restarted at: partitions in WAL mode none start empty there, so
+        #: reads and watches of them below it fail as compacted (`Writer.resume_at`).
+        self.unlogged_floor = 0
         self.on_created: List[Callable[[Partition], None]] = []
 
     def __len__(self) -> int:
@@ -288,12 +291,12 @@ class Keyspace:
         p = self.partitions.get(prefix)
         if p is None:
             p = Partition(prefix, self.max_events)
-            p.floor = self.compact_revision
             self.partitions[prefix] = p
             if prefix:
                 insort(self.kind_prefixes, prefix)
             p.wal_mode = self.mode_for(prefix)
             p.fsync = p.wal_mode == "fsync"
+            p.floor = max(self.compact_revision, self.unlogged_floor) if p.wal_mode == "none" else self.compact_revision
             for hook in self.on_created:
                 hook(p)
         return p

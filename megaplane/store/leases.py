@@ -54,6 +54,8 @@ class Leases:
             if kv is not None:
                 victims.append((p, kv))  # type: ignore[arg-type]
         rev = w.revision + 1 if victims else w.revision
+        if rev > w.revision_limit:
+            w.reserve(rev)
         fsync, logged = w.delete_all(victims, rev)
         self.lessor.remove(lease_id)
         meta_fsync, meta_logged = w.log_lease_revoke(rev, lease_id)

@@ -22,6 +22,11 @@ Revisions: the store starts at revision 1 like etcd; every transaction that
 changes something takes the next revision, and all its changes share it.
 Reads, no-op deletes and lease grants do not bump it.
 
+Revisions are never reused, even after a crash: with a data dir, a
+ceiling is kept on disk ahead of the revision (`megaplane.store.wal.reservation`),
+and a restart resumes above it (`megaplane.store.wal.recovery.resume`),
+with the lost range compacted.
+
 Durability: a write is in memory and visible when `put` returns. If its
 partition is in fsync mode, the caller acknowledges it only after
 `wait_durable(rev)` / `await durable(rev)`, and watchers are not handed
@@ -64,8 +69,9 @@ from .requests import (
     check_txn,
 )
 from .txn import run_txn
-from .wal import Durability, WriteAheadLog, recover
+from .wal import Durability, RevisionReservation, WriteAheadLog, recover, resume
 from .wal.log import META_STREAM
+from .wal.reservation import read_record
 from .watch import Watcher, WatchHub
 from .writer import Writer
 
@@ -101,17 +107,33 @@ class Store:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.ranges_total = 0
         self.replayed_records = 0
+        #: The revision the checkpoint and WAL brought back at open (the store resumes above it).
+        self.recovered_revision = 1
         self.wal: Optional[WriteAheadLog] = None
         self.durability: Optional[Durability] = None
+        self.reservation: Optional[RevisionReservation] = None
         if data_dir is not None:
             os.makedirs(data_dir, exist_ok=True)
+            last_run = read_record(data_dir)
             self.wal = WriteAheadLog(
                 os.path.join(data_dir, "wal"), flush_interval=self.config.wal_flush_interval
             )
-            self.durability = Durability(self._writer, self.wal, self.config, data_dir)
+            self.reservation = RevisionReservation(
+                data_dir,
+                self.wal,
+                modes=self.config.logging_rules(),
+                min_step=self.config.revision_reserve_step,
+                lead_seconds=self.config.revision_reserve_seconds,
+            )
+            self.durability = Durability(self._writer, self.wal, self.config, data_dir, self.reservation)
             self._writer.durability = self.durability
             self.replayed_records = recover(self._writer, self.wal, data_dir)
+            self.recovered_revision = self._writer.revision
             self._writer.attach_wal(self.wal, self.config.mode_for(META_STREAM))
+            # Above every revision the last run handed out, reserved on disk before the first write.
+            resume(self._writer, last_run, self.config.logs_like)
+            self._writer.revision_limit = self.reservation.begin(self._writer.revision)
+            self._writer.reservation = self.reservation
 
     def __repr__(self) -> str:
         return (
@@ -247,6 +269,8 @@ class Store:
             raise RequestTooLargeError()
         w = self._writer
         rev = w.revision + 1
+        if rev > w.revision_limit:
+            w.reserve(rev)
         w.put_at(p, key, value, lease, rev, old)
         w.puts_total += 1
         w.commit(rev, p.fsync, p.wal is not None)
@@ -275,6 +299,8 @@ class Store:
             raise LeaseNotFoundError()
         w = self._writer
         rev = w.revision + 1
+        if rev > w.revision_limit:
+            w.reserve(rev)
         data = value(rev) if callable(value) else value
         if len(key) + len(data) > self.config.max_request_bytes:
             raise RequestTooLargeError()
@@ -292,6 +318,8 @@ class Store:
             return False, old
         w = self._writer
         rev = w.revision + 1
+        if rev > w.revision_limit:
+            w.reserve(rev)
         w.delete_at(p, old, rev)  # type: ignore[arg-type]
         w.deletes_total += 1
         w.txns_total += 1
@@ -307,6 +335,8 @@ class Store:
         if not victims:
             return DeleteResult(w.revision, 0, [])
         rev = w.revision + 1
+        if rev > w.revision_limit:
+            w.reserve(rev)
         fsync, logged = w.delete_all(victims, rev)
         w.commit(rev, fsync, logged)
         return DeleteResult(rev, len(victims), [kv for _, kv in victims] if prev_kv else [])

@@ -64,6 +64,8 @@ def run_txn(w: Writer, r: TxnRequest, max_request_bytes: int) -> TxnResult:
     _check_path(w, r, path, [0], max_request_bytes)
     _check_path(w, r, path, [0], max_request_bytes, reads=True)
     rev = w.revision + 1
+    if rev > w.revision_limit:
+        w.reserve(rev)
     st = _TxnState(rev)
     result = _execute(w, r, path, [0], st)
     w.txns_total += 1

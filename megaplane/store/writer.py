@@ -45,7 +45,7 @@ from .wal.log import (
     WriteAheadLog,
 )
 
-__all__ = ["Writer", "WatchSink", "CommitSink"]
+__all__ = ["Writer", "WatchSink", "CommitSink", "RevisionCeiling"]
 
 _pack_put = PUT_HEADER.pack
 _pack_delete = DELETE_HEADER.pack
@@ -77,6 +77,18 @@ class CommitSink(Protocol):
         """The newest revision whose events may be published."""
 
 
+class RevisionCeiling(Protocol):
+    """What the write path needs from the revision reservation (`megaplane.store.wal.RevisionReservation`)."""
+
+    def reach(self, revision: int) -> int:
+        """A commit at `revision` passed the limit: reserve ahead (blocking only past the ceiling
+        on disk); returns the next limit."""
+
+
+# No reservation (a store without a data dir): the limit is never passed.
+_NO_LIMIT = (1 << 63) - 1
+
+
 class _NoWatchers:
     pending: List[Any] = []
 
@@ -106,6 +118,9 @@ class Writer:
         self.write_order: Dict[int, Dict[bytes, int]] = {}
         self.watch: WatchSink = _NoWatchers()
         self.durability: Optional[CommitSink] = None
+        #: Past this revision a commit asks the reservation for more (see RevisionCeiling).
+        self.revision_limit = _NO_LIMIT
+        self.reservation: Optional[RevisionCeiling] = None
         self.wal: Optional[WriteAheadLog] = None
         self.meta_stream: Optional[WalStream] = None
         # Partitions get their WAL stream only after restart replay is done.
@@ -277,8 +292,26 @@ class Writer:
             for r in [r for r in self.write_order if r < oldest]:
                 del self.write_order[r]
 
+    def reserve(self, rev: int) -> None:
+        """`rev` passed `revision_limit`: make sure it is reserved on disk before it is used.
+
+        Write paths call it (inline: ``if rev > w.revision_limit``) before
+        their first change, so a disk that cannot take the reservation fails
+        the write while nothing is changed yet. Blocks only when `rev` is
+        past the ceiling on disk (`megaplane.store.wal.reservation`).
+        """
+        self.revision_limit = self.reservation.reach(rev)  # type: ignore[union-attr]
+
     def commit(self, rev: int, fsync: bool, logged: bool) -> None:
-        """End a write transaction at `rev`: advance the revision, then durability, then wake-ups."""
+        """End a write transaction at `rev`: advance the revision, then durability, then wake-ups.
+
+        Write paths call `reserve` before they change anything; the check
+        here is the backstop: nothing of the write has left the process yet
+        (watchers are woken below), so a revision past the reserved ceiling
+        still waits here for its reservation to reach the disk.
+        """
+        if rev > self.revision_limit:
+            self.reserve(rev)
         self.revision = rev
         if logged:
             self.durability.committed(rev, fsync)  # type: ignore[union-attr]
@@ -292,6 +325,29 @@ class Writer:
         for p in self.partition_map.values():
             p.compact(revision)
         self.watch.check_compacted()
+
+    # -- restart ------------------------------------------------------------------------
+
+    def resume_at(self, revision: int, lost: bool) -> None:
+        """After replay: continue at `revision`, above every revision the last run handed out.
+
+        Partitions in WAL mode none came back empty without delete events,
+        so reads and watches of them below `revision` fail as compacted.
+        `lost`: the last run may have handed out revisions the WAL does not
+        hold, so every partition is compacted to `revision`, and the
+        compaction is logged so that a later clean restart remembers it.
+        """
+        self.revision = max(self.revision, revision)
+        ks = self.keyspace
+        ks.unlogged_floor = max(ks.unlogged_floor, revision)
+        for p in self.partition_map.values():
+            if p.wal_mode == "none" and p.floor < revision:
+                p.floor = revision
+        if lost and revision > ks.compact_revision:
+            self.compact_to(revision)
+            fsync, logged = self.log_compaction(revision)
+            self.compactions_total += 1
+            self.commit(self.revision, fsync, logged)
 
     # -- snapshot restore -------------------------------------------------------------
 

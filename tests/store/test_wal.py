@@ -45,10 +45,16 @@ def test_restart_restores_logged_partitions_and_drops_none_mode(tmp_path):
     s.close()
     s2 = Store(str(tmp_path), StoreConfig(wal_modes=MODES))
     assert state(s2) == expected
-    assert s2.revision == rev
+    assert s2.recovered_revision == rev
+    # A clean close: the store goes on just above the last revision, nothing logged is compacted.
+    assert s2.revision == rev + 2 and s2.compact_revision == 0
     # History came back too: a watch from an old revision replays the logged writes.
     w = s2.watch(b"/registry/nodes/", b"/registry/nodes0", start_revision=2)
     assert [ev[0][0] for ev in w.take()][:2] == [b"/registry/nodes/n0", b"/registry/nodes/n1"]
+    # The leases (mode none) came back empty without delete events: their past is compacted.
+    w = s2.watch(b"/registry/leases/", b"/registry/leases0", start_revision=rev + 1)
+    assert w.take() == [] and w.compact_revision == rev + 2
+    assert s2.range(b"/registry/leases/", b"/registry/leases0").count == 0
     s2.close()
 
 
@@ -72,12 +78,13 @@ def test_torn_tail_is_dropped_never_replayed(tmp_path):
         f.truncate(size - 3)  # the last frame is torn
     s2 = Store(str(tmp_path))
     assert [kv[0] for kv in state(s2)] == sorted(b"k%d" % i for i in range(19))
-    assert s2.revision == 20
+    assert s2.recovered_revision == 20
     before_last = state(s2)
-    s2.put(b"after", b"x")
+    after = s2.put(b"after", b"x").revision
+    assert after > 21, "revision 21 was handed out before the crash"
     s2.close()
     s3 = Store(str(tmp_path))
-    assert state(s3) == sorted(before_last + [(b"after", 21, 21, 1, b"x", 0)])
+    assert state(s3) == sorted(before_last + [(b"after", after, after, 1, b"x", 0)])
     s3.close()
 
 
@@ -108,7 +115,7 @@ def test_a_cycle_missing_in_one_partition_is_dropped_in_all(tmp_path):
         f.truncate(os.path.getsize(pods) - 1)
     s2 = Store(str(tmp_path))
     assert state(s2) == [(b"/registry/nodes/a", 3, 3, 1, b"1", 0), (b"/registry/pods/a", 2, 2, 1, b"1", 0)]
-    assert s2.revision == 3
+    assert s2.recovered_revision == 3
     s2.close()
 
 
@@ -124,13 +131,13 @@ def test_checkpoint_drops_covered_segments_and_restart_matches(tmp_path):
     rev = s.revision
     s.close()
     s2 = Store(str(tmp_path), cfg)
-    assert state(s2) == expected and s2.revision == rev
+    assert state(s2) == expected and s2.recovered_revision == rev
     # A second checkpoint after restart also removes the segments replayed at start.
     s2.checkpoint()
-    s2.put(b"/x", b"1")
+    x = s2.put(b"/x", b"1").revision
     s2.close()
     s3 = Store(str(tmp_path), cfg)
-    assert state(s3) == sorted(expected + [(b"/x", rev + 1, rev + 1, 1, b"1", 0)])
+    assert state(s3) == sorted(expected + [(b"/x", x, x, 1, b"1", 0)])
     assert len(os.listdir(tmp_path / "snap")) == 1
     s3.close()
 
@@ -147,7 +154,7 @@ def test_automatic_checkpoint_by_size(tmp_path):
     assert s.durability.checkpoints_total >= 1
     s2 = Store(str(tmp_path), cfg)
     assert s2.range(b"/registry/pods/", b"/registry/pods0", count_only=True).count == 50
-    assert s2.revision == 2001
+    assert s2.recovered_revision == 2001
     s2.close()
 
 

@@ -32,6 +32,7 @@ from typing import Deque, List, Optional, Protocol, Tuple
 
 from . import snapshot
 from .log import HANDOFF_BYTES, WriteAheadLog
+from .reservation import RevisionReservation
 from .snapshot import SnapshotSource
 
 __all__ = ["Durability", "DurabilityView", "DurabilitySettings"]
@@ -57,8 +58,17 @@ class DurabilityView(SnapshotSource, Protocol):
 class Durability:
     """The durability policy of one store with a data dir."""
 
-    def __init__(self, view: DurabilityView, wal: WriteAheadLog, config: DurabilitySettings, data_dir: str) -> None:
+    def __init__(
+        self,
+        view: DurabilityView,
+        wal: WriteAheadLog,
+        config: DurabilitySettings,
+        data_dir: str,
+        reservation: Optional[RevisionReservation] = None,
+    ) -> None:
         self.view = view
+        # Marked clean at close, once the WAL holds every logged write.
+        self.reservation = reservation
         self.wal = wal
         self.config = config
         self.data_dir = data_dir
@@ -267,3 +277,6 @@ class Durability:
             self.flush()
             wal.wait_inflight(0)
         wal.close()
+        # Only a log written out to the end makes the exact last revision a safe ceiling.
+        if wal.failed is None and self.reservation is not None:
+            self.reservation.close(self.view.revision)

@@ -319,6 +319,16 @@ class WriteAheadLog:
         if self.failed is not None:
             raise self.failed
 
+    def run_in_flusher(self, job: Callable[[], None]) -> None:
+        """Run `job` on the flusher thread after the cycles already queued (revision reservations).
+
+        An exception from `job` fails the WAL like a failed write: the store stops acknowledging.
+        """
+        if self.failed is not None:
+            raise self.failed
+        self._ensure_thread()
+        self._queue.put(("call", job))
+
     def rotate(self) -> "threading.Event":
         """Seal every open segment; later cycles go to new segments.
 
@@ -382,6 +392,8 @@ class WriteAheadLog:
             try:
                 if job[0] == "cycle":
                     self._write_cycle(*job[1:])
+                elif job[0] == "call":
+                    job[1]()
                 elif job[0] == "rotate":
                     for s in self.streams.values():
                         if s.fd is not None:

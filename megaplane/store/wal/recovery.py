@@ -1,24 +1,37 @@
-"""Bringing a store back after a restart: the latest checkpoint, then the WAL after it.
+"""Bringing a store back after a restart: the latest checkpoint, the WAL after it, then the revision.
 
 Replay applies each logged record through the same write path as a live
 write (`ReplayTarget`, which `megaplane.store.writer.Writer` implements),
 before the partitions get their WAL streams, so replay logs nothing. WAL
 frames are merged across partitions by revision (`megaplane.store.wal.log`).
+
+Then `resume` picks the revision the store goes on from, above every
+revision the last run may have handed out (`megaplane.store.wal.reservation`):
+
+    last run's reservation     clean close    the store resumes at      compacted below it
+    none (new or restored dir) -              the replayed revision     (nothing new)
+    N                          yes*           N + 2                    partitions in mode none only
+    N                          no             N + 2                     everything
+
+(*) and this run logs the same partitions (mode none or not) as the last.
+A partition in mode none is not logged, so it comes back empty without
+delete events; a reader at an older revision must relist it in any case.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from ..keyspace import Partition
 from ..kv import KeyValue, partition_prefix
 from . import snapshot
 from .log import OP_COMPACT, OP_DELETE, OP_GRANT, OP_PUT, OP_REVOKE, WriteAheadLog
+from .reservation import ReservationRecord
 from .snapshot import RestoreTarget
 
-__all__ = ["recover", "ReplayTarget"]
+__all__ = ["recover", "resume", "ReplayTarget", "ResumeTarget"]
 
 log = logging.getLogger("megaplane.store.recovery")
 
@@ -90,3 +103,36 @@ def recover(target: ReplayTarget, wal: WriteAheadLog, data_dir: str) -> int:
         result.last_cycle,
     )
     return n
+
+
+class ResumeTarget(Protocol):
+    """The write path, as `resume` sets it going again."""
+
+    revision: int
+
+    def resume_at(self, revision: int, lost: bool) -> None:
+        """Continue at `revision`; `lost`: compact everything below it."""
+
+
+def resume(target: ResumeTarget, record: Optional[ReservationRecord], logs_like: Callable[[str], bool]) -> int:
+    """After `recover`: set the revision the store goes on from (see the table above). Returns it.
+
+    `record` is the last run's reservation; `logs_like(record.modes)` says
+    whether this run logs the same partitions (`StoreConfig.logs_like`).
+    """
+    if record is None:
+        return target.revision
+    replayed = target.revision
+    # +2, not +1: a client holding revision N watches from N + 1, which must be compacted too.
+    restart = max(record.revision, replayed) + 2
+    lost = not (record.clean and logs_like(record.modes))
+    if lost:
+        log.warning(
+            "the last run did not close cleanly: replayed revision %d, revisions up to %d may have been "
+            "handed out; resuming at %d with everything below compacted (clients relist)",
+            replayed,
+            record.revision,
+            restart,
+        )
+    target.resume_at(restart, lost)
+    return target.revision
