@@ -1,6 +1,6 @@
 """A store under write load, run as a separate process so tests can kill -9 it.
 
-    python -m tests.store.crash_writer DATA_DIR fsync|buffered SEED
+    python -m tests.store.crash_writer DATA_DIR fsync|buffered|acks-MODE SEED
 
 fsync: 200 concurrent writers; each write is a txn across two partitions,
 and a line "ACK <writer> <n> <revision>" is printed only after
@@ -8,6 +8,13 @@ and a line "ACK <writer> <n> <revision>" is printed only after
 
 buffered: one deterministic sequence of operations (`operations(seed)`),
 with "SYNCED <revision>" printed after each explicit `store.sync()`.
+
+acks-MODE (MODE: none, buffered or fsync, every partition): the operations
+of `operations(seed)` as a server runs them (flush timer on the loop, an
+fsync write acknowledged after `await store.durable`), with a line
+"ACK <revision>" printed after each acknowledgement. Buffered writes wait
+up to 0.2 s for the disk, so a kill loses the last ones, and
+revision blocks are small, so reservations are written all the time.
 """
 
 from __future__ import annotations
@@ -24,6 +31,13 @@ MODES = {b"/registry/leases/": "none"}
 
 
 def config(mode: str) -> StoreConfig:
+    if mode.startswith("acks-"):
+        return StoreConfig(
+            wal_default=mode[len("acks-") :],
+            wal_flush_interval=0.2,
+            revision_reserve_step=500,
+            revision_reserve_seconds=0.01,
+        )
     return StoreConfig(wal_default=mode, wal_modes=MODES, wal_flush_interval=0.002)
 
 
@@ -92,13 +106,23 @@ async def buffered_load(store: Store, seed: int) -> None:
             sys.stdout.flush()
 
 
+async def ack_load(store: Store, seed: int) -> None:
+    out = sys.stdout
+    for i, op in enumerate(operations(seed)):
+        rev = apply(store, op)
+        await store.durable(rev)
+        out.write(f"ACK {rev}\n")
+        if i % 50 == 0:
+            await asyncio.sleep(0)  # let the flush timer and the stdout flusher run
+
+
 async def main() -> None:
     data_dir, mode, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     store = Store(data_dir, config(mode))
     store.attach_loop(asyncio.get_running_loop())
     sys.stdout.write(f"READY {store.revision}\n")
     sys.stdout.flush()
-    if mode == "fsync":
+    if mode == "fsync" or mode.startswith("acks-"):
         # Flush acks often so the test sees them; each line is written after its ack.
         async def flusher() -> None:
             while True:
@@ -106,7 +130,10 @@ async def main() -> None:
                 sys.stdout.flush()
 
         asyncio.get_running_loop().create_task(flusher())
-        await fsync_load(store)
+        if mode == "fsync":
+            await fsync_load(store)
+        else:
+            await ack_load(store, seed)
     else:
         await buffered_load(store, seed)
 
