@@ -105,3 +105,45 @@ def test_snapshot_cli_save_status_restore(tmp_path):
     s2 = Store(target)
     assert s2.range(b"\x00", b"\x00").kvs == expected_logged
     s2.close()
+    bumped = str(tmp_path / "bumped")
+    refused = subprocess.run(cli + ["snapshot", "restore", path, "--data-dir", bumped, "--bump-revision", "1000"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "--mark-compacted is required" in refused.stderr
+    out = subprocess.run(
+        cli + ["snapshot", "restore", path, "--data-dir", bumped, "--bump-revision", "1000", "--mark-compacted"],
+        capture_output=True, text=True, check=True,
+    )
+    assert f"revision {st['revision'] + 1000}" in out.stdout
+
+
+def test_restore_with_a_bumped_revision_never_reuses_revisions(tmp_path):
+    s = populated()
+    path = str(tmp_path / "backup.snap")
+    taken = snapshot.write(path, snapshot.capture(s))["revision"]
+    expected = s.range(b"\x00", b"\x00").kvs
+    # The original goes on serving revisions after the snapshot.
+    served = [s.put(b"/registry/pods/ns/late%d" % i, b"x").revision for i in range(50)]
+    info = snapshot.restore_data_dir(path, str(tmp_path / "restored"), bump_revision=1000, mark_compacted=True)
+    assert info["revision"] == taken + 1000
+    s2 = Store(str(tmp_path / "restored"))
+    try:
+        assert s2.range(b"\x00", b"\x00").kvs == expected
+        assert s2.revision == s2.compact_revision == taken + 1000
+        assert s2.lease_time_to_live(0x42, keys=True)[2] == [b"/events/e1"]
+        for rev in (taken, served[-1]):
+            with pytest.raises(CompactedError):
+                s2.range(b"/registry/pods/", b"/registry/pods0", revision=rev)
+        assert s2.put(b"/after", b"restore").revision > max(served)
+    finally:
+        s2.close()
+
+
+@pytest.mark.parametrize(
+    "bump,mark,message",
+    [(10, False, "--mark-compacted is required"), (0, True, "only allowed with --bump-revision"), (-1, True, "negative")],
+)
+def test_restore_refuses_bump_and_mark_compacted_as_etcdutl(tmp_path, bump, mark, message):
+    path = str(tmp_path / "a.snap")
+    snapshot.write(path, snapshot.capture(populated()))
+    with pytest.raises(snapshot.RestoreOptionsError, match=message):
+        snapshot.restore_data_dir(path, str(tmp_path / "new"), bump_revision=bump, mark_compacted=mark)
+    assert not os.path.exists(tmp_path / "new")

@@ -41,13 +41,14 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 
 from ..keyspace import Partition
-from ..kv import KeyValue
+from ..kv import KeyValue, partition_prefix
 from ..lessor import Lessor
 
 __all__ = [
     "SnapshotView",
     "LoadedSnapshot",
     "SnapshotError",
+    "RestoreOptionsError",
     "SnapshotSource",
     "RestoreTarget",
     "capture",
@@ -69,7 +70,11 @@ ETCD_PAGE = 512
 
 
 class SnapshotError(Exception):
-    """The file is not a megaplane snapshot, or it is truncated or corrupt."""
+    """The file is not a megaplane snapshot, or it is truncated or corrupt, or a restore cannot go ahead."""
+
+
+class RestoreOptionsError(SnapshotError):
+    """`restore_data_dir` was given --bump-revision / --mark-compacted in a combination etcdutl refuses."""
 
 
 class SnapshotSource(Protocol):
@@ -330,21 +335,51 @@ def restore_into(target: RestoreTarget, loaded: LoadedSnapshot) -> int:
     return loaded.wal_cycle
 
 
-def restore_data_dir(snapshot_path: str, data_dir: str) -> Dict[str, object]:
-    """`megaplane snapshot restore`: make a new data dir that starts from a snapshot."""
+def restore_data_dir(
+    snapshot_path: str, data_dir: str, *, bump_revision: int = 0, mark_compacted: bool = False
+) -> Dict[str, object]:
+    """`megaplane snapshot restore`: make a new data dir that starts from a snapshot.
+
+    What it promises, as etcdutl's restore: the new store starts at the
+    snapshot's revision S (plus `bump_revision`), and reads and watches
+    below that fail as compacted (a snapshot holds no history). Without a
+    bump it hands out S + 1, S + 2, ... again, which the original store may
+    already have served after the snapshot was taken; clients holding such
+    revisions would silently miss events. Revisions are never reused when
+    `bump_revision` exceeds the number of revisions the original served
+    after the snapshot (etcd suggests 1,000,000,000): the store starts at
+    S + bump_revision, compacted there (`mark_compacted`, which etcdutl
+    requires with a bump and refuses without one; here a snapshot's
+    revision is always a compaction floor, so it only confirms the intent).
+    """
+    if bump_revision < 0:
+        raise RestoreOptionsError(f"--bump-revision must not be negative, not {bump_revision}")
+    if bump_revision and not mark_compacted:
+        raise RestoreOptionsError("--mark-compacted is required when --bump-revision > 0")
+    if mark_compacted and not bump_revision:
+        raise RestoreOptionsError("--mark-compacted is only allowed with --bump-revision > 0")
     if os.path.exists(data_dir) and os.listdir(data_dir):
         raise SnapshotError(f"data-dir {data_dir!r} exists and is not empty")
     meta, records, _ = read(snapshot_path)
+    revision = int(meta["revision"]) + bump_revision
     snap_dir = os.path.join(data_dir, "snap")
     os.makedirs(snap_dir, exist_ok=True)
     os.makedirs(os.path.join(data_dir, "wal"), exist_ok=True)
-    target = os.path.join(snap_dir, "%016d-%016d.snap" % (int(meta["revision"]), 0))
-    shutil.copyfile(snapshot_path, target + ".part")
-    with open(target + ".part", "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(target + ".part", target)
-    _fsync_dir(snap_dir)
-    return {"revision": meta["revision"], "totalKey": len(records), "dataDir": data_dir}
+    target = os.path.join(snap_dir, "%016d-%016d.snap" % (revision, 0))
+    if bump_revision:
+        # The same records and leases at the bumped revision, which restore makes the compaction floor.
+        parts: Dict[bytes, Dict[bytes, KeyValue]] = {}
+        for kv in records:
+            parts.setdefault(partition_prefix(kv[0]), {})[kv[0]] = kv
+        leases = [(int(i), int(t)) for i, t in meta.get("leases", [])]
+        write(target, SnapshotView(revision, revision, 0, sorted(parts.items()), leases))
+    else:
+        shutil.copyfile(snapshot_path, target + ".part")
+        with open(target + ".part", "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(target + ".part", target)
+        _fsync_dir(snap_dir)
+    return {"revision": revision, "totalKey": len(records), "dataDir": data_dir}
 
 
 def _fsync_dir(path: str) -> None:
