@@ -64,7 +64,9 @@ def cmd_snapshot_restore(args: argparse.Namespace) -> int:
     from .store import snapshot
 
     try:
-        info = snapshot.restore_data_dir(args.filename, args.data_dir)
+        info = snapshot.restore_data_dir(
+            args.filename, args.data_dir, bump_revision=args.bump_revision, mark_compacted=args.mark_compacted
+        )
     except snapshot.SnapshotError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
@@ -109,6 +111,19 @@ def _add_snapshot(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     restore = ss.add_parser("restore", help="create a new data dir from a snapshot file")
     restore.add_argument("filename")
     restore.add_argument("--data-dir", required=True, help="the new data dir (must not exist or be empty)")
+    restore.add_argument(
+        "--bump-revision",
+        type=int,
+        default=0,
+        help="how much to increase the latest revision after restore, above every revision the original "
+        "served since the snapshot, so none is handed out twice (etcdutl's flag; e.g. 1000000000)",
+    )
+    restore.add_argument(
+        "--mark-compacted",
+        action="store_true",
+        help="mark the latest revision after restore as compacted (required with --bump-revision > 0, "
+        "refused otherwise, as etcdutl)",
+    )
     restore.set_defaults(func=cmd_snapshot_restore)
     status = ss.add_parser("status", help="show a snapshot's hash, revision, key count and size")
     status.add_argument("filename")
