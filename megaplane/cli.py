@@ -323,6 +323,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     try:
         config = _control_plane_config(args)
+        if getattr(args, "nodes", 0):  # `up` only: the in-process fleet (megaplane.fleet)
+            from .fleet.flags import fleet_config
+
+            config.fleet = fleet_config(args)
     except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
@@ -381,7 +385,40 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             help="also serve the etcd v3 API over the store on these URLs (e.g. http://127.0.0.1:2379)",
         )
         add_store_flags(p)
+        if name == "up":
+            from .fleet.flags import add_fleet_flags
+
+            add_fleet_flags(p, default_nodes=3)
         p.set_defaults(func=cmd_up, controllers=["namespace", "serviceaccount"] if name == "up" else [])
+
+
+# -- fleet ------------------------------------------------------------------------
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from .fleet import run
+    from .fleet.flags import fleet_config
+
+    try:
+        config = fleet_config(args, metrics_bind_address=args.metrics_bind_address)
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    run(config, args.kubeconfig, args.context)
+    return 0
+
+
+def _add_fleet(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from .fleet.flags import add_fleet_flags
+
+    help_text = "simulate N kubelets (Nodes, Leases, pod phases) against any API server"
+    p = sub.add_parser("fleet", help=help_text, description=help_text)
+    p.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server to register the nodes with")
+    p.add_argument("--context", default="", help="kubeconfig context (default: current-context)")
+    p.add_argument("--metrics-bind-address", default="",
+                   help="serve the fleet's /metrics on HOST:PORT, e.g. 127.0.0.1:10249 (default: off)")
+    add_fleet_flags(p, default_nodes=1000)
+    p.set_defaults(func=cmd_fleet)
 
 
 # -- parser -----------------------------------------------------------------------
@@ -390,6 +427,7 @@ _ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], 
     _add_control_plane,
     _add_store,
     _add_snapshot,
+    _add_fleet,
 ]
 
 

@@ -23,6 +23,7 @@ from megaplane.apiserver.loopback import LoopbackTransport
 from megaplane.apiserver.server import APIServer, APIServerConfig
 from megaplane.client import Client
 from megaplane.controllers.bootstrap import SystemBootstrap
+from megaplane.fleet import Fleet, FleetConfig
 from megaplane.runtime import Component, Runner, run_forever
 from megaplane.storage import EmbeddedStorage
 from megaplane.store import Store, StoreConfig
@@ -52,6 +53,8 @@ class ControlPlaneConfig:
     etcd_client_urls: List[str] = field(default_factory=list)
     #: Controllers run in this process over the loopback client (`megaplane up`; none for `megaplane apiserver`).
     controllers: List[str] = field(default_factory=lambda: list(CONTROLLERS))
+    #: Simulated nodes run in this process over the loopback client (`megaplane up --nodes N`; None: none).
+    fleet: Optional[FleetConfig] = None
 
 
 class _Listeners:
@@ -98,6 +101,8 @@ class ControlPlane:
             components.append(self.etcd)
         components.append(SystemBootstrap(self.client, config.api.advertise_address, config.api.endpoint_port))
         components.extend(_controllers(config.controllers, self.client))
+        if config.fleet is not None and config.fleet.nodes:
+            components.append(Fleet(self.client, config.fleet, progress=log.info))
         components.append(_Listeners(self))
         self.runner = Runner(components, name="control-plane")
         self.api.readiness = self.runner.ready
@@ -140,6 +145,8 @@ class ControlPlane:
         line += f"; store revision {self.store.revision}, data dir {self.config.data_dir or '(memory only)'}"
         if self.config.controllers:
             line += f"; controllers: {', '.join(self.config.controllers)}"
+        if self.config.fleet is not None and self.config.fleet.nodes:
+            line += f"; {self.config.fleet.nodes} simulated nodes"
         if self.config.kubeconfig:
             line += f"\nkubeconfig written to {self.config.kubeconfig}: kubectl --kubeconfig {self.config.kubeconfig} get ns"
         return line

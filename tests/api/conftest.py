@@ -72,7 +72,9 @@ def start_cluster(root: str, extra: Optional[List[str]] = None, *, port: int = 0
     log = open(os.path.join(root, "megaplane.log"), "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "megaplane.cli", "up", "--port", str(port), "--secure-port", str(secure),
-         "--kubeconfig", kubeconfig, "--data-dir", os.path.join(root, "data"), *(extra or [])],
+         "--kubeconfig", kubeconfig, "--data-dir", os.path.join(root, "data"),
+         # No simulated nodes: these tests create and count their own (tests/fleet runs the fleet).
+         "--nodes", "0", *(extra or [])],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

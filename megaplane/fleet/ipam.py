@@ -1,0 +1,97 @@
+"""Pod address ranges: one node-sized range (a /64 by default) per node, pod IPs from the node's range.
+
+A node's range is a *slot* of `--pod-cidr`: slot k is the k-th
+`/mask` subnet. A fleet node's slot is its global index (so shards of one
+fleet, which hold disjoint index ranges, hold disjoint slots) unless the
+cluster already gives that slot to a node the fleet does not own (another
+fleet, another prefix, a real node): then it takes the next slot above
+everything the cluster holds, as the node IPAM controller allocates
+against the nodes it sees. Fleets started at the same instant can still
+race for a slot; nothing but the API server could settle that.
+
+Within a node's range, address 1 is the node's InternalIP and pods count
+up from address 2; hostNetwork pods use the node's address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from array import array
+from typing import Iterable, Optional, Set, Union
+
+from .config import FleetConfig
+
+__all__ = ["PodAddresses"]
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+class PodAddresses:
+    """Slots, node ranges and pod IPs for the nodes of one fleet (index 0 .. nodes-1)."""
+
+    def __init__(self, config: FleetConfig) -> None:
+        self.network: Network = ipaddress.ip_network(config.pod_cidr)
+        self.mask = config.mask_size
+        self.slots_total = 1 << (self.mask - self.network.prefixlen)
+        self._base = int(self.network.network_address)
+        self._shift = self.network.max_prefixlen - self.mask
+        self._per_node = (1 << self._shift) - 2
+        self._start = config.node_index_start
+        count = config.nodes
+        self.slots = array("q", range(self._start, self._start + count))
+        # Pod addresses handed out per node (offsets from 2), never reused while the fleet runs.
+        self.next_pod = array("q", bytes(8 * count))
+        self._version = self.network.version
+
+    def slot_of(self, cidr: str) -> Optional[int]:
+        """The slot a podCIDR occupies in this fleet's --pod-cidr, or None when it lies elsewhere."""
+        try:
+            net = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            return None
+        if net.version != self._version or not net.subnet_of(self.network):  # type: ignore[arg-type]
+            return None
+        return (int(net.network_address) - self._base) >> self._shift
+
+    def assign(self, taken: Iterable[int], kept: "dict[int, int]") -> None:
+        """Give each node a slot: `kept` (index -> slot) from its existing Node, else its index unless `taken`."""
+        taken_set: Set[int] = set(taken)
+        cursor = max(taken_set, default=-1) + 1
+        for local in range(len(self.slots)):
+            if local in kept:
+                self.slots[local] = kept[local]
+                continue
+            slot = self._start + local
+            if slot in taken_set:
+                while cursor in taken_set:
+                    cursor += 1
+                if cursor >= self.slots_total:
+                    raise ValueError(f"--pod-cidr {self.network} has no free node range left")
+                slot = cursor
+                cursor += 1
+            self.slots[local] = slot
+            taken_set.add(slot)
+
+    def node_cidr(self, local: int) -> str:
+        base = self._base + (self.slots[local] << self._shift)
+        return f"{ipaddress.ip_address(base)}/{self.mask}"
+
+    def node_ip(self, local: int) -> str:
+        return str(ipaddress.ip_address(self._base + (self.slots[local] << self._shift) + 1))
+
+    def pod_ip(self, local: int) -> str:
+        """The next pod address of node `local` (wraps within the node's range, skipping node and network)."""
+        offset = self.next_pod[local]
+        self.next_pod[local] = offset + 1
+        return str(ipaddress.ip_address(self._base + (self.slots[local] << self._shift) + 2 + offset % self._per_node))
+
+    def seen_pod_ip(self, local: int, ip: str) -> None:
+        """An address a pod already holds (fleet restart): later pods on the node count on from above it."""
+        try:
+            value = int(ipaddress.ip_address(ip))
+        except ValueError:
+            return
+        node_base = self._base + (self.slots[local] << self._shift)
+        offset = value - node_base - 2
+        if 0 <= offset < self._per_node and offset >= self.next_pod[local]:
+            self.next_pod[local] = offset + 1
