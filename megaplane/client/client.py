@@ -83,6 +83,8 @@ def _params(**options: Any) -> Dict[str, str]:
 
 
 def _write_params(dry_run: bool, field_manager: Optional[str], field_validation: Optional[str]) -> Dict[str, str]:
+    if not dry_run and field_manager is None and field_validation is None:
+        return {}  # the usual write: no keyword dict to walk
     return _params(dryRun="All" if dry_run else None, fieldManager=field_manager, fieldValidation=field_validation)
 
 

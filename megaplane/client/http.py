@@ -58,6 +58,7 @@ USER_AGENT = "megaplane-client/0.1"
 # A watch consumer that falls this many events behind stops the socket being read (TCP back-pressure).
 _WATCH_HIGH_WATER = 4096
 _WATCH_LOW_WATER = 1024
+_NEVER = float("inf")
 
 
 class _Dropped(Exception):
@@ -93,7 +94,11 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = True
         self._stream: Optional[_HTTPWatchStream] = None
         self._streaming = False
+        # One deadline timer per connection, re-armed lazily (see `send`), not one per request.
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at = 0.0
+        self._deadline = 0.0
+        self._timeout = 0.0
         self.on_lost: Optional[Callable[[], None]] = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
@@ -136,6 +141,7 @@ class _Connection(asyncio.Protocol):
         if self._streaming and self._status == 200:
             stream = _HTTPWatchStream(self)
             self._stream = stream
+            self._cancel_timer()  # the stream's end is the server's to decide
             self._resolve(stream)
 
     def on_body(self, body: bytes) -> None:
@@ -170,25 +176,43 @@ class _Connection(asyncio.Protocol):
         self._streaming = streaming
         self.requests += 1
         if timeout is not None:
-            self._timer = loop.call_later(timeout, self._timed_out, timeout)
+            # A timer per request (call_later + cancel) costs about 2 us under uvloop, a tenth of a
+            # request: the connection's one timer stays armed across requests and, when it fires
+            # early for the request now in flight, moves to that request's deadline.
+            self._deadline = deadline = loop.time() + timeout
+            self._timeout = timeout
+            if self._timer is None or self._timer_at > deadline:
+                self._arm(loop, deadline)
+        else:
+            self._deadline = _NEVER
         self.transport.write(data)
         return fut
 
     def _resolve(self, value: Any) -> None:
-        self._cancel_timer()
         fut, self._future = self._future, None
         if fut is not None and not fut.done():
             fut.set_result(value)
 
     def _fail(self, exc: BaseException) -> None:
-        self._cancel_timer()
         fut, self._future = self._future, None
         if fut is not None and not fut.done():
             fut.set_exception(exc)
 
-    def _timed_out(self, timeout: float) -> None:
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_at(when, self._check_deadline)
+
+    def _check_deadline(self) -> None:
         self._timer = None
-        self._fail(RequestTimeoutError(f"no response within {timeout:g}s"))
+        if self._future is None or self.closed or self._deadline == _NEVER:
+            return  # answered (or no deadline): the next request with a timeout arms the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:
+            self._arm(loop, self._deadline)  # armed for an earlier request: wait for this one's deadline
+            return
+        self._fail(RequestTimeoutError(f"no response within {self._timeout:g}s"))
         self.close()
 
     def _cancel_timer(self) -> None:
@@ -417,7 +441,11 @@ class HTTPTransport:
                 return
 
     async def _round_trip(self, data: bytes, idempotent: bool) -> _Response:
-        conn = await self._acquire()
+        idle = self._idle
+        if idle and not idle[-1].closed and not self._closed:
+            conn = idle.pop()  # the common case, without a coroutine for _acquire
+        else:
+            conn = await self._acquire()
         try:
             reused = conn.requests > 0
             try:
