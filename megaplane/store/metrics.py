@@ -120,3 +120,20 @@ class StoreCollector(Collector):
                 "Checkpoint snapshots written.",
                 s.durability.checkpoints_total if s.durability else 0,
             )
+        r = s.reservation
+        if r is not None:
+            yield gauge(
+                "megaplane_store_revision_reserved",
+                "The revision ceiling on disk: no revision above it has been handed out.",
+                r.reserved,
+            )
+            yield counter(
+                "megaplane_store_revision_reservations_total",
+                "Revision reservations written to disk.",
+                r.reservations_total,
+            )
+            yield counter(
+                "megaplane_store_revision_reservation_waits_total",
+                "Writes that waited for a revision reservation to reach the disk.",
+                r.waits_total,
+            )

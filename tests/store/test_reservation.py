@@ -145,3 +145,32 @@ def test_a_reservation_that_cannot_be_written_stops_writes_past_the_ceiling(tmp_
         s.put(b"/k", b"v")
     s.close()
     assert not read_record(str(tmp_path)).clean
+
+
+def test_reservations_are_exported_as_metrics(tmp_path):
+    from prometheus_client import CollectorRegistry
+
+    from megaplane.store.metrics import StoreCollector
+
+    s = Store(str(tmp_path), small_blocks())
+    try:
+        for _ in range(500):
+            s.put(b"/k", b"v")
+        registry = CollectorRegistry()
+        registry.register(StoreCollector(s))
+        assert (
+            registry.get_sample_value("megaplane_store_revision_reserved")
+            == s.reservation.reserved
+            >= s.revision
+        )
+        assert (
+            registry.get_sample_value("megaplane_store_revision_reservations_total")
+            == s.reservation.reservations_total
+            > 1
+        )
+        assert (
+            registry.get_sample_value("megaplane_store_revision_reservation_waits_total")
+            == s.reservation.waits_total
+        )
+    finally:
+        s.close()
