@@ -130,7 +130,7 @@ class FleetConfig:
     node_cidr_mask_size: Optional[int] = None  # --node-cidr-mask-size (default: 64 for IPv6, 24 for IPv4)
     kubelet_version: str = "v1.32.0"
     #: Requests in flight at once (and the HTTP connections they share).
-    max_connections: int = 8  # --max-connections
+    max_connections: int = 16  # --max-connections
     metrics_bind_address: str = ""  # --metrics-bind-address (empty: no /metrics)
 
     def __post_init__(self) -> None:

@@ -35,6 +35,19 @@ class _Relist(Exception):
     pass
 
 
+def _list_metadata(body: bytes) -> Optional[Dict[str, Any]]:
+    """A list's metadata without decoding its items, when the metadata precedes them (as servers write it)."""
+    items_at = body.find(b'"items"')
+    if items_at < 0:
+        return None
+    try:
+        head = orjson.loads(body[:items_at].rstrip().rstrip(b",") + b"}")
+    except orjson.JSONDecodeError:
+        return None
+    meta = head.get("metadata") if isinstance(head, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
 class NodeFaultWatch:
     """Calls `apply(local, fault, slow_every)` for this fleet's nodes as their fault annotation changes."""
 
@@ -67,10 +80,13 @@ class NodeFaultWatch:
     async def _list(self) -> None:
         token: Optional[str] = None
         while True:
-            page = await self.nodes.list(limit=500, continue_=token)
-            for obj in page.get("items") or ():
-                self._node(obj)
-            meta = page.get("metadata") or {}
+            body = await self.nodes.list_raw(limit=500, continue_=token)
+            meta = None if _ANNOTATION in body else _list_metadata(body)
+            if meta is None:
+                page = orjson.loads(body)
+                for obj in page.get("items") or ():
+                    self._node(obj)
+                meta = page.get("metadata") or {}
             token = meta.get("continue") or None
             if not token:
                 self._rv = meta.get("resourceVersion") or ""
