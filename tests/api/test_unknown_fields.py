@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import socket
+import zlib
 from typing import Any, Dict, List, Optional, Tuple
 
 import kubernetes
@@ -338,6 +339,58 @@ def test_wrong_json_type_in_an_integer_field(cluster: Cluster) -> None:
     a = call(cluster, "POST", LEASES, lease("int-string", leaseDurationSeconds="40"))
     assert a.code == 400 and a.obj["message"].endswith(
         "json: cannot unmarshal string into Go struct field LeaseSpec.spec.leaseDurationSeconds of type int32"), a.obj
+
+
+WRONG_TYPES = [
+    # Found by tests/api/test_fuzz.py: these two were 500s ('str' object has no attribute 'get') in defaulting.
+    (PODS, {"containers": "x"}, "string", "PodSpec.spec.containers", "[]v1.Container"),
+    (PODS, {"containers": [1]}, "number", "PodSpec.spec.containers", "v1.Container"),
+    # ... and these were stored as sent, for every later reader to trip on.
+    (PODS, {"containers": [{"name": "c", "image": "i", "ports": "x"}]}, "string",
+     "Container.spec.containers.ports", "[]v1.ContainerPort"),
+    (PODS, {"containers": [{"name": "c", "image": "i"}], "tolerations": "x"}, "string", "PodSpec.spec.tolerations",
+     "[]v1.Toleration"),
+    (PODS, {"containers": [{"name": "c", "image": "i"}], "volumes": [{"name": "v", "emptyDir": []}]}, "array",
+     "Volume.spec.volumes.emptyDir", "v1.EmptyDirVolumeSource"),
+    (DEPLOYMENTS, {"template": "x", "selector": {}}, "string", "DeploymentSpec.spec.template", "v1.PodTemplateSpec"),
+]
+
+
+@pytest.mark.parametrize("path,spec,what,field,go_type", WRONG_TYPES)
+def test_wrong_json_types_are_the_decoders_400(
+    cluster: Cluster, path: str, spec: Any, what: str, field: str, go_type: str
+) -> None:
+    kind = "Pod" if path == PODS else "Deployment"
+    name = f"wrong-type-{zlib.crc32(json.dumps(spec).encode())}"
+    body = {"metadata": {"name": name}, "spec": spec}
+    a = call(cluster, "POST", path, body)
+    assert a.code == 400 and a.obj["reason"] == "BadRequest", a.obj
+    assert a.obj["message"] == (
+        f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal {what} into Go struct field '
+        f"{field} of type {go_type}")
+    assert call(cluster, "GET", f"{path}/{name}").code == 404
+
+
+def test_wrong_types_in_metadata(cluster: Cluster) -> None:
+    for meta, message in [
+        ({"labels": {"a": 1}}, "cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string"),
+        ({"annotations": {"a": {"b": 1}}},
+         "cannot unmarshal object into Go struct field ObjectMeta.metadata.annotations of type string"),
+        ({"ownerReferences": [1]},
+         "cannot unmarshal number into Go struct field ObjectMeta.metadata.ownerReferences of type v1.OwnerReference"),
+        ({"creationTimestamp": {"a": 1}}, "cannot unmarshal object into Go value of type string"),
+    ]:
+        a = call(cluster, "POST", CONFIGMAPS, {"metadata": {"name": "wrong-meta", **meta}})
+        assert a.code == 400 and a.obj["message"].endswith("json: " + message), a.obj
+    assert call(cluster, "GET", f"{CONFIGMAPS}/wrong-meta").code == 404
+
+
+def test_patch_to_a_wrong_type_is_422_and_changes_nothing(cluster: Cluster) -> None:
+    cur = create_lease(cluster, "patch-wrong-type")
+    a = call(cluster, "PATCH", f"{LEASES}/patch-wrong-type", {"spec": {"holderIdentity": ["a"]}}, MERGE)
+    assert a.code == 422 and a.obj["message"].endswith(
+        "json: cannot unmarshal array into Go struct field LeaseSpec.spec.holderIdentity of type string"), a.obj
+    assert stored(cluster, f"{LEASES}/patch-wrong-type") == cur
 
 
 def test_big_integer_in_an_unknown_field_is_dropped(cluster: Cluster) -> None:

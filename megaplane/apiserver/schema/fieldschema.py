@@ -5,14 +5,16 @@
 says which keys an object may have and the node of each, the value node of
 a map, the element node of a list, whether the part is free-form (not
 looked into: ``x-kubernetes-preserve-unknown-fields``, RawExtension,
-FieldsV1, IntOrString, Quantity, Time...) and, for integer fields, the Go
-type the typed object holds them in (int32 or int64) and the Go struct the
-field belongs to, as encoding/json names them in its errors.
+FieldsV1, IntOrString, Quantity...), the JSON type the typed object takes
+there and the Go type it decodes into (``[]v1.Container``, ``int32``,
+``map[string]string``), as encoding/json names them in its errors. Named
+Go scalar types (v1.Protocol, ...) are not in the schemas; they are shown
+as their underlying type.
 
 `struct_type(root)` is a msgspec type accepting exactly the objects with
-no unknown field and only integers their Go type can hold, so the common
-(clean) object is answered by one conversion in C; anything else takes the
-ordered walk in `fieldvalidation`.
+no unknown field and every value of its field's JSON type (integers within
+their Go type's range), so the common (clean) object is answered by one
+conversion in C; anything else takes the ordered walk in `fieldvalidation`.
 """
 
 from __future__ import annotations
@@ -37,19 +39,26 @@ class Node:
 
     `props` None means "not an object with fixed fields"; `extra` is the value
     node of a map; `items` the element node of a list; `free` marks parts
-    whose content is not checked; `int_type` is "int32" / "int64" for an
-    integer field; `go_name` the Go struct name of an object with fields.
+    whose content is not checked; `json_type` the JSON type a value must have
+    ("object", "array", "string", "boolean", "number", "integer"; "" for any);
+    `int_type` is "int32" / "int64" for an integer field; `go_name` the Go
+    struct name of an object with fields; `go_type` the Go type for errors;
+    `time` marks metav1.Time (its own UnmarshalJSON words the error).
     """
 
-    __slots__ = ("props", "extra", "items", "free", "int_type", "go_name", "keys", "nested", "leaf")
+    __slots__ = ("props", "extra", "items", "free", "json_type", "int_type", "go_name", "go_type", "time", "keys",
+                 "nested", "leaf")
 
     def __init__(self) -> None:
         self.props: Optional[Dict[str, "Node"]] = None
         self.extra: Optional["Node"] = None
         self.items: Optional["Node"] = None
         self.free = False
+        self.json_type = ""
         self.int_type = ""
         self.go_name = ""
+        self.go_type = ""
+        self.time = False
         # For the fast pass: the allowed keys, the children that need a look
         # (objects, lists, integers), and whether this node never needs one.
         self.keys: frozenset = frozenset()
@@ -63,11 +72,15 @@ _GO_NAMES: Dict[int, str] = {}
 
 
 def _go_name(resolved: Dict[str, Any]) -> str:
-    """io.k8s.api.coordination.v1.LeaseSpec -> LeaseSpec (the Go type encoding/json names)."""
+    """io.k8s.api.coordination.v1.LeaseSpec -> v1.LeaseSpec (the package and type encoding/json names)."""
     if not _GO_NAMES:
         for name, d in schema.definitions().items():
-            _GO_NAMES[id(d)] = name.rsplit(".", 1)[-1]
+            parts = name.rsplit(".", 2)
+            _GO_NAMES[id(d)] = ".".join(parts[-2:])
     return _GO_NAMES.get(id(resolved), "")
+
+
+_SCALARS = {"string": "string", "boolean": "bool", "number": "float64"}
 
 
 def _compile(sch: Dict[str, Any]) -> Node:
@@ -80,19 +93,30 @@ def _compile(sch: Dict[str, Any]) -> Node:
     if s.get("x-kubernetes-preserve-unknown-fields"):
         node.free = True
         return node
-    if schema.schema_types(s) == ["integer"]:
-        node.int_type = "int32" if s.get("format") == "int32" else "int64"
+    types = schema.schema_types(s)
+    if types == ["integer"]:
+        node.json_type = "integer"
+        node.int_type = node.go_type = "int32" if s.get("format") == "int32" else "int64"
+        return node
+    if len(types) == 1 and types[0] in _SCALARS:
+        node.json_type = types[0]
+        node.go_type = _SCALARS[types[0]]
+        node.time = s.get("format") == "date-time"
         return node
     props = s.get("properties")
     extra = s.get("additionalProperties")
     if props is not None:
-        node.go_name = _go_name(s)
+        node.go_type = _go_name(s)
+        node.go_name = node.go_type.rsplit(".", 1)[-1]
         node.props = {name: _compile(sub) for name, sub in props.items()}
+        node.json_type = "object"
     if isinstance(extra, dict):
         node.extra = _compile(extra)
+        node.json_type = "object"
     items = s.get("items")
     if isinstance(items, dict):
         node.items = _compile(items)
+        node.json_type = "array"
     return node
 
 
@@ -105,10 +129,24 @@ def _finish(node: Node, seen: set) -> None:
     for child in [*(node.props or {}).values(), node.extra, node.items]:
         if child is not None:
             _finish(child, seen)
-    node.leaf = node.free or (
-        node.props is None and node.extra is None and node.items is None and not node.int_type
-    )
+    if node.free:
+        node.json_type = ""
+    node.leaf = not node.json_type
     node.nested = {k: c for k, c in (node.props or {}).items() if not c.leaf}
+
+
+def _fill_go_types(node: Node, seen: set) -> None:
+    """Maps and lists are named by their element ([]v1.Container, map[string]string); structs end the recursion."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    for child in [*(node.props or {}).values(), node.extra, node.items]:
+        if child is not None:
+            _fill_go_types(child, seen)
+    if node.props is None and node.extra is not None:
+        node.go_type = "map[string]" + (node.extra.go_type or "interface {}")
+    elif node.items is not None:
+        node.go_type = "[]" + (node.items.go_type or "interface {}")
 
 
 def kind_node(group: str, version: str, kind: str) -> Optional[Node]:
@@ -119,6 +157,7 @@ def kind_node(group: str, version: str, kind: str) -> Optional[Node]:
         node = _compile(schema.definitions()[name]) if name is not None else None
         if node is not None:
             _finish(node, set())
+            _fill_go_types(node, set())
         _KINDS[k] = node
     return _KINDS[k]
 
@@ -129,14 +168,16 @@ class _NoStruct(Exception):
 
 _STRUCTS: Dict[int, Any] = {}
 _NODE_TYPES: Dict[int, Any] = {}
+_PY_SCALARS: Dict[str, Any] = {"string": str, "boolean": bool, "number": float}
 
 
 def struct_type(root: Node) -> Any:
     """msgspec type accepting exactly the values a clean walk accepts, or None if the schema has no such form.
 
     Leaves are `Any` (not looked into), integers are ints in their Go type's
-    range, objects with fixed fields are structs that forbid unknown fields,
-    maps are dicts and lists lists; every value may be null. Whatever fails
+    range, strings str, booleans bool, numbers float (an int is one), objects
+    with fixed fields are structs that forbid unknown fields, maps are dicts
+    and lists lists; every value may be null. Whatever fails
     the conversion takes the walk, which gives the answer.
     """
     key = id(root)
@@ -154,6 +195,8 @@ def _to_type(node: Node, visiting: set) -> Any:
     if node.int_type:
         lo, hi = INT_RANGES[node.int_type]
         return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
+    if node.json_type in _PY_SCALARS:
+        return _PY_SCALARS[node.json_type]
     known = _NODE_TYPES.get(id(node))
     if known is not None:
         return known

@@ -3,16 +3,19 @@
 This module owns the ``fieldValidation`` query parameter of create / update /
 patch (``Ignore``, ``Warn``, ``Strict``) and the pruning that comes with it:
 upstream decodes a built-in kind's body into its Go struct, so fields the
-struct has no place for are dropped and integers must fit their Go type.
+struct has no place for are dropped and every value must be of the JSON type
+its Go field decodes from (integers within int32 / int64).
 
 * `prune` is the call of every write path (after a patch is applied, on its
   result): it removes unknown fields from the object in place, so stored
   bytes hold only known fields, applies the directive to them (``Strict``
   raises `FieldValidationError`, HTTP 400; ``Warn`` and the empty default
   return the ``Warning:`` header texts; ``Ignore`` drops them silently), and
-  raises `FieldTypeError` (400 whatever the directive) for an integer field
-  holding a fraction, a number outside int32 / int64, or another JSON type,
-  with encoding/json's text. The patch handler shows both as 422 on the
+  raises `FieldTypeError` (400 whatever the directive) for a value of the
+  wrong JSON type (a string for a list of containers, a number for a label
+  value) or an integer field holding a fraction or a number outside int32 /
+  int64, with encoding/json's text (``json: cannot unmarshal string into Go
+  struct field PodSpec.spec.containers of type []v1.Container``). The patch handler shows both as 422 on the
   field "patch" (`patch_invalid`).
 * `unknown_fields` / `validate` report without changing anything: paths in
   upstream's format (``spec.containers[0].foo``; map entries add ``.key``),
@@ -23,9 +26,9 @@ Free-form parts of the schema are not walked: maps (``additionalProperties``
 schemas such as labels, annotations, ``data``), objects with neither
 properties nor a value schema (RawExtension, FieldsV1, apiextensions JSON),
 ``x-kubernetes-preserve-unknown-fields``, and scalars whose JSON form may be
-an object in error (IntOrString, Quantity, Time). A value of the wrong JSON
-type is not an unknown field: it is skipped, except in integer fields, where
-it is the decoder's type error. Kinds without a published schema (custom resources) have no
+an object in error (IntOrString, Quantity). A value of the wrong JSON type
+is not an unknown field: `unknown_fields` skips it, `prune` refuses it.
+String formats are not checked here (base64 of ``[]byte``, RFC 3339 times). Kinds without a published schema (custom resources) have no
 unknown fields here.
 
 Duplicate fields can only be seen in the raw JSON text; the server detects
@@ -153,10 +156,10 @@ def prune(
     Unknown fields are removed from `obj` in place (so stored bytes hold only
     known fields) and the directive is applied to them: the warnings to send
     for Warn / "", nothing for Ignore, FieldValidationError for Strict (then
-    `obj` is left untouched). An integer field holding what its Go type cannot
-    (a fraction, a number out of range, a string, ...) raises FieldTypeError
-    whatever the directive, before any strict error, as the typed decoder
-    fails first. A clean object costs one msgspec conversion; only an object
+    `obj` is left untouched). A value its Go field cannot hold (the wrong JSON
+    type; a fraction or an out-of-range number in an integer field) raises
+    FieldTypeError whatever the directive, before any strict error, as the
+    typed decoder fails first; `obj` is then left untouched too. A clean object costs one msgspec conversion; only an object
     with something to report is walked, once.
     """
     if directive not in DIRECTIVES:
@@ -188,7 +191,7 @@ def patch_invalid(patched: Any, detail: str) -> StatusError:
 
 
 class FieldTypeError(Exception):
-    """A field's value cannot be held by its Go type: HTTP 400 BadRequest, whatever the directive.
+    """A value cannot be held by its field's Go type: HTTP 400 BadRequest, whatever the directive.
 
     str(self) is encoding/json's UnmarshalTypeError text, e.g.
     'json: cannot unmarshal number 1.5 into Go struct field LeaseSpec.spec.leaseDurationSeconds
@@ -240,13 +243,13 @@ def _find(group: str, version: str, kind: str, obj: Any) -> Optional[_Findings]:
 
 def _clean(value: Any, node: Node) -> bool:
     """True when `value` has nothing to report (checked with set operations)."""
-    if node.leaf:
+    if node.leaf or value is None:
         return True
+    if not _type_ok(value, node):
+        return False
     if node.int_type:
-        if value is None:
-            return True
         lo, hi = INT_RANGES[node.int_type]
-        return type(value) is int and lo <= value <= hi
+        return bool(lo <= value <= hi)
     if isinstance(value, dict):
         props = node.props
         extra = node.extra
@@ -273,16 +276,29 @@ def _clean(value: Any, node: Node) -> bool:
     return True
 
 
+_PY_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int}
+
+
+def _type_ok(value: Any, node: Node) -> bool:
+    """`value` (not None) has the JSON type the node's Go type decodes from."""
+    want = node.json_type
+    if want == "number":
+        return type(value) is int or type(value) is float
+    return type(value) is _PY_TYPES[want]
+
+
 def _walk(value: Any, node: Node, path: List[str], fields: List[str], struct: str, found: _Findings) -> None:
     """Collect what `value` has to report, in document order; paths are built only when one is found.
 
     `path` is upstream's strict-error path (indices, map keys); `fields` and
     `struct` are encoding/json's error context: the struct field names from
-    the root and the Go struct holding the current field.
+    the root and the Go struct holding the current field. The first type
+    error ends the walk: the decoder's error is all that is answered then.
     """
-    if node.int_type:
-        if value is not None and not found.type_error:
-            found.type_error = _int_error(value, node.int_type, struct, fields)
+    if value is None or found.type_error:
+        return
+    if not _type_ok(value, node) or node.int_type:
+        found.type_error = _type_error(value, node, struct, fields)
         return
     if isinstance(value, dict):
         props = node.props
@@ -323,20 +339,25 @@ def _walk(value: Any, node: Node, path: List[str], fields: List[str], struct: st
                 path.pop()
 
 
-def _int_error(value: Any, go_type: str, struct: str, fields: List[str]) -> str:
-    """encoding/json's UnmarshalTypeError for `value` in an integer field, or "" if the field holds it."""
-    if type(value) is int:
-        lo, hi = INT_RANGES[go_type]
-        if lo <= value <= hi:
-            return ""
-        what = f"number {value}"
-    elif type(value) is float:
-        # orjson hands back a float for a fraction, an exponent, or an integer past 64 bits; Go's
-        # ParseInt refuses all three. The literal is shown as Go re-encodes a float (1e+30).
-        what = f"number {_go_float(value)}"
-    else:
-        what = {str: "string", bool: "bool", dict: "object", list: "array"}.get(type(value), "value")
-    return f"json: cannot unmarshal {what} into Go struct field {struct}.{'.'.join(fields)} of type {go_type}"
+_JSON_WORDS = {str: "string", bool: "bool", dict: "object", list: "array", int: "number", float: "number"}
+
+
+def _type_error(value: Any, node: Node, struct: str, fields: List[str]) -> str:
+    """encoding/json's error for `value` where the node's Go type is, or "" if the type holds it."""
+    what = _JSON_WORDS.get(type(value), "value")
+    if node.int_type and (type(value) is int or type(value) is float):
+        if type(value) is int:
+            lo, hi = INT_RANGES[node.int_type]
+            if lo <= value <= hi:
+                return ""
+            what = f"number {value}"
+        else:
+            # orjson hands back a float for a fraction, an exponent, or an integer past 64 bits; Go's
+            # ParseInt refuses all three and shows the number.
+            what = f"number {_go_float(value)}"
+    if node.time:  # metav1.Time.UnmarshalJSON decodes a string itself: no struct field in its error
+        return f"json: cannot unmarshal {what} into Go value of type string"
+    return f"json: cannot unmarshal {what} into Go struct field {struct}.{'.'.join(fields)} of type {node.go_type}"
 
 
 def _go_float(f: float) -> str:
