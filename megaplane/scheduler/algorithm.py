@@ -1,0 +1,139 @@
+"""One scheduling cycle's algorithm: filter every node, score the feasible ones found, pick the best.
+
+As `schedulePod` (v1.32): filters run over all nodes at once (numpy), then
+the feasible nodes are taken in node order from a start index that moves
+on each cycle, until `num_feasible_nodes_to_find` of them are found
+(`percentageOfNodesToScore`, adaptive by default: 50% - nodes/125, at
+least 5%, at least 100 nodes); only those are scored. One feasible node is
+chosen without scoring. Among equal best totals the choice is uniformly
+random, as `selectHost`'s reservoir sampling makes it.
+
+When no node fits, `FitError.message` is upstream's: `0/N nodes are
+available: ` then each reason with its node count, sorted as strings,
+joined by ", ", then ".".
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy as np
+
+from .nodetable import NodeTable
+from .plugins import FILTERS, score_nodes
+from .podspec import PodSpecInfo
+
+__all__ = ["Algorithm", "ScheduleResult", "FitError", "NoNodesAvailableError", "num_feasible_nodes_to_find", "fit_error_message"]
+
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+
+
+def num_feasible_nodes_to_find(percentage_of_nodes_to_score: int, num_all_nodes: int) -> int:
+    if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND:
+        return num_all_nodes
+    percentage = percentage_of_nodes_to_score
+    if percentage == 0:
+        percentage = max(50 - num_all_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
+    found = num_all_nodes * percentage // 100
+    return max(found, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+def fit_error_message(num_all_nodes: int, reasons: Dict[str, int]) -> str:
+    parts = sorted(f"{count} {reason}" for reason, count in reasons.items())
+    return f"0/{num_all_nodes} nodes are available: " + ", ".join(parts) + "."
+
+
+class FitError(Exception):
+    """No node passes the filters; `reasons` counts nodes per reason (a node may count under several)."""
+
+    def __init__(self, pod: PodSpecInfo, num_all_nodes: int, reasons: Dict[str, int]) -> None:
+        self.pod = pod
+        self.num_all_nodes = num_all_nodes
+        self.reasons = reasons
+        self.message = fit_error_message(num_all_nodes, reasons)
+        super().__init__(self.message)
+
+
+class NoNodesAvailableError(Exception):
+    """The cluster has no nodes at all (upstream's ErrNoNodesAvailable: a SchedulerError, not Unschedulable)."""
+
+
+@dataclass
+class ScheduleResult:
+    node: str
+    slot: int
+    evaluated_nodes: int
+    feasible_nodes: int
+
+
+class Algorithm:
+    def __init__(self, table: NodeTable, *, percentage_of_nodes_to_score: int = 0,
+                 rng: Optional[random.Random] = None) -> None:
+        if not 0 <= percentage_of_nodes_to_score <= 100:
+            raise ValueError(f"percentageOfNodesToScore must be in 0..100, got {percentage_of_nodes_to_score}")
+        self.table = table
+        self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
+        self.rng = rng or random.Random()
+        self.next_start_node_index = 0
+
+    def feasible(self, pod: PodSpecInfo) -> np.ndarray:
+        """Slots passing every filter."""
+        table = self.table
+        ok = table.valid[: table.size].copy()
+        for _, plugin in FILTERS:
+            result = plugin(table, pod)
+            if result is not None:
+                ok &= result[0]
+        return ok
+
+    def diagnose(self, pod: PodSpecInfo) -> Dict[str, int]:
+        """Per reason, how many nodes failed with it (each node charged to the first filter it fails)."""
+        table = self.table
+        remaining = table.valid[: table.size].copy()
+        counts: Dict[str, int] = {}
+        for _, plugin in FILTERS:
+            result = plugin(table, pod)
+            if result is None:
+                continue
+            ok, reasons = result
+            fail = remaining & ~ok
+            if fail.any():
+                for reason, mask in reasons(fail):
+                    hit = int(np.count_nonzero(mask & fail))
+                    if hit:
+                        counts[reason] = counts.get(reason, 0) + hit
+            remaining &= ok
+        return counts
+
+    def schedule(self, pod: PodSpecInfo) -> ScheduleResult:
+        """The node for `pod`, or raise FitError."""
+        table = self.table
+        num_nodes = table.count
+        if num_nodes == 0:
+            raise NoNodesAvailableError("no nodes available to schedule pods")
+        ok = self.feasible(pod)
+        slots = np.flatnonzero(ok)
+        if len(slots) == 0:
+            raise FitError(pod, num_nodes, self.diagnose(pod))
+        size = table.size
+        start = self.next_start_node_index % size
+        want = num_feasible_nodes_to_find(self.percentage_of_nodes_to_score, num_nodes)
+        if len(slots) > want:
+            pos = int(np.searchsorted(slots, start))
+            ordered = np.concatenate([slots[pos:], slots[:pos]])
+            cand = ordered[:want]
+            processed = int((cand[-1] - start) % size) + 1
+        else:
+            cand = np.concatenate([slots[slots >= start], slots[slots < start]])
+            processed = size
+        self.next_start_node_index = (start + processed) % size
+        if len(cand) == 1:
+            slot = int(cand[0])
+        else:
+            totals = score_nodes(table, pod, cand)
+            best = np.flatnonzero(totals == totals.max())
+            slot = int(cand[best[self.rng.randrange(len(best))]])
+        return ScheduleResult(table.names[slot], slot, processed, len(cand))

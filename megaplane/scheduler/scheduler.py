@@ -1,0 +1,297 @@
+"""The scheduler component: informers into the node table and the queue, one scheduling loop, asynchronous binds.
+
+As kube-scheduler's `scheduleOne`, on one event loop:
+
+1. Informers on all pods and all nodes. An unassigned pod whose
+   `spec.schedulerName` is one of the profiles enters the queue; an
+   assigned, non-terminal pod is accounted on its node; nodes fill the
+   NodeTable. Node changes that matter (allocatable, labels, taints,
+   unschedulable) and pod deletions move the unschedulable pods back.
+2. The loop pops a pod, runs the algorithm (filters over every node,
+   scores over the feasible ones found) and *assumes* the pod on the chosen
+   node in the table at once, so the next cycle sees the slot as taken.
+3. The bind (POST pods/{name}/binding, several in flight) runs as its own
+   task. The assumption stays until the informer shows the pod bound (it
+   then becomes an ordinary assigned pod); a failed bind forgets it and
+   the pod is retried after its backoff.
+4. A pod that fits nowhere gets PodScheduled=False (reason Unschedulable,
+   upstream's message) through pods/status, only when that changed, and a
+   FailedScheduling event; a bound pod gets a Scheduled event.
+
+No leader election (a separate issue): run one scheduler per cluster.
+No preemption: an unschedulable pod waits for capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any, Dict, Optional, Sequence, Set, Union
+
+import orjson
+
+from megaplane.client import (
+    Client,
+    ConflictError,
+    DeletedFinalStateUnknown,
+    NotFoundError,
+    SharedInformer,
+    StatusError,
+)
+from megaplane.runtime import REAL_CLOCK, Clock
+
+from .algorithm import Algorithm, FitError, NoNodesAvailableError
+from .events import EventRecorder
+from .metrics import SchedulerMetrics
+from .nodetable import NodeTable
+from .podspec import PodSpecInfo, parse_pod, pod_key
+from .queue import QueuedPod, SchedulingQueue
+
+__all__ = ["Scheduler", "DEFAULT_SCHEDULER_NAME"]
+
+log = logging.getLogger("megaplane.scheduler")
+
+DEFAULT_SCHEDULER_NAME = "default-scheduler"
+SYNC_TIMEOUT = 120.0
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+Obj = Dict[str, Any]
+
+
+def _terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
+
+
+class Scheduler:
+    """A `megaplane.runtime.Component` scheduling pods of `profiles` (see the module docstring)."""
+
+    def __init__(self, client: Client, *, profiles: Sequence[str] = (DEFAULT_SCHEDULER_NAME,),
+                 percentage_of_nodes_to_score: int = 0, max_binds_in_flight: int = 256,
+                 clock: Clock = REAL_CLOCK, rng: Optional[random.Random] = None) -> None:
+        if not profiles:
+            raise ValueError("the scheduler needs at least one profile (schedulerName)")
+        if max_binds_in_flight < 1:
+            raise ValueError(f"max_binds_in_flight must be >= 1, got {max_binds_in_flight}")
+        self.client = client
+        self.profiles = tuple(profiles)
+        self.clock = clock
+        self.table = NodeTable()
+        self.algorithm = Algorithm(self.table, percentage_of_nodes_to_score=percentage_of_nodes_to_score, rng=rng)
+        self.queue = SchedulingQueue(clock)
+        self.recorder = EventRecorder(client, self.profiles[0], clock=clock)
+        self.metrics = SchedulerMetrics(self)
+        self.pods = client.resource("pods")
+        self.nodes = client.resource("nodes")
+        self.node_informer = SharedInformer(self.nodes, clock=clock)
+        self.pod_informer = SharedInformer(self.pods, clock=clock)
+        self.node_informer.add_event_handler(self._node_added, self._node_updated, self._node_deleted)
+        self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.max_binds_in_flight = max_binds_in_flight
+        self._bind_slots: Optional[asyncio.Semaphore] = None
+        self._tasks: Set["asyncio.Task[None]"] = set()
+        self._loop: Optional["asyncio.Task[None]"] = None
+
+    @property
+    def name(self) -> str:
+        return "scheduler"
+
+    # -- informer handlers ----------------------------------------------------------------------------
+
+    def _responsible(self, pod: Obj) -> bool:
+        return str((pod.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER_NAME) in self.profiles
+
+    def _node_added(self, node: Obj) -> None:
+        if self.table.upsert_node(node):
+            self.queue.move_all()
+
+    def _node_updated(self, old: Obj, new: Obj) -> None:
+        self._node_added(new)
+
+    def _node_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
+        node = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        self.table.remove_node(str((node.get("metadata") or {}).get("name", "")))
+
+    def _pod_added(self, pod: Obj) -> None:
+        if _terminal(pod):
+            return
+        spec = pod.get("spec") or {}
+        node = spec.get("nodeName")
+        if node:
+            info = parse_pod(pod)
+            self.table.add_pod(info, str(node))
+            self.queue.done(info.key)
+        elif self._responsible(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            self.queue.add(pod, parse_pod(pod))
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        key = pod_key(new)
+        if _terminal(new):
+            self.queue.delete(key)
+            if self.table.remove_pod(key) is not None:
+                self.queue.move_all()
+            return
+        node = (new.get("spec") or {}).get("nodeName")
+        if node:
+            placed = self.table.pods.get(key)
+            if placed is not None and not placed.assumed and old.get("spec") == new.get("spec"):
+                return  # a status change of a pod already accounted
+            self.table.add_pod(parse_pod(new), str(node))
+            self.queue.done(key)
+        elif self._responsible(new):
+            if (new.get("metadata") or {}).get("deletionTimestamp"):
+                self.queue.delete(key)
+            else:
+                self.queue.update(new, parse_pod(new))
+
+    def _pod_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
+        pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        key = pod_key(pod)
+        self.queue.delete(key)
+        self.recorder.forget(pod)
+        if self.table.remove_pod(key) is not None:
+            self.queue.move_all()
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._bind_slots is not None
+        while True:
+            qp = await self.queue.pop()
+            await self._bind_slots.acquire()
+            try:
+                bound = self.schedule_one(qp)
+            except Exception:
+                self._bind_slots.release()
+                log.exception("scheduling %s failed", qp.key)
+                self.queue.requeue_error(qp)
+                continue
+            if not bound:
+                self._bind_slots.release()
+            # Let informers, binds and status writes run between cycles.
+            await asyncio.sleep(0)
+
+    def schedule_one(self, qp: QueuedPod) -> bool:
+        """One scheduling cycle for `qp`; True when a bind was started (it holds a bind slot)."""
+        info = qp.info
+        cycle = self.queue.scheduling_cycle
+        profile = info.scheduler_name
+        started = time.perf_counter()
+        try:
+            result = self.algorithm.schedule(info)
+        except FitError as exc:
+            self.metrics.attempt("unschedulable", profile, time.perf_counter() - started)
+            self.queue.requeue_unschedulable(qp, cycle)
+            self._failed(qp, "Unschedulable", exc.message)
+            return False
+        except NoNodesAvailableError as exc:
+            self.metrics.attempt("error", profile, time.perf_counter() - started)
+            self.queue.requeue_error(qp)
+            self._failed(qp, "SchedulerError", str(exc))
+            return False
+        self.table.add_pod(info, result.node, assumed=True)
+        self._spawn(self._bind(qp, info, result.node, started))
+        return True
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _forget(self, key: str) -> None:
+        placed = self.table.pods.get(key)
+        if placed is not None and placed.assumed:
+            self.table.remove_pod(key)
+
+    async def _bind(self, qp: QueuedPod, info: PodSpecInfo, node: str, started: float) -> None:
+        assert self._bind_slots is not None
+        body = orjson.dumps({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": info.name, "namespace": info.namespace, "uid": info.uid},
+            "target": {"kind": "Node", "name": node},
+        })
+        try:
+            await self.client.transport.create(self.pods.ref, info.namespace, body, subresource="binding",
+                                               name=info.name)
+        except NotFoundError:
+            self._forget(info.key)  # the pod is gone
+            self.queue.done(info.key)
+            self.metrics.attempt("error", info.scheduler_name, time.perf_counter() - started)
+        except (ConflictError, StatusError, Exception) as exc:
+            log.info("binding %s to %s failed: %s", info.key, node, exc)
+            self._forget(info.key)
+            self.metrics.attempt("error", info.scheduler_name, time.perf_counter() - started)
+            self.queue.requeue_error(qp)
+        else:
+            self.metrics.attempt("scheduled", info.scheduler_name, time.perf_counter() - started)
+            self.queue.done(info.key)
+            self.recorder.event(qp.pod, "Normal", "Scheduled", "Binding",
+                                f"Successfully assigned {info.namespace}/{info.name} to {node}")
+        finally:
+            self._bind_slots.release()
+
+    def _failed(self, qp: QueuedPod, reason: str, message: str) -> None:
+        pod = qp.pod
+        qp.failure = message
+        self.recorder.event(pod, "Warning", "FailedScheduling", "Scheduling", message)
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        current = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "PodScheduled"), None)
+        if current is not None and current.get("status") == "False" and current.get("reason") == reason \
+                and current.get("message") == message:
+            return
+        transition = current.get("lastTransitionTime") if current is not None and current.get("status") == "False" \
+            else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.time()))
+        condition = {"type": "PodScheduled", "status": "False", "reason": reason, "message": message,
+                     "lastProbeTime": None, "lastTransitionTime": transition}
+        self._spawn(self._patch_condition(qp.info, condition))
+
+    async def _patch_condition(self, info: PodSpecInfo, condition: Obj) -> None:
+        try:
+            await self.pods.patch(info.name, {"status": {"conditions": [condition]}}, info.namespace,
+                                  subresource="status")
+        except NotFoundError:
+            pass
+        except Exception as exc:
+            log.info("updating the PodScheduled condition of %s failed: %s", info.key, exc)
+
+    # -- component -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
+        await self.node_informer.start()
+        await self.pod_informer.start()
+        for inf in (self.node_informer, self.pod_informer):
+            if not await inf.wait_for_sync(SYNC_TIMEOUT):
+                raise RuntimeError(f"scheduler: {inf.name} did not sync within {SYNC_TIMEOUT:.0f} s")
+        self.queue.start()
+        self.recorder.start()
+        self._loop = asyncio.get_running_loop().create_task(self._run(), name="scheduler-loop")
+
+    async def stop(self) -> None:
+        tasks = ([self._loop] if self._loop is not None else []) + list(self._tasks)
+        self._loop = None
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        await self.queue.close()
+        await self.recorder.stop()
+        await self.pod_informer.stop()
+        await self.node_informer.stop()
+
+    def ready(self) -> bool:
+        return self._loop is not None and not self._loop.done() and self.node_informer.has_synced() \
+            and self.pod_informer.has_synced()
+
+    def statistics(self) -> Dict[str, float]:
+        stats: Dict[str, float] = {f"pending_{k.replace('-', '_')}": float(v) for k, v in self.queue.pending().items()}
+        stats["nodes"] = float(self.table.count)
+        stats["assumed_pods"] = float(self.table.assumed_count())
+        for result, count in self.metrics.totals().items():
+            stats[f"attempts_{result}"] = float(count)
+        return stats
