@@ -389,7 +389,7 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             from .fleet.flags import add_fleet_flags
 
             add_fleet_flags(p, default_nodes=3)
-        p.set_defaults(func=cmd_up, controllers=["namespace", "serviceaccount"] if name == "up" else [])
+        p.set_defaults(func=cmd_up, controllers=["namespace", "serviceaccount", "replicaset", "deployment"] if name == "up" else [])
 
 
 # -- fleet ------------------------------------------------------------------------

@@ -34,7 +34,7 @@ __all__ = ["ControlPlaneConfig", "ControlPlane", "run", "CONTROLLERS"]
 log = logging.getLogger("megaplane")
 
 #: The controllers `megaplane up` runs (upstream: kube-controller-manager's).
-CONTROLLERS = ("namespace", "serviceaccount")
+CONTROLLERS = ("namespace", "serviceaccount", "replicaset", "deployment")
 
 
 @dataclass
@@ -153,10 +153,13 @@ class ControlPlane:
 
 
 def _controllers(names: List[str], client: Client) -> List[Component]:
+    from megaplane.controllers.deployment import DeploymentController
     from megaplane.controllers.namespace import NamespaceController
+    from megaplane.controllers.replicaset import ReplicaSetController
     from megaplane.controllers.serviceaccount import ServiceAccountController
 
-    known = {"namespace": NamespaceController, "serviceaccount": ServiceAccountController}
+    known = {"namespace": NamespaceController, "serviceaccount": ServiceAccountController,
+             "replicaset": ReplicaSetController, "deployment": DeploymentController}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown controllers: {', '.join(unknown)} (known: {', '.join(known)})")
