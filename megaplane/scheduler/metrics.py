@@ -12,13 +12,10 @@
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Dict, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-if TYPE_CHECKING:
-    from .scheduler import Scheduler
 
 __all__ = ["SchedulerMetrics", "DURATION_BUCKETS"]
 
@@ -34,8 +31,8 @@ class _Histogram:
 
 
 class SchedulerMetrics(Collector):
-    def __init__(self, scheduler: "Scheduler") -> None:
-        self.scheduler = scheduler
+    def __init__(self, pending: Callable[[], Dict[str, int]]) -> None:
+        self.pending = pending
         self._attempts: Dict[Tuple[str, str], int] = {}
         self._durations: Dict[Tuple[str, str], _Histogram] = {}
 
@@ -80,7 +77,7 @@ class SchedulerMetrics(Collector):
                                     "attempted to schedule and failed; 'gated' is the number of unschedulable pods "
                                     "that the scheduler never attempted to schedule because they are gated.",
                                     labels=["queue"])
-        counts = self.scheduler.queue.pending()
+        counts = self.pending()
         for queue in ("active", "backoff", "unschedulable", "gated"):
             pending.add_metric([queue], counts.get(queue, 0))
         yield pending

@@ -81,7 +81,7 @@ class Scheduler:
         self.algorithm = Algorithm(self.table, percentage_of_nodes_to_score=percentage_of_nodes_to_score, rng=rng)
         self.queue = SchedulingQueue(clock)
         self.recorder = EventRecorder(client, self.profiles[0], clock=clock)
-        self.metrics = SchedulerMetrics(self)
+        self.metrics = SchedulerMetrics(self.queue.pending)
         self.pods = client.resource("pods")
         self.nodes = client.resource("nodes")
         self.node_informer = SharedInformer(self.nodes, clock=clock)
