@@ -185,8 +185,8 @@ class NodeTable:
             tid = self._taint_set_ids[taints] = len(self.taint_sets)
             self.taint_sets.append(taints)
         self.taint_set[slot] = tid
-        for col in self.label_columns.values():
-            col[slot] = -1
+        for column in self.label_columns.values():
+            column[slot] = -1
         for key, val in labels.items():
             vid = self._label_id(str(key), str(val))
             self.label_columns[str(key)][slot] = vid
