@@ -270,7 +270,8 @@ def _without_hash(template: Mapping[str, Any]) -> Obj:
     else:
         meta.pop("labels", None)
     # Semantic.DeepEqual: an empty map or list is the same as none.
-    return _drop_empty(t)
+    dropped: Obj = _drop_empty(t)
+    return dropped
 
 
 def _drop_empty(value: Any) -> Any:

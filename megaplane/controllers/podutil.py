@@ -193,8 +193,13 @@ def rank_for_deletion(pods: Sequence[Obj], related: Sequence[Mapping[str, Any]],
         if is_pod_active(pod):
             node = (pod.get("spec") or {}).get("nodeName") or ""
             on_node[node] = on_node.get(node, 0) + 1
-    ranked = [(pod, on_node.get((pod.get("spec") or {}).get("nodeName") or "", 0)) for pod in pods]
-    ranked.sort(key=functools.cmp_to_key(lambda a, b: _compare(a, b, now)))
+    ranked: List[Tuple[Obj, int]] = [
+        (pod, on_node.get((pod.get("spec") or {}).get("nodeName") or "", 0)) for pod in pods]
+
+    def compare(a: Tuple[Obj, int], b: Tuple[Obj, int]) -> int:
+        return _compare(a, b, now)
+
+    ranked.sort(key=functools.cmp_to_key(compare))
     return [pod for pod, _ in ranked]
 
 

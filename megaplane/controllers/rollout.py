@@ -13,16 +13,30 @@ Recreate: every old set to 0, wait until none of their pods is left
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 from . import deploymentutil as du
-
-if TYPE_CHECKING:
-    from .deployment import DeploymentController
 
 __all__ = ["rollout_rolling", "rollout_recreate", "old_pods_running", "old_scale_down_plan", "max_scaled_down"]
 
 Obj = Dict[str, Any]
+
+
+class RolloutHost(Protocol):
+    """What a rollout asks of the Deployment controller (deployment.DeploymentController)."""
+
+    async def get_all_replica_sets(self, d: Obj, rs_list: List[Obj],
+                                   create: bool) -> Tuple[Optional[Obj], List[Obj]]:
+        """(new set, old sets); the new one created when `create` and missing."""
+
+    async def scale_replica_set(self, rs: Obj, new_scale: int, d: Obj) -> bool:
+        """Write `rs`'s new size; True when it changed."""
+
+    async def sync_rollout_status(self, all_rss: List[Obj], new_rs: Optional[Obj], d: Obj) -> None:
+        """Status and the Progressing condition."""
+
+    async def cleanup(self, old_rss: List[Obj], d: Obj) -> None:
+        """Old sets beyond revisionHistoryLimit deleted."""
 
 
 def _replicas(obj: Obj) -> int:
@@ -38,7 +52,7 @@ def _with(old_rss: List[Obj], new_rs: Optional[Obj]) -> List[Obj]:
     return old_rss + ([new_rs] if new_rs is not None else [])
 
 
-async def rollout_rolling(dc: "DeploymentController", d: Obj, rs_list: List[Obj]) -> None:
+async def rollout_rolling(dc: RolloutHost, d: Obj, rs_list: List[Obj]) -> None:
     new_rs, old_rss = await dc.get_all_replica_sets(d, rs_list, True)
     assert new_rs is not None  # created when missing
     all_rss = _with(old_rss, new_rs)
@@ -53,7 +67,7 @@ async def rollout_rolling(dc: "DeploymentController", d: Obj, rs_list: List[Obj]
     await dc.sync_rollout_status(all_rss, new_rs, d)
 
 
-async def _reconcile_new(dc: "DeploymentController", all_rss: List[Obj], new_rs: Obj, d: Obj) -> bool:
+async def _reconcile_new(dc: RolloutHost, all_rss: List[Obj], new_rs: Obj, d: Obj) -> bool:
     want = _replicas(d)
     have = _replicas(new_rs)
     if have == want:
@@ -111,7 +125,7 @@ def old_scale_down_plan(d: Obj, old_rss: List[Obj], new_rs: Obj) -> List[Tuple[O
     return [(rs, size) for rs, size in zip(ordered, sizes) if size != _replicas(rs)]
 
 
-async def _reconcile_old(dc: "DeploymentController", old_rss: List[Obj], new_rs: Obj, d: Obj) -> bool:
+async def _reconcile_old(dc: RolloutHost, old_rss: List[Obj], new_rs: Obj, d: Obj) -> bool:
     plan = old_scale_down_plan(d, old_rss, new_rs)
     for rs, size in plan:
         await dc.scale_replica_set(rs, size, d)
@@ -132,7 +146,7 @@ def old_pods_running(new_rs: Optional[Obj], old_rss: List[Obj], pods_by_rs: Dict
     return False
 
 
-async def rollout_recreate(dc: "DeploymentController", d: Obj, rs_list: List[Obj],
+async def rollout_recreate(dc: RolloutHost, d: Obj, rs_list: List[Obj],
                            pods_by_rs: Dict[str, List[Obj]]) -> None:
     new_rs, old_rss = await dc.get_all_replica_sets(d, rs_list, False)
     all_rss = _with(old_rss, new_rs)
