@@ -323,6 +323,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     try:
         config = _control_plane_config(args)
+        config.scheduler = bool(getattr(args, "scheduler", False))  # `up` only: the in-process scheduler
         if getattr(args, "nodes", 0):  # `up` only: the in-process fleet (megaplane.fleet)
             from .fleet.flags import fleet_config
 
@@ -389,6 +390,8 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             from .fleet.flags import add_fleet_flags
 
             add_fleet_flags(p, default_nodes=3)
+            p.add_argument("--scheduler", type=_flag_bool, nargs="?", const=True, default=True,
+                           help="run the scheduler in this process (true; no leader election)")
         p.set_defaults(func=cmd_up, controllers=["namespace", "serviceaccount", "replicaset", "deployment"] if name == "up" else [])
 
 
@@ -421,6 +424,40 @@ def _add_fleet(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.set_defaults(func=cmd_fleet)
 
 
+# -- scheduler --------------------------------------------------------------------
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from .scheduler import run
+
+    if not 0 <= args.percentage_of_nodes_to_score <= 100:
+        print("Error: --percentage-of-nodes-to-score must be in 0..100", file=sys.stderr)
+        return 2
+    if args.kube_api_qps < 0 or args.kube_api_burst < 0 or not 0 <= args.port <= 65535:
+        print("Error: --kube-api-qps/--kube-api-burst must be >= 0 and --port in 0..65535", file=sys.stderr)
+        return 2
+    run(args.kubeconfig, args.context, qps=args.kube_api_qps, burst=args.kube_api_burst,
+        bind_address=args.bind_address, port=args.port, profiles=args.scheduler_name or ["default-scheduler"],
+        percentage_of_nodes_to_score=args.percentage_of_nodes_to_score)
+    return 0
+
+
+def _add_scheduler(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    help_text = "schedule pods onto nodes (kube-scheduler's default profile) against any API server"
+    p = sub.add_parser("scheduler", help=help_text, description=help_text)
+    p.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server")
+    p.add_argument("--context", default="", help="kubeconfig context (default: current-context)")
+    p.add_argument("--kube-api-qps", type=float, default=50.0, help="QPS to use while talking with the API server (50)")
+    p.add_argument("--kube-api-burst", type=int, default=100, help="burst to use while talking with the API server (100)")
+    p.add_argument("--bind-address", default="0.0.0.0", help="address /healthz, /readyz and /metrics are served on")
+    p.add_argument("--port", type=int, default=0, help="plain HTTP port for /healthz, /readyz, /metrics (0: off)")
+    p.add_argument("--scheduler-name", action="append", default=[],
+                   help="a profile's schedulerName (repeatable; default: default-scheduler)")
+    p.add_argument("--percentage-of-nodes-to-score", type=int, default=0,
+                   help="percentage of feasible nodes to score (0: adaptive, as upstream)")
+    p.set_defaults(func=cmd_scheduler)
+
+
 # -- parser -----------------------------------------------------------------------
 
 _ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [
@@ -428,6 +465,7 @@ _ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], 
     _add_store,
     _add_snapshot,
     _add_fleet,
+    _add_scheduler,
 ]
 
 

@@ -55,6 +55,8 @@ class ControlPlaneConfig:
     controllers: List[str] = field(default_factory=lambda: list(CONTROLLERS))
     #: Simulated nodes run in this process over the loopback client (`megaplane up --nodes N`; None: none).
     fleet: Optional[FleetConfig] = None
+    #: Run the scheduler in this process over the loopback client (`megaplane up`; off for `megaplane apiserver`).
+    scheduler: bool = False
 
 
 class _Listeners:
@@ -101,6 +103,10 @@ class ControlPlane:
             components.append(self.etcd)
         components.append(SystemBootstrap(self.client, config.api.advertise_address, config.api.endpoint_port))
         components.extend(_controllers(config.controllers, self.client))
+        if config.scheduler:
+            from megaplane.scheduler import Scheduler
+
+            components.append(Scheduler(self.client))
         if config.fleet is not None and config.fleet.nodes:
             components.append(Fleet(self.client, config.fleet, progress=log.info))
         components.append(_Listeners(self))
@@ -145,6 +151,8 @@ class ControlPlane:
         line += f"; store revision {self.store.revision}, data dir {self.config.data_dir or '(memory only)'}"
         if self.config.controllers:
             line += f"; controllers: {', '.join(self.config.controllers)}"
+        if self.config.scheduler:
+            line += "; scheduler"
         if self.config.fleet is not None and self.config.fleet.nodes:
             line += f"; {self.config.fleet.nodes} simulated nodes"
         if self.config.kubeconfig:
