@@ -17,18 +17,21 @@ from typing import Any, Dict, Iterator, List, Optional
 import kubernetes
 import pytest
 
-from tests.api.conftest import Cluster, start_cluster
-from tests.fleet.conftest import eventually
+from tests.api.conftest import Cluster
+from tests.fleet.conftest import eventually, start_server
 
 NS = "default"
 NODE = "node-0"
-UP_FLAGS = ["--nodes", "3", "--pod-startup-latency", "100ms", "--node-lease-duration-seconds", "10"]
+# The whole control plane (tests/api's clusters run only the API server's own controllers).
+UP_FLAGS = ["--nodes", "3", "--pod-startup-latency", "100ms", "--node-lease-duration-seconds", "10",
+            "--controllers", "*", "--scheduler"]
 
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Cluster]:
     root = tempfile.mkdtemp(prefix="megaplane-workloads-")
-    c = start_cluster(root, UP_FLAGS)
+    # `megaplane up` with its defaults (every controller), not tests/api's bare API server.
+    c = start_server(root, "up", UP_FLAGS)
     try:
         yield c
     finally:
