@@ -335,6 +335,36 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _all_controllers() -> List[str]:
+    from .controlplane import CONTROLLERS
+
+    return list(CONTROLLERS)
+
+
+def _controller_list(text: str) -> List[str]:
+    """--controllers as kube-controller-manager reads it: '*' is every default, 'x' adds x, '-x' removes it."""
+    known = _all_controllers()
+    chosen: List[str] = []
+    star = False
+    removed = set()
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            star = True
+        elif item.startswith("-"):
+            if item[1:] not in known:
+                raise argparse.ArgumentTypeError(f"unknown controller {item[1:]!r} (known: {', '.join(known)})")
+            removed.add(item[1:])
+        elif item in known:
+            chosen.append(item)
+        else:
+            raise argparse.ArgumentTypeError(f"unknown controller {item!r} (known: {', '.join(known)})")
+    if star:
+        chosen += [c for c in known if c not in chosen]
+    return [c for c in known if c in chosen and c not in removed]
+
+
 def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     for name, help_text in (
         ("up", "run the control plane in one process on the embedded store, and write a kubeconfig"),
@@ -392,7 +422,12 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             add_fleet_flags(p, default_nodes=3)
             p.add_argument("--scheduler", type=_flag_bool, nargs="?", const=True, default=True,
                            help="run the scheduler in this process (true; no leader election)")
-        p.set_defaults(func=cmd_up, controllers=["namespace", "serviceaccount", "replicaset", "deployment"] if name == "up" else [])
+            p.add_argument("--controllers", type=_controller_list, default=_controller_list("*"),
+                           help="controllers to run, as kube-controller-manager: '*' all, 'foo' enables foo, "
+                                "'-foo' disables it (default '*': " + ",".join(_all_controllers()) + ")")
+        else:
+            p.set_defaults(controllers=[])
+        p.set_defaults(func=cmd_up)
 
 
 # -- fleet ------------------------------------------------------------------------

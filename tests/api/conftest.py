@@ -73,8 +73,9 @@ def start_cluster(root: str, extra: Optional[List[str]] = None, *, port: int = 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "megaplane.cli", "up", "--port", str(port), "--secure-port", str(secure),
          "--kubeconfig", kubeconfig, "--data-dir", os.path.join(root, "data"),
-         # No simulated nodes: these tests create and count their own (tests/fleet runs the fleet).
-         "--nodes", "0", *(extra or [])],
+         # No simulated nodes, scheduler or workload controllers: these tests are about the API server and
+         # create, count and bind their own objects (tests/fleet, tests/scheduler, tests/controllers run the rest).
+         "--nodes", "0", "--scheduler=false", "--controllers", "namespace,serviceaccount", *(extra or [])],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
