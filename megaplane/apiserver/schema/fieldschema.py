@@ -19,7 +19,7 @@ conversion in C; anything else takes the ordered walk in `fieldvalidation`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Dict, List, Optional, Tuple
+from typing import Annotated, Any, Dict, List, Optional, Tuple, Union
 
 import msgspec
 
@@ -40,7 +40,7 @@ class Node:
     `props` None means "not an object with fixed fields"; `extra` is the value
     node of a map; `items` the element node of a list; `free` marks parts
     whose content is not checked; `json_type` the JSON type a value must have
-    ("object", "array", "string", "boolean", "number", "integer"; "" for any);
+    ("object", "array", "string", "boolean", "number", "integer", "int-or-string"; "" for any);
     `int_type` is "int32" / "int64" for an integer field; `go_name` the Go
     struct name of an object with fields; `go_type` the Go type for errors;
     `time` marks metav1.Time (its own UnmarshalJSON words the error).
@@ -83,6 +83,13 @@ def _go_name(resolved: Dict[str, Any]) -> str:
 _SCALARS = {"string": "string", "boolean": "bool", "number": "float64"}
 
 
+def _is_int_or_string(s: Dict[str, Any]) -> bool:
+    alternatives = s.get("oneOf")
+    if not isinstance(alternatives, list) or len(alternatives) != 2:
+        return False
+    return sorted(t for alt in alternatives for t in schema.schema_types(alt)) == ["integer", "string"]
+
+
 def _compile(sch: Dict[str, Any]) -> Node:
     s = schema.resolve(sch)
     key = id(s)
@@ -94,6 +101,12 @@ def _compile(sch: Dict[str, Any]) -> Node:
         node.free = True
         return node
     types = schema.schema_types(s)
+    if _is_int_or_string(s):
+        # intstr.IntOrString decodes a string, or else an int32, itself: its error has no struct field.
+        node.json_type = "int-or-string"
+        node.int_type = "int32"
+        node.go_type = "int32"
+        return node
     if types == ["integer"]:
         node.json_type = "integer"
         node.int_type = node.go_type = "int32" if s.get("format") == "int32" else "int64"
@@ -177,7 +190,8 @@ def struct_type(root: Node) -> Any:
     Leaves are `Any` (not looked into), integers are ints in their Go type's
     range, strings str, booleans bool, numbers float (an int is one), objects
     with fixed fields are structs that forbid unknown fields, maps are dicts
-    and lists lists; every value may be null. Whatever fails
+    and lists lists; scalars may be null, objects and lists may not (a null
+    there is decoded by the walk). Whatever fails
     the conversion takes the walk, which gives the answer.
     """
     key = id(root)
@@ -189,12 +203,19 @@ def struct_type(root: Node) -> Any:
     return _STRUCTS[key]
 
 
+def _nullable(node: Node, visiting: set) -> Any:
+    """Scalars may be null; a null object or list is refused, so it takes the walk, which decodes it as Go does."""
+    t = _to_type(node, visiting)
+    return t if node.json_type in ("object", "array") else Optional[t]
+
+
 def _to_type(node: Node, visiting: set) -> Any:
     if node.leaf:
         return Any
     if node.int_type:
         lo, hi = INT_RANGES[node.int_type]
-        return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
+        ranged = Annotated[int, msgspec.Meta(ge=lo, le=hi)]
+        return Union[str, ranged] if node.json_type == "int-or-string" else ranged
     if node.json_type in _PY_SCALARS:
         return _PY_SCALARS[node.json_type]
     known = _NODE_TYPES.get(id(node))
@@ -208,15 +229,15 @@ def _to_type(node: Node, visiting: set) -> Any:
             if node.extra is not None:
                 raise _NoStruct()
             names = list(node.props)
-            fields = [(f"f{i}", Optional[_to_type(node.props[n], visiting)], None) for i, n in enumerate(names)]
+            fields = [(f"f{i}", _nullable(node.props[n], visiting), None) for i, n in enumerate(names)]
             t: Any = msgspec.defstruct(
                 "Fields", fields, forbid_unknown_fields=True, rename={f"f{i}": n for i, n in enumerate(names)},
                 gc=False,
             )
         elif node.extra is not None:
-            t = Dict[str, Optional[_to_type(node.extra, visiting)]]  # type: ignore[misc]
+            t = Dict[str, _nullable(node.extra, visiting)]  # type: ignore[misc]
         elif node.items is not None:
-            t = List[Optional[_to_type(node.items, visiting)]]  # type: ignore[misc]
+            t = List[_nullable(node.items, visiting)]  # type: ignore[misc]
         else:
             t = Any
         _NODE_TYPES[id(node)] = t

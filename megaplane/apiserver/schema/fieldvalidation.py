@@ -176,6 +176,11 @@ def prune(
     if found is not None:
         for parent, key in found.drops:
             parent.pop(key, None)  # YAML aliases can put one dict in several places
+        for container, at, zero in found.zeros:
+            if zero is _ABSENT:
+                container.pop(at, None)
+            else:
+                container[at] = zero
     return errors
 
 
@@ -207,14 +212,16 @@ class FieldTypeError(Exception):
 
 
 class _Findings:
-    """What the walk found: unknown paths (for messages), where they are (to drop), the first type error."""
+    """What the walk found: unknown paths (for messages), where they are (to drop), the first type error,
+    and the nulls the typed object decodes to something else (`zeros`: container, key or index, value)."""
 
-    __slots__ = ("unknown", "drops", "type_error")
+    __slots__ = ("unknown", "drops", "type_error", "zeros")
 
     def __init__(self) -> None:
         self.unknown: List[str] = []
         self.drops: List[Tuple[Dict[str, Any], str]] = []
         self.type_error = ""
+        self.zeros: List[Tuple[Any, Any, Any]] = []
 
 
 def _find(group: str, version: str, kind: str, obj: Any) -> Optional[_Findings]:
@@ -238,16 +245,18 @@ def _find(group: str, version: str, kind: str, obj: Any) -> Optional[_Findings]:
         return None
     found = _Findings()
     _walk(obj, root, [], [], "", found)
-    return found if found.drops or found.type_error else None
+    return found if found.drops or found.type_error or found.zeros else None
 
 
 def _clean(value: Any, node: Node) -> bool:
     """True when `value` has nothing to report (checked with set operations)."""
-    if node.leaf or value is None:
+    if node.leaf:
         return True
+    if value is None:
+        return node.json_type not in ("object", "array")
     if not _type_ok(value, node):
         return False
-    if node.int_type:
+    if node.int_type and type(value) is int:
         lo, hi = INT_RANGES[node.int_type]
         return bool(lo <= value <= hi)
     if isinstance(value, dict):
@@ -284,6 +293,8 @@ def _type_ok(value: Any, node: Node) -> bool:
     want = node.json_type
     if want == "number":
         return type(value) is int or type(value) is float
+    if want == "int-or-string":
+        return type(value) is str or type(value) is int
     return type(value) is _PY_TYPES[want]
 
 
@@ -295,9 +306,11 @@ def _walk(value: Any, node: Node, path: List[str], fields: List[str], struct: st
     the root and the Go struct holding the current field. The first type
     error ends the walk: the decoder's error is all that is answered then.
     """
-    if value is None or found.type_error:
+    if found.type_error:
         return
-    if not _type_ok(value, node) or node.int_type:
+    if value is None:
+        return  # a null the parent keeps (a scalar field: Go leaves the zero value, which it omits or shows as null)
+    if not _type_ok(value, node) or (node.int_type and type(value) is not str):
         found.type_error = _type_error(value, node, struct, fields)
         return
     if isinstance(value, dict):
@@ -306,6 +319,9 @@ def _walk(value: Any, node: Node, path: List[str], fields: List[str], struct: st
         if props is None:
             if extra is not None and not extra.leaf:
                 for key, sub in value.items():
+                    if sub is None:
+                        _null_entry(value, key, extra, found)
+                        continue
                     path.append(key)
                     _walk(sub, extra, path, fields, struct, found)
                     path.pop()
@@ -322,6 +338,11 @@ def _walk(value: Any, node: Node, path: List[str], fields: List[str], struct: st
                     continue
             if child.leaf:
                 continue
+            if sub is None:
+                if child.json_type in ("object", "array"):
+                    # A null struct, list or map field decodes to its zero value, which is not encoded.
+                    found.zeros.append((value, key, _ABSENT))
+                continue
             path.append(key)
             if in_struct:
                 fields.append(key)
@@ -334,9 +355,25 @@ def _walk(value: Any, node: Node, path: List[str], fields: List[str], struct: st
         items = node.items
         if items is not None and not items.leaf:
             for i, sub in enumerate(value):
+                if sub is None:
+                    _null_entry(value, i, items, found)
+                    continue
                 path.append(f"[{i}]")
                 _walk(sub, items, path, fields, struct, found)
                 path.pop()
+
+
+_ABSENT = object()
+# What a null decodes to as a list element or map value: the Go zero value of the element type.
+_ZEROS: Dict[str, Any] = {"string": "", "boolean": False, "integer": 0, "number": 0, "int-or-string": 0}
+
+
+def _null_entry(container: Any, at: Any, node: Node, found: _Findings) -> None:
+    """A null list element or map value: Go stores the element type's zero value there ({} for a struct)."""
+    if node.json_type == "object" and node.props is not None:
+        found.zeros.append((container, at, {}))
+    elif node.json_type in _ZEROS:
+        found.zeros.append((container, at, _ZEROS[node.json_type]))
 
 
 _JSON_WORDS = {str: "string", bool: "bool", dict: "object", list: "array", int: "number", float: "number"}
@@ -357,6 +394,8 @@ def _type_error(value: Any, node: Node, struct: str, fields: List[str]) -> str:
             what = f"number {_go_float(value)}"
     if node.time:  # metav1.Time.UnmarshalJSON decodes a string itself: no struct field in its error
         return f"json: cannot unmarshal {what} into Go value of type string"
+    if node.json_type == "int-or-string":  # as does intstr.IntOrString, into its int32 when not a string
+        return f"json: cannot unmarshal {what} into Go value of type int32"
     return f"json: cannot unmarshal {what} into Go struct field {struct}.{'.'.join(fields)} of type {node.go_type}"
 
 
