@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,6 +49,21 @@ current-context: bench
     return path
 
 
+def runqueue_seconds(pid: int) -> float:
+    """Seconds the process's threads have spent runnable but waiting for a CPU (/proc/PID/task/*/schedstat).
+
+    The cores are shared: a window in which a neighbour held the core shows up here, not as CPU.
+    """
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
 def scrape(port: int) -> Dict[str, float]:
     import urllib.request
 
@@ -61,17 +76,65 @@ def scrape(port: int) -> Dict[str, float]:
     return out
 
 
+LATENESS = "megaplane_fleet_lease_renew_lateness_histogram_seconds"
+WAIT = "apiserver_flowcontrol_request_wait_duration_seconds"
+
+
+def buckets(metrics: Dict[str, float], name: str, labels: str = "") -> List[Tuple[float, float]]:
+    """(upper bound, cumulative count) of one histogram series, `labels` a substring its labels must hold."""
+    out = []
+    for key, value in metrics.items():
+        if key.startswith(name + "_bucket{") and labels in key:
+            le = key.split('le="', 1)[1].split('"', 1)[0]
+            out.append((float(le), value))
+    return sorted(out)
+
+
+def window_quantile(m0: Dict[str, float], m1: Dict[str, float], name: str, q: float) -> float:
+    """The q-quantile of what a histogram observed between two scrapes (linear within a bucket, as
+    PromQL's histogram_quantile); the highest finite bound when the quantile lies past it."""
+    before = dict(buckets(m0, name))
+    after = buckets(m1, name)
+    window = [(le, count - before.get(le, 0.0)) for le, count in after]
+    total = window[-1][1] if window else 0.0
+    if total <= 0:
+        return 0.0
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for le, cumulative in window:
+        if cumulative >= rank:
+            if le == float("inf"):
+                return lower
+            return lower + (le - lower) * (rank - below) / max(cumulative - below, 1e-9)
+        lower, below = le, cumulative
+    return lower
+
+
+def waited(m0: Dict[str, float], m1: Dict[str, float], level: str) -> Tuple[float, float]:
+    """Of the requests of one APF priority level dispatched between two scrapes: how many, and how many
+    waited in a queue at all (more than the first wait bucket, 0 s)."""
+    def count(m: Dict[str, float]) -> Tuple[float, float]:
+        series = buckets(m, WAIT, f'priority_level="{level}"')
+        total = sum(c for le, c in series if le == float("inf"))
+        immediate = sum(c for le, c in series if le == 0.0)
+        return total, immediate
+    t0, i0 = count(m0)
+    t1, i1 = count(m1)
+    return t1 - t0, (t1 - t0) - (i1 - i0)
+
+
 class FleetRun:
     """One `megaplane fleet` process on the client core until stopped."""
 
-    def __init__(self, kubeconfig: str, nodes: int, lease_seconds: int, prefix: str, index_start: int) -> None:
+    def __init__(self, kubeconfig: str, nodes: int, lease_seconds: int, prefix: str, index_start: int,
+                 extra: Sequence[str] = ()) -> None:
         self.metrics_port = harness.free_port()
         self.log = tempfile.NamedTemporaryFile("w+", prefix="fleet-bench-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(harness.pinned([
             sys.executable, "-m", "megaplane.cli", "fleet", "--kubeconfig", kubeconfig, "--nodes", str(nodes),
             "--node-name-prefix", prefix, "--node-index-start", str(index_start),
             "--node-lease-duration-seconds", str(lease_seconds), "--max-connections", str(CONNECTIONS),
-            "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}"], harness.CLIENT_CORE),
+            "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}", *extra], harness.CLIENT_CORE),
             stdout=self.log, stderr=subprocess.STDOUT, cwd=harness.ROOT)
         self.started = time.monotonic()
 
@@ -99,33 +162,40 @@ class FleetRun:
         os.unlink(self.log.name)
 
 
-def measure_fleet(api: subprocess.Popen, kubeconfig: str, nodes: int, lease_seconds: int, window: float,
-                  prefix: str, base_rss: int) -> Dict[str, Any]:
-    run = FleetRun(kubeconfig, nodes, lease_seconds, prefix, 0)
+def measure_fleet(api: subprocess.Popen, api_port: int, kubeconfig: str, nodes: int, lease_seconds: int,
+                  window: float, prefix: str, base_rss: int, extra: Sequence[str] = ()) -> Dict[str, Any]:
+    run = FleetRun(kubeconfig, nodes, lease_seconds, prefix, 0, extra)
     try:
         registered_in = run.wait_running(600)
-        # One renew interval to reach the steady rhythm (first renewals are spread over one interval).
+        # A warm-up before the window: the first renewals are spread over one interval after start-up,
+        # and only what the window itself observed counts (histogram deltas, not recent samples).
         time.sleep(min(lease_seconds / 4, 15))
-        m0, c_api0, c_fleet0, t0 = scrape(run.metrics_port), harness.cpu_seconds(api.pid), \
+        a0, m0, c_api0, c_fleet0, t0 = scrape(api_port), scrape(run.metrics_port), harness.cpu_seconds(api.pid), \
             harness.cpu_seconds(run.proc.pid), time.monotonic()
+        q_api0, q_fleet0 = runqueue_seconds(api.pid), runqueue_seconds(run.proc.pid)
         time.sleep(window)
-        m1, c_api1, c_fleet1, t1 = scrape(run.metrics_port), harness.cpu_seconds(api.pid), \
+        a1, m1, c_api1, c_fleet1, t1 = scrape(api_port), scrape(run.metrics_port), harness.cpu_seconds(api.pid), \
             harness.cpu_seconds(run.proc.pid), time.monotonic()
+        q_api1, q_fleet1 = runqueue_seconds(api.pid), runqueue_seconds(run.proc.pid)
         renewals = m1["megaplane_fleet_lease_renew_duration_seconds_count"] - \
             m0["megaplane_fleet_lease_renew_duration_seconds_count"]
         failures = m1["megaplane_fleet_lease_renew_failures_total"] - m0["megaplane_fleet_lease_renew_failures_total"]
         rss = harness.rss_bytes(run.proc.pid)
         seconds = t1 - t0
-        p99 = m1['megaplane_fleet_lease_renew_lateness_seconds{quantile="0.99"}']
+        p99 = window_quantile(m0, m1, LATENESS, 0.99)
+        dispatched, queued = waited(a0, a1, "node-high")
         return {
             "nodes": nodes, "renew_every_s": lease_seconds / 4, "registered_in_s": round(registered_in, 1),
             "renewals_per_s": renewals / seconds, "expected_per_s": nodes / (lease_seconds / 4),
-            "lateness_p99_s": p99, "failures": failures,
+            "lateness_p50_s": window_quantile(m0, m1, LATENESS, 0.5), "lateness_p99_s": p99,
+            "lateness_max_s": window_quantile(m0, m1, LATENESS, 1.0), "failures": failures,
+            "node_high_dispatched_per_s": dispatched / seconds, "node_high_queued_share": queued / max(dispatched, 1),
             "held": p99 < 1.0 and failures == 0 and renewals >= 0.9 * seconds * nodes / (lease_seconds / 4),
             "fleet_cpu_us_per_renewal": (c_fleet1 - c_fleet0) / max(renewals, 1) * 1e6,
             "fleet_cpu_share": (c_fleet1 - c_fleet0) / seconds,
             "api_cpu_us_per_renewal": (c_api1 - c_api0) / max(renewals, 1) * 1e6,
             "api_cpu_share": (c_api1 - c_api0) / seconds,
+            "api_runqueue_share": (q_api1 - q_api0) / seconds, "fleet_runqueue_share": (q_fleet1 - q_fleet0) / seconds,
             "fleet_rss_mb": rss / 1e6,
             "fleet_rss_bytes_per_node": (rss - base_rss) / max(nodes - 10, 1),
         }
@@ -176,24 +246,43 @@ def reference(api: subprocess.Popen, base: str, seconds: float) -> Dict[str, Any
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="the large run (several minutes)")
+    ap.add_argument("--nodes", type=int, action="append", default=[],
+                    help="measure this many nodes instead of the plan (repeatable)")
+    ap.add_argument("--lease-seconds", type=int, default=40,
+                    help="with --nodes: Lease duration (renewals every quarter of it) (40)")
+    ap.add_argument("--window", type=float, default=0.0, help="measurement window in seconds (quick 10, full 30)")
+    ap.add_argument("--api-arg", action="append", default=[],
+                    help="an extra flag for megaplane apiserver, e.g. --api-arg=--enable-priority-and-fairness=false")
+    ap.add_argument("--fleet-arg", action="append", default=[],
+                    help="an extra flag for megaplane fleet, e.g. --fleet-arg=--max-connections=64")
+    ap.add_argument("--no-reference", action="store_true", help="skip loadgen's bare PUT reference")
     args = ap.parse_args()
-    if args.full:
+    if args.nodes:
+        plan = [(n, args.lease_seconds) for n in args.nodes]
+        window = 10.0
+    elif args.full:
         plan: List[Tuple[int, int]] = [(25_000, 40), (50_000, 40), (100_000, 40), (100_000, 240), (150_000, 240)]
         window = 30.0
     else:
         plan = [(10_000, 40)]
         window = 10.0
+    window = args.window or window
     rows: List[Dict[str, Any]] = []
-    with harness.apiserver(["--wal-default", "none"]) as (api, base):
+    with harness.apiserver(["--wal-default", "none", *args.api_arg]) as (api, base):
         directory = tempfile.mkdtemp(prefix="fleet-bench-")
         kubeconfig = kubeconfig_for(base, directory)
         base_rss = baseline_rss(kubeconfig)
-        ref = reference(api, base, 5.0)
+        ref = None if args.no_reference else reference(api, base, 5.0)
+        api_port = int(base.rsplit(":", 1)[1])
         for i, (nodes, lease_seconds) in enumerate(plan):
-            row = measure_fleet(api, kubeconfig, nodes, lease_seconds, window, f"n{i}-", base_rss)
+            row = measure_fleet(api, api_port, kubeconfig, nodes, lease_seconds, window, f"n{i}-", base_rss,
+                                args.fleet_arg)
             rows.append(row)
             print(f"  {nodes} nodes, renew every {lease_seconds / 4:g}s: {row['renewals_per_s']:.0f} renewals/s, "
-                  f"p99 lateness {row['lateness_p99_s']:.3f}s, held={row['held']}", flush=True)
+                  f"lateness p50 {row['lateness_p50_s']:.3f}s p99 {row['lateness_p99_s']:.3f}s "
+                  f"max <= {row['lateness_max_s']:.3f}s, node-high queued {row['node_high_queued_share']:.1%}, "
+                  f"waiting for a CPU: API {row['api_runqueue_share']:.0%} fleet {row['fleet_runqueue_share']:.0%}, "
+                  f"held={row['held']}", flush=True)
     header = ["nodes", "renew every", "renewals/s", "lateness p99", "held", "fleet CPU/renewal", "fleet CPU",
               "API CPU/renewal", "API CPU", "fleet RSS/node"]
     table = [[f"{r['nodes']:,}", f"{r['renew_every_s']:g} s", f"{r['renewals_per_s']:,.0f}",
@@ -202,8 +291,9 @@ def main() -> None:
               f"{r['api_cpu_us_per_renewal']:.0f} us", f"{r['api_cpu_share'] * 100:.0f} %",
               f"{r['fleet_rss_bytes_per_node']:,.0f} B"] for r in rows]
     print(harness.markdown_table(header, table))
-    print(f"reference (loadgen bare PUTs, {CONNECTIONS} connections): {ref['puts_per_s']:,.0f} Lease PUTs/s, "
-          f"API CPU {ref['api_cpu_us_per_put']:.0f} us/PUT, p99 {ref['p99_ms']:.1f} ms")
+    if ref is not None:
+        print(f"reference (loadgen bare PUTs, {CONNECTIONS} connections): {ref['puts_per_s']:,.0f} Lease PUTs/s, "
+              f"API CPU {ref['api_cpu_us_per_put']:.0f} us/PUT, p99 {ref['p99_ms']:.1f} ms")
     held = [r for r in rows if r["held"]]
     best = {s: max((r["nodes"] for r in held if r["renew_every_s"] == s), default=0) for s in (10.0, 60.0)}
     summary = {

@@ -44,7 +44,7 @@ from megaplane.runtime import REAL_CLOCK, Clock, Timer
 from .config import FleetConfig
 from .nodes import FAULT_NONE, FAULT_NOT_READY, FAULT_SLOW, FAULT_STOP, NodeFactory, format_micro_time
 
-__all__ = ["Heartbeats", "LEASE_NAMESPACE", "RENEW_BUCKETS", "LATENESS_SAMPLES"]
+__all__ = ["Heartbeats", "LEASE_NAMESPACE", "RENEW_BUCKETS", "LATENESS_BUCKETS", "LATENESS_SAMPLES"]
 
 log = logging.getLogger("megaplane.fleet")
 
@@ -56,6 +56,9 @@ RENEW_JITTER = 0.04
 STATUS_JITTER = 0.05
 #: Upper bounds (seconds) of the renew latency histogram.
 RENEW_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Upper bounds (seconds) of the lateness histogram: a reader takes percentiles of any window from
+#: two scrapes (the recent-samples quantiles below mix in whatever came before the window, start-up too).
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 #: How many of the latest renewals' lateness are kept for percentiles.
 LATENESS_SAMPLES = 1 << 16
 
@@ -122,6 +125,8 @@ class Heartbeats:
         self.status_failures = 0
         self.renew_buckets = array("q", bytes(8 * (len(RENEW_BUCKETS) + 1)))
         self.renew_seconds_sum = 0.0
+        self.lateness_buckets = array("q", bytes(8 * (len(LATENESS_BUCKETS) + 1)))
+        self.lateness_seconds_sum = 0.0
         self.lateness = array("d", bytes(8 * LATENESS_SAMPLES))
         self.lateness_count = 0
 
@@ -301,6 +306,10 @@ class Heartbeats:
         self.renew_seconds_sum += took
         self.renew_buckets[bisect.bisect_left(RENEW_BUCKETS, took)] += 1
         self.lateness[self.lateness_count & (LATENESS_SAMPLES - 1)] = late
+        if late < 0.0:
+            late = 0.0
+        self.lateness_buckets[bisect.bisect_left(LATENESS_BUCKETS, late)] += 1
+        self.lateness_seconds_sum += late
         self.lateness_count += 1
 
     def lateness_percentile(self, q: float) -> float:

@@ -6,14 +6,29 @@ gauges do not fit N nodes, so the fleet's own are `megaplane_fleet_*`).
 
 from __future__ import annotations
 
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .heartbeats import RENEW_BUCKETS, Heartbeats
+from .heartbeats import LATENESS_BUCKETS, RENEW_BUCKETS, Heartbeats
 
 __all__ = ["FleetCollector"]
+
+
+def _histogram(name: str, documentation: str, bounds: Sequence[float], counts: Sequence[int],
+               total: float) -> HistogramMetricFamily:
+    """A histogram family from per-bucket counts (the last one past every bound)."""
+    histogram = HistogramMetricFamily(name, documentation)
+    cumulative = 0
+    buckets = []
+    for bound, count in zip(bounds, counts):
+        cumulative += count
+        buckets.append((repr(bound), cumulative))
+    cumulative += counts[len(bounds)]
+    buckets.append(("+Inf", cumulative))
+    histogram.add_metric([], buckets, total)
+    return histogram
 
 
 class FleetCollector(Collector):
@@ -25,18 +40,12 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         beats = self.heartbeats
-        histogram = HistogramMetricFamily(
-            "megaplane_fleet_lease_renew_duration_seconds",
-            "Time from a Lease renewal's start to its successful answer (conflict re-reads included).")
-        cumulative = 0
-        buckets = []
-        for bound, count in zip(RENEW_BUCKETS, beats.renew_buckets):
-            cumulative += count
-            buckets.append((repr(bound), cumulative))
-        cumulative += beats.renew_buckets[len(RENEW_BUCKETS)]
-        buckets.append(("+Inf", cumulative))
-        histogram.add_metric([], buckets, beats.renew_seconds_sum)
-        yield histogram
+        yield _histogram("megaplane_fleet_lease_renew_duration_seconds",
+                         "Time from a Lease renewal's start to its successful answer (conflict re-reads included).",
+                         RENEW_BUCKETS, beats.renew_buckets, beats.renew_seconds_sum)
+        yield _histogram("megaplane_fleet_lease_renew_lateness_histogram_seconds",
+                         "End of each successful renewal minus its due time (early counts as 0).",
+                         LATENESS_BUCKETS, beats.lateness_buckets, beats.lateness_seconds_sum)
         late = GaugeMetricFamily("megaplane_fleet_lease_renew_lateness_seconds",
                                  "Lateness of recent renewals (end of the renewal minus its due time).",
                                  labels=["quantile"])

@@ -139,6 +139,10 @@ def test_fleet_metrics(shards: List[Fleet], metrics_port: int) -> None:
     assert _metric(metrics_port, "megaplane_fleet_pod_transitions_total", 'to="Succeeded"') >= 1
     text = _scrape(metrics_port)
     assert 'megaplane_fleet_lease_renew_duration_seconds_bucket{le="+Inf"}' in text
+    # Every successful renewal is also in the lateness histogram, so a window's percentiles come from two scrapes.
+    eventually(lambda: _metric(metrics_port, "megaplane_fleet_lease_renew_lateness_histogram_seconds_count") > 0,
+               "renewals in the lateness histogram")
+    assert 'megaplane_fleet_lease_renew_lateness_histogram_seconds_bucket{le="1.0"}' in text
 
 
 def test_bad_flags_are_refused(apiserver: Cluster) -> None:
