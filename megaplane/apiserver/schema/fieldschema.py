@@ -19,7 +19,7 @@ conversion in C; anything else takes the ordered walk in `fieldvalidation`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Dict, List, Optional, Tuple, Union
+from typing import Annotated, Any, Dict, List, Optional, Set, Tuple, Union
 
 import msgspec
 
@@ -61,13 +61,13 @@ class Node:
         self.time = False
         # For the fast pass: the allowed keys, the children that need a look
         # (objects, lists, integers), and whether this node never needs one.
-        self.keys: frozenset = frozenset()
+        self.keys: frozenset[str] = frozenset()
         self.nested: Dict[str, "Node"] = {}
         self.leaf = False
 
 
 _NODES: Dict[int, Node] = {}
-_KINDS: Dict[tuple, Optional[Node]] = {}
+_KINDS: Dict[Tuple[str, str, str], Optional[Node]] = {}
 _GO_NAMES: Dict[int, str] = {}
 
 
@@ -133,7 +133,7 @@ def _compile(sch: Dict[str, Any]) -> Node:
     return node
 
 
-def _finish(node: Node, seen: set) -> None:
+def _finish(node: Node, seen: Set[int]) -> None:
     """Fill the fast-pass fields once the whole graph is compiled (it may be cyclic)."""
     if id(node) in seen:
         return
@@ -148,7 +148,7 @@ def _finish(node: Node, seen: set) -> None:
     node.nested = {k: c for k, c in (node.props or {}).items() if not c.leaf}
 
 
-def _fill_go_types(node: Node, seen: set) -> None:
+def _fill_go_types(node: Node, seen: Set[int]) -> None:
     """Maps and lists are named by their element ([]v1.Container, map[string]string); structs end the recursion."""
     if id(node) in seen:
         return
@@ -203,13 +203,13 @@ def struct_type(root: Node) -> Any:
     return _STRUCTS[key]
 
 
-def _nullable(node: Node, visiting: set) -> Any:
+def _nullable(node: Node, visiting: Set[int]) -> Any:
     """Scalars may be null; a null object or list is refused, so it takes the walk, which decodes it as Go does."""
     t = _to_type(node, visiting)
     return t if node.json_type in ("object", "array") else Optional[t]
 
 
-def _to_type(node: Node, visiting: set) -> Any:
+def _to_type(node: Node, visiting: Set[int]) -> Any:
     if node.leaf:
         return Any
     if node.int_type:
