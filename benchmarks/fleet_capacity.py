@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import harness  # noqa: E402
 
-CONNECTIONS = 16
+CONNECTIONS = 64
 
 
 def kubeconfig_for(base: str, directory: str) -> str:

@@ -44,8 +44,8 @@ def add_fleet_flags(parser: argparse.ArgumentParser, *, default_nodes: int) -> N
                    help=f"range each node's pod range is cut from (IPv6 or IPv4) ({DEFAULT_POD_CIDR})")
     g.add_argument("--node-cidr-mask-size", type=int, default=None,
                    help="prefix length of each node's pod range (64 for IPv6, 24 for IPv4)")
-    g.add_argument("--max-connections", type=int, default=16,
-                   help="API requests in flight at once, over this many shared connections (16)")
+    g.add_argument("--max-connections", type=int, default=64,
+                   help="API requests in flight at once, over this many shared connections (64)")
 
 
 def fleet_config(args: argparse.Namespace, *, metrics_bind_address: str = "") -> FleetConfig:
