@@ -9,17 +9,14 @@ informers have synced, so a controller is ready when it has seen the state.
 from __future__ import annotations
 
 import abc
-import asyncio
-import logging
 from typing import Dict, Hashable, List
 
 from megaplane.client import SharedInformer
-from megaplane.client.workqueue import QueueShutDown, RateLimitingQueue, default_controller_rate_limiter
+from megaplane.client.workers import Workers
+from megaplane.client.workqueue import RateLimitingQueue, default_controller_rate_limiter
 from megaplane.runtime import REAL_CLOCK, Clock
 
 __all__ = ["QueueController"]
-
-log = logging.getLogger("megaplane.controllers")
 
 # How long start() waits for the informers' first list before it gives up.
 SYNC_TIMEOUT = 60.0
@@ -35,9 +32,7 @@ class QueueController(abc.ABC):
         self.queue: RateLimitingQueue[Hashable] = RateLimitingQueue(
             default_controller_rate_limiter(clock), name=name, clock=clock)
         self.informers: List[SharedInformer] = []
-        self._tasks: List["asyncio.Task[None]"] = []
-        self.synced = 0
-        self.errors = 0
+        self._workers: Workers[Hashable] = Workers(name, self.queue, self.sync, workers)
 
     @property
     def name(self) -> str:
@@ -57,45 +52,16 @@ class QueueController(abc.ABC):
         for inf in self.informers:
             if not await inf.wait_for_sync(SYNC_TIMEOUT):
                 raise RuntimeError(f"{self._name}: {inf.name} did not sync within {SYNC_TIMEOUT:.0f} s")
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._work(), name=f"{self._name}-worker-{i}") for i in range(self.workers)]
-
-    async def _work(self) -> None:
-        queue = self.queue
-        while True:
-            try:
-                key = await queue.get()
-            except QueueShutDown:
-                return
-            try:
-                await self.sync(key)
-            except asyncio.CancelledError:
-                queue.done(key)
-                raise
-            except Exception as exc:
-                self.errors += 1
-                log.info("%s: syncing %r failed (retrying): %s", self._name, key, exc)
-                queue.add_rate_limited(key)
-            else:
-                self.synced += 1
-                queue.forget(key)
-            queue.done(key)
+        self._workers.start()
 
     async def stop(self) -> None:
-        self.queue.shutdown()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
-        self._tasks = []
+        await self._workers.stop()
         for inf in reversed(self.informers):
             await inf.stop()
 
     def ready(self) -> bool:
-        return bool(self._tasks) and all(inf.has_synced() for inf in self.informers)
+        return self._workers.running and all(inf.has_synced() for inf in self.informers)
 
     def statistics(self) -> Dict[str, float]:
-        return {"queue_depth": float(len(self.queue)), "synced": float(self.synced), "errors": float(self.errors)}
+        w = self._workers
+        return {"queue_depth": float(len(self.queue)), "synced": float(w.synced), "errors": float(w.errors)}

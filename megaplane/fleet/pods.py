@@ -24,12 +24,11 @@ by a fault, are left alone (the latter until the fault is removed).
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import hashlib
 import logging
 import time
-from typing import Any, Callable, Dict, Hashable, List, Optional
+from typing import Any, Callable, Dict, Hashable, Optional
 
 import orjson
 
@@ -42,7 +41,8 @@ from megaplane.client import (
     StatusError,
     node_name_index,
 )
-from megaplane.client.workqueue import ItemExponentialFailureRateLimiter, QueueShutDown, RateLimitingQueue
+from megaplane.client.workers import Workers
+from megaplane.client.workqueue import ItemExponentialFailureRateLimiter, RateLimitingQueue
 from megaplane.runtime import REAL_CLOCK, Clock
 
 from .config import FleetConfig
@@ -101,9 +101,10 @@ class PodLifecycle:
         self.queue: RateLimitingQueue[Hashable] = RateLimitingQueue(
             ItemExponentialFailureRateLimiter(0.005, 30.0), name="fleet-pods", clock=clock)
         self._first_seen: Dict[str, float] = {}
-        self._tasks: List["asyncio.Task[None]"] = []
+        # A conflict is forgotten, not retried: the informer brings the newer pod, which queues the key again.
+        self._workers: Workers[Hashable] = Workers("fleet-pods", self.queue, self._sync_key, workers,
+                                                   forget_on=(ConflictError,))
         self.transitions: Dict[str, int] = {"Running": 0, "Succeeded": 0, "Failed": 0, "Deleted": 0}
-        self.errors = 0
 
     # -- informer handlers ---------------------------------------------------------------------
 
@@ -134,45 +135,17 @@ class PodLifecycle:
 
     async def start(self) -> None:
         await self.informer.start()
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._work(), name=f"fleet-pods-{i}") for i in range(self.workers)]
+        self._workers.start()
 
     async def stop(self) -> None:
-        self.queue.shutdown()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-        self._tasks = []
+        await self._workers.stop()
         await self.informer.stop()
 
     def ready(self) -> bool:
         return self.informer.has_synced()
 
-    async def _work(self) -> None:
-        queue = self.queue
-        while True:
-            try:
-                key = await queue.get()
-            except QueueShutDown:
-                return
-            try:
-                await self.sync(str(key))
-            except asyncio.CancelledError:
-                queue.done(key)
-                raise
-            except ConflictError:
-                queue.forget(key)  # the informer brings the newer pod, which queues the key again
-            except Exception as exc:
-                self.errors += 1
-                log.info("fleet: pod %s: %s (retrying)", key, exc)
-                queue.add_rate_limited(key)
-            else:
-                queue.forget(key)
-            queue.done(key)
+    async def _sync_key(self, key: Hashable) -> None:
+        await self.sync(str(key))
 
     # -- one pod ---------------------------------------------------------------------------------
 
@@ -326,5 +299,5 @@ class PodLifecycle:
         out: Dict[str, float] = {f"pods_{k.lower()}": float(v) for k, v in self.transitions.items()}
         out["pods_known"] = float(len(self.informer.indexer))
         out["pod_queue_depth"] = float(len(self.queue))
-        out["pod_errors"] = float(self.errors)
+        out["pod_errors"] = float(self._workers.errors)
         return out
