@@ -65,24 +65,25 @@ class Cluster:
                 self.proc.wait()
 
 
-def start_cluster(root: str, extra: Optional[List[str]] = None, *, port: int = 0, secure_port: int = 0) -> Cluster:
-    """`megaplane up` in `root` (its data dir and log there), on free ports unless given (a restart passes them)."""
+def start_megaplane(root: str, command: str, args: List[str], *, port: int = 0, secure_port: int = 0,
+                    timeout: float = 30) -> Cluster:
+    """`megaplane <command>` (up or apiserver) in `root`, on free ports unless given (a restart passes them).
+
+    Ready once /readyz answers 200 and the kubeconfig is written; the log is `root/<command>.log`.
+    """
     port, secure = port or free_port(), secure_port or free_port()
     kubeconfig = os.path.join(root, "kubeconfig")
-    log = open(os.path.join(root, "megaplane.log"), "a")
+    log = open(os.path.join(root, f"{command}.log"), "a")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "megaplane.cli", "up", "--port", str(port), "--secure-port", str(secure),
-         "--kubeconfig", kubeconfig, "--data-dir", os.path.join(root, "data"),
-         # No simulated nodes, scheduler or workload controllers: these tests are about the API server and
-         # create, count and bind their own objects (tests/fleet, tests/scheduler, tests/controllers run the rest).
-         "--nodes", "0", "--scheduler=false", "--controllers", "namespace,serviceaccount", *(extra or [])],
+        [sys.executable, "-m", "megaplane.cli", command, "--port", str(port), "--secure-port", str(secure),
+         "--kubeconfig", kubeconfig, *args],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"megaplane up exited with {proc.returncode}; see {log.name}")
+            raise RuntimeError(f"megaplane {command} exited with {proc.returncode}; see {log.name}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200 and os.path.exists(kubeconfig):
@@ -91,7 +92,18 @@ def start_cluster(root: str, extra: Optional[List[str]] = None, *, port: int = 0
             pass
         time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("megaplane up did not become ready")
+    raise RuntimeError(f"megaplane {command} did not become ready")
+
+
+def start_cluster(root: str, extra: Optional[List[str]] = None, *, port: int = 0, secure_port: int = 0) -> Cluster:
+    """`megaplane up` with its data dir in `root`, as the API tests want it (see the flags below)."""
+    return start_megaplane(
+        root, "up",
+        ["--data-dir", os.path.join(root, "data"),
+         # No simulated nodes, scheduler or workload controllers: these tests are about the API server and
+         # create, count and bind their own objects (tests/fleet, tests/scheduler, tests/controllers run the rest).
+         "--nodes", "0", "--scheduler=false", "--controllers", "namespace,serviceaccount", *(extra or [])],
+        port=port, secure_port=secure_port)
 
 
 @pytest.fixture(scope="module")

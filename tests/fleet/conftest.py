@@ -12,11 +12,9 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from typing import Any, Callable, List, Optional, TypeVar
 
-from tests.api.conftest import KUBECTL, Cluster
-from tests.etcd.conftest import free_port
+from tests.api.conftest import KUBECTL, Cluster, start_megaplane
 
 __all__ = ["Fleet", "eventually", "start_server", "start_fleet", "lease_renew_time", "KUBECTL"]
 
@@ -42,27 +40,7 @@ def eventually(probe: Callable[[], Optional[T]], what: str, timeout: float = 30.
 
 def start_server(root: str, command: str = "up", extra: Optional[List[str]] = None) -> Cluster:
     """`megaplane up` / `megaplane apiserver` on free ports, in memory; ready once /readyz and the kubeconfig are."""
-    port, secure = free_port(), free_port()
-    kubeconfig = os.path.join(root, "kubeconfig")
-    log = open(os.path.join(root, f"{command}.log"), "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "megaplane.cli", command, "--port", str(port), "--secure-port", str(secure),
-         "--kubeconfig", kubeconfig, *(extra or [])],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"megaplane {command} exited with {proc.returncode}; see {log.name}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200 and os.path.exists(kubeconfig):
-                    return Cluster(proc, port, kubeconfig, root)
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"megaplane {command} did not become ready")
+    return start_megaplane(root, command, list(extra or []), timeout=60)
 
 
 class Fleet:
