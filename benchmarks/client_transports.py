@@ -46,7 +46,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,7 +53,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import CLIENT_CORE, ROOT, SERVER_CORE, cpu_seconds, free_port, markdown_table, pinned, wait_http  # noqa: E402
+from harness import CLIENT_CORE, apiserver, cpu_seconds, markdown_table  # noqa: E402
 
 TRANSPORTS = ("http", "loopback", "raw")
 OPS = ("create", "update", "list", "list_paged", "watch")
@@ -325,32 +324,9 @@ async def _one(pages: Awaitable[int]) -> int:
 # -- the control planes ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
 def megaplane_up() -> Any:
     """`megaplane up` (plain HTTP, no TLS port, its default controllers) on a fresh data dir, pinned to core 0."""
-    port = free_port()
-    data = tempfile.mkdtemp(prefix="megaplane-transports-")
-    log = open(data + ".log", "w")
-    proc = subprocess.Popen(
-        pinned([sys.executable, "-m", "megaplane.cli", "up", "--port", str(port), "--secure-port", "0",
-                "--data-dir", data], SERVER_CORE),
-        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/readyz", proc=proc)
-        yield proc, base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(data, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.unlink(data + ".log")
+    return apiserver(command="up")
 
 
 async def over_http(n_workers: int, seconds: float) -> Dict[str, Dict[str, Any]]:

@@ -80,13 +80,14 @@ def median(xs: List[float]) -> float:
 
 
 @contextlib.contextmanager
-def apiserver(extra: Optional[List[str]] = None, core: int = SERVER_CORE) -> Iterator[Tuple[subprocess.Popen, str]]:
-    """`megaplane apiserver` on the embedded store in a fresh data dir; yields (process, base URL)."""
+def apiserver(extra: Optional[List[str]] = None, core: int = SERVER_CORE,
+              command: str = "apiserver") -> Iterator[Tuple[subprocess.Popen, str]]:
+    """`megaplane apiserver` (or `up`) on the embedded store in a fresh data dir; yields (process, base URL)."""
     port = free_port()
     data = tempfile.mkdtemp(prefix="megaplane-bench-")
     log = open(data + ".log", "w")
     proc = subprocess.Popen(
-        pinned([sys.executable, "-m", "megaplane.cli", "apiserver", "--port", str(port), "--secure-port", "0",
+        pinned([sys.executable, "-m", "megaplane.cli", command, "--port", str(port), "--secure-port", "0",
                 "--data-dir", data, *(extra or [])], core),
         stdout=log,
         stderr=subprocess.STDOUT,
