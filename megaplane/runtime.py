@@ -31,7 +31,7 @@ import os
 import signal
 import sys
 import time
-from typing import Awaitable, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Union
 
 __all__ = [
     "Clock",
@@ -42,6 +42,7 @@ __all__ = [
     "RealClock",
     "Runner",
     "Timer",
+    "cancel_tasks",
     "run_forever",
 ]
 
@@ -302,6 +303,22 @@ def run_forever(
 
 
 SyncOrAsync = Callable[[], Union[None, Awaitable[None]]]
+
+
+async def cancel_tasks(tasks: Iterable["asyncio.Task[Any]"]) -> None:
+    """Cancel `tasks` and wait until each has ended; what they raise while ending is theirs, not ours.
+
+    A component's stop(): its loops are being torn down, so their errors (already logged where they
+    happened) and their cancellation are not the caller's to handle.
+    """
+    tasks = list(tasks)
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        try:
+            await t
+        except (asyncio.CancelledError, Exception):
+            pass
 
 
 class PeriodicTask:

@@ -15,6 +15,7 @@ import logging
 from typing import Awaitable, Callable, Generic, Hashable, List, Tuple, Type, TypeVar
 
 from megaplane.client.workqueue import QueueShutDown, RateLimitingQueue
+from megaplane.runtime import cancel_tasks
 
 __all__ = ["Workers"]
 
@@ -76,11 +77,5 @@ class Workers(Generic[K]):
     async def stop(self) -> None:
         """Shut the queue down and end the workers (a sync in progress is cancelled)."""
         self.queue.shutdown()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_tasks(self._tasks)
         self._tasks = []

@@ -39,7 +39,7 @@ from megaplane.client import (
     lookup,
 )
 from megaplane.client.transport import PATCH_CONTENT_TYPES
-from megaplane.runtime import REAL_CLOCK, Clock, Timer
+from megaplane.runtime import REAL_CLOCK, Clock, Timer, cancel_tasks
 
 from .config import FleetConfig
 from .nodes import FAULT_NONE, FAULT_NOT_READY, FAULT_SLOW, FAULT_STOP, NodeFactory, format_micro_time
@@ -188,13 +188,7 @@ class Heartbeats:
             self._timer.cancel()
             self._timer = None
         self._armed = math.inf
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_tasks(self._workers)
         self._workers = []
 
     async def _work(self) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Set, Tuple
 
 from megaplane.client import Client, NotFoundError, StatusError
-from megaplane.runtime import REAL_CLOCK, Clock
+from megaplane.runtime import REAL_CLOCK, Clock, cancel_tasks
 
 __all__ = ["EventRecorder"]
 
@@ -148,13 +148,6 @@ class EventRecorder:
         self._loop_task = asyncio.get_running_loop().create_task(self._maintain())
 
     async def stop(self) -> None:
-        tasks = list(self._tasks) + ([self._loop_task] if self._loop_task else [])
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_tasks(list(self._tasks) + ([self._loop_task] if self._loop_task else []))
         self._tasks.clear()
         self._loop_task = None

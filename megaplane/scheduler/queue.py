@@ -165,14 +165,8 @@ class SchedulingQueue:
     async def pop(self) -> QueuedPod:
         """The next pod to schedule (waits while activeQ is empty); it is in flight until `done`/`requeue`."""
         while True:
-            while self._active:
-                _, _, _, version, key = heapq.heappop(self._active)
-                qp = self.pods.get(key)
-                if qp is None or qp.version != version or qp.where != "active":
-                    continue
-                self._place(qp, "in-flight")
-                qp.attempts += 1
-                self.scheduling_cycle += 1
+            qp = self.pop_nowait()
+            if qp is not None:
                 return qp
             if self._closed:
                 raise asyncio.CancelledError()

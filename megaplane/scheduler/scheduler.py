@@ -40,7 +40,7 @@ from megaplane.client import (
     SharedInformer,
     StatusError,
 )
-from megaplane.runtime import REAL_CLOCK, Clock
+from megaplane.runtime import REAL_CLOCK, Clock, cancel_tasks
 
 from .algorithm import Algorithm, FitError, NoNodesAvailableError
 from .events import EventRecorder
@@ -271,13 +271,7 @@ class Scheduler:
     async def stop(self) -> None:
         tasks = ([self._loop] if self._loop is not None else []) + list(self._tasks)
         self._loop = None
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_tasks(tasks)
         self._tasks.clear()
         await self.queue.close()
         await self.recorder.stop()
