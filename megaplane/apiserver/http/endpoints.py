@@ -209,6 +209,8 @@ class ResourceEndpoints:
     async def update(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
         assert r is not None
+        # Which error a request with both a bad body and a bad dryRun gets follows upstream: the scale
+        # handler decodes its Scale first, the others check their options first.
         if info.subresource == "scale":
             obj = decode_body(req, r)
             opts = write_options(q, "UpdateOptions")
