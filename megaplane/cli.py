@@ -284,6 +284,7 @@ def _flag_bool(value: str) -> bool:
 def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from megaplane.apiserver.server import APIServerConfig
 
+    from .controllers.catalog import controller_options
     from .controlplane import ControlPlaneConfig
 
     modes = dict(args.wal_mode)
@@ -315,6 +316,7 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
         tls_sans=[s for s in args.tls_san.split(",") if s],
         etcd_client_urls=[u for u in (args.listen_client_urls or "").split(",") if u],
         controllers=list(args.controllers),
+        controller_options=controller_options(args),
     )
 
 
@@ -333,36 +335,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 2
     run(config)
     return 0
-
-
-def _all_controllers() -> List[str]:
-    from .controlplane import CONTROLLERS
-
-    return list(CONTROLLERS)
-
-
-def _controller_list(text: str) -> List[str]:
-    """--controllers as kube-controller-manager reads it: '*' is every default, 'x' adds x, '-x' removes it."""
-    known = _all_controllers()
-    chosen: List[str] = []
-    star = False
-    removed = set()
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        if item == "*":
-            star = True
-        elif item.startswith("-"):
-            if item[1:] not in known:
-                raise argparse.ArgumentTypeError(f"unknown controller {item[1:]!r} (known: {', '.join(known)})")
-            removed.add(item[1:])
-        elif item in known:
-            chosen.append(item)
-        else:
-            raise argparse.ArgumentTypeError(f"unknown controller {item!r} (known: {', '.join(known)})")
-    if star:
-        chosen += [c for c in known if c not in chosen]
-    return [c for c in known if c in chosen and c not in removed]
 
 
 def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -422,9 +394,9 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             add_fleet_flags(p, default_nodes=3)
             p.add_argument("--scheduler", type=_flag_bool, nargs="?", const=True, default=True,
                            help="run the scheduler in this process (true; no leader election)")
-            p.add_argument("--controllers", type=_controller_list, default=_controller_list("*"),
-                           help="controllers to run, as kube-controller-manager: '*' all, 'foo' enables foo, "
-                                "'-foo' disables it (default '*': " + ",".join(_all_controllers()) + ")")
+            from .controllers.catalog import add_controller_flags
+
+            add_controller_flags(p)
         else:
             p.set_defaults(controllers=[])
         p.set_defaults(func=cmd_up)

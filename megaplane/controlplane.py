@@ -17,26 +17,23 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from megaplane.apiserver.http.tls import ensure_certs, server_ssl_context, write_kubeconfig
 from megaplane.apiserver.loopback import LoopbackTransport
 from megaplane.apiserver.server import APIServer, APIServerConfig
 from megaplane.client import Client
 from megaplane.controllers.bootstrap import SystemBootstrap
+from megaplane.controllers.catalog import build_controllers, parse_controllers
 from megaplane.fleet import Fleet, FleetConfig
 from megaplane.runtime import Component, Runner, run_forever
 from megaplane.storage import EmbeddedStorage
 from megaplane.store import Store, StoreConfig
 from megaplane.store.component import StoreComponent
 
-__all__ = ["ControlPlaneConfig", "ControlPlane", "run", "CONTROLLERS"]
+__all__ = ["ControlPlaneConfig", "ControlPlane", "run"]
 
 log = logging.getLogger("megaplane")
-
-#: The controllers `megaplane up` runs (upstream: kube-controller-manager's).
-CONTROLLERS = ("namespace", "serviceaccount", "replicaset", "deployment")
-
 
 @dataclass
 class ControlPlaneConfig:
@@ -53,7 +50,9 @@ class ControlPlaneConfig:
     #: Also serve the etcd v3 API over the same store (e.g. http://127.0.0.1:2379).
     etcd_client_urls: List[str] = field(default_factory=list)
     #: Controllers run in this process over the loopback client (`megaplane up`; none for `megaplane apiserver`).
-    controllers: List[str] = field(default_factory=lambda: list(CONTROLLERS))
+    controllers: List[str] = field(default_factory=lambda: parse_controllers("*"))
+    #: The controllers' own flags (megaplane.controllers.catalog: dest -> value; absent: upstream's default).
+    controller_options: Dict[str, Any] = field(default_factory=dict)
     #: Simulated nodes run in this process over the loopback client (`megaplane up --nodes N`; None: none).
     fleet: Optional[FleetConfig] = None
     #: Run the scheduler in this process over the loopback client (`megaplane up`; off for `megaplane apiserver`).
@@ -103,7 +102,7 @@ class ControlPlane:
             self.etcd = EtcdServer(self.store, listen_client_urls=config.etcd_client_urls)
             components.append(self.etcd)
         components.append(SystemBootstrap(self.client, config.api.advertise_address, config.api.endpoint_port))
-        components.extend(_controllers(config.controllers, self.client))
+        components.extend(build_controllers(config.controllers, self.client, config.controller_options))
         if config.scheduler:
             from megaplane.scheduler import Scheduler
 
@@ -159,20 +158,6 @@ class ControlPlane:
         if self.config.kubeconfig:
             line += f"\nkubeconfig written to {self.config.kubeconfig}: kubectl --kubeconfig {self.config.kubeconfig} get ns"
         return line
-
-
-def _controllers(names: List[str], client: Client) -> List[Component]:
-    from megaplane.controllers.deployment import DeploymentController
-    from megaplane.controllers.namespace import NamespaceController
-    from megaplane.controllers.replicaset import ReplicaSetController
-    from megaplane.controllers.serviceaccount import ServiceAccountController
-
-    known = {"namespace": NamespaceController, "serviceaccount": ServiceAccountController,
-             "replicaset": ReplicaSetController, "deployment": DeploymentController}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown controllers: {', '.join(unknown)} (known: {', '.join(known)})")
-    return [known[n](client) for n in names]
 
 
 class _Plane:

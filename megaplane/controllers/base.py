@@ -9,12 +9,12 @@ informers have synced, so a controller is ready when it has seen the state.
 from __future__ import annotations
 
 import abc
-from typing import Dict, Hashable, List
+from typing import Hashable, List
 
 from megaplane.client import SharedInformer
 from megaplane.client.workers import Workers
 from megaplane.client.workqueue import RateLimitingQueue, default_controller_rate_limiter
-from megaplane.runtime import REAL_CLOCK, Clock
+from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
 __all__ = ["QueueController"]
 
@@ -62,6 +62,6 @@ class QueueController(abc.ABC):
     def ready(self) -> bool:
         return self._workers.running and all(inf.has_synced() for inf in self.informers)
 
-    def statistics(self) -> Dict[str, float]:
+    def statistics(self) -> Statistics:
         w = self._workers
         return {"queue_depth": float(len(self.queue)), "synced": float(w.synced), "errors": float(w.errors)}

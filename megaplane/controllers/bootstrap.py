@@ -14,7 +14,7 @@ import logging
 from typing import Any, Dict, List, Optional, Tuple
 
 from megaplane.client import AlreadyExistsError, Client, NotFoundError, StatusError
-from megaplane.runtime import REAL_CLOCK, Clock
+from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
 __all__ = ["SystemBootstrap", "SYSTEM_NAMESPACES"]
 
@@ -104,5 +104,5 @@ class SystemBootstrap:
     def ready(self) -> bool:
         return self._task is not None
 
-    def statistics(self) -> Dict[str, float]:
+    def statistics(self) -> Statistics:
         return {"created": float(self.created)}

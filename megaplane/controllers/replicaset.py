@@ -35,7 +35,7 @@ from megaplane.client import (
     object_key,
 )
 from megaplane.controllers.base import QueueController
-from megaplane.runtime import REAL_CLOCK, Clock
+from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
 from .expectations import ControllerExpectations
 from .podutil import (
@@ -335,7 +335,7 @@ class ReplicaSetController(QueueController):
         except NotFoundError:
             pass
 
-    def statistics(self) -> Dict[str, float]:
+    def statistics(self) -> Statistics:
         stats = super().statistics()
         stats.update(created=float(self.created), deleted=float(self.deleted),
                      expectations=float(len(self.expectations)))

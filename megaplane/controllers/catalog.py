@@ -1,0 +1,187 @@
+"""The controllers kube-controller-manager runs, by upstream name, with their flags.
+
+One `ControllerSpec` per controller: its kube-controller-manager 1.32 name
+(`deployment-controller`) and the older alias still accepted
+(`deployment`), the flags it reads (`--concurrent-deployment-syncs`) and how
+to build it from a `ControllerContext`. `megaplane up` and `megaplane
+controller-manager` add every spec's flags, read `--controllers` with
+upstream's syntax and build what was chosen, so a controller is wired by
+adding its spec here and nowhere else.
+
+Builders import their controller when called, so parsing flags does not
+import every controller.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+
+from megaplane.client import Client
+from megaplane.runtime import REAL_CLOCK, Clock, Component
+
+__all__ = [
+    "CATALOG",
+    "ControllerContext",
+    "ControllerFlag",
+    "ControllerSpec",
+    "add_controller_flags",
+    "build_controllers",
+    "controller_options",
+    "parse_controllers",
+]
+
+
+@dataclass(frozen=True)
+class ControllerFlag:
+    """One kube-controller-manager flag a controller reads (`dest` is argparse's name for it)."""
+
+    flag: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass
+class ControllerContext:
+    """What a builder gets: the client every controller shares, the parsed flags, the clock."""
+
+    client: Client
+    options: Mapping[str, Any] = field(default_factory=dict)
+    clock: Clock = REAL_CLOCK
+
+    def option(self, flag: ControllerFlag) -> Any:
+        return self.options.get(flag.dest, flag.default)
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    name: str
+    build: Callable[[ControllerContext], Component]
+    aliases: Tuple[str, ...] = ()
+    flags: Tuple[ControllerFlag, ...] = ()
+    #: Part of '*' (upstream leaves e.g. bootstrap-signer-controller out of it).
+    enabled_by_default: bool = True
+
+
+def _syncs(flag: str, default: int, what: str) -> ControllerFlag:
+    return ControllerFlag(flag, int, default, f"number of {what} synced concurrently ({default})")
+
+
+CONCURRENT_NAMESPACE_SYNCS = _syncs("--concurrent-namespace-syncs", 10, "namespaces")
+CONCURRENT_SERVICEACCOUNT_SYNCS = _syncs("--concurrent-serviceaccount-syncs", 1, "namespaces' default service accounts")
+CONCURRENT_REPLICASET_SYNCS = _syncs("--concurrent-replicaset-syncs", 5, "replica sets")
+CONCURRENT_DEPLOYMENT_SYNCS = _syncs("--concurrent-deployment-syncs", 5, "deployments")
+
+
+def _namespace(ctx: ControllerContext) -> Component:
+    from .namespace import NamespaceController
+
+    return NamespaceController(ctx.client, workers=ctx.option(CONCURRENT_NAMESPACE_SYNCS), clock=ctx.clock)
+
+
+def _serviceaccount(ctx: ControllerContext) -> Component:
+    from .serviceaccount import ServiceAccountController
+
+    return ServiceAccountController(ctx.client, workers=ctx.option(CONCURRENT_SERVICEACCOUNT_SYNCS), clock=ctx.clock)
+
+
+def _replicaset(ctx: ControllerContext) -> Component:
+    from .replicaset import ReplicaSetController
+
+    return ReplicaSetController(ctx.client, workers=ctx.option(CONCURRENT_REPLICASET_SYNCS), clock=ctx.clock)
+
+
+def _deployment(ctx: ControllerContext) -> Component:
+    from .deployment import DeploymentController
+
+    return DeploymentController(ctx.client, workers=ctx.option(CONCURRENT_DEPLOYMENT_SYNCS), clock=ctx.clock)
+
+
+#: In start order (upstream starts them in its own order; ours only matters for readability of logs).
+#: Add a controller here: its spec is all `up` and `controller-manager` need.
+CATALOG: List[ControllerSpec] = [
+    ControllerSpec("namespace-controller", _namespace, ("namespace",), (CONCURRENT_NAMESPACE_SYNCS,)),
+    ControllerSpec("serviceaccount-controller", _serviceaccount, ("serviceaccount",),
+                   (CONCURRENT_SERVICEACCOUNT_SYNCS,)),
+    ControllerSpec("replicaset-controller", _replicaset, ("replicaset",), (CONCURRENT_REPLICASET_SYNCS,)),
+    ControllerSpec("deployment-controller", _deployment, ("deployment",), (CONCURRENT_DEPLOYMENT_SYNCS,)),
+]
+
+
+def _by_name(catalog: Sequence[ControllerSpec]) -> Dict[str, ControllerSpec]:
+    names: Dict[str, ControllerSpec] = {}
+    for spec in catalog:
+        names[spec.name] = spec
+        for alias in spec.aliases:
+            names[alias] = spec
+    return names
+
+
+def parse_controllers(text: str, catalog: Sequence[ControllerSpec] = CATALOG) -> List[str]:
+    """--controllers as kube-controller-manager reads it: '*' is every default, 'foo' enables foo, '-foo'
+    disables it (a disable wins). Names or their aliases; the result is upstream names in catalog order."""
+    names = _by_name(catalog)
+    enabled: Set[str] = set()
+    disabled: Set[str] = set()
+    star = False
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            star = True
+            continue
+        negate = item.startswith("-")
+        name = item[1:] if negate else item
+        spec = names.get(name)
+        if spec is None:
+            known = ", ".join(s.name for s in catalog)
+            raise ValueError(f"{name!r} is not in the list of known controllers: {known}")
+        (disabled if negate else enabled).add(spec.name)
+    chosen = [s.name for s in catalog
+              if s.name not in disabled and (s.name in enabled or (star and s.enabled_by_default))]
+    return chosen
+
+
+def _controllers_arg(text: str) -> List[str]:
+    try:
+        return parse_controllers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_controller_flags(parser: argparse.ArgumentParser, catalog: Sequence[ControllerSpec] = CATALOG) -> None:
+    """--controllers and every controller's own flags, as kube-controller-manager names them."""
+    g = parser.add_argument_group("controllers")
+    default = ",".join(s.name for s in catalog if s.enabled_by_default)
+    g.add_argument("--controllers", type=_controllers_arg, default=parse_controllers("*", catalog),
+                   help="controllers to run: '*' every default one, 'foo' enables foo, '-foo' disables it "
+                        f"(upstream names or their aliases; default '*': {default})")
+    seen: Set[str] = set()
+    for spec in catalog:
+        for flag in spec.flags:
+            if flag.flag not in seen:
+                seen.add(flag.flag)
+                g.add_argument(flag.flag, type=flag.type, default=flag.default, help=flag.help)
+
+
+def controller_options(args: argparse.Namespace, catalog: Sequence[ControllerSpec] = CATALOG) -> Dict[str, Any]:
+    """The controllers' flags out of parsed arguments (dest -> value)."""
+    return {flag.dest: getattr(args, flag.dest, flag.default) for spec in catalog for flag in spec.flags}
+
+
+def build_controllers(names: Sequence[str], client: Client, options: Optional[Mapping[str, Any]] = None, *,
+                      clock: Clock = REAL_CLOCK, catalog: Sequence[ControllerSpec] = CATALOG) -> List[Component]:
+    """The chosen controllers (names or aliases), built in catalog order."""
+    by_name = _by_name(catalog)
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown controllers: {', '.join(unknown)} (known: {', '.join(s.name for s in catalog)})")
+    wanted = {by_name[n].name for n in names}
+    ctx = ControllerContext(client, options or {}, clock)
+    return [spec.build(ctx) for spec in catalog if spec.name in wanted]
