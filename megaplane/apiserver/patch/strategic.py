@@ -318,13 +318,21 @@ def _merge_maps(current: list, patch: list, items: Optional[dict], merge_key: st
     else:
         server_order = backing[:length]
         work = backing  # shares `backing` until an append needs more room than it has
+        # Whether every patch element merged into a live one, in live order (a kubelet's status patch):
+        # then the ordering below yields the live order unchanged, and is skipped.
+        in_place = len(plain) == len(patch)
+        last = -1
         for element in plain:
             if merge_key not in element:
                 raise _no_merge_key(element, merge_key)
             i = _find_by_key(work, length, merge_key, element[merge_key])
             if i >= 0:
                 work[i] = _merge_map(work[i], element, items)
-            elif work is backing and length < capacity:
+                in_place = in_place and i > last
+                last = i
+                continue
+            in_place = False
+            if work is backing and length < capacity:
                 work[length] = element
                 length += 1
             else:
@@ -333,9 +341,27 @@ def _merge_maps(current: list, patch: list, items: Optional[dict], merge_key: st
                 work.append(element)
                 length += 1
         merged = work[:length]
+        if in_place and _distinct_keys(merged, merge_key):
+            return merged, backing
 
     ordered, server_only = _partition_maps(merged, plain, merge_key)
     return _normalize_order(ordered, server_only, plain, server_order, merge_key, "map"), backing
+
+
+def _distinct_keys(elements: list, merge_key: str) -> bool:
+    """Every element a map with a scalar merge key, no key twice (so positions by key are unambiguous)."""
+    seen = set()
+    for element in elements:
+        if not isinstance(element, dict) or merge_key not in element:
+            return False
+        value = element[merge_key]
+        if isinstance(value, (dict, list)):
+            return False
+        key = scalar_key(value)
+        if key in seen:
+            return False
+        seen.add(key)
+    return True
 
 
 def _find_by_key(elements: list, length: int, merge_key: str, value: Any) -> int:

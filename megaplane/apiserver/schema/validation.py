@@ -84,7 +84,22 @@ QUALIFIED_NAME_WITH_PREFIX_MSG = (
 )
 
 
+# Label and annotation keys repeat across objects (every Node carries the same dozen), so the keys found
+# valid are remembered; bounded, since keys are client-chosen.
+_VALID_QUALIFIED_NAMES: set = set()
+_VALID_QUALIFIED_NAMES_MAX = 8192
+
+
 def _validate_qualified_name(key: str, path: str) -> List[Cause]:
+    if key in _VALID_QUALIFIED_NAMES:
+        return []
+    causes = _qualified_name_errors(key, path)
+    if not causes and len(_VALID_QUALIFIED_NAMES) < _VALID_QUALIFIED_NAMES_MAX:
+        _VALID_QUALIFIED_NAMES.add(key)
+    return causes
+
+
+def _qualified_name_errors(key: str, path: str) -> List[Cause]:
     if key.count("/") > 1:
         return [field_error("", path, key, QUALIFIED_NAME_WITH_PREFIX_MSG)]
     prefix, slash, name = key.rpartition("/")
