@@ -465,6 +465,39 @@ def _add_scheduler(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     p.set_defaults(func=cmd_scheduler)
 
 
+# -- controller-manager -----------------------------------------------------------
+
+
+def cmd_controller_manager(args: argparse.Namespace) -> int:
+    from .controllers.catalog import controller_options
+    from .controllers.manager import ManagerOptions, run
+
+    if args.kube_api_qps < 0 or args.kube_api_burst < 0 or not 0 <= args.port <= 65535:
+        print("Error: --kube-api-qps/--kube-api-burst must be >= 0 and --port in 0..65535", file=sys.stderr)
+        return 2
+    return run(ManagerOptions(
+        kubeconfig=args.kubeconfig, context=args.context, qps=args.kube_api_qps, burst=args.kube_api_burst,
+        bind_address=args.bind_address, port=args.port, controllers=list(args.controllers),
+        controller_options=controller_options(args)))
+
+
+def _add_controller_manager(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from .controllers.catalog import add_controller_flags
+
+    help_text = "run the controllers (kube-controller-manager's) against any API server"
+    p = sub.add_parser("controller-manager", help=help_text, description=help_text)
+    p.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server")
+    p.add_argument("--context", default="", help="kubeconfig context (default: current-context)")
+    p.add_argument("--kube-api-qps", type=float, default=20.0,
+                   help="QPS to use while talking with the API server (20)")
+    p.add_argument("--kube-api-burst", type=int, default=30,
+                   help="burst to use while talking with the API server (30)")
+    p.add_argument("--bind-address", default="0.0.0.0", help="address /healthz, /readyz and /metrics are served on")
+    p.add_argument("--port", type=int, default=0, help="plain HTTP port for /healthz, /readyz, /metrics (0: off)")
+    add_controller_flags(p)
+    p.set_defaults(func=cmd_controller_manager)
+
+
 # -- parser -----------------------------------------------------------------------
 
 _ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [
@@ -473,6 +506,7 @@ _ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], 
     _add_snapshot,
     _add_fleet,
     _add_scheduler,
+    _add_controller_manager,
 ]
 
 

@@ -4,8 +4,9 @@ Owns `megaplane scheduler` and the scheduler inside `megaplane up`:
 quantities (`quantity`), what a pod asks for (`podspec`), the cluster as
 columns (`nodetable`), the default filter and score plugins
 (`plugins`), one cycle's algorithm (`algorithm`), the scheduling queue
-(`queue`), events (`events`), metrics and endpoints (`metrics`,
-`serving`) and the component tying them together (`scheduler`).
+(`queue`), events (`events`), metrics (`metrics`, served with
+/healthz and /readyz by `megaplane.serving`) and the component tying
+them together (`scheduler`).
 
 Built only on megaplane.client (a Client over HTTP, or the loopback
 transport inside `megaplane up`): it must not import megaplane.apiserver,
@@ -15,7 +16,7 @@ any Kubernetes API server.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, List, Sequence
 
 from .algorithm import Algorithm, FitError, NoNodesAvailableError, num_feasible_nodes_to_find
 from .nodetable import NodeTable
@@ -43,7 +44,9 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
         max_connections: int = 8) -> None:
     """`megaplane scheduler`: schedule over HTTP until SIGINT / SIGTERM."""
     from megaplane.client import Client
+    from megaplane.client.component import ClientComponent
     from megaplane.runtime import run_forever
+    from megaplane.serving import EndpointServer
 
     holder: List[Any] = []
 
@@ -52,9 +55,10 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
                                         max_connections=max_connections)
         scheduler = Scheduler(client, profiles=profiles, percentage_of_nodes_to_score=percentage_of_nodes_to_score)
         holder.append(scheduler)
-        parts: List[Any] = [_ClosingClient(client), scheduler]
+        parts: List[Any] = [ClientComponent(client), scheduler]
         if port:
-            parts.append(_Endpoints(scheduler, bind_address or "0.0.0.0", port))
+            parts.append(EndpointServer(bind_address or "0.0.0.0", port, [scheduler.metrics], scheduler.ready,
+                                        name="scheduler-endpoints"))
         return parts
 
     def started() -> None:
@@ -63,58 +67,3 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
               f"({holder[0].table.count} nodes known){where}; no leader election", flush=True)
 
     run_forever(build, on_started=started)
-
-
-class _ClosingClient:
-    """Closes the client's connections after the scheduler stopped (started first, so stopped last)."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    @property
-    def name(self) -> str:
-        return "client"
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        await self.client.close()
-
-    def ready(self) -> bool:
-        return True
-
-    def statistics(self) -> Dict[str, float]:
-        return {}
-
-
-class _Endpoints:
-    def __init__(self, scheduler: Scheduler, host: str, port: int) -> None:
-        self.scheduler = scheduler
-        self.host = host
-        self.port = port
-        self.server: Any = None
-
-    @property
-    def name(self) -> str:
-        return "scheduler-endpoints"
-
-    async def start(self) -> None:
-        from prometheus_client import CollectorRegistry
-
-        from .serving import serve
-
-        registry = CollectorRegistry()
-        registry.register(self.scheduler.metrics)
-        self.server = await serve(self.host, self.port, registry, self.scheduler.ready)
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            self.server = None
-
-    def ready(self) -> bool:
-        return self.server is not None
-
-    def statistics(self) -> Dict[str, float]:
-        return {}
