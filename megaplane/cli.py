@@ -13,6 +13,7 @@ import sys
 from typing import Callable, List, Optional
 
 from . import __version__
+from .apiserver.registry.services import DEFAULT_SERVICE_CLUSTER_IP_RANGE
 from .units import humanize_bytes, parse_duration
 
 __all__ = ["main", "build_parser"]
@@ -285,13 +286,15 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
     from megaplane.apiserver.server import APIServerConfig
 
     from .controllers.catalog import controller_options
-    from .controlplane import ControlPlaneConfig
+    from .controlplane import ControlPlaneConfig, resolve_advertise_address
 
     modes = dict(args.wal_mode)
     # Leases and Events are rewritten constantly and cheap to lose (k8s-1m runs them without a WAL).
     modes.setdefault(b"/registry/leases/", "none")
     modes.setdefault(b"/registry/events/", "none")
     args.wal_mode = list(modes.items())
+    advertise_address, also_bind = resolve_advertise_address(
+        args.bind_address, args.advertise_address, args.service_cluster_ip_range)
     return ControlPlaneConfig(
         data_dir=args.data_dir,
         store=store_config(args),
@@ -299,8 +302,7 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
             event_ttl=int(args.event_ttl),
             service_cluster_ip_range=args.service_cluster_ip_range,
             service_node_port_range=args.service_node_port_range,
-            advertise_address=args.advertise_address
-            or (args.bind_address if args.bind_address not in ("0.0.0.0", "::") else "127.0.0.1"),
+            advertise_address=advertise_address,
             watch_cache_window=args.watch_cache_window,
             watch_cache_min_events=args.default_watch_cache_size,
             request_timeout=args.request_timeout,
@@ -310,6 +312,7 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,
         ),
         bind_address=args.bind_address,
+        also_bind_address=also_bind,
         port=args.port,
         secure_port=args.secure_port,
         kubeconfig=args.kubeconfig,
@@ -352,8 +355,9 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
         g.add_argument("--tls-san", default="", help="extra names / IPs for the serving certificate (comma separated)")
         g.add_argument("--event-ttl", type=parse_duration, default=3600.0, help="how long Events are kept (1h)")
         g.add_argument(
-            "--service-cluster-ip-range", default="10.96.0.0/12", help="CIDR for service cluster IPs (10.96.0.0/12)"
-        )
+            "--service-cluster-ip-range", default=DEFAULT_SERVICE_CLUSTER_IP_RANGE,
+            help="CIDR for service cluster IPs, or two of different families for dual-stack (the first is the "
+                 f"default family; {DEFAULT_SERVICE_CLUSTER_IP_RANGE}: IPv6 single-stack, as the fleet's pods)")
         g.add_argument(
             "--service-node-port-range", default="30000-32767", help="port range for NodePort services (30000-32767)"
         )

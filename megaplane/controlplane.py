@@ -17,10 +17,11 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from megaplane.apiserver.http.tls import ensure_certs, server_ssl_context, write_kubeconfig
 from megaplane.apiserver.loopback import LoopbackTransport
+from megaplane.apiserver.registry.services import family_of, parse_service_cidrs
 from megaplane.apiserver.server import APIServer, APIServerConfig
 from megaplane.client import Client
 from megaplane.controllers.bootstrap import SystemBootstrap
@@ -41,6 +42,9 @@ class ControlPlaneConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     api: APIServerConfig = field(default_factory=APIServerConfig)
     bind_address: str = "127.0.0.1"
+    #: A second address the same ports listen on: the loopback (or wildcard) of the other IP family, when the
+    #: advertised address needs it (see resolve_advertise_address); "" for none.
+    also_bind_address: str = ""
     #: Plain HTTP port (0: off).
     port: int = 0
     #: HTTPS port (0: off).
@@ -118,10 +122,16 @@ class ControlPlane:
         host = cfg.bind_address
         if cfg.port:
             self.port = await self.api.listen(host, cfg.port)
+            if cfg.also_bind_address:
+                await self.api.listen(cfg.also_bind_address, self.port)
         if cfg.secure_port:
             pki = os.path.join(cfg.data_dir or tempfile.mkdtemp(prefix="megaplane-pki-"), "pki")
-            self._ca, crt, key = ensure_certs(pki, cfg.tls_sans)
-            self.secure_port = await self.api.listen(host, cfg.secure_port, server_ssl_context(crt, key))
+            sans = [*cfg.tls_sans, *_kubernetes_service_ips(cfg.api.service_cluster_ip_range)]
+            self._ca, crt, key = ensure_certs(pki, sans)
+            ssl = server_ssl_context(crt, key)
+            self.secure_port = await self.api.listen(host, cfg.secure_port, ssl)
+            if cfg.also_bind_address:
+                await self.api.listen(cfg.also_bind_address, self.secure_port, ssl)
 
     async def start(self) -> None:
         await self.runner.start()
@@ -158,6 +168,42 @@ class ControlPlane:
         if self.config.kubeconfig:
             line += f"\nkubeconfig written to {self.config.kubeconfig}: kubectl --kubeconfig {self.config.kubeconfig} get ns"
         return line
+
+
+# The loopback and wildcard addresses of one family, and their counterparts in the other.
+_OTHER_FAMILY_ADDRESS = {"127.0.0.1": "::1", "::1": "127.0.0.1", "0.0.0.0": "::", "::": "0.0.0.0"}
+
+
+def resolve_advertise_address(bind_address: str, advertise_address: str,
+                              service_cluster_ip_range: str) -> Tuple[str, str]:
+    """The address the `kubernetes` Service's endpoints advertise, and a second address to listen on ("" none).
+
+    As kube-apiserver, the advertised address must be of the default (first) service family, or the
+    `kubernetes` Service could not reach it ("service IP family ... must match public address family ...").
+    Unset, it is the bind address (its loopback when that is a wildcard); when the bind address is a
+    loopback or wildcard of the other family (`megaplane up`'s 127.0.0.1 on its IPv6 cluster), it is the
+    loopback of the service family, and the server listens there too, so the advertised address answers.
+    """
+    networks = parse_service_cidrs(service_cluster_ip_range)
+    family = family_of(networks[0])
+    if advertise_address:
+        if family_of(advertise_address) != family:
+            raise ValueError(f'service IP family "{networks[0]}" must match public address family '
+                             f'"{advertise_address}"')
+        return advertise_address, ""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_address, bind_address)
+    if family_of(shown) == family:
+        return shown, ""
+    other = _OTHER_FAMILY_ADDRESS.get(bind_address)
+    if other is None:
+        raise ValueError(f"--bind-address {bind_address} is not of the default service family ({family} from "
+                         f"--service-cluster-ip-range {service_cluster_ip_range}): set --advertise-address")
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(other, other), other
+
+
+def _kubernetes_service_ips(service_cluster_ip_range: str) -> List[str]:
+    """The first address of each service range: where the `kubernetes` Service is (a SAN of the serving cert)."""
+    return [str(n.network_address + 1) for n in parse_service_cidrs(service_cluster_ip_range)]
 
 
 class _Plane:

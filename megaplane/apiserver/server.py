@@ -34,6 +34,7 @@ from megaplane.apiserver.http.transport import HTTPServer, Request, Response, St
 from megaplane.apiserver.metrics import APIMetrics
 from megaplane.apiserver.registry.kinds import StrategyConfig
 from megaplane.apiserver.registry.registry import Registry, RegistryConfig
+from megaplane.apiserver.registry.services import DEFAULT_SERVICE_CLUSTER_IP_RANGE
 from megaplane.apiserver.watchcache import WatchCache
 from megaplane.storage import Storage
 
@@ -62,11 +63,12 @@ class APIServerConfig:
     #: --event-ttl: how long Events live (kube-apiserver default 1h).
     event_ttl: int = 3600
     #: --service-cluster-ip-range
-    service_cluster_ip_range: str = "10.96.0.0/12"
+    service_cluster_ip_range: str = DEFAULT_SERVICE_CLUSTER_IP_RANGE
     #: --service-node-port-range
     service_node_port_range: str = "30000-32767"
     #: Address reported in /api's serverAddressByClientCIDRs.
-    advertise_address: str = "127.0.0.1"
+    #: Of the default service family (the `kubernetes` Service's endpoint), as kube-apiserver requires.
+    advertise_address: str = "::1"
     #: Seconds between BOOKMARK events to watchers that allow them.
     bookmark_interval: float = 60.0
     #: Watch cache history window (seconds; upstream keeps 75 s).

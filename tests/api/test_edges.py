@@ -137,7 +137,7 @@ def test_changing_a_cluster_ip_is_refused(ttl_cluster: Cluster) -> None:
     status, svc = request(ttl_cluster, "POST", f"/api/v1/namespaces/{NS}/services",
                           {"metadata": {"name": "fixed-ip"}, "spec": {"ports": [{"port": 80}]}})
     assert status == 201
-    svc["spec"]["clusterIP"] = svc["spec"]["clusterIPs"][0] = "10.96.77.77"
+    svc["spec"]["clusterIP"] = svc["spec"]["clusterIPs"][0] = "fd00:10:96::7777"
     status, answer = request(ttl_cluster, "PUT", f"/api/v1/namespaces/{NS}/services/fixed-ip", svc)
     assert status == 422 and answer["reason"] == "Invalid", answer
 

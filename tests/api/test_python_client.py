@@ -6,6 +6,8 @@ so every object the server returns is checked by deserialising it.
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
@@ -220,7 +222,7 @@ def test_generate_name_and_server_fields(api):
     assert cm.metadata.name.startswith("gen-") and len(cm.metadata.name) == 9
     assert cm.metadata.creation_timestamp is not None
     svc = core.create_namespaced_service(NS, {"metadata": {"name": "ip"}, "spec": {"ports": [{"port": 80}]}})
-    assert svc.spec.cluster_ip.startswith("10.") and svc.spec.ports[0].target_port == 80
+    assert ipaddress.ip_address(svc.spec.cluster_ip) in ipaddress.ip_network("fd00:10:96::/108") and svc.spec.ports[0].target_port == 80
     assert svc.spec.type == "ClusterIP" and svc.spec.ports[0].protocol == "TCP"
 
 

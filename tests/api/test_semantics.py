@@ -41,7 +41,7 @@ SELECTOR = {"matchLabels": {"app": "x"}}
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 # names.SimpleNameGenerator: 5 characters from utilrand's alphabet (no vowels, no 0/1/3).
 GENERATED_SUFFIX = re.compile(r"^[bcdfghjklmnpqrstvwxz2456789]{5}$")
-SERVICE_RANGE = ipaddress.ip_network("10.96.0.0/12")  # `megaplane up` default --service-cluster-ip-range
+SERVICE_RANGE = ipaddress.ip_network("fd00:10:96::/108")  # `megaplane up` default --service-cluster-ip-range
 OPTIMISTIC_LOCK = "the object has been modified; please apply your changes to the latest version and try again"
 
 
@@ -1046,6 +1046,10 @@ def test_the_kubernetes_service(core):
     assert svc.spec.type == "ClusterIP" and svc.metadata.labels == {"component": "apiserver", "provider": "kubernetes"}
     port = svc.spec.ports[0]
     assert (port.name, port.port, port.protocol) == ("https", 443, "TCP")
+    # IPv6 single-stack, and its endpoints in its family (kube-apiserver refuses a mismatched advertise address).
+    assert (svc.spec.ip_families, svc.spec.ip_family_policy) == (["IPv6"], "SingleStack")
+    endpoints = core.read_namespaced_endpoints("kubernetes", "default")
+    assert [a.ip for a in endpoints.subsets[0].addresses] == ["::1"]
 
 
 def test_the_kubernetes_service_targets_the_secure_port(core, cluster):
@@ -1151,14 +1155,45 @@ def test_cluster_ips_are_allocated_unique_and_released(core):
     assert info.value.status == 422 and "spec.clusterIPs" in st["message"]
     assert "provided IP is already allocated" in st["message"]
     with pytest.raises(ApiException) as info:
-        _svc(core, ns, "ip-outside", clusterIP="192.168.77.1")
+        _svc(core, ns, "ip-outside", clusterIP="fd00:99::1")
     assert info.value.status == 422
     assert f"is not in the valid range. The range of valid IPs is {SERVICE_RANGE}" in _status(info.value)["message"]
+    with pytest.raises(ApiException) as info:
+        _svc(core, ns, "ip-other-family", clusterIP="10.96.0.50")
+    assert info.value.status == 422
+    assert 'spec.clusterIPs[0]: Invalid value: ["10.96.0.50"]: IPv4 is not configured on this cluster' in _status(
+        info.value)["message"]
     core.delete_namespaced_service("ip-0", ns)
     again = _svc(core, ns, "ip-reuse", clusterIP=ips[0])
     assert again.spec.cluster_ip == ips[0] and again.spec.cluster_ips == [ips[0]]
     headless = _svc(core, ns, "headless", clusterIP="None")
     assert headless.spec.cluster_ip == "None" and headless.spec.cluster_ips == ["None"]
+
+
+def test_ip_families_on_a_single_stack_cluster(core):
+    ns = namespace(core, "sem-svc")
+    prefer = _svc(core, ns, "fam-prefer", ipFamilyPolicy="PreferDualStack")
+    assert prefer.spec.ip_families == ["IPv6"] and len(prefer.spec.cluster_ips) == 1
+    assert prefer.spec.ip_family_policy == "PreferDualStack"
+    cases = [
+        ({"ipFamilyPolicy": "RequireDualStack"},
+         'spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack '
+         'services'),
+        ({"ipFamilies": ["IPv4"]}, 'spec.ipFamilies[0]: Invalid value: "IPv4": not configured on this cluster'),
+        ({"ipFamilies": ["IPv6", "IPv4"]},
+         "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' "
+         "when multiple IP families are specified"),
+    ]
+    for i, (spec, message) in enumerate(cases):
+        with pytest.raises(ApiException) as info:
+            _svc(core, ns, f"fam-bad-{i}", **spec)
+        assert info.value.status == 422 and message in _status(info.value)["message"], (spec, _status(info.value))
+    # Refused creates hold nothing: the next service still gets a fresh address and the names are free.
+    names = {s.metadata.name for s in core.list_namespaced_service(ns).items}
+    assert not {n for n in names if n.startswith("fam-bad")}
+    # A headless service without a selector may name both families (nothing is allocated for it).
+    headless = _svc(core, ns, "fam-headless", clusterIP="None")
+    assert headless.spec.ip_family_policy == "RequireDualStack" and headless.spec.ip_families == ["IPv6", "IPv4"]
 
 
 def test_node_ports_are_allocated_from_the_range(core):

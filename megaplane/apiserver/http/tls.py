@@ -52,7 +52,7 @@ def ensure_certs(pki_dir: str, sans: Optional[List[str]] = None) -> Tuple[str, s
         x509.DNSName("kubernetes.default"),
         x509.DNSName("kubernetes.default.svc"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
     ]
     for san in sans or ():
         try:
