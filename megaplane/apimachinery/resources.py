@@ -22,6 +22,7 @@ SUBRESOURCE_VERBS = {
     "status": ("get", "patch", "update"),
     "scale": ("get", "patch", "update"),
     "binding": ("create",),
+    "eviction": ("create",),
     "finalize": ("update",),
 }
 
@@ -124,7 +125,7 @@ RESOURCES: List[Resource] = [
     _r("", "v1", "nodes", "node", "Node", False, "/registry/minions/", short_names=("no",), subresources=("status",),
        field_selectors=("metadata.name", "spec.unschedulable"), field_label_conversion="core"),
     _r("", "v1", "pods", "pod", "Pod", True, "/registry/pods/", short_names=("po",), categories=("all",),
-       subresources=("status", "binding"), field_selectors=_POD_FIELDS, returns_deleted_object=True,
+       subresources=("status", "binding", "eviction"), field_selectors=_POD_FIELDS, returns_deleted_object=True,
        field_label_conversion="core", field_aliases={"spec.host": "spec.nodeName"}),
     _r("", "v1", "services", "service", "Service", True, "/registry/services/specs/", short_names=("svc",),
        categories=("all",), subresources=("status",), returns_deleted_object=True,
@@ -149,6 +150,8 @@ RESOURCES: List[Resource] = [
        categories=("all",), subresources=("status",), generation=True),
     _r("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, "/registry/statefulsets/",
        short_names=("sts",), categories=("all",), subresources=("status", "scale"), generation=True),
+    _r("apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", True,
+       "/registry/controllerrevisions/"),
     _r("batch", "v1", "jobs", "job", "Job", True, "/registry/jobs/", categories=("all",), subresources=("status",),
        generation=True, field_selectors=_COMMON_FIELDS + ("status.successful",), field_label_conversion="job"),
     _r("events.k8s.io", "v1", "events", "event", "Event", True, "/registry/events/", short_names=("ev",),
@@ -160,6 +163,8 @@ RESOURCES: List[Resource] = [
            **{f"regarding.{f}": f"involvedObject.{f}"
               for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
            "reportingController": "reportingComponent"}),
+    _r("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", True,
+       "/registry/poddisruptionbudgets/", short_names=("pdb",), subresources=("status",), generation=True),
     _r("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
        "/registry/endpointslices/", generation=True),
     # API Priority and Fairness: the bootstrap configuration, served read-only (apiserver.flowcontrol.objects).

@@ -22,7 +22,7 @@ AGGREGATED_V2 = b"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscove
 AGGREGATED_V2BETA1 = b"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
 _SUB_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "binding": ["create"],
-              "finalize": ["update"]}
+              "eviction": ["create"], "finalize": ["update"]}
 
 
 def _sub_kind(r: Resource, sub: str) -> Tuple[str, str, str]:
@@ -30,6 +30,8 @@ def _sub_kind(r: Resource, sub: str) -> Tuple[str, str, str]:
         return ("autoscaling", "v1", "Scale")
     if sub == "binding":
         return ("", "v1", "Binding")
+    if sub == "eviction":
+        return ("policy", "v1", "Eviction")  # kubectl drain finds the Eviction version here
     return (r.group, r.version, r.kind)
 
 

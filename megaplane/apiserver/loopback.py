@@ -27,6 +27,7 @@ from megaplane.apimachinery.watchevent import event_line
 from megaplane.apiserver.http.decode import delete_options_from
 from megaplane.apiserver.http.encoding import list_body
 from megaplane.apiserver.patch import PatchError, decode_patch
+from megaplane.apiserver.registry.eviction import EVICTION
 from megaplane.apiserver.registry.options import write_options
 from megaplane.apiserver.registry.registry import Registry
 from megaplane.apiserver.registry.store import ResourceStore, patch_status
@@ -96,6 +97,11 @@ class LoopbackTransport:
         r = self._resource(ref, "create", subresource)
         try:
             opts = write_options(params, "CreateOptions")
+            if subresource == "eviction":
+                result = await self.registry.eviction.create(namespace or "", name, _object(body, EVICTION), opts)
+                if result.status >= 400:  # a Failure Status answered, not raised (more than one PDB: 500)
+                    raise error_from_response(result.status, {}, result.data)
+                return result.data
             obj = _object(body, r)
             store = self._store(r)
             if subresource == "binding":

@@ -29,6 +29,7 @@ from megaplane.apiserver.http.transport import Request, Response, StreamResponse
 from megaplane.apiserver.http.watch import HTTPWatcher, WatchFanout
 from megaplane.apiserver.patch import PatchError, decode_patch
 from megaplane.apiserver.registry.eventsv1 import events_v1_from_core
+from megaplane.apiserver.registry.eviction import EVICTION
 from megaplane.apiserver.registry.options import write_options
 from megaplane.apiserver.registry.registry import Registry
 from megaplane.apiserver.registry.store import ListResult, Result, patch_status
@@ -200,6 +201,9 @@ class ResourceEndpoints:
         assert r is not None
         store = self.registry.store(r)
         opts = write_options(q, "CreateOptions")
+        if info.subresource == "eviction":
+            eviction = decode_body(req, EVICTION)
+            return self.respond(req, r, await self.registry.eviction.create(info.namespace, info.name, eviction, opts))
         obj = decode_body(req, r)
         if info.subresource == "binding":
             return self.respond(req, r, await store.bind(info.namespace, info.name, obj, opts))

@@ -18,6 +18,7 @@ import orjson
 
 from megaplane.apimachinery.resources import RESOURCES, Resource, lookup
 from megaplane.apiserver.registry.admission import NamespaceAdmission
+from megaplane.apiserver.registry.eviction import PodEviction
 from megaplane.apiserver.registry.kinds import StrategyConfig, strategy_for
 from megaplane.apiserver.registry.store import ResourceStore
 from megaplane.apiserver.watchcache import CachedObject, WatchCache
@@ -67,6 +68,10 @@ class Registry:
                 self.admission,
                 functools.partial(self.schema_for, r),
             )
+        pods, pdbs = lookup("", "pods"), lookup("policy", "poddisruptionbudgets")
+        assert pods is not None and pdbs is not None
+        #: POST pods/{name}/eviction (over the pods' and the PDBs' stores).
+        self.eviction = PodEviction(self.stores[pods], self.stores[pdbs])
 
     async def start(self) -> None:
         """Fill the caches from storage; strategies re-learn what stored objects hold (allocations)."""

@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 from megaplane.apimachinery.errors import field_error
 
-__all__ = ["validate_name", "validate_metadata", "name_rule", "Cause"]
+__all__ = ["validate_name", "validate_metadata", "validate_label_selector", "name_rule", "Cause"]
 
 Cause = Dict[str, Any]
 
@@ -212,4 +212,47 @@ def validate_data(group: str, plural: str, obj: Dict[str, Any]) -> List[Cause]:
     if total > MAX_DATA_BYTES:
         path = "[]" if plural == "configmaps" else "data"
         causes.append(field_error("", path, None, f"must have at most {MAX_DATA_BYTES} bytes", "FieldValueTooLong"))
+    return causes
+
+
+def _label_value_errors(value: Any, path: str) -> List[Cause]:
+    if not isinstance(value, str):
+        return [field_error("", path, value, "must be a string")]
+    if len(value) > 63:
+        return [field_error("", path, value, "must be no more than 63 characters")]
+    if not _LABEL_VALUE.match(value):
+        return [field_error("", path, value, LABEL_VALUE_MSG)]
+    return []
+
+
+def validate_label_selector(selector: Any, path: str) -> List[Cause]:
+    """unversioned ValidateLabelSelector: matchLabels keys and values, each matchExpression's operator,
+    key and values (In/NotIn need values, Exists/DoesNotExist take none)."""
+    if not isinstance(selector, dict):
+        return []
+    causes: List[Cause] = []
+    labels = selector.get("matchLabels") or {}
+    if isinstance(labels, dict):
+        for k, v in labels.items():
+            causes += _validate_qualified_name(k, f"{path}.matchLabels")
+            causes += _label_value_errors(v, f"{path}.matchLabels")
+    for i, expr in enumerate(selector.get("matchExpressions") or ()):
+        at = f"{path}.matchExpressions[{i}]"
+        if not isinstance(expr, dict):
+            continue
+        op, values = expr.get("operator"), expr.get("values") or []
+        if op in ("In", "NotIn"):
+            if not values:
+                causes.append(field_error("", f"{at}.values", None, "must be specified when `operator` is 'In' or "
+                                          "'NotIn'", "FieldValueRequired"))
+        elif op in ("Exists", "DoesNotExist"):
+            if values:
+                causes.append(field_error("", f"{at}.values", None, "may not be specified when `operator` is "
+                                          "'Exists' or 'DoesNotExist'", "FieldValueForbidden"))
+        else:
+            causes.append(field_error("", f"{at}.operator", op if op is not None else "",
+                                      "not a valid selector operator"))
+        causes += _validate_qualified_name(str(expr.get("key") or ""), f"{at}.key")
+        for j, value in enumerate(values if isinstance(values, list) else ()):
+            causes += _label_value_errors(value, f"{at}.values[{j}]")
     return causes

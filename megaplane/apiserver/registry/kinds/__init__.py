@@ -13,6 +13,7 @@ from megaplane.apiserver.registry.kinds.deployments import DeploymentStrategy
 from megaplane.apiserver.registry.kinds.endpointslices import EndpointSliceStrategy
 from megaplane.apiserver.registry.kinds.namespaces import NamespaceStrategy
 from megaplane.apiserver.registry.kinds.nodes import NodeStrategy
+from megaplane.apiserver.registry.kinds.poddisruptionbudgets import PodDisruptionBudgetStrategy
 from megaplane.apiserver.registry.kinds.pods import PodStrategy
 from megaplane.apiserver.registry.kinds.services import ServiceStrategy
 from megaplane.apiserver.registry.strategy import Strategy
@@ -48,6 +49,7 @@ _KINDS: Dict[Tuple[str, str], Callable[[Resource, StrategyConfig], Strategy]] = 
     ("", "events"): _events,
     ("apps", "deployments"): lambda r, c: DeploymentStrategy(r),
     ("discovery.k8s.io", "endpointslices"): lambda r, c: EndpointSliceStrategy(r),
+    ("policy", "poddisruptionbudgets"): lambda r, c: PodDisruptionBudgetStrategy(r),
 }
 
 
