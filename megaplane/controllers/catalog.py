@@ -77,6 +77,11 @@ CONCURRENT_NAMESPACE_SYNCS = _syncs("--concurrent-namespace-syncs", 10, "namespa
 CONCURRENT_SERVICEACCOUNT_SYNCS = _syncs("--concurrent-serviceaccount-syncs", 1, "namespaces' default service accounts")
 CONCURRENT_REPLICASET_SYNCS = _syncs("--concurrent-replicaset-syncs", 5, "replica sets")
 CONCURRENT_DEPLOYMENT_SYNCS = _syncs("--concurrent-deployment-syncs", 5, "deployments")
+CONCURRENT_ENDPOINT_SYNCS = _syncs("--concurrent-endpoint-syncs", 5, "services' endpoints")
+CONCURRENT_SERVICE_ENDPOINT_SYNCS = _syncs("--concurrent-service-endpoint-syncs", 5, "services' endpoint slices")
+MAX_ENDPOINTS_PER_SLICE = ControllerFlag("--max-endpoints-per-slice", int, 100,
+                                         "the most endpoints in one EndpointSlice (100)")
+CONCURRENT_GC_SYNCS = _syncs("--concurrent-gc-syncs", 20, "garbage collector workers")
 
 
 def _namespace(ctx: ControllerContext) -> Component:
@@ -103,6 +108,25 @@ def _deployment(ctx: ControllerContext) -> Component:
     return DeploymentController(ctx.client, workers=ctx.option(CONCURRENT_DEPLOYMENT_SYNCS), clock=ctx.clock)
 
 
+def _endpoint(ctx: ControllerContext) -> Component:
+    from .endpoints import EndpointsController
+
+    return EndpointsController(ctx.client, workers=ctx.option(CONCURRENT_ENDPOINT_SYNCS), clock=ctx.clock)
+
+
+def _endpointslice(ctx: ControllerContext) -> Component:
+    from .endpointslice import EndpointSliceController
+
+    return EndpointSliceController(ctx.client, workers=ctx.option(CONCURRENT_SERVICE_ENDPOINT_SYNCS), clock=ctx.clock,
+                                   max_endpoints_per_slice=ctx.option(MAX_ENDPOINTS_PER_SLICE))
+
+
+def _garbagecollector(ctx: ControllerContext) -> Component:
+    from .garbagecollector import GarbageCollector
+
+    return GarbageCollector(ctx.client, workers=ctx.option(CONCURRENT_GC_SYNCS), clock=ctx.clock)
+
+
 #: In start order (upstream starts them in its own order; ours only matters for readability of logs).
 #: Add a controller here: its spec is all `up` and `controller-manager` need.
 CATALOG: List[ControllerSpec] = [
@@ -111,6 +135,10 @@ CATALOG: List[ControllerSpec] = [
                    (CONCURRENT_SERVICEACCOUNT_SYNCS,)),
     ControllerSpec("replicaset-controller", _replicaset, ("replicaset",), (CONCURRENT_REPLICASET_SYNCS,)),
     ControllerSpec("deployment-controller", _deployment, ("deployment",), (CONCURRENT_DEPLOYMENT_SYNCS,)),
+    ControllerSpec("endpoints-controller", _endpoint, ("endpoint",), (CONCURRENT_ENDPOINT_SYNCS,)),
+    ControllerSpec("endpointslice-controller", _endpointslice, ("endpointslice",),
+                   (CONCURRENT_SERVICE_ENDPOINT_SYNCS, MAX_ENDPOINTS_PER_SLICE)),
+    ControllerSpec("garbage-collector-controller", _garbagecollector, ("garbagecollector",), (CONCURRENT_GC_SYNCS,)),
 ]
 
 

@@ -9,12 +9,23 @@ and the answer is the deleted object for kinds whose store returns it
 Namespaces start termination on their first DELETE (the namespace
 controller then removes their content). The writes are the store's
 (`ResourceStore.delete`); this module decides.
+
+Dependents (the garbage collector's side, as the store's
+deletionFinalizersForGarbageCollection): `propagationPolicy: Orphan` (or
+`orphanDependents: true`, or the kind's default: batch/v1 Jobs orphan for
+backwards compatibility) puts the `orphan` finalizer on the object,
+`Foreground` puts `foregroundDeletion`; either keeps the object, marked,
+until the garbage collector has orphaned or deleted its dependents and
+removed the finalizer. `Background` (kubectl's default) or no policy on
+other kinds deletes at once and leaves the dependents to the collector.
+The policy may still be changed by a later DELETE while finalizers hold
+the object, but not during a pending graceful deletion.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import orjson
 
@@ -26,7 +37,98 @@ from megaplane.apimachinery.selectors import matches_fields, matches_labels
 from megaplane.apiserver.registry.strategy import Strategy
 from megaplane.apiserver.watchcache import CachedObject
 
-__all__ = ["check_preconditions", "mark_for_deletion", "success_status", "matches"]
+__all__ = [
+    "FINALIZER_DELETE_DEPENDENTS",
+    "FINALIZER_ORPHAN_DEPENDENTS",
+    "check_preconditions",
+    "gc_finalizers",
+    "mark_for_deletion",
+    "matches",
+    "success_status",
+    "validate_options",
+]
+
+#: metav1.FinalizerOrphanDependents / FinalizerDeleteDependents.
+FINALIZER_ORPHAN_DEPENDENTS = "orphan"
+FINALIZER_DELETE_DEPENDENTS = "foregroundDeletion"
+_POLICIES = ("Foreground", "Background", "Orphan")
+#: Kinds whose DefaultGarbageCollectionPolicy is OrphanDependents in the version megaplane serves
+#: (pkg/registry/batch/job/strategy.go: batch/v1 Jobs orphan their pods unless told otherwise).
+_ORPHAN_BY_DEFAULT = {("batch", "jobs")}
+
+
+def validate_options(opts: Dict[str, Any]) -> None:
+    """ValidateDeleteOptions: one of orphanDependents / propagationPolicy, and a known policy (422 else)."""
+    policy = opts.get("propagationPolicy")
+    causes = []
+    if opts.get("orphanDependents") is not None and policy is not None:
+        causes.append(errors.field_error("", "propagationPolicy", policy,
+                                         "orphanDependents and deletionPropagation cannot be both set"))
+    if policy is not None and policy not in _POLICIES:
+        causes.append(errors.field_error(
+            "", "propagationPolicy", policy, 'supported values: "Foreground", "Background", "Orphan", "nil"',
+            "FieldValueNotSupported"))
+    if causes:
+        raise errors.invalid("meta.k8s.io", "DeleteOptions", "", causes)
+
+
+def _should_orphan(r: Resource, finalizers: List[str], opts: Dict[str, Any]) -> bool:
+    """shouldOrphanDependents: the options, then the object's finalizers, then the kind's default."""
+    if opts.get("orphanDependents") is not None:
+        return bool(opts["orphanDependents"])
+    policy = opts.get("propagationPolicy")
+    if policy == "Orphan":
+        return True
+    if policy in ("Background", "Foreground"):
+        return False
+    for f in finalizers:
+        if f == FINALIZER_ORPHAN_DEPENDENTS:
+            return True
+        if f == FINALIZER_DELETE_DEPENDENTS:
+            return False
+    return (r.group, r.plural) in _ORPHAN_BY_DEFAULT
+
+
+def _should_delete_dependents(finalizers: List[str], opts: Dict[str, Any]) -> bool:
+    """shouldDeleteDependents: the options, then the object's finalizers (no kind defaults to foreground)."""
+    if opts.get("orphanDependents") is not None:
+        return False
+    policy = opts.get("propagationPolicy")
+    if policy == "Foreground":
+        return True
+    if policy in ("Background", "Orphan"):
+        return False
+    for f in finalizers:
+        if f == FINALIZER_DELETE_DEPENDENTS:
+            return True
+        if f == FINALIZER_ORPHAN_DEPENDENTS:
+            return False
+    return False
+
+
+def gc_finalizers(r: Resource, meta: Dict[str, Any], opts: Dict[str, Any]) -> Optional[List[str]]:
+    """The object's finalizers after this DELETE's propagation policy, or None if they stay as they are."""
+    old = [f for f in meta.get("finalizers") or () if isinstance(f, str)]
+    new = [f for f in old if f not in (FINALIZER_ORPHAN_DEPENDENTS, FINALIZER_DELETE_DEPENDENTS)]
+    if _should_orphan(r, old, opts):
+        new.append(FINALIZER_ORPHAN_DEPENDENTS)
+    if _should_delete_dependents(old, opts):
+        new.append(FINALIZER_DELETE_DEPENDENTS)
+    return None if set(new) == set(old) else new
+
+
+def _mark_as_deleting(meta: Dict[str, Any]) -> None:
+    """markAsDeleting: held by finalizers with no grace period: deletionTimestamp now (or sooner), grace 0."""
+    stamp = meta.get("deletionTimestamp")
+    if not stamp:
+        if meta.get("generation"):
+            meta["generation"] += 1
+        meta["deletionTimestamp"] = now_rfc3339()
+    else:
+        when = parse_rfc3339(stamp)
+        if when is not None and when > datetime.datetime.now(datetime.timezone.utc):
+            meta["deletionTimestamp"] = now_rfc3339()
+    meta["deletionGracePeriodSeconds"] = 0
 
 
 def check_preconditions(r: Resource, cur: CachedObject, opts: Dict[str, Any]) -> None:
@@ -52,29 +154,44 @@ def check_preconditions(r: Resource, cur: CachedObject, opts: Dict[str, Any]) ->
 
 def mark_for_deletion(strategy: Strategy, obj: Dict[str, Any], opts: Dict[str, Any]) -> Optional[bool]:
     """Set the deletion marks on `obj`; True if it must be kept (marked), False to delete it now,
-    None when a graceful deletion is already pending and this request changes nothing."""
+    None when a graceful deletion is already pending and this request changes nothing.
+
+    rest.BeforeDelete, then the store's updateForGracefulDeletionAndFinalizers: the propagation
+    policy's finalizer is put on (or taken off) unless a graceful deletion is pending.
+    """
     meta = obj["metadata"]
-    finalizers = bool(meta.get("finalizers"))
+    graceful = False
     period = meta.get("deletionGracePeriodSeconds")
     if meta.get("deletionTimestamp"):
-        if not period:  # held by finalizers (or a grace period already at 0)
-            return True if finalizers else False
-        want = opts.get("gracePeriodSeconds")
-        if want is None or want >= period:
-            return None  # only a shorter grace period may be asked for
-        start = parse_rfc3339(meta["deletionTimestamp"])
-        if start is not None:
-            meta["deletionTimestamp"] = format_rfc3339(start - datetime.timedelta(seconds=period - want))
-        meta["deletionGracePeriodSeconds"] = want
-        return True if want > 0 or finalizers else False
-    grace = strategy.grace_period(obj, opts)
-    if grace > 0:
-        meta["deletionTimestamp"] = now_rfc3339(grace)
-        meta["deletionGracePeriodSeconds"] = grace
+        if period:  # a graceful deletion is pending: it may only be shortened
+            want = opts.get("gracePeriodSeconds")
+            if want is not None and want < 0:
+                want = 1  # BeforeDelete reads a negative grace period as 1 s
+            if want is None or want >= period:
+                return None
+            start = parse_rfc3339(meta["deletionTimestamp"])
+            if start is not None:
+                meta["deletionTimestamp"] = format_rfc3339(start - datetime.timedelta(seconds=period - want))
+            meta["deletionGracePeriodSeconds"] = want
+            graceful = want > 0
+    else:
+        grace = strategy.grace_period(obj, opts)
+        if grace > 0:
+            meta["deletionTimestamp"] = now_rfc3339(grace)
+            meta["deletionGracePeriodSeconds"] = grace
+            if meta.get("generation"):
+                meta["generation"] += 1
+            graceful = True
+    finalizers = gc_finalizers(strategy.resource, meta, opts)
+    if finalizers is not None:
+        if finalizers:
+            meta["finalizers"] = finalizers
+        else:
+            meta.pop("finalizers", None)
+    if graceful:
         return True
-    if finalizers:
-        meta["deletionTimestamp"] = now_rfc3339()
-        meta["deletionGracePeriodSeconds"] = 0
+    if meta.get("finalizers"):
+        _mark_as_deleting(meta)
         return True
     return False
 

@@ -576,9 +576,11 @@ class ResourceStore:
 
     async def delete(self, namespace: str, name: str, opts: Dict[str, Any]) -> Result:
         """DELETE as the generic registry store does it: BeforeDelete, then delete or mark (see deletion.py)."""
+        deletion.validate_options(opts)
         return await self._delete_one(self.current(namespace, name), opts)
 
     async def delete_collection(self, namespace: str, list_opts: ListOptions, opts: Dict[str, Any]) -> ListResult:
+        deletion.validate_options(opts)
         victims = [
             o for o in self.cache.iter_prefix(self.resource.namespace_prefix(self._ns(namespace)))
             if deletion.matches(list_opts, o)

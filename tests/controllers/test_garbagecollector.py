@@ -1,0 +1,220 @@
+"""The garbage collector in `megaplane up --nodes 3`, driven with kubectl and the Python client.
+
+Deleting a Deployment in each of kubectl's cascade modes, ownerReferences
+whose uid does not match the live owner, foreground deletion held by a
+dependent that blocks it, orphaning through deletecollection and the
+deprecated orphanDependents, upstream's DeleteOptions checks, and owners
+deleted while the collector was not running (collected after the restart).
+Every wait polls for a state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Iterator, List, Optional
+
+import kubernetes
+import pytest
+
+from tests.api.conftest import Cluster, start_megaplane
+from tests.fleet.conftest import eventually, start_server
+
+NS = "default"
+UP_FLAGS = ["--nodes", "3", "--pod-startup-latency", "100ms", "--node-lease-duration-seconds", "10",
+            "--controllers", "*", "--scheduler"]
+
+
+@pytest.fixture(scope="module")
+def up() -> Iterator[Cluster]:
+    root = tempfile.mkdtemp(prefix="megaplane-gc-")
+    c = start_server(root, "up", UP_FLAGS)
+    try:
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def core(up: Cluster) -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(up.api_client())
+
+
+def get(up: Cluster, *args: str) -> Any:
+    return json.loads(up.ok("get", *args, "-o", "json"))
+
+
+def exists(up: Cluster, kind: str, name: str) -> Optional[Dict[str, Any]]:
+    r = up.kubectl("get", kind, name, "-n", NS, "-o", "json")
+    if r.returncode != 0:
+        assert "NotFound" in r.stderr, r.stderr
+        return None
+    obj: Dict[str, Any] = json.loads(r.stdout)
+    return obj
+
+
+def owned(items: List[Dict[str, Any]], uid: str) -> List[Dict[str, Any]]:
+    return [o for o in items if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or ())]
+
+
+def deployment_with_pods(up: Cluster, name: str, replicas: int = 2) -> Dict[str, Any]:
+    """A Deployment whose ReplicaSet has `replicas` pods; returns {"d": uid, "rs": uid, "pods": [names]}."""
+    up.ok("create", "deployment", name, "--image=nginx", f"--replicas={replicas}")
+    d = get(up, "deployment", name)
+    rs = eventually(lambda: owned(get(up, "rs", "-n", NS)["items"], d["metadata"]["uid"]), f"{name}'s ReplicaSet")[0]
+    pods = eventually(lambda: len(owned(get(up, "pods", "-n", NS)["items"], rs["metadata"]["uid"])) == replicas
+                      and owned(get(up, "pods", "-n", NS)["items"], rs["metadata"]["uid"]), f"{name}'s pods")
+    return {"d": d["metadata"]["uid"], "rs": rs["metadata"]["uid"], "rs_name": rs["metadata"]["name"],
+            "pods": [p["metadata"]["name"] for p in pods]}
+
+
+def test_delete_deployment_deletes_its_replica_sets_and_pods(up: Cluster) -> None:
+    made = deployment_with_pods(up, "gc-bg")
+    up.ok("delete", "deployment", "gc-bg")  # kubectl's default: --cascade=background
+    eventually(lambda: not owned(get(up, "rs", "-n", NS)["items"], made["d"]), "the ReplicaSet to be collected")
+    eventually(lambda: not owned(get(up, "pods", "-n", NS)["items"], made["rs"]), "the pods to be collected")
+
+
+def test_cascade_orphan_keeps_replica_sets_and_pods_without_the_owner_reference(up: Cluster) -> None:
+    made = deployment_with_pods(up, "gc-orphan")
+    up.ok("delete", "deployment", "gc-orphan", "--cascade=orphan")
+    eventually(lambda: exists(up, "deployment", "gc-orphan") is None, "the Deployment to go")
+    rs = eventually(lambda: exists(up, "rs", made["rs_name"]), "the ReplicaSet to stay")
+    assert rs["metadata"]["uid"] == made["rs"]
+    assert not rs["metadata"].get("ownerReferences"), rs["metadata"]
+    pods = owned(get(up, "pods", "-n", NS)["items"], made["rs"])
+    assert sorted(p["metadata"]["name"] for p in pods) == sorted(made["pods"])
+    assert not any(p["metadata"].get("deletionTimestamp") for p in pods)
+    up.ok("delete", "rs", made["rs_name"])
+    eventually(lambda: not owned(get(up, "pods", "-n", NS)["items"], made["rs"]), "the pods to follow their set")
+
+
+def test_cascade_foreground_deletes_dependents_before_the_owner(up: Cluster) -> None:
+    made = deployment_with_pods(up, "gc-fg")
+    out = up.ok("delete", "deployment", "gc-fg", "--cascade=foreground", "--wait=false")
+    assert "deleted" in out
+    eventually(lambda: exists(up, "deployment", "gc-fg") is None, "the Deployment to go after its dependents")
+    assert not owned(get(up, "rs", "-n", NS)["items"], made["d"])
+    assert not owned(get(up, "pods", "-n", NS)["items"], made["rs"])
+
+
+def configmap(core: kubernetes.client.CoreV1Api, name: str, owners: Optional[List[Dict[str, Any]]] = None,
+              finalizers: Optional[List[str]] = None, labels: Optional[Dict[str, str]] = None) -> Any:
+    meta: Dict[str, Any] = {"name": name}
+    if owners:
+        meta["ownerReferences"] = owners
+    if finalizers:
+        meta["finalizers"] = finalizers
+    if labels:
+        meta["labels"] = labels
+    return core.create_namespaced_config_map(NS, {"metadata": meta, "data": {"k": "v"}})
+
+
+def ref(obj: Any, block: bool = False) -> Dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "name": obj.metadata.name, "uid": obj.metadata.uid,
+            "blockOwnerDeletion": block}
+
+
+def cm_or_none(core: kubernetes.client.CoreV1Api, name: str) -> Any:
+    try:
+        return core.read_namespaced_config_map(name, NS)
+    except kubernetes.client.ApiException as exc:
+        assert exc.status == 404, exc
+        return None
+
+
+def test_foreground_deletion_waits_for_a_blocking_dependent(up: Cluster, core: kubernetes.client.CoreV1Api) -> None:
+    owner = configmap(core, "fg-owner")
+    held = configmap(core, "fg-held", [ref(owner, block=True)], finalizers=["example.com/hold"])
+    loose = configmap(core, "fg-loose", [ref(owner, block=False)])
+    core.delete_namespaced_config_map("fg-owner", NS, propagation_policy="Foreground")
+    marked = core.read_namespaced_config_map("fg-owner", NS)
+    assert marked.metadata.deletion_timestamp is not None
+    assert "foregroundDeletion" in marked.metadata.finalizers
+    # The collector deletes both dependents; the held one stays (its own finalizer) and blocks the owner.
+    eventually(lambda: cm_or_none(core, "fg-loose") is None, "the non-blocking dependent to be deleted")
+    held_now = eventually(lambda: (c := core.read_namespaced_config_map("fg-held", NS)).metadata.deletion_timestamp
+                          and c, "the blocking dependent to be deleted")
+    assert held_now.metadata.uid == held.metadata.uid and loose.metadata.uid
+    still = core.read_namespaced_config_map("fg-owner", NS)
+    assert "foregroundDeletion" in still.metadata.finalizers
+    core.patch_namespaced_config_map("fg-held", NS, {"metadata": {"finalizers": None}})
+    eventually(lambda: cm_or_none(core, "fg-owner") is None, "the owner to go once its blocking dependent went")
+
+
+def test_an_owner_reference_with_another_uid_is_dangling(up: Cluster, core: kubernetes.client.CoreV1Api) -> None:
+    live = configmap(core, "uid-owner")
+    ghost = {"apiVersion": "v1", "kind": "ConfigMap", "name": "uid-owner", "uid": "00000000-0000-0000-0000-000000000001"}
+    configmap(core, "uid-orphan", [ghost])
+    kept = configmap(core, "uid-kept", [ref(live)])
+    eventually(lambda: cm_or_none(core, "uid-orphan") is None, "the dependent of a same-name, other-uid owner to go")
+    assert core.read_namespaced_config_map("uid-kept", NS).metadata.uid == kept.metadata.uid
+    assert core.read_namespaced_config_map("uid-owner", NS).metadata.uid == live.metadata.uid
+
+
+def test_deletecollection_orphan_and_orphan_dependents(up: Cluster, core: kubernetes.client.CoreV1Api) -> None:
+    a = configmap(core, "dc-a", labels={"gc": "dc"})
+    b = configmap(core, "dc-b", labels={"gc": "dc"})
+    dep_a = configmap(core, "dc-dep-a", [ref(a)])
+    dep_b = configmap(core, "dc-dep-b", [ref(b)])
+    core.delete_collection_namespaced_config_map(NS, label_selector="gc=dc", propagation_policy="Orphan")
+    eventually(lambda: cm_or_none(core, "dc-a") is None and cm_or_none(core, "dc-b") is None, "the owners to go")
+    for dep in (dep_a, dep_b):
+        now = core.read_namespaced_config_map(dep.metadata.name, NS)
+        assert now.metadata.uid == dep.metadata.uid and not now.metadata.owner_references
+    # The deprecated orphanDependents=true is the same as propagationPolicy=Orphan.
+    c = configmap(core, "od-owner")
+    dep_c = configmap(core, "od-dep", [ref(c)])
+    core.delete_namespaced_config_map("od-owner", NS, body=kubernetes.client.V1DeleteOptions(orphan_dependents=True))
+    eventually(lambda: cm_or_none(core, "od-owner") is None, "the owner to go")
+    assert not core.read_namespaced_config_map("od-dep", NS).metadata.owner_references
+    assert dep_c.metadata.uid == core.read_namespaced_config_map("od-dep", NS).metadata.uid
+    # And deletecollection in the background collects the dependents.
+    d = configmap(core, "dc-d", labels={"gc": "dc2"})
+    configmap(core, "dc-dep-d", [ref(d)])
+    core.delete_collection_namespaced_config_map(NS, label_selector="gc=dc2", propagation_policy="Background")
+    eventually(lambda: cm_or_none(core, "dc-dep-d") is None, "the dependent of a deletecollection to go")
+
+
+def test_delete_options_are_checked(up: Cluster, core: kubernetes.client.CoreV1Api) -> None:
+    configmap(core, "opts")
+    with pytest.raises(kubernetes.client.ApiException) as exc:
+        core.delete_namespaced_config_map("opts", NS, body=kubernetes.client.V1DeleteOptions(
+            orphan_dependents=True, propagation_policy="Orphan"))
+    assert exc.value.status == 422
+    body = json.loads(exc.value.body)
+    assert body["reason"] == "Invalid"
+    assert body["message"] == ('DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Invalid value: "Orphan": '
+                               "orphanDependents and deletionPropagation cannot be both set")
+    with pytest.raises(kubernetes.client.ApiException) as exc:
+        core.delete_namespaced_config_map("opts", NS, propagation_policy="Sideways")
+    assert exc.value.status == 422
+    assert 'Unsupported value: "Sideways": supported values: "Foreground", "Background", "Orphan", "nil"' in \
+        json.loads(exc.value.body)["message"]
+    assert core.read_namespaced_config_map("opts", NS).metadata.deletion_timestamp is None
+
+
+def test_owners_deleted_while_the_collector_was_down_are_collected_after_a_restart() -> None:
+    root = tempfile.mkdtemp(prefix="megaplane-gc-restart-")
+    data = ["--data-dir", os.path.join(root, "data"), "--nodes", "0", "--scheduler=false"]
+    c = start_megaplane(root, "up", data + ["--controllers", "namespace,serviceaccount"], timeout=60)
+    try:
+        core = kubernetes.client.CoreV1Api(c.api_client())
+        owner = configmap(core, "down-owner")
+        dep = configmap(core, "down-dep", [ref(owner)])
+        grand = configmap(core, "down-grand", [{"apiVersion": "v1", "kind": "ConfigMap", "name": "down-dep",
+                                                "uid": dep.metadata.uid}])
+        core.delete_namespaced_config_map("down-owner", NS)
+        assert core.read_namespaced_config_map("down-dep", NS).metadata.uid == dep.metadata.uid  # nobody collects
+        c.stop()
+        c = start_megaplane(root, "up", data + ["--controllers", "*"], timeout=60)
+        core = kubernetes.client.CoreV1Api(c.api_client())
+        eventually(lambda: cm_or_none(core, "down-dep") is None, "the orphaned dependent to be collected")
+        eventually(lambda: cm_or_none(core, "down-grand") is None, "its own dependent to follow")
+        assert grand.metadata.uid
+    finally:
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
