@@ -16,13 +16,16 @@ any Kubernetes API server.
 
 from __future__ import annotations
 
-from typing import Any, List, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from .algorithm import Algorithm, FitError, NoNodesAvailableError, num_feasible_nodes_to_find
 from .nodetable import NodeTable
 from .podspec import PodSpecInfo, parse_pod
 from .queue import SchedulingQueue
 from .scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
+
+if TYPE_CHECKING:
+    from megaplane.client.leaderelection import LeaderElectionConfig
 
 __all__ = [
     "Algorithm",
@@ -41,29 +44,60 @@ __all__ = [
 
 def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 100, bind_address: str = "",
         port: int = 0, profiles: Sequence[str] = (DEFAULT_SCHEDULER_NAME,), percentage_of_nodes_to_score: int = 0,
-        max_connections: int = 8) -> None:
-    """`megaplane scheduler`: schedule over HTTP until SIGINT / SIGTERM."""
+        max_connections: int = 8, leader_election: Optional["LeaderElectionConfig"] = None) -> None:
+    """`megaplane scheduler`: schedule over HTTP until SIGINT / SIGTERM.
+
+    With `leader_election` (the CLI's default, lease kube-system/kube-scheduler) the scheduler starts
+    only once this process leads and binds through a client that refuses writes once it no longer
+    does; losing the lease exits the process with status 1 ("leaderelection lost"), as kube-scheduler.
+    """
     from megaplane.client import Client
     from megaplane.client.component import ClientComponent
+    from megaplane.client.leaderelection import (
+        LeaderElected,
+        LeaderElectionMetrics,
+        LeaderElector,
+        exit_when_lost,
+        leader_only_client,
+    )
     from megaplane.runtime import run_forever
-    from megaplane.serving import EndpointServer
+    from megaplane.serving import EndpointServer, HealthCheck
 
     holder: List[Any] = []
+
+    def say(line: str) -> None:
+        print(f"megaplane scheduler: {line}", flush=True)
 
     def build() -> List[Any]:
         client = Client.from_kubeconfig(kubeconfig, context or None, qps=qps, burst=burst,
                                         max_connections=max_connections)
-        scheduler = Scheduler(client, profiles=profiles, percentage_of_nodes_to_score=percentage_of_nodes_to_score)
+        parts: List[Any] = [ClientComponent(client)]
+        collectors: List[Any] = []
+        checks: Dict[str, HealthCheck] = {}
+        if leader_election is None:
+            scheduler = Scheduler(client, profiles=profiles, percentage_of_nodes_to_score=percentage_of_nodes_to_score)
+            parts.append(scheduler)
+            ready = scheduler.ready
+        else:
+            elector = LeaderElector(client, leader_election)
+            scheduler = Scheduler(leader_only_client(client, elector), profiles=profiles,
+                                  percentage_of_nodes_to_score=percentage_of_nodes_to_score)
+            elected = LeaderElected(elector, lambda: [scheduler], name="scheduler-election", on_lost=exit_when_lost,
+                                    announce=say)
+            parts.append(elected)
+            collectors.append(LeaderElectionMetrics([elector]))
+            checks["leaderElection"] = elector.check
+            ready = elected.ready
         holder.append(scheduler)
-        parts: List[Any] = [ClientComponent(client), scheduler]
         if port:
-            parts.append(EndpointServer(bind_address or "0.0.0.0", port, [scheduler.metrics], scheduler.ready,
-                                        name="scheduler-endpoints"))
+            parts.append(EndpointServer(bind_address or "0.0.0.0", port, [scheduler.metrics, *collectors], ready,
+                                        checks, name="scheduler-endpoints"))
         return parts
 
     def started() -> None:
         where = f"; /healthz and /metrics on http://{bind_address or '0.0.0.0'}:{port}" if port else ""
-        print(f"megaplane scheduler: scheduling pods of {', '.join(profiles)} "
-              f"({holder[0].table.count} nodes known){where}; no leader election", flush=True)
+        election = (f"leader election on lease {leader_election.describe()} as {leader_election.identity}"
+                    if leader_election is not None else "no leader election")
+        say(f"scheduling pods of {', '.join(profiles)} ({holder[0].table.count} nodes known){where}; {election}")
 
     run_forever(build, on_started=started)

@@ -22,8 +22,8 @@ from typing import Dict, Optional
 import numpy as np
 
 from .nodetable import NodeTable
-from .plugins import FILTERS, score_nodes
 from .podspec import PodSpecInfo
+from .profile import FILTERS, score_nodes
 
 __all__ = ["Algorithm", "ScheduleResult", "FitError", "NoNodesAvailableError", "num_feasible_nodes_to_find", "fit_error_message"]
 

@@ -13,7 +13,12 @@ Rows are slots: a deleted node's slot is reused by the next new node, so
   cluster (few, however many nodes), so a pod's tolerations are checked
   once per distinct list, not once per node;
 - one int32 column per label key: an id into that key's values (-1: the
-  node has no such label), so `In` is an `isin` over ids.
+  node has no such label), so `In` is an `isin` over ids; a topology key's
+  column is its domain id column;
+- `pod_index`: which placed pods match what, per slot (PodTopologySpread,
+  InterPodAffinity);
+- `objects`: the other objects plugins read (namespaces' labels, the
+  Services and workloads behind the default spreading selector).
 
 A pod's accounting is applied once per pod key (`add_pod` again with the
 same node only flips assumed -> confirmed); pods naming a node the table
@@ -28,6 +33,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from .objects import ClusterObjects
+from .podindex import PodIndex
 from .podspec import CPU, EPHEMERAL_STORAGE, MEMORY, PODS, HostPort, PodSpecInfo
 from .quantity import QuantityError, milli_value, value
 
@@ -73,6 +80,8 @@ class NodeTable:
         self.host_ports: Dict[int, Dict[HostPort, int]] = {}
         self.pods: Dict[str, PlacedPod] = {}
         self._waiting: Dict[str, Dict[str, PodSpecInfo]] = {}
+        self.pod_index = PodIndex(cap)
+        self.objects = ClusterObjects()
         #: Bumped on every change of nodes or placements (lets callers cache per-state answers).
         self.generation = 0
 
@@ -98,6 +107,7 @@ class NodeTable:
         self.taint_set = grown(self.taint_set)
         for key, col in list(self.label_columns.items()):
             self.label_columns[key] = grown(col, -1)
+        self.pod_index.grow(new)
         self._cap = new
 
     def resource_column(self, name: str) -> int:
@@ -207,6 +217,7 @@ class NodeTable:
             if placed.slot == slot:
                 placed.slot = None
                 waiting[placed.info.key] = placed.info
+                self.pod_index.apply(slot, placed.info, -1)
         if not waiting:
             del self._waiting[name]
         self.valid[slot] = False
@@ -239,6 +250,7 @@ class NodeTable:
         self.requested[slot, self.resource_index[PODS]] += sign
         self.non_zero[slot, 0] += sign * info.non_zero_cpu
         self.non_zero[slot, 1] += sign * info.non_zero_memory
+        self.pod_index.apply(slot, info, sign)
         if info.host_ports:
             used = self.host_ports.setdefault(slot, {})
             for port in info.host_ports:
@@ -256,7 +268,10 @@ class NodeTable:
         if placed is not None:
             if placed.node_name == node_name and placed.info.uid == info.uid:
                 placed.assumed = assumed and placed.assumed
-                if placed.info.requests == info.requests and placed.info.host_ports == info.host_ports:
+                old = placed.info
+                if old.requests == info.requests and old.host_ports == info.host_ports \
+                        and old.labels == info.labels and old.terminating == info.terminating \
+                        and old.affinity == info.affinity:
                     return
             self.remove_pod(info.key)
         self.generation += 1

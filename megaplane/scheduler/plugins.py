@@ -7,7 +7,9 @@ first plugin it fails, as `RunFilterPlugins` stops at the first failure.
 Scores take the candidate slots and return int64 arrays with upstream's
 integer arithmetic; `normalize` is `DefaultNormalizeScore`.
 
-Not here yet: PodTopologySpread, InterPodAffinity, ImageLocality (the
+PodTopologySpread and InterPodAffinity have modules of their own
+(`topologyspread`, `interpodaffinity`); `profile` puts them all in
+upstream's order with upstream's weights. Not here: ImageLocality (the
 fleet's nodes report no images, so it would score 0 everywhere),
 DefaultPreemption, volume plugins.
 """
@@ -31,10 +33,10 @@ from .podspec import (
 )
 
 __all__ = [
-    "MAX_NODE_SCORE", "Filter", "FilterResult", "FILTERS", "SCORE_WEIGHTS",
+    "MAX_NODE_SCORE", "Filter", "FilterResult",
     "node_unschedulable", "node_name", "taint_toleration", "node_affinity", "node_ports", "node_resources_fit",
     "least_allocated", "balanced_allocation", "taint_toleration_score", "node_affinity_score", "normalize",
-    "match_term", "score_nodes",
+    "match_term",
 ]
 
 MAX_NODE_SCORE = 100
@@ -217,23 +219,7 @@ def node_resources_fit(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterRes
     return ~bad, lambda fail: [(reason, fail & mask) for reason, mask in checks]
 
 
-#: The default profile's filters in upstream's order (volume plugins have nothing to check without volumes).
-FILTERS: List[Tuple[str, Filter]] = [
-    ("NodeUnschedulable", node_unschedulable),
-    ("NodeName", node_name),
-    ("TaintToleration", taint_toleration),
-    ("NodeAffinity", node_affinity),
-    ("NodePorts", node_ports),
-    ("NodeResourcesFit", node_resources_fit),
-]
-
-
 # -- scores -------------------------------------------------------------------------------------
-
-#: Upstream's default score weights (apis/config/v1/default_plugins.go).
-SCORE_WEIGHTS = {"TaintToleration": 3, "NodeAffinity": 2, "NodeResourcesFit": 1,
-                 "NodeResourcesBalancedAllocation": 1}
-
 
 def least_allocated(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray) -> np.ndarray:
     """NodeResourcesFit's LeastAllocated over cpu and memory (weight 1 each), on NonZeroRequested."""
@@ -291,13 +277,3 @@ def normalize(scores: np.ndarray, reverse: bool = False) -> np.ndarray:
         return np.full(len(scores), MAX_NODE_SCORE if reverse else 0, dtype=np.int64)
     out = MAX_NODE_SCORE * scores // top
     return MAX_NODE_SCORE - out if reverse else out
-
-
-def score_nodes(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray) -> np.ndarray:
-    """Weighted sum of the default score plugins over the candidate slots, as the framework totals them."""
-    total = least_allocated(table, pod, cand) * SCORE_WEIGHTS["NodeResourcesFit"]
-    total += balanced_allocation(table, pod, cand) * SCORE_WEIGHTS["NodeResourcesBalancedAllocation"]
-    total += normalize(taint_toleration_score(table, pod, cand), reverse=True) * SCORE_WEIGHTS["TaintToleration"]
-    if pod.preferred_terms:
-        total += normalize(node_affinity_score(table, pod, cand)) * SCORE_WEIGHTS["NodeAffinity"]
-    return total

@@ -13,14 +13,15 @@ NonZeroRequested), an explicit zero stays zero.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
+from .labels import NOTHING, Selector, SelectorError, selector_from
 from .quantity import milli_value, value
 
 __all__ = [
     "CPU", "MEMORY", "EPHEMERAL_STORAGE", "PODS", "DEFAULT_MILLI_CPU_REQUEST", "DEFAULT_MEMORY_REQUEST",
     "Toleration", "Requirement", "NodeSelectorTerm", "PodSpecInfo", "HostPort", "pod_key", "parse_pod",
-    "tolerates",
+    "tolerates", "AffinityTerm", "WeightedTerm", "PodAffinity", "SpreadConstraint",
 ]
 
 CPU, MEMORY, EPHEMERAL_STORAGE, PODS = "cpu", "memory", "ephemeral-storage", "pods"
@@ -77,6 +78,53 @@ class HostPort:
     port: int
 
 
+@dataclass(frozen=True)
+class AffinityTerm:
+    """A pod (anti-)affinity term as framework.AffinityTerm: namespaces resolved (default: the pod's own)."""
+
+    namespaces: FrozenSet[str]
+    #: nil -> NOTHING; {} -> every namespace.
+    namespace_selector: Selector
+    selector: Selector
+    topology_key: str
+
+    def matches(self, namespace: str, labels: Mapping[str, str], ns_labels: Optional[Mapping[str, str]]) -> bool:
+        """AffinityTerm.Matches: the namespace is listed or its labels match, then the pod's labels."""
+        if namespace in self.namespaces or self.namespace_selector.matches(ns_labels or {}):
+            return self.selector.matches(labels)
+        return False
+
+
+@dataclass(frozen=True)
+class WeightedTerm:
+    weight: int
+    term: AffinityTerm
+
+
+@dataclass(frozen=True)
+class PodAffinity:
+    """spec.affinity.podAffinity / podAntiAffinity; hashable, so pods with equal terms share a group."""
+
+    required_affinity: Tuple[AffinityTerm, ...] = ()
+    required_anti_affinity: Tuple[AffinityTerm, ...] = ()
+    preferred_affinity: Tuple[WeightedTerm, ...] = ()
+    preferred_anti_affinity: Tuple[WeightedTerm, ...] = ()
+
+
+@dataclass(frozen=True)
+class SpreadConstraint:
+    """One spec.topologySpreadConstraints entry as written (policies and matchLabelKeys applied by the plugin)."""
+
+    max_skew: int
+    topology_key: str
+    when_unsatisfiable: str
+    selector: Selector
+    min_domains: int
+    node_affinity_policy: str
+    node_taints_policy: str
+    match_label_keys: Tuple[str, ...]
+
+
 @dataclass
 class PodSpecInfo:
     key: str
@@ -99,6 +147,10 @@ class PodSpecInfo:
     host_ports: Tuple[HostPort, ...]
     scheduling_gates: Tuple[str, ...]
     labels: Dict[str, str] = field(default_factory=dict)
+    spread_constraints: Tuple[SpreadConstraint, ...] = ()
+    affinity: Optional[PodAffinity] = None
+    #: metadata.deletionTimestamp is set (PodTopologySpread does not count terminating pods).
+    terminating: bool = False
 
 
 def pod_key(pod: Mapping[str, Any]) -> str:
@@ -170,6 +222,54 @@ def _term(term: Mapping[str, Any]) -> NodeSelectorTerm:
     return NodeSelectorTerm(_requirements(term.get("matchExpressions")), _requirements(term.get("matchFields")))
 
 
+def _selector(obj: Any) -> Selector:
+    try:
+        return selector_from(obj)
+    except SelectorError:
+        return NOTHING  # the API server refuses such selectors; a bad one selects nothing
+
+
+def _affinity_term(namespace: str, term: Mapping[str, Any]) -> AffinityTerm:
+    names = tuple(str(n) for n in term.get("namespaces") or ())
+    ns_selector = term.get("namespaceSelector")
+    # getNamespacesFromPodAffinityTerm: neither namespaces nor a namespaceSelector means the pod's own.
+    namespaces = frozenset(names) if names or ns_selector is not None else frozenset((namespace,))
+    return AffinityTerm(namespaces, _selector(ns_selector), _selector(term.get("labelSelector")),
+                        str(term.get("topologyKey") or ""))
+
+
+def _pod_affinity(namespace: str, affinity: Mapping[str, Any]) -> Optional[PodAffinity]:
+    aff = affinity.get("podAffinity") or {}
+    anti = affinity.get("podAntiAffinity") or {}
+    if not aff and not anti:
+        return None
+    req = "requiredDuringSchedulingIgnoredDuringExecution"
+    pref = "preferredDuringSchedulingIgnoredDuringExecution"
+
+    def weighted(items: Any) -> Tuple[WeightedTerm, ...]:
+        return tuple(WeightedTerm(int(w.get("weight") or 0), _affinity_term(namespace, w.get("podAffinityTerm") or {}))
+                     for w in items or ())
+
+    out = PodAffinity(tuple(_affinity_term(namespace, t) for t in aff.get(req) or ()),
+                      tuple(_affinity_term(namespace, t) for t in anti.get(req) or ()),
+                      weighted(aff.get(pref)), weighted(anti.get(pref)))
+    return out if out != PodAffinity() else None
+
+
+def _spread_constraints(spec: Mapping[str, Any]) -> Tuple[SpreadConstraint, ...]:
+    out = []
+    for c in spec.get("topologySpreadConstraints") or ():
+        min_domains = c.get("minDomains")
+        out.append(SpreadConstraint(
+            max_skew=int(c.get("maxSkew") or 0), topology_key=str(c.get("topologyKey") or ""),
+            when_unsatisfiable=str(c.get("whenUnsatisfiable") or ""), selector=_selector(c.get("labelSelector")),
+            min_domains=int(min_domains) if min_domains is not None else 1,
+            node_affinity_policy=str(c.get("nodeAffinityPolicy") or "Honor"),
+            node_taints_policy=str(c.get("nodeTaintsPolicy") or "Ignore"),
+            match_label_keys=tuple(str(k) for k in c.get("matchLabelKeys") or ())))
+    return tuple(out)
+
+
 def parse_pod(pod: Mapping[str, Any]) -> PodSpecInfo:
     """The scheduling-relevant facts of `pod` (a dict as the API serves it)."""
     meta = pod.get("metadata") or {}
@@ -213,4 +313,7 @@ def parse_pod(pod: Mapping[str, Any]) -> PodSpecInfo:
         host_ports=tuple(ports),
         scheduling_gates=tuple(str(g.get("name", "")) for g in spec.get("schedulingGates") or ()),
         labels=dict(meta.get("labels") or {}),
+        spread_constraints=_spread_constraints(spec),
+        affinity=_pod_affinity(str(meta.get("namespace", "")), spec.get("affinity") or {}),
+        terminating=bool(meta.get("deletionTimestamp")),
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from megaplane.runtime import REAL_CLOCK, Clock
 
@@ -156,6 +156,18 @@ class SchedulingQueue:
         moved = 0
         for qp in list(self.pods.values()):
             if qp.where == "unschedulable":
+                self._requeue(qp)
+                moved += 1
+        return moved
+
+    def move_matching(self, wants: Callable[[QueuedPod], bool]) -> int:
+        """Like move_all, for the unschedulable pods `wants` picks (an event only they care about)."""
+        moved = 0
+        if not self._counts["unschedulable"]:
+            return 0
+        for qp in list(self.pods.values()):
+            if qp.where == "unschedulable" and wants(qp):
+                self.move_request_cycle = self.scheduling_cycle
                 self._requeue(qp)
                 moved += 1
         return moved

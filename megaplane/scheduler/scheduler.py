@@ -46,6 +46,7 @@ from .algorithm import Algorithm, FitError, NoNodesAvailableError
 from .events import EventRecorder
 from .metrics import SchedulerMetrics
 from .nodetable import NodeTable
+from .objects import NAMESPACES, REPLICA_SETS, SERVICES, STATEFUL_SETS
 from .podspec import PodSpecInfo, parse_pod, pod_key
 from .queue import QueuedPod, SchedulingQueue
 
@@ -58,6 +59,19 @@ SYNC_TIMEOUT = 120.0
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 Obj = Dict[str, Any]
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+#: The reasons of failures a pod added elsewhere (or relabelled) may resolve.
+_OTHER_PODS_REASONS = ("pod topology spread constraints", "pod affinity rules", "pod anti-affinity rules",
+                       "existing pods anti-affinity rules")
+
+
+def _waits_on_other_pods(qp: QueuedPod) -> bool:
+    return any(reason in qp.failure for reason in _OTHER_PODS_REASONS)
 
 
 def _terminal(pod: Obj) -> bool:
@@ -88,6 +102,14 @@ class Scheduler:
         self.pod_informer = SharedInformer(self.pods, clock=clock)
         self.node_informer.add_event_handler(self._node_added, self._node_updated, self._node_deleted)
         self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        # What PodTopologySpread's default selector and InterPodAffinity's namespaceSelector read.
+        self.object_informers: Dict[str, SharedInformer] = {}
+        for kind, resource in ((NAMESPACES, client.resource("namespaces")), (SERVICES, client.resource("services")),
+                               (REPLICA_SETS, client.resource("apps/v1", "replicasets")),
+                               (STATEFUL_SETS, client.resource("apps/v1", "statefulsets"))):
+            informer = SharedInformer(resource, clock=clock)
+            informer.add_event_handler(*self._object_handlers(kind))
+            self.object_informers[kind] = informer
         self.max_binds_in_flight = max_binds_in_flight
         self._bind_slots: Optional[asyncio.Semaphore] = None
         self._tasks: Set["asyncio.Task[None]"] = set()
@@ -113,6 +135,29 @@ class Scheduler:
         node = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
         self.table.remove_node(str((node.get("metadata") or {}).get("name", "")))
 
+    def _object_handlers(self, kind: str) -> Any:
+        objects = self.table.objects
+
+        def added(obj: Obj) -> None:
+            objects.upsert(kind, obj)
+            self.queue.move_all()
+
+        def updated(old: Obj, new: Obj) -> None:
+            generation, labels = objects.generation, objects.namespace_labels.get(_name(new))
+            objects.upsert(kind, new)
+            if objects.generation != generation or labels != objects.namespace_labels.get(_name(new)):
+                self.queue.move_all()
+
+        def deleted(obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
+            objects.delete(kind, obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj)
+            self.queue.move_all()
+
+        return added, updated, deleted
+
+    def _assigned_pod_changed(self) -> None:
+        """An assigned pod appeared or changed labels: pods waiting on pod affinity or spreading may fit now."""
+        self.queue.move_matching(_waits_on_other_pods)
+
     def _pod_added(self, pod: Obj) -> None:
         if _terminal(pod):
             return
@@ -120,8 +165,11 @@ class Scheduler:
         node = spec.get("nodeName")
         if node:
             info = parse_pod(pod)
+            known = info.key in self.table.pods
             self.table.add_pod(info, str(node))
             self.queue.done(info.key)
+            if not known:
+                self._assigned_pod_changed()
         elif self._responsible(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
             self.queue.add(pod, parse_pod(pod))
 
@@ -135,10 +183,15 @@ class Scheduler:
         node = (new.get("spec") or {}).get("nodeName")
         if node:
             placed = self.table.pods.get(key)
-            if placed is not None and not placed.assumed and old.get("spec") == new.get("spec"):
+            old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+            same_meta = old_meta.get("labels") == new_meta.get("labels") and \
+                bool(old_meta.get("deletionTimestamp")) == bool(new_meta.get("deletionTimestamp"))
+            if placed is not None and not placed.assumed and old.get("spec") == new.get("spec") and same_meta:
                 return  # a status change of a pod already accounted
             self.table.add_pod(parse_pod(new), str(node))
             self.queue.done(key)
+            if placed is None or not same_meta:
+                self._assigned_pod_changed()
         elif self._responsible(new):
             if (new.get("metadata") or {}).get("deletionTimestamp"):
                 self.queue.delete(key)
@@ -261,7 +314,9 @@ class Scheduler:
         self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
         await self.node_informer.start()
         await self.pod_informer.start()
-        for inf in (self.node_informer, self.pod_informer):
+        for informer in self.object_informers.values():
+            await informer.start()
+        for inf in (self.node_informer, self.pod_informer, *self.object_informers.values()):
             if not await inf.wait_for_sync(SYNC_TIMEOUT):
                 raise RuntimeError(f"scheduler: {inf.name} did not sync within {SYNC_TIMEOUT:.0f} s")
         self.queue.start()
@@ -275,12 +330,14 @@ class Scheduler:
         self._tasks.clear()
         await self.queue.close()
         await self.recorder.stop()
+        for informer in self.object_informers.values():
+            await informer.stop()
         await self.pod_informer.stop()
         await self.node_informer.stop()
 
     def ready(self) -> bool:
         return self._loop is not None and not self._loop.done() and self.node_informer.has_synced() \
-            and self.pod_informer.has_synced()
+            and self.pod_informer.has_synced() and all(i.has_synced() for i in self.object_informers.values())
 
     def statistics(self) -> Dict[str, float]:
         stats: Dict[str, float] = {f"pending_{k.replace('-', '_')}": float(v) for k, v in self.queue.pending().items()}

@@ -31,11 +31,11 @@ from megaplane.scheduler.plugins import (
     node_resources_fit,
     node_unschedulable,
     normalize,
-    score_nodes,
     taint_toleration,
     taint_toleration_score,
 )
 from megaplane.scheduler.podspec import parse_pod
+from megaplane.scheduler.profile import score_nodes
 from megaplane.scheduler.quantity import QuantityError, milli_value, value
 
 Obj = Dict[str, Any]
