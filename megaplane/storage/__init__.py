@@ -8,7 +8,8 @@ served bytes (`versioner`), precondition checks and TTL lease sharing used
 by every backend, and the backends themselves: `embedded` over the
 in-process store; etcd3 (real etcd) plugs in beside it.
 
-Imports only downward (megaplane.store, megaplane.apimachinery); it must
+Imports only downward (megaplane.store, megaplane.apimachinery, megaplane.etcd's
+client for etcd3); it must
 not import megaplane.api or megaplane.apiserver, which build on it.
 """
 

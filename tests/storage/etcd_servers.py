@@ -1,0 +1,121 @@
+"""Real etcd 3.4 processes (and `megaplane store`) for the etcd3 storage tests: own data dir, free ports.
+
+`EtcdProcess` can be killed (-9) and started again on the same ports and
+data dir (a member failure and recovery), or wiped (a fresh cluster). Every
+process is killed when its fixture ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List, Optional
+
+import pytest
+
+from tests.etcd.conftest import ETCD, ETCDCTL, free_port
+
+__all__ = ["EtcdProcess", "StoreProcess", "etcdctl", "ETCDCTL"]
+
+
+def etcdctl(endpoint: str, *args: str, timeout: float = 20.0) -> str:
+    out = subprocess.run(
+        [ETCDCTL, "--endpoints", endpoint, *args],
+        env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, text=True, timeout=timeout,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"etcdctl {' '.join(args)}: {out.stderr.strip()}")
+    return out.stdout
+
+
+def _wait_healthy(endpoint: str, proc: subprocess.Popen, deadline_s: float = 30.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server on {endpoint} exited with {proc.returncode}")
+        try:
+            etcdctl(endpoint, "endpoint", "health", "--command-timeout=1s", timeout=5)
+            return
+        except (RuntimeError, subprocess.TimeoutExpired):
+            time.sleep(0.05)
+    raise RuntimeError(f"the server on {endpoint} did not become healthy")
+
+
+class EtcdProcess:
+    """One single-member etcd on loopback."""
+
+    kind = "etcd"
+
+    def __init__(self, root: Optional[str] = None) -> None:
+        if not os.path.exists(ETCD):
+            pytest.fail("etcd is not installed: apt-get install etcd-server etcd-client")
+        self.root = root or tempfile.mkdtemp(prefix="megaplane-etcd3-")
+        self.data_dir = os.path.join(self.root, "data")
+        self.port = free_port()
+        self.peer_port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    def command(self) -> List[str]:
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        return [
+            ETCD, "--data-dir", self.data_dir, "--name", "default",
+            "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"default={peer}",
+            # A single member elects itself at once; short ticks keep start-up and lease expiry quick.
+            "--heartbeat-interval", "10", "--election-timeout", "100",
+        ]
+
+    def start(self) -> "EtcdProcess":
+        log = open(os.path.join(self.root, f"{self.kind}.log"), "a")
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log)
+        _wait_healthy(self.endpoint, self.proc)
+        return self
+
+    def kill(self) -> None:
+        """kill -9: no goodbye to its clients."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def wipe(self) -> None:
+        """A fresh cluster on the same ports: kill, delete the data dir, start."""
+        self.kill()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.start()
+
+    def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def compacted(self) -> bool:
+        """Whether anything was compacted (a read at revision 1 is refused then)."""
+        try:
+            etcdctl(self.endpoint, "get", "compact_rev_key", "--rev=1")
+        except RuntimeError as e:
+            return "compacted" in str(e)
+        return False
+
+
+class StoreProcess(EtcdProcess):
+    """`megaplane store`: megaplane's own etcd v3 API over its embedded store."""
+
+    kind = "megaplane-store"
+
+    def command(self) -> List[str]:
+        return [sys.executable, "-m", "megaplane.cli", "store", "--data-dir", self.data_dir,
+                "--listen-client-urls", self.url]

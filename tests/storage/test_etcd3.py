@@ -1,0 +1,208 @@
+"""The storage conformance suite over Etcd3Storage on a real etcd 3.4 and on `megaplane store`, and what only
+a networked backend shows: the same keys as kube-apiserver, errors of an unreachable cluster, watches that
+resume across a member restart, a relist when compacted, `--etcd-prefix`, endpoint failover.
+
+One server process per module and backend; a test that compacted it leaves it to be wiped before the next
+one (the suite watches from revision 1 and expects nothing compacted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator, Iterator
+
+import pytest
+
+from megaplane.etcd.client import ClientConfig
+from megaplane.storage import (
+    ExpiredError,
+    RequestTimeoutError,
+    StorageError,
+    UnavailableError,
+    WatchEvent,
+    WatchStream,
+)
+from megaplane.storage.etcd3 import Etcd3Storage
+from tests.conformance.harness import Harness, MakeHarness, collect, pod
+from tests.conformance.storage_suite import StorageSuite
+
+from .etcd_servers import EtcdProcess, StoreProcess, etcdctl
+
+
+@pytest.fixture(scope="module", params=["etcd", "megaplane-store"])
+def server(request: pytest.FixtureRequest) -> Iterator[EtcdProcess]:
+    proc = (EtcdProcess() if request.param == "etcd" else StoreProcess()).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def _storage(url: str, **kw: object) -> Etcd3Storage:
+    return Etcd3Storage.connect(ClientConfig([url], request_timeout=5.0), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_harness(server: EtcdProcess) -> MakeHarness:
+    if server.compacted():
+        server.wipe()
+
+    @contextlib.asynccontextmanager
+    async def make() -> AsyncIterator[Harness]:
+        storage = _storage(server.url)
+        try:
+            yield Harness(storage, asyncio.sleep)  # real time lets etcd's leases expire
+        finally:
+            await storage.close()
+
+    return make
+
+
+class TestEtcd3(StorageSuite):
+    pass
+
+
+# -- what only a networked backend shows -------------------------------------------------------
+
+
+def _run(body):  # type: ignore[no-untyped-def]
+    asyncio.run(body())
+
+
+def test_keys_and_values_as_kube_apiserver_writes_them(server: EtcdProcess) -> None:
+    async def body() -> None:
+        s = _storage(server.url)
+        try:
+            await s.create(b"/registry/pods/keys-ns/a", pod("a"))
+            await s.create(b"/registry/minions/node-1", b'{"kind":"Node","metadata":{"name":"node-1"}}')
+        finally:
+            await s.close()
+
+    _run(body)
+    keys = etcdctl(server.endpoint, "get", "/registry/", "--prefix", "--keys-only").split()
+    assert "/registry/pods/keys-ns/a" in keys and "/registry/minions/node-1" in keys
+    # Stored as upstream stores objects: without a resourceVersion (etcd's revision is it).
+    value = etcdctl(server.endpoint, "get", "/registry/pods/keys-ns/a", "--print-value-only")
+    assert '"name":"a"' in value and "resourceVersion" not in value
+
+
+def test_etcd_prefix_rewrites_the_first_segment(server: EtcdProcess) -> None:
+    async def body() -> None:
+        s = _storage(server.url, prefix=b"/other")
+        try:
+            made = await s.create(b"/registry/pods/prefix-ns/a", pod("a"))
+            assert made.key == b"/registry/pods/prefix-ns/a"
+            listed = await s.list(b"/registry/pods/prefix-ns/")
+            assert [o.key for o in listed.items] == [b"/registry/pods/prefix-ns/a"]
+            async with await WatchStream.open(s, b"/registry/pods/prefix-ns/") as stream:
+                await s.delete(b"/registry/pods/prefix-ns/a")
+                (ev,) = await collect(stream, 1)
+            assert isinstance(ev, WatchEvent) and ev.key == b"/registry/pods/prefix-ns/a"
+        finally:
+            await s.close()
+
+    _run(body)
+    assert etcdctl(server.endpoint, "get", "/other/pods/prefix-ns/", "--prefix", "--keys-only").strip() == ""
+    assert "/registry/pods/prefix-ns/a" not in etcdctl(server.endpoint, "get", "/registry/", "--prefix", "--keys-only")
+
+
+def test_writes_settle_into_own_watches(server: EtcdProcess) -> None:
+    """A write returns once this storage's watch on its prefix delivered it (the watch cache is then current)."""
+
+    async def body() -> None:
+        s = _storage(server.url)
+        got: list[WatchEvent] = []
+        try:
+            await s.watch(b"/registry/pods/settle/", from_revision=0, on_events=got.extend, on_error=lambda e: None)
+            for i in range(20):
+                made = await s.create(b"/registry/pods/settle/%d" % i, pod(str(i)))
+                assert got and got[-1].revision == made.revision
+        finally:
+            await s.close()
+
+    _run(body)
+
+
+def test_watch_compacted_while_disconnected_ends_expired() -> None:
+    """A watch that was behind when its history was compacted ends with ExpiredError (its consumer relists)."""
+    proc = EtcdProcess().start()
+    try:
+        async def body() -> None:
+            s = _storage(proc.url)
+            try:
+                first = await s.create(b"/registry/pods/c/a", pod("a"))
+                second = await s.update(b"/registry/pods/c/a", pod("a", labels={"v": "2"}),
+                                        expected_revision=first.revision)
+                await s.compact(second.revision)
+                stream = await WatchStream.open(s, b"/registry/pods/c/", from_revision=first.revision)
+                with pytest.raises(ExpiredError) as e:
+                    await collect(stream, 1)
+                assert e.value.compact_revision == second.revision
+                with pytest.raises(ExpiredError) as got:
+                    await s.get(b"/registry/pods/c/a", revision=first.revision)
+                assert got.value.compact_revision == second.revision
+            finally:
+                await s.close()
+
+        _run(body)
+    finally:
+        proc.stop()
+
+
+def test_member_killed_then_restarted() -> None:
+    """etcd killed: calls fail promptly with UnavailableError; restarted: served again, the watch resumes
+    from the revision after the last one it delivered, with no gap and no duplicate."""
+    proc = EtcdProcess().start()
+    try:
+        async def body() -> None:
+            s = _storage(proc.url)
+            got: list[WatchEvent] = []
+            errors: list[StorageError] = []
+            try:
+                await s.watch(b"/registry/pods/r/", from_revision=0, on_events=got.extend, on_error=errors.append)
+                a = await s.create(b"/registry/pods/r/a", pod("a"))
+                proc.kill()
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                with pytest.raises((UnavailableError, RequestTimeoutError)):
+                    await s.get(b"/registry/pods/r/a")
+                with pytest.raises((UnavailableError, RequestTimeoutError)):
+                    await s.create(b"/registry/pods/r/b", pod("b"))
+                assert loop.time() - started < s.client.timeout * 2  # prompt: never a hang
+                proc.start()
+                deadline = loop.time() + 30
+                while True:
+                    try:
+                        b = await s.create(b"/registry/pods/r/b", pod("b"))
+                        break
+                    except (UnavailableError, RequestTimeoutError):
+                        assert loop.time() < deadline, "etcd restarted but the storage never recovered"
+                        await asyncio.sleep(0.1)
+                c = await s.update(b"/registry/pods/r/b", pod("b", labels={"v": "2"}), expected_revision=b.revision)
+                while not got or got[-1].revision < c.revision:
+                    assert loop.time() < deadline, f"the watch did not resume: {got}"
+                    await asyncio.sleep(0.05)
+                assert [e.revision for e in got] == [a.revision, b.revision, c.revision]
+                assert errors == []
+            finally:
+                await s.close()
+
+        _run(body)
+    finally:
+        proc.stop()
+
+
+def test_failover_to_the_next_endpoint(server: EtcdProcess) -> None:
+    """A dead first endpoint: calls move on to the next member."""
+    from tests.etcd.conftest import free_port
+
+    async def body() -> None:
+        s = Etcd3Storage.connect(ClientConfig([f"http://127.0.0.1:{free_port()}", server.url], request_timeout=5.0))
+        try:
+            made = await s.create(b"/registry/pods/failover/a", pod("a"))
+            assert (await s.get(b"/registry/pods/failover/a")).revision == made.revision
+        finally:
+            await s.close()
+
+    _run(body)
