@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 __all__ = [
     "DEFAULT_POD_CIDR",
@@ -126,8 +126,10 @@ class FleetConfig:
     node_status_report_frequency: float = 300.0  # --node-status-report-frequency
     pod_startup_latency: float = 0.5  # --pod-startup-latency
     job_pod_run_time: float = 2.0  # --job-pod-run-time
-    pod_cidr: str = DEFAULT_POD_CIDR  # --pod-cidr
-    node_cidr_mask_size: Optional[int] = None  # --node-cidr-mask-size (default: 64 for IPv6, 24 for IPv4)
+    pod_cidr: str = DEFAULT_POD_CIDR  # --pod-cidr (one range, or two of different families: dual-stack)
+    node_cidr_mask_size: Optional[int] = None  # --node-cidr-mask-size (single-stack; default: the family's below)
+    node_cidr_mask_size_ipv4: int = 24  # --node-cidr-mask-size-ipv4
+    node_cidr_mask_size_ipv6: int = 64  # --node-cidr-mask-size-ipv6
     kubelet_version: str = "v1.32.0"
     #: Requests in flight at once (and the HTTP connections they share). 16 left the fleet latency-bound
     #: (a round trip per connection per renewal; 5-8K renewals/s); 64 keeps the API server's core busy
@@ -167,26 +169,52 @@ class FleetConfig:
             raise FleetConfigError("--node-status-report-frequency must be positive")
         if self.max_connections < 1:
             raise FleetConfigError(f"--max-connections must be >= 1 (got {self.max_connections})")
-        try:
-            network = ipaddress.ip_network(self.pod_cidr, strict=True)
-        except ValueError as exc:
-            raise FleetConfigError(f"--pod-cidr {self.pod_cidr!r}: {exc}") from None
-        mask = self.mask_size
-        if not network.prefixlen <= mask <= network.max_prefixlen - 2:
-            raise FleetConfigError(
-                f"--node-cidr-mask-size {mask} must lie between the --pod-cidr prefix /{network.prefixlen} "
-                f"and /{network.max_prefixlen - 2}")
-        slots = 1 << (mask - network.prefixlen)
-        last = self.node_index_start + self.nodes
-        if last > slots:
-            raise FleetConfigError(
-                f"--pod-cidr {self.pod_cidr} holds {slots} node /{mask} ranges, too few for node index {last - 1}")
+        networks = self.pod_networks
+        if len(networks) == 2 and self.node_cidr_mask_size is not None:
+            # As kube-controller-manager: a dual-stack cluster sizes each family on its own.
+            raise FleetConfigError("usage of --node-cidr-mask-size is not allowed with dual-stack clusters "
+                                   "(use --node-cidr-mask-size-ipv4 and --node-cidr-mask-size-ipv6)")
+        for network in networks:
+            mask = self.mask_for(network)
+            flag = "--node-cidr-mask-size" if self.node_cidr_mask_size is not None else \
+                f"--node-cidr-mask-size-ipv{network.version}"
+            if not network.prefixlen <= mask <= network.max_prefixlen - 2:
+                raise FleetConfigError(
+                    f"{flag} {mask} must lie between the --pod-cidr prefix /{network.prefixlen} "
+                    f"and /{network.max_prefixlen - 2}")
+            slots = 1 << (mask - network.prefixlen)
+            last = self.node_index_start + self.nodes
+            if last > slots:
+                raise FleetConfigError(
+                    f"--pod-cidr {network} holds {slots} node /{mask} ranges, too few for node index {last - 1}")
+
+    @property
+    def pod_networks(self) -> List[Any]:
+        """--pod-cidr parsed: one network, or two of different families (the first is the primary)."""
+        parts = [p.strip() for p in self.pod_cidr.split(",") if p.strip()]
+        if not 1 <= len(parts) <= 2:
+            raise FleetConfigError(f"--pod-cidr {self.pod_cidr!r}: one range, or two of different IP families")
+        networks = []
+        for part in parts:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=True))
+            except ValueError as exc:
+                raise FleetConfigError(f"--pod-cidr {part!r}: {exc}") from None
+        if len(networks) == 2 and networks[0].version == networks[1].version:
+            raise FleetConfigError(f"--pod-cidr {self.pod_cidr!r}: a dual-stack --pod-cidr needs one IPv4 and one "
+                                   "IPv6 range")
+        return networks
+
+    def mask_for(self, network: Any) -> int:
+        """The prefix length of each node's range cut from `network`."""
+        if self.node_cidr_mask_size is not None:
+            return self.node_cidr_mask_size
+        return self.node_cidr_mask_size_ipv6 if network.version == 6 else self.node_cidr_mask_size_ipv4
 
     @property
     def mask_size(self) -> int:
-        if self.node_cidr_mask_size is not None:
-            return self.node_cidr_mask_size
-        return 64 if ":" in self.pod_cidr else 24
+        """The primary family's node range prefix length."""
+        return self.mask_for(self.pod_networks[0])
 
     @property
     def memory_bytes(self) -> int:

@@ -41,9 +41,14 @@ def add_fleet_flags(parser: argparse.ArgumentParser, *, default_nodes: int) -> N
     g.add_argument("--job-pod-run-time", type=parse_duration, default=2.0,
                    help="how long a Job's pod runs before it succeeds (2s)")
     g.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR,
-                   help=f"range each node's pod range is cut from (IPv6 or IPv4) ({DEFAULT_POD_CIDR})")
+                   help="range each node's pod range is cut from (IPv6 or IPv4), or an IPv4 and an IPv6 range "
+                        f"(dual-stack: podIPs of both families, the first primary) ({DEFAULT_POD_CIDR})")
     g.add_argument("--node-cidr-mask-size", type=int, default=None,
-                   help="prefix length of each node's pod range (64 for IPv6, 24 for IPv4)")
+                   help="prefix length of each node's pod range, single-stack (64 for IPv6, 24 for IPv4)")
+    g.add_argument("--node-cidr-mask-size-ipv4", type=int, default=24,
+                   help="prefix length of each node's IPv4 pod range (24)")
+    g.add_argument("--node-cidr-mask-size-ipv6", type=int, default=64,
+                   help="prefix length of each node's IPv6 pod range (64)")
     g.add_argument("--max-connections", type=int, default=64,
                    help="API requests in flight at once, over this many shared connections (64)")
 
@@ -68,6 +73,8 @@ def fleet_config(args: argparse.Namespace, *, metrics_bind_address: str = "") ->
         job_pod_run_time=args.job_pod_run_time,
         pod_cidr=args.pod_cidr,
         node_cidr_mask_size=args.node_cidr_mask_size,
+        node_cidr_mask_size_ipv4=args.node_cidr_mask_size_ipv4,
+        node_cidr_mask_size_ipv6=args.node_cidr_mask_size_ipv6,
         max_connections=args.max_connections,
         metrics_bind_address=metrics_bind_address,
     )

@@ -11,13 +11,18 @@ race for a slot; nothing but the API server could settle that.
 
 Within a node's range, address 1 is the node's InternalIP and pods count
 up from address 2; hostNetwork pods use the node's address.
+
+Dual-stack (`--pod-cidr` of two families): a node holds the same slot in
+both ranges and a pod the same offset in both, so its podIPs (primary
+family first) and the node's InternalIPs correspond; slots are chosen
+against the primary family's ranges the cluster holds.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from array import array
-from typing import Iterable, Optional, Set, Union
+from typing import Iterable, List, Optional, Set, Union
 
 from .config import FleetConfig
 
@@ -26,16 +31,33 @@ __all__ = ["PodAddresses"]
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
+class _FamilyRanges:
+    """One family's --pod-cidr range cut into node ranges of `mask` bits."""
+
+    def __init__(self, network: Network, mask: int) -> None:
+        self.network = network
+        self.mask = mask
+        self.slots_total = 1 << (mask - network.prefixlen)
+        self.base = int(network.network_address)
+        self.shift = network.max_prefixlen - mask
+        self.per_node = (1 << self.shift) - 2
+
+    def node_base(self, slot: int) -> int:
+        return self.base + (slot << self.shift)
+
+
 class PodAddresses:
     """Slots, node ranges and pod IPs for the nodes of one fleet (index 0 .. nodes-1)."""
 
     def __init__(self, config: FleetConfig) -> None:
-        self.network: Network = ipaddress.ip_network(config.pod_cidr)
-        self.mask = config.mask_size
-        self.slots_total = 1 << (self.mask - self.network.prefixlen)
-        self._base = int(self.network.network_address)
-        self._shift = self.network.max_prefixlen - self.mask
-        self._per_node = (1 << self._shift) - 2
+        self.families = [_FamilyRanges(n, config.mask_for(n)) for n in config.pod_networks]
+        primary = self.families[0]
+        self.network: Network = primary.network
+        self.mask = primary.mask
+        self.slots_total = min(f.slots_total for f in self.families)
+        self._base = primary.base
+        self._shift = primary.shift
+        self._per_node = primary.per_node
         self._start = config.node_index_start
         count = config.nodes
         self.slots = array("q", range(self._start, self._start + count))
@@ -43,6 +65,9 @@ class PodAddresses:
         self.next_pod = array("q", bytes(8 * count))
         self._version = self.network.version
 
+    @property
+    def dual_stack(self) -> bool:
+        return len(self.families) > 1
     def slot_of(self, cidr: str) -> Optional[int]:
         """The slot a podCIDR occupies in this fleet's --pod-cidr, or None when it lies elsewhere."""
         try:
@@ -72,18 +97,33 @@ class PodAddresses:
             self.slots[local] = slot
             taken_set.add(slot)
 
+    def node_cidrs(self, local: int) -> List[str]:
+        """spec.podCIDRs of node `local`: its range in each family, the primary first."""
+        slot = self.slots[local]
+        return [f"{ipaddress.ip_address(f.node_base(slot))}/{f.mask}" for f in self.families]
+
     def node_cidr(self, local: int) -> str:
-        base = self._base + (self.slots[local] << self._shift)
-        return f"{ipaddress.ip_address(base)}/{self.mask}"
+        return self.node_cidrs(local)[0]
+
+    def node_ips(self, local: int) -> List[str]:
+        """The node's InternalIP in each family."""
+        slot = self.slots[local]
+        return [str(ipaddress.ip_address(f.node_base(slot) + 1)) for f in self.families]
 
     def node_ip(self, local: int) -> str:
         return str(ipaddress.ip_address(self._base + (self.slots[local] << self._shift) + 1))
 
-    def pod_ip(self, local: int) -> str:
-        """The next pod address of node `local` (wraps within the node's range, skipping node and network)."""
+    def pod_ips(self, local: int) -> List[str]:
+        """The next pod's addresses on node `local`, one per family (each wraps within the node's range,
+        skipping the node and network addresses)."""
         offset = self.next_pod[local]
         self.next_pod[local] = offset + 1
-        return str(ipaddress.ip_address(self._base + (self.slots[local] << self._shift) + 2 + offset % self._per_node))
+        slot = self.slots[local]
+        return [str(ipaddress.ip_address(f.node_base(slot) + 2 + offset % f.per_node)) for f in self.families]
+
+    def pod_ip(self, local: int) -> str:
+        """The next pod address of node `local` in the primary family."""
+        return self.pod_ips(local)[0]
 
     def seen_pod_ip(self, local: int, ip: str) -> None:
         """An address a pod already holds (fleet restart): later pods on the node count on from above it."""

@@ -138,8 +138,8 @@ class NodeFactory:
             "fleet.megaplane.io/managed": "true",
             **cfg.node_labels,
         }
-        cidr = self.addresses.node_cidr(local)
-        spec: Dict[str, Any] = {"podCIDR": cidr, "podCIDRs": [cidr], "providerID": f"megaplane-fleet://{name}"}
+        cidrs = self.addresses.node_cidrs(local)
+        spec: Dict[str, Any] = {"podCIDR": cidrs[0], "podCIDRs": cidrs, "providerID": f"megaplane-fleet://{name}"}
         if cfg.node_taints:
             spec["taints"] = [t.as_dict() for t in cfg.node_taints]
         stamp = format_time(now)
@@ -160,7 +160,7 @@ class NodeFactory:
                 "allocatable": self.allocatable,
                 "conditions": self.conditions(stamp, stamp, ready=True),
                 "addresses": [
-                    {"type": "InternalIP", "address": self.addresses.node_ip(local)},
+                    *({"type": "InternalIP", "address": ip} for ip in self.addresses.node_ips(local)),
                     {"type": "Hostname", "address": name},
                 ],
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},

@@ -239,14 +239,19 @@ class PodLifecycle:
         spec = pod.get("spec") or {}
         status = dict(pod.get("status") or {})
         stamp = format_time(self.clock.time())
-        node_ip = self.addresses.node_ip(local)
-        ip = status.get("podIP") or (node_ip if spec.get("hostNetwork") else self.addresses.pod_ip(local))
+        node_ips = self.addresses.node_ips(local)
+        if status.get("podIPs"):
+            ips = [entry.get("ip") for entry in status["podIPs"] if isinstance(entry, dict)]
+        elif status.get("podIP"):
+            ips = [status["podIP"]]
+        else:
+            ips = node_ips if spec.get("hostNetwork") else self.addresses.pod_ips(local)
         status.update({
             "phase": "Running",
-            "hostIP": node_ip,
-            "hostIPs": [{"ip": node_ip}],
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
+            "hostIP": node_ips[0],
+            "hostIPs": [{"ip": ip} for ip in node_ips],
+            "podIP": ips[0],
+            "podIPs": [{"ip": ip} for ip in ips],
             "startTime": status.get("startTime") or stamp,
             "conditions": [
                 _condition("PodReadyToStartContainers", True, stamp),

@@ -27,6 +27,9 @@ UP_FLAGS = [
     "--node-labels", "team=fleet-test", "--node-cpu", "16", "--node-memory", "64Gi", "--node-pods", "50",
     "--node-taints", "fleet.megaplane.io/test=yes:PreferNoSchedule",
     "--pod-startup-latency", "200ms", "--job-pod-run-time", "1s",
+    # The pods here are made by the tests (some with owners that do not exist, which the garbage collector
+    # would delete, as upstream's does), and bound by name: no workload controllers, no scheduler.
+    "--controllers", "namespace,serviceaccount", "--scheduler=false",
 ]
 
 
