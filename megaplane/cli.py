@@ -329,6 +329,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         config = _control_plane_config(args)
         config.scheduler = bool(getattr(args, "scheduler", False))  # `up` only: the in-process scheduler
+        config.leader_election = leader_election_config(args) if config.controllers else None  # `up` only
         if getattr(args, "nodes", 0):  # `up` only: the in-process fleet (megaplane.fleet)
             from .fleet.flags import fleet_config
 
@@ -401,8 +402,9 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             from .controllers.catalog import add_controller_flags
 
             add_controller_flags(p)
+            add_leader_election_flags(p, "kube-controller-manager", exits=False)
         else:
-            p.set_defaults(controllers=[])
+            p.set_defaults(controllers=[], leader_elect=False)
         p.set_defaults(func=cmd_up)
 
 
@@ -447,9 +449,14 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     if args.kube_api_qps < 0 or args.kube_api_burst < 0 or not 0 <= args.port <= 65535:
         print("Error: --kube-api-qps/--kube-api-burst must be >= 0 and --port in 0..65535", file=sys.stderr)
         return 2
+    try:
+        election = leader_election_config(args)
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     run(args.kubeconfig, args.context, qps=args.kube_api_qps, burst=args.kube_api_burst,
         bind_address=args.bind_address, port=args.port, profiles=args.scheduler_name or ["default-scheduler"],
-        percentage_of_nodes_to_score=args.percentage_of_nodes_to_score)
+        percentage_of_nodes_to_score=args.percentage_of_nodes_to_score, leader_election=election)
     return 0
 
 
@@ -466,7 +473,54 @@ def _add_scheduler(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
                    help="a profile's schedulerName (repeatable; default: default-scheduler)")
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=0,
                    help="percentage of feasible nodes to score (0: adaptive, as upstream)")
+    add_leader_election_flags(p, "kube-scheduler")
     p.set_defaults(func=cmd_scheduler)
+
+
+# -- leader election (controller-manager, scheduler, up) ---------------------------
+
+
+def add_leader_election_flags(p: argparse.ArgumentParser, lease_name: str, *, exits: bool = True) -> None:
+    """component-base's --leader-elect* flags, with upstream's defaults (lease kube-system/`lease_name`)."""
+    lost = ("a leader that cannot renew within the renew deadline stops leading and exits with status 1 "
+            "('leaderelection lost') for its supervisor to restart it" if exits else
+            "a leader that cannot renew within the renew deadline stops its controllers and campaigns again")
+    g = p.add_argument_group("leader election", description=f"One Lease per component; {lost}.")
+    g.add_argument("--leader-elect", type=_flag_bool, nargs="?", const=True, default=True,
+                   help="start a leader election client and gain leadership before running (true)")
+    g.add_argument("--leader-elect-lease-duration", type=parse_duration, default=15.0,
+                   help="how long a standby waits, after it last saw the leader renew, before it takes over (15s)")
+    g.add_argument("--leader-elect-renew-deadline", type=parse_duration, default=10.0,
+                   help="how long after its last successful renewal a leader stops leading; must be less than "
+                        "the lease duration (10s)")
+    g.add_argument("--leader-elect-retry-period", type=parse_duration, default=2.0,
+                   help="between attempts to acquire or renew leadership (2s)")
+    g.add_argument("--leader-elect-resource-lock", choices=["leases"], default="leases",
+                   help="the kind of object locked (leases, the only one upstream still supports)")
+    g.add_argument("--leader-elect-resource-name", default=lease_name,
+                   help=f"name of the Lease used for locking ({lease_name})")
+    g.add_argument("--leader-elect-resource-namespace", default="kube-system",
+                   help="namespace of the Lease used for locking (kube-system)")
+
+
+def leader_election_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The parsed --leader-elect* flags (None with --leader-elect=false); ValueError for inconsistent ones."""
+    if not args.leader_elect:
+        return None
+    from .client.leaderelection import LeaderElectionConfig
+
+    config = LeaderElectionConfig(
+        name=args.leader_elect_resource_name, namespace=args.leader_elect_resource_namespace,
+        lease_duration=args.leader_elect_lease_duration, renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period)
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise ValueError(
+            f"invalid leader election flags: {exc} (--leader-elect-lease-duration {config.lease_duration:g}s, "
+            f"--leader-elect-renew-deadline {config.renew_deadline:g}s, "
+            f"--leader-elect-retry-period {config.retry_period:g}s)") from None
+    return config
 
 
 # -- controller-manager -----------------------------------------------------------
@@ -479,17 +533,24 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
     if args.kube_api_qps < 0 or args.kube_api_burst < 0 or not 0 <= args.port <= 65535:
         print("Error: --kube-api-qps/--kube-api-burst must be >= 0 and --port in 0..65535", file=sys.stderr)
         return 2
+    try:
+        election = leader_election_config(args)
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     return run(ManagerOptions(
         kubeconfig=args.kubeconfig, context=args.context, qps=args.kube_api_qps, burst=args.kube_api_burst,
         bind_address=args.bind_address, port=args.port, controllers=list(args.controllers),
-        controller_options=controller_options(args)))
+        controller_options=controller_options(args), leader_election=election))
 
 
 def _add_controller_manager(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     from .controllers.catalog import add_controller_flags
 
     help_text = "run the controllers (kube-controller-manager's) against any API server"
-    p = sub.add_parser("controller-manager", help=help_text, description=help_text)
+    p = sub.add_parser("controller-manager", help=help_text, description=help_text + (
+        "; with --leader-elect (default) only the process holding the Lease runs them, and a leader that "
+        "loses it exits with status 1 ('leaderelection lost'): run it under a supervisor that restarts it"))
     p.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server")
     p.add_argument("--context", default="", help="kubeconfig context (default: current-context)")
     p.add_argument("--kube-api-qps", type=float, default=20.0,
@@ -499,6 +560,7 @@ def _add_controller_manager(sub: "argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--bind-address", default="0.0.0.0", help="address /healthz, /readyz and /metrics are served on")
     p.add_argument("--port", type=int, default=0, help="plain HTTP port for /healthz, /readyz, /metrics (0: off)")
     add_controller_flags(p)
+    add_leader_election_flags(p, "kube-controller-manager")
     p.set_defaults(func=cmd_controller_manager)
 
 

@@ -24,6 +24,13 @@ from megaplane.apiserver.loopback import LoopbackTransport
 from megaplane.apiserver.registry.services import family_of, parse_service_cidrs
 from megaplane.apiserver.server import APIServer, APIServerConfig
 from megaplane.client import Client
+from megaplane.client.leaderelection import (
+    LeaderElected,
+    LeaderElectionConfig,
+    LeaderElectionMetrics,
+    LeaderElector,
+    leader_only_client,
+)
 from megaplane.controllers.bootstrap import SystemBootstrap
 from megaplane.controllers.catalog import build_controllers, parse_controllers
 from megaplane.fleet import Fleet, FleetConfig
@@ -57,6 +64,8 @@ class ControlPlaneConfig:
     controllers: List[str] = field(default_factory=lambda: parse_controllers("*"))
     #: The controllers' own flags (megaplane.controllers.catalog: dest -> value; absent: upstream's default).
     controller_options: Dict[str, Any] = field(default_factory=dict)
+    #: Run the controllers only while holding this Lease (`megaplane up`'s --leader-elect*; None: always).
+    leader_election: Optional[LeaderElectionConfig] = None
     #: Simulated nodes run in this process over the loopback client (`megaplane up --nodes N`; None: none).
     fleet: Optional[FleetConfig] = None
     #: Run the scheduler in this process over the loopback client (`megaplane up`; off for `megaplane apiserver`).
@@ -106,7 +115,18 @@ class ControlPlane:
             self.etcd = EtcdServer(self.store, listen_client_urls=config.etcd_client_urls)
             components.append(self.etcd)
         components.append(SystemBootstrap(self.client, config.api.advertise_address, config.api.endpoint_port))
-        components.extend(build_controllers(config.controllers, self.client, config.controller_options))
+        self.elector: Optional[LeaderElector] = None
+        if config.controllers and config.leader_election is not None:
+            # Elected like a kube-controller-manager, so one standing by against this cluster takes over only
+            # if this process stops leading; losing the lease stops these controllers and campaigns again.
+            self.elector = elector = LeaderElector(self.client, config.leader_election)
+            fenced = leader_only_client(self.client, elector)
+            components.append(LeaderElected(
+                elector, lambda: build_controllers(config.controllers, fenced, config.controller_options),
+                name="controllers", announce=log.info))
+            self.api.prometheus.register(LeaderElectionMetrics([elector]))
+        else:
+            components.extend(build_controllers(config.controllers, self.client, config.controller_options))
         if config.scheduler:
             from megaplane.scheduler import Scheduler
 
@@ -161,6 +181,8 @@ class ControlPlane:
         line += f"; store revision {self.store.revision}, data dir {self.config.data_dir or '(memory only)'}"
         if self.config.controllers:
             line += f"; controllers: {', '.join(self.config.controllers)}"
+            if self.config.leader_election is not None:
+                line += f" (while leading lease {self.config.leader_election.describe()})"
         if self.config.scheduler:
             line += "; scheduler"
         if self.config.fleet is not None and self.config.fleet.nodes:

@@ -6,22 +6,42 @@ by every controller `--controllers` chose (megaplane.controllers.catalog
 builds them), and /healthz, /livez, /readyz, /metrics on --bind-address and
 --port (megaplane.serving).
 
+With leader election (the default, on the Lease
+kube-system/kube-controller-manager) the controllers are built and started
+only once this process leads, and they write through a client that refuses
+writes once it no longer does (megaplane.client.leaderelection). A process
+that loses the lease exits with status 1 ("leaderelection lost"), as
+upstream's does, so its supervisor restarts it as a fresh standby; SIGTERM
+stops the controllers, then releases the lease so a standby takes over at
+once.
+
 Built only on megaplane.client, so it manages any Kubernetes API server.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from megaplane.client import Client
 from megaplane.client.component import ClientComponent
+from megaplane.client.leaderelection import (
+    LeaderElected,
+    LeaderElectionConfig,
+    LeaderElectionMetrics,
+    LeaderElector,
+    exit_when_lost,
+    leader_only_client,
+)
 from megaplane.runtime import Component, run_forever
-from megaplane.serving import EndpointServer
+from megaplane.serving import EndpointServer, HealthCheck
 
 from .catalog import build_controllers, parse_controllers
 
-__all__ = ["ManagerOptions", "build", "run"]
+__all__ = ["DEFAULT_LEASE_NAME", "ManagerOptions", "build", "run"]
+
+#: kube-controller-manager's --leader-elect-resource-name.
+DEFAULT_LEASE_NAME = "kube-controller-manager"
 
 
 @dataclass
@@ -37,28 +57,54 @@ class ManagerOptions:
     controllers: List[str] = field(default_factory=lambda: parse_controllers("*"))
     #: The controllers' own flags (catalog: dest -> value; absent: upstream's default).
     controller_options: Dict[str, Any] = field(default_factory=dict)
+    #: None: no election, the controllers start at once (--leader-elect=false).
+    leader_election: Optional[LeaderElectionConfig] = field(
+        default_factory=lambda: LeaderElectionConfig(DEFAULT_LEASE_NAME))
     max_connections: int = 8
 
 
-def build(options: ManagerOptions) -> List[Component]:
-    """The process's components in start order: the client (closed last), the controllers, the endpoints."""
+def build(options: ManagerOptions, *, announce: Callable[[str], None] = print,
+          on_lost: Callable[[], None] = exit_when_lost) -> List[Component]:
+    """The process's components in start order: the client (closed last), the controllers (elected or not),
+    the endpoints."""
     client = Client.from_kubeconfig(options.kubeconfig, options.context or None, qps=options.qps,
                                     burst=options.burst, max_connections=options.max_connections)
     parts: List[Component] = [ClientComponent(client)]
-    controllers = build_controllers(options.controllers, client, options.controller_options)
-    parts.extend(controllers)
+    collectors: List[Any] = []
+    checks: Dict[str, HealthCheck] = {}
+    if options.leader_election is None:
+        controllers = build_controllers(options.controllers, client, options.controller_options)
+        parts.extend(controllers)
+
+        def ready() -> bool:
+            return all(c.ready() for c in controllers)
+    else:
+        elector = LeaderElector(client, options.leader_election)
+        fenced = leader_only_client(client, elector)
+        elected = LeaderElected(
+            elector, lambda: build_controllers(options.controllers, fenced, options.controller_options),
+            name="controllers", on_lost=on_lost, announce=announce)
+        parts.append(elected)
+        collectors.append(LeaderElectionMetrics([elector]))
+        checks["leaderElection"] = elector.check
+        ready = elected.ready
     if options.port:
-        parts.append(EndpointServer(options.bind_address or "0.0.0.0", options.port, [],
-                                    lambda: all(c.ready() for c in controllers)))
+        parts.append(EndpointServer(options.bind_address or "0.0.0.0", options.port, collectors, ready, checks))
     return parts
 
 
 def run(options: ManagerOptions) -> int:
-    """Run until SIGINT / SIGTERM; the process's exit status."""
+    """Run until SIGINT / SIGTERM (exit 0) or until the lease is lost (exit 1 from inside); the exit status."""
+
+    def say(line: str) -> None:
+        print(f"megaplane controller-manager: {line}", flush=True)
+
     def started() -> None:
         where = f"; /healthz and /metrics on http://{options.bind_address}:{options.port}" if options.port else ""
-        print(f"megaplane controller-manager: controllers {', '.join(options.controllers) or '(none)'}{where}",
-              flush=True)
+        le = options.leader_election
+        election = (f"leader election on lease {le.describe()} as {le.identity}" if le is not None
+                    else "no leader election")
+        say(f"controllers {', '.join(options.controllers) or '(none)'}; {election}{where}")
 
-    run_forever(lambda: build(options), on_started=started)
+    run_forever(lambda: build(options, announce=say), on_started=started)
     return 0

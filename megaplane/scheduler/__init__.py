@@ -82,7 +82,8 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
             elector = LeaderElector(client, leader_election)
             scheduler = Scheduler(leader_only_client(client, elector), profiles=profiles,
                                   percentage_of_nodes_to_score=percentage_of_nodes_to_score)
-            elected = LeaderElected(elector, lambda: [scheduler], name="scheduler-election", on_lost=exit_when_lost,
+            led: List[Any] = [scheduler]
+            elected = LeaderElected(elector, lambda: led, name="scheduler-election", on_lost=exit_when_lost,
                                     announce=say)
             parts.append(elected)
             collectors.append(LeaderElectionMetrics([elector]))
