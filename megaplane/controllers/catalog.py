@@ -127,6 +127,63 @@ def _garbagecollector(ctx: ControllerContext) -> Component:
     return GarbageCollector(ctx.client, workers=ctx.option(CONCURRENT_GC_SYNCS), clock=ctx.clock)
 
 
+def _disruption(ctx: ControllerContext) -> Component:
+    from .disruption import DisruptionController
+
+    return DisruptionController(ctx.client, clock=ctx.clock)
+
+
+def _duration(text: str) -> float:
+    from megaplane.units import parse_duration
+
+    return float(parse_duration(text))
+
+
+NODE_MONITOR_PERIOD = ControllerFlag("--node-monitor-period", _duration, 5.0,
+                                     "how often node health is checked (5s)")
+NODE_MONITOR_GRACE_PERIOD = ControllerFlag("--node-monitor-grace-period", _duration, 50.0,
+                                           "how long a node may go unseen before it is marked Unknown (50s)")
+NODE_STARTUP_GRACE_PERIOD = ControllerFlag("--node-startup-grace-period", _duration, 60.0,
+                                           "how long a starting node may go without posting Ready (1m0s)")
+NODE_EVICTION_RATE = ControllerFlag("--node-eviction-rate", float, 0.1,
+                                    "nodes per second tainted NoExecute in a healthy zone (0.1)")
+SECONDARY_NODE_EVICTION_RATE = ControllerFlag("--secondary-node-eviction-rate", float, 0.01,
+                                              "nodes per second tainted in a partially disrupted large zone (0.01)")
+UNHEALTHY_ZONE_THRESHOLD = ControllerFlag("--unhealthy-zone-threshold", float, 0.55,
+                                          "fraction of not-Ready nodes (at least 3) that makes a zone unhealthy (0.55)")
+LARGE_CLUSTER_SIZE_THRESHOLD = ControllerFlag("--large-cluster-size-threshold", int, 50,
+                                              "zones larger than this keep the secondary rate when unhealthy (50)")
+TERMINATED_POD_GC_THRESHOLD = ControllerFlag("--terminated-pod-gc-threshold", int, 12500,
+                                             "terminated pods kept before the oldest are deleted (12500; <= 0: off)")
+
+
+def _nodelifecycle(ctx: ControllerContext) -> Component:
+    from .nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
+
+    return NodeLifecycleController(ctx.client, NodeLifecycleConfig(
+        node_monitor_period=ctx.option(NODE_MONITOR_PERIOD),
+        node_monitor_grace_period=ctx.option(NODE_MONITOR_GRACE_PERIOD),
+        node_startup_grace_period=ctx.option(NODE_STARTUP_GRACE_PERIOD),
+        node_eviction_rate=ctx.option(NODE_EVICTION_RATE),
+        secondary_node_eviction_rate=ctx.option(SECONDARY_NODE_EVICTION_RATE),
+        unhealthy_zone_threshold=ctx.option(UNHEALTHY_ZONE_THRESHOLD),
+        large_cluster_size_threshold=ctx.option(LARGE_CLUSTER_SIZE_THRESHOLD),
+    ), clock=ctx.clock)
+
+
+def _tainteviction(ctx: ControllerContext) -> Component:
+    from .tainteviction import TaintEvictionController
+
+    return TaintEvictionController(ctx.client, clock=ctx.clock)
+
+
+def _podgc(ctx: ControllerContext) -> Component:
+    from .podgc import PodGCController
+
+    return PodGCController(ctx.client, terminated_pod_gc_threshold=ctx.option(TERMINATED_POD_GC_THRESHOLD),
+                           clock=ctx.clock)
+
+
 #: In start order (upstream starts them in its own order; ours only matters for readability of logs).
 #: Add a controller here: its spec is all `up` and `controller-manager` need.
 CATALOG: List[ControllerSpec] = [
@@ -135,10 +192,17 @@ CATALOG: List[ControllerSpec] = [
                    (CONCURRENT_SERVICEACCOUNT_SYNCS,)),
     ControllerSpec("replicaset-controller", _replicaset, ("replicaset",), (CONCURRENT_REPLICASET_SYNCS,)),
     ControllerSpec("deployment-controller", _deployment, ("deployment",), (CONCURRENT_DEPLOYMENT_SYNCS,)),
+    # One worker and no --concurrent-* flag, as upstream.
+    ControllerSpec("disruption-controller", _disruption, ("disruption",)),
     ControllerSpec("endpoints-controller", _endpoint, ("endpoint",), (CONCURRENT_ENDPOINT_SYNCS,)),
     ControllerSpec("endpointslice-controller", _endpointslice, ("endpointslice",),
                    (CONCURRENT_SERVICE_ENDPOINT_SYNCS, MAX_ENDPOINTS_PER_SLICE)),
     ControllerSpec("garbage-collector-controller", _garbagecollector, ("garbagecollector",), (CONCURRENT_GC_SYNCS,)),
+    ControllerSpec("node-lifecycle-controller", _nodelifecycle, ("nodelifecycle",),
+                   (NODE_MONITOR_PERIOD, NODE_MONITOR_GRACE_PERIOD, NODE_STARTUP_GRACE_PERIOD, NODE_EVICTION_RATE,
+                    SECONDARY_NODE_EVICTION_RATE, UNHEALTHY_ZONE_THRESHOLD, LARGE_CLUSTER_SIZE_THRESHOLD)),
+    ControllerSpec("taint-eviction-controller", _tainteviction, ("tainteviction",)),
+    ControllerSpec("pod-garbage-collector-controller", _podgc, ("podgc",), (TERMINATED_POD_GC_THRESHOLD,)),
 ]
 
 

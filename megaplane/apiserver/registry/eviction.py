@@ -39,6 +39,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Tuple, TypeVar
 import orjson
 
 from megaplane.apimachinery import errors
+from megaplane.apimachinery.conditions import update_disruption_allowed_condition
 from megaplane.apimachinery.meta import now_rfc3339
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.scheme import REGISTERED_KINDS
@@ -198,28 +199,6 @@ def _selects(pdb: Obj, labels: Dict[str, str]) -> bool:
     return bool(requirements) and matches_labels(requirements, labels)
 
 
-def set_disruption_allowed_condition(status: Obj, now: str) -> None:
-    """pdbhelper.UpdateDisruptionAllowedCondition: DisruptionAllowed True/SufficientPods or False/InsufficientPods."""
-    allowed = int(status.get("disruptionsAllowed") or 0) > 0
-    want = ("True", "SufficientPods") if allowed else ("False", "InsufficientPods")
-    set_condition(status, {"type": "DisruptionAllowed", "status": want[0], "reason": want[1], "message": "",
-                           "observedGeneration": status.get("observedGeneration", 0)}, now)
-
-
-def set_condition(status: Obj, condition: Obj, now: str) -> None:
-    """apimeta.SetStatusCondition: the transition time moves only when the status does."""
-    conditions: List[Obj] = [c for c in status.get("conditions") or () if isinstance(c, dict)]
-    for c in conditions:
-        if c.get("type") == condition["type"]:
-            if c.get("status") != condition["status"]:
-                c["lastTransitionTime"] = now
-            c.update({k: v for k, v in condition.items() if k != "lastTransitionTime"})
-            break
-    else:
-        conditions.append(dict(condition, lastTransitionTime=now))
-    status["conditions"] = conditions
-
-
 class PodEviction:
     """The eviction subresource over the pods' and the PDBs' stores."""
 
@@ -345,7 +324,7 @@ class PodEviction:
         status["disruptionsAllowed"] = allowed - 1
         now = now_rfc3339()
         if allowed == 1:
-            set_disruption_allowed_condition(status, now)
+            update_disruption_allowed_condition(status, now)
         if dry:
             return
         # The disruption controller must not count this pod as healthy while its deletion is on its way.

@@ -30,6 +30,9 @@ SCHEMA: Dict[str, Any] = {
         'events.k8s.io/v1/Event': 'k8s.io.api.events.v1.Event',
         'discovery.k8s.io/v1/EndpointSlice': 'k8s.io.api.discovery.v1.EndpointSlice',
         'autoscaling/v1/Scale': 'k8s.io.api.autoscaling.v1.Scale',
+        'policy/v1/PodDisruptionBudget': 'k8s.io.api.policy.v1.PodDisruptionBudget',
+        'policy/v1/Eviction': 'k8s.io.api.policy.v1.Eviction',
+        'policy/v1beta1/Eviction': 'k8s.io.api.policy.v1beta1.Eviction',
         'DeleteOptions': 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions',
     },
     'special': {
@@ -1402,6 +1405,34 @@ SCHEMA: Dict[str, Any] = {
         'k8s.io.api.events.v1.EventSeries': [
             {'n': 1, 'json': 'count', 'go': 'value', 'type': 'int32'},
             {'n': 2, 'json': 'lastObservedTime', 'go': 'struct', 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime'},
+        ],
+        'k8s.io.api.policy.v1.Eviction': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'deleteOptions', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions'},
+        ],
+        'k8s.io.api.policy.v1.PodDisruptionBudget': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.policy.v1.PodDisruptionBudgetSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.policy.v1.PodDisruptionBudgetStatus'},
+        ],
+        'k8s.io.api.policy.v1.PodDisruptionBudgetSpec': [
+            {'n': 1, 'json': 'minAvailable', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.util.intstr.IntOrString'},
+            {'n': 2, 'json': 'selector', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'},
+            {'n': 3, 'json': 'maxUnavailable', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.util.intstr.IntOrString'},
+            {'n': 4, 'json': 'unhealthyPodEvictionPolicy', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.policy.v1.PodDisruptionBudgetStatus': [
+            {'n': 1, 'json': 'observedGeneration', 'go': 'value', 'omitempty': True, 'type': 'int64'},
+            {'n': 2, 'json': 'disruptedPods', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
+            {'n': 3, 'json': 'disruptionsAllowed', 'go': 'value', 'type': 'int32'},
+            {'n': 4, 'json': 'currentHealthy', 'go': 'value', 'type': 'int32'},
+            {'n': 5, 'json': 'desiredHealthy', 'go': 'value', 'type': 'int32'},
+            {'n': 6, 'json': 'expectedPods', 'go': 'value', 'type': 'int32'},
+            {'n': 7, 'json': 'conditions', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Condition'},
+        ],
+        'k8s.io.api.policy.v1beta1.Eviction': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'deleteOptions', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions'},
         ],
         'k8s.io.apimachinery.pkg.apis.meta.v1.Condition': [
             {'n': 1, 'json': 'type', 'go': 'value', 'type': 'string'},
