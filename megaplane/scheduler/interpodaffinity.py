@@ -144,7 +144,7 @@ def inter_pod_affinity(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterRes
     for key, mask in blocked.items():
         col = _column(table, key)
         assert col is not None
-        existing_fail |= _in_domains(col, mask)
+        existing_fail |= _in_domains(col, mask) != 0
     anti_fail &= ~affinity_fail
     existing_fail &= ~affinity_fail & ~anti_fail
     fail = affinity_fail | anti_fail | existing_fail
