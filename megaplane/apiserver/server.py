@@ -32,6 +32,7 @@ from megaplane.apiserver.http.endpoints import ResourceEndpoints
 from megaplane.apiserver.http.routing import parse_path, parse_query
 from megaplane.apiserver.http.transport import HTTPServer, Request, Response, StreamResponse, resume
 from megaplane.apiserver.metrics import APIMetrics
+from megaplane.apiserver.registry.admission import DefaultTolerationSeconds
 from megaplane.apiserver.registry.kinds import StrategyConfig
 from megaplane.apiserver.registry.registry import Registry, RegistryConfig
 from megaplane.apiserver.registry.services import DEFAULT_SERVICE_CLUSTER_IP_RANGE
@@ -87,6 +88,9 @@ class APIServerConfig:
     request_timeout: float = 60.0
     #: --min-request-timeout: a watch without timeoutSeconds lasts a random [min, 2*min] (1800 s).
     min_request_timeout: float = 1800.0
+    #: --default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds (DefaultTolerationSeconds).
+    default_not_ready_toleration_seconds: int = 300
+    default_unreachable_toleration_seconds: int = 300
 
 
 class APIServer:
@@ -100,6 +104,8 @@ class APIServer:
             watch_cache_max_events=cfg.watch_cache_max_events,
         ))
         self.caches = self.registry.caches
+        self.registry.admission.mutating.append(DefaultTolerationSeconds(
+            cfg.default_not_ready_toleration_seconds, cfg.default_unreachable_toleration_seconds))
         self.discovery = Discovery(self.config.advertise_address)
         self.metrics = APIMetrics(self.registry)
         self.endpoints = ResourceEndpoints(self.registry, self.metrics, min_request_timeout=cfg.min_request_timeout)

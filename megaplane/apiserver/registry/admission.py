@@ -1,27 +1,86 @@
-"""NamespaceLifecycle admission: content needs a namespace that exists and is not terminating.
+"""Admission: NamespaceLifecycle, and the mutating plugins run on every create (DefaultTolerationSeconds).
 
-As upstream's admission plugin: no new content in a namespace that is
-missing (404) or terminating (403 with the `NamespaceTerminating` cause
+As upstream's NamespaceLifecycle plugin: no new content in a namespace that
+is missing (404) or terminating (403 with the `NamespaceTerminating` cause
 controllers look for); `default`, `kube-system` and `kube-public` may not
-be deleted.
+be deleted. `NamespaceAdmission.mutating` holds the mutating plugins the
+server enables (`admit_create` runs them on a new object before defaulting
+and validation of its strategy).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, List, Optional, Protocol
 
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.resources import Resource
 from megaplane.apiserver.watchcache import CachedObject
 
-__all__ = ["NamespaceAdmission", "IMMORTAL_NAMESPACES"]
+__all__ = ["DefaultTolerationSeconds", "IMMORTAL_NAMESPACES", "MutatingPlugin", "NamespaceAdmission"]
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+
+
+class MutatingPlugin(Protocol):
+    def admit_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
+        """Change `obj` (a new object of `resource`) in place."""
+
+
+class DefaultTolerationSeconds:
+    """Upstream's DefaultTolerationSeconds plugin: pods tolerate not-ready / unreachable NoExecute for a while.
+
+    A pod with no toleration of `node.kubernetes.io/not-ready` (or of
+    `unreachable`) with effect NoExecute (a toleration with an empty key or
+    effect counts) gets `{key, operator: Exists, effect: NoExecute,
+    tolerationSeconds}` from --default-not-ready-toleration-seconds /
+    --default-unreachable-toleration-seconds (300). Upstream also runs it on
+    updates; pod updates may only add tolerations, so a pod created here
+    already has them and an update could not take them away.
+    """
+
+    NOT_READY, UNREACHABLE = "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"
+
+    def __init__(self, not_ready_seconds: int = 300, unreachable_seconds: int = 300) -> None:
+        self.not_ready_seconds = not_ready_seconds
+        self.unreachable_seconds = unreachable_seconds
+
+    def admit_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
+        if resource.group or resource.plural != "pods":
+            return
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        tolerations = spec.get("tolerations")
+        if not isinstance(tolerations, list):
+            tolerations = []
+        not_ready = unreachable = False
+        for t in tolerations:
+            if not isinstance(t, dict):
+                continue
+            key, effect = t.get("key") or "", t.get("effect") or ""
+            if effect in ("", "NoExecute"):
+                not_ready = not_ready or key in ("", self.NOT_READY)
+                unreachable = unreachable or key in ("", self.UNREACHABLE)
+        added = []
+        if not not_ready:
+            added.append({"key": self.NOT_READY, "operator": "Exists", "effect": "NoExecute",
+                          "tolerationSeconds": self.not_ready_seconds})
+        if not unreachable:
+            added.append({"key": self.UNREACHABLE, "operator": "Exists", "effect": "NoExecute",
+                          "tolerationSeconds": self.unreachable_seconds})
+        if added:
+            spec["tolerations"] = tolerations + added
 
 
 class NamespaceAdmission:
     def __init__(self, namespace: Callable[[str], Optional[CachedObject]]) -> None:
         self._namespace = namespace
+        #: Mutating plugins run on every create, in order (the server adds DefaultTolerationSeconds).
+        self.mutating: List[MutatingPlugin] = []
+
+    def admit_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
+        for plugin in self.mutating:
+            plugin.admit_create(resource, obj)
 
     def admit_content(self, resource: Resource, namespace: str, name: str) -> None:
         if not resource.namespaced:
