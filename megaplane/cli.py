@@ -272,6 +272,47 @@ def _add_store(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 # -- up / apiserver ---------------------------------------------------------------------
 
 
+def add_etcd_flags(p: argparse.ArgumentParser) -> None:
+    """kube-apiserver's etcd flags (megaplane.storage.etcd3): where the API server keeps each resource."""
+    g = p.add_argument_group("etcd (storage backends)")
+    g.add_argument("--etcd-servers", default="",
+                   help="etcd client URLs to store objects in, comma separated (default or 'embedded': this "
+                        "process's own store)")
+    g.add_argument("--etcd-servers-overrides", default="",
+                   help="per-resource etcd servers, comma separated group/resource#servers entries, servers "
+                        "semicolon separated URLs or 'embedded' (e.g. /events#http://127.0.0.1:2389)")
+    g.add_argument("--etcd-prefix", default="/registry", help="the prefix of every key in etcd (/registry)")
+    g.add_argument("--etcd-cafile", default="", help="SSL Certificate Authority file to verify etcd servers")
+    g.add_argument("--etcd-certfile", default="", help="SSL certification file for etcd client authentication")
+    g.add_argument("--etcd-keyfile", default="", help="SSL key file for etcd client authentication")
+    g.add_argument("--etcd-compaction-interval", type=parse_duration, default=300.0,
+                   help="interval of compaction requests to etcd (5m0s; 0: off)")
+    g.add_argument("--etcd-count-metric-poll-period", type=parse_duration, default=60.0,
+                   help="how often etcd is polled for the number of objects per resource (1m0s; 0: the watch "
+                        "caches are counted instead)")
+    g.add_argument("--etcd-request-timeout", type=parse_duration, default=10.0,
+                   help="deadline of one etcd call; past it the request fails with a timeout (10s)")
+    g.add_argument("--storage-media-type", default="application/json",
+                   help="how objects are stored in etcd (application/json, the only one megaplane writes)")
+
+
+def etcd_backend_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .storage.etcd3 import BackendConfig, parse_overrides, parse_servers
+
+    return BackendConfig(
+        servers=parse_servers(args.etcd_servers),
+        overrides=parse_overrides(args.etcd_servers_overrides),
+        prefix=args.etcd_prefix,
+        ca_file=args.etcd_cafile,
+        cert_file=args.etcd_certfile,
+        key_file=args.etcd_keyfile,
+        compaction_interval=args.etcd_compaction_interval,
+        count_poll_period=args.etcd_count_metric_poll_period,
+        request_timeout=args.etcd_request_timeout,
+        media_type=args.storage_media_type,
+    )
+
+
 def _flag_bool(value: str) -> bool:
     """A Go-style boolean flag value (--flag=false)."""
     v = value.strip().lower()
@@ -310,6 +351,8 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
             enable_priority_and_fairness=args.enable_priority_and_fairness,
             max_requests_inflight=args.max_requests_inflight,
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+            default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
+            default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
         ),
         bind_address=args.bind_address,
         also_bind_address=also_bind,
@@ -320,6 +363,7 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
         etcd_client_urls=[u for u in (args.listen_client_urls or "").split(",") if u],
         controllers=list(args.controllers),
         controller_options=controller_options(args),
+        storage_backends=etcd_backend_config(args),
     )
 
 
@@ -387,12 +431,19 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
                             "(200; 0: no limit)")
         g.add_argument("--enable-priority-and-fairness", type=_flag_bool, nargs="?", const=True, default=True,
                        help="priority levels and fair queuing for requests (true); false: the two inflight limits alone")
+        g.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
+                       help="tolerationSeconds of the not-ready:NoExecute toleration added to pods that have "
+                            "none (300)")
+        g.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
+                       help="tolerationSeconds of the unreachable:NoExecute toleration added to pods that have "
+                            "none (300)")
         g.add_argument(
             "--listen-client-urls",
             default="",
             help="also serve the etcd v3 API over the store on these URLs (e.g. http://127.0.0.1:2379)",
         )
         add_store_flags(p)
+        add_etcd_flags(p)
         if name == "up":
             from .fleet.flags import add_fleet_flags
 

@@ -35,7 +35,8 @@ from megaplane.controllers.bootstrap import SystemBootstrap
 from megaplane.controllers.catalog import build_controllers, parse_controllers
 from megaplane.fleet import Fleet, FleetConfig
 from megaplane.runtime import Component, Runner, run_forever
-from megaplane.storage import EmbeddedStorage
+from megaplane.storage import EmbeddedStorage, Storage
+from megaplane.storage.etcd3 import BackendConfig, build_storage
 from megaplane.store import Store, StoreConfig
 from megaplane.store.component import StoreComponent
 
@@ -70,6 +71,8 @@ class ControlPlaneConfig:
     fleet: Optional[FleetConfig] = None
     #: Run the scheduler in this process over the loopback client (`megaplane up`; off for `megaplane apiserver`).
     scheduler: bool = False
+    #: Where resources are stored: --etcd-servers, --etcd-servers-overrides, ... (default: the embedded store).
+    storage_backends: BackendConfig = field(default_factory=BackendConfig)
 
 
 class _Listeners:
@@ -101,14 +104,19 @@ class ControlPlane:
         self.store = Store(config.data_dir, config.store)
         if config.secure_port or config.port:
             config.api.endpoint_port = config.secure_port or config.port
-        self.api = APIServer(EmbeddedStorage(self.store), config.api)
+        self._embedded: Optional[EmbeddedStorage] = None
+        storage, self.etcd_backends = build_storage(config.storage_backends, self._embedded_storage)
+        self.api = APIServer(storage, config.api)
         #: The loopback client: components in this process reach the registry through it.
         self.client = Client(LoopbackTransport(self.api.registry))
         self.etcd: Any = None
         self.port = 0
         self.secure_port = 0
         self._ca: Optional[str] = None
-        components: List[Component] = [StoreComponent(self.store), self.api]
+        components: List[Component] = [StoreComponent(self.store)]
+        if self.etcd_backends is not None:
+            components.append(self.etcd_backends)  # the clusters are checked before the caches list them
+        components.append(self.api)
         if config.etcd_client_urls:
             from megaplane.etcd import EtcdServer
 
@@ -136,6 +144,12 @@ class ControlPlane:
         components.append(_Listeners(self))
         self.runner = Runner(components, name="control-plane")
         self.api.readiness = self.runner.ready
+
+    def _embedded_storage(self) -> Storage:
+        """This process's own store as storage (one instance: it shares TTL leases between writes)."""
+        if self._embedded is None:
+            self._embedded = EmbeddedStorage(self.store)
+        return self._embedded
 
     async def _listen(self) -> None:
         cfg = self.config

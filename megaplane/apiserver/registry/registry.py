@@ -23,6 +23,7 @@ from megaplane.apiserver.registry.kinds import StrategyConfig, strategy_for
 from megaplane.apiserver.registry.store import ResourceStore
 from megaplane.apiserver.watchcache import CachedObject, WatchCache
 from megaplane.storage import Storage
+from megaplane.storage.etcd3.split import SplitStorage
 
 __all__ = ["Registry", "RegistryConfig"]
 
@@ -47,7 +48,7 @@ class Registry:
             if r.storage_of is None and r.prefix not in self.caches:
                 self.caches[r.prefix] = WatchCache(
                     r,
-                    storage,
+                    self.backend_for(r),
                     window_seconds=cfg.watch_cache_window,
                     min_events=cfg.watch_cache_min_events,
                     max_events=max(cfg.watch_cache_max_events, cfg.watch_cache_min_events),
@@ -64,7 +65,7 @@ class Registry:
                 r,
                 strategy_for(r, cfg.strategies),
                 self.cache_for(r),
-                storage,
+                self.backend_for(r),
                 self.admission,
                 functools.partial(self.schema_for, r),
             )
@@ -85,6 +86,12 @@ class Registry:
     def stop(self) -> None:
         for cache in self.caches.values():
             cache.stop()
+
+    def backend_for(self, r: Resource) -> Storage:
+        """The storage holding `r` (--etcd-servers-overrides puts resources in their own clusters)."""
+        if isinstance(self.storage, SplitStorage):
+            return self.storage.backend_for(r.prefix)
+        return self.storage
 
     def store(self, resource: Resource) -> ResourceStore:
         return self.stores[resource]
