@@ -245,7 +245,8 @@ class EtcdClient:
         if not config.endpoints:
             raise ValueError("an etcd client needs at least one endpoint")
         self.config = config
-        self.members = [_Member(url, config) for url in config.endpoints]
+        # Channels are opened on first use, on the loop that uses them (grpc.aio binds a channel to its loop).
+        self._members: Optional[List[_Member]] = None
         self._current = 0
         self.timeout = config.request_timeout
         self._watch: Optional[WatchSession] = None
@@ -254,7 +255,13 @@ class EtcdClient:
         self.closed = False
 
     def __repr__(self) -> str:
-        return f"<EtcdClient {','.join(m.url for m in self.members)} current={self.member.url}>"
+        return f"<EtcdClient {','.join(self.config.endpoints)} current={self.config.endpoints[self._current]}>"
+
+    @property
+    def members(self) -> List[_Member]:
+        if self._members is None:
+            self._members = [_Member(url, self.config) for url in self.config.endpoints]
+        return self._members
 
     @property
     def member(self) -> _Member:
@@ -414,7 +421,7 @@ class EtcdClient:
         self.closed = True
         if self._watch is not None:
             await self._watch.close()
-        for m in self.members:
+        for m in self._members or []:
             await m.channel.close()
 
 
