@@ -44,6 +44,7 @@ from megaplane.apimachinery.meta import now_rfc3339
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.scheme import REGISTERED_KINDS
 from megaplane.apimachinery.selectors import matches_labels, selector_from_dict
+from megaplane.apiserver.registry import deletion
 from megaplane.apiserver.registry.options import WriteOptions, dry_run
 from megaplane.apiserver.registry.store import ResourceStore, Result
 from megaplane.apiserver.schema.fieldvalidation import (
@@ -174,24 +175,10 @@ def _delete_options(eviction: Obj, request_dry_run: bool) -> Obj:
         opts["preconditions"] = {k: v for k, v in pre.items() if v}
     # The body's dryRun wins when it has one; the query's fills it otherwise (both can only be "All").
     opts["dryRun"] = dry_run(opts.get("dryRun"), "DeleteOptions") or request_dry_run
-    _check_propagation(opts)
+    # ValidateDeleteOptions before the budget is spent (upstream's delete checks the options only after the PDB
+    # write and the pod's condition: refused options must change nothing).
+    deletion.validate_options(opts)
     return opts
-
-
-def _check_propagation(opts: Obj) -> None:
-    """ValidateDeleteOptions' propagation rules, checked before the budget is spent (upstream's delete checks
-    them only after the PDB write and the pod's condition: refused options must change nothing)."""
-    policy = opts.get("propagationPolicy")
-    causes = []
-    if opts.get("orphanDependents") is not None and policy is not None:
-        causes.append(errors.field_error("", "propagationPolicy", policy,
-                                         "orphanDependents and deletionPropagation cannot be both set"))
-    if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
-        causes.append(errors.field_error("", "propagationPolicy", policy,
-                                         'supported values: "Foreground", "Background", "Orphan", "nil"',
-                                         "FieldValueNotSupported"))
-    if causes:
-        raise errors.invalid("meta.k8s.io", "DeleteOptions", "", causes)
 
 
 def _resource_version_unset(opts: Obj) -> bool:
