@@ -281,6 +281,7 @@ class LeaderElector:
     def _observe(self, record: LeaderElectionRecord) -> None:
         self.observed = record
         self.observed_time = self.clock.monotonic()
+        self._report_transition()
 
     def _report_transition(self) -> None:
         holder = self.observed.holder_identity
@@ -355,9 +356,9 @@ class LeaderElector:
         self._observe(record)
         return True
 
-    async def _attempt_until(self, deadline: float) -> bool:
-        """One attempt, abandoned at `deadline` on our clock (its answer would come too late to lead on)."""
-        attempt = asyncio.ensure_future(self.try_acquire_or_renew())
+    async def _until(self, call: Awaitable[bool], deadline: float) -> bool:
+        """`call`'s answer, or False if it has none by `deadline` on our clock (it is cancelled then)."""
+        attempt = asyncio.ensure_future(call)
         timer = asyncio.ensure_future(self.clock.sleep_until(deadline))
         try:
             await asyncio.wait({attempt, timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -373,6 +374,10 @@ class LeaderElector:
             pass
         return False
 
+    async def _attempt_until(self, deadline: float) -> bool:
+        """One attempt, abandoned at `deadline` (its answer would come too late to lead on)."""
+        return await self._until(self.try_acquire_or_renew(), deadline)
+
     # -- the loops -------------------------------------------------------------------------------
 
     async def acquire(self, attempted: Optional[Callable[[bool], None]] = None) -> None:
@@ -385,7 +390,6 @@ class LeaderElector:
         while True:
             sent = self.clock.monotonic()
             ok = await self._attempt_until(sent + cfg.renew_deadline)
-            self._report_transition()
             if ok and self.clock.monotonic() < sent + cfg.renew_deadline:
                 self._leading_until = sent + cfg.renew_deadline
                 self._leading = True
@@ -407,7 +411,6 @@ class LeaderElector:
             while self.clock.monotonic() < deadline:
                 sent = self.clock.monotonic()
                 renewed = await self._attempt_until(deadline)
-                self._report_transition()
                 if renewed:
                     self._leading_until = sent + cfg.renew_deadline
                     break
@@ -418,11 +421,17 @@ class LeaderElector:
                 return
 
     async def release(self) -> bool:
-        """Give the Lease up if we hold it (holder "", 1 s): a standby takes over on its next retry."""
-        was_leading, self._leading = self._leading, False
+        """Give the Lease up if we hold it (holder "", 1 s): a standby takes over on its next retry.
+
+        Bounded by the renew deadline, as client-go's; False if it could not be written by then.
+        """
+        self._leading = False
         self._leading_until = -math.inf
-        if not was_leading and not self._holds_observed():
+        if not self._holds_observed():
             return True
+        return await self._until(self._release(), self.clock.monotonic() + self.config.renew_deadline)
+
+    async def _release(self) -> bool:
         stamp = format_micro_time(self.clock.time())
         desc = self.config.describe()
         for _ in range(3):
