@@ -84,6 +84,8 @@ class NodeTable:
         self.objects = ClusterObjects()
         #: Bumped on every change of nodes or placements (lets callers cache per-state answers).
         self.generation = 0
+        #: Answers that depend on the nodes only (domain columns per topology key...), dropped when a node changes.
+        self.node_derived: Dict[Any, Any] = {}
 
     def __repr__(self) -> str:
         return f"<NodeTable nodes={self.count} pods={len(self.pods)} resources={len(self.resources)}>"
@@ -181,6 +183,7 @@ class NodeTable:
             return False
         self._facts[slot] = facts
         self.generation += 1
+        self.node_derived.clear()
         self.allocatable[slot, :] = 0
         for rname, qty in allocatable.items():
             try:
@@ -212,6 +215,7 @@ class NodeTable:
         if slot is None:
             return False
         self.generation += 1
+        self.node_derived.clear()
         waiting = self._waiting.setdefault(name, {})
         for placed in self.pods.values():
             if placed.slot == slot:

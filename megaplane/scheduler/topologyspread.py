@@ -103,6 +103,10 @@ def constraints_for(table: NodeTable, pod: PodSpecInfo, action: str) -> List[Con
                        c.node_taints_policy) for c in defaults]
 
 
+#: "Every node passes" (the pod has nothing the policy would honor).
+_ALL = np.ones(0, dtype=bool)
+
+
 class _Policies:
     """matchNodeInclusionPolicies' two masks over the slots, computed once per cycle when a constraint asks."""
 
@@ -112,17 +116,19 @@ class _Policies:
         self._taints: Optional[np.ndarray] = None
 
     def mask(self, c: Constraint) -> Optional[np.ndarray]:
+        """The slots the constraint's policies admit; None: every slot."""
         out: Optional[np.ndarray] = None
         if c.node_affinity_policy == HONOR:
             if self._affinity is None:
                 r = node_affinity(self.table, self.pod)
-                self._affinity = r[0] if r is not None else np.ones(self.table.size, dtype=bool)
-            out = self._affinity
+                self._affinity = r[0] if r is not None else _ALL
+            out = None if self._affinity is _ALL else self._affinity
         if c.node_taints_policy == HONOR:
             if self._taints is None:
                 r = taint_toleration(self.table, self.pod)
-                self._taints = r[0] if r is not None else np.ones(self.table.size, dtype=bool)
-            out = self._taints if out is None else out & self._taints
+                self._taints = r[0] if r is not None else _ALL
+            if self._taints is not _ALL:
+                out = self._taints if out is None else out & self._taints
         return out
 
 
@@ -147,37 +153,74 @@ def _has_all_keys(table: NodeTable, constraints: List[Constraint]) -> np.ndarray
     return ok
 
 
+class _Domains:
+    """Per topology key, over the slots a constraint counts: which ones, their value ids, which values occur."""
+
+    __slots__ = ("slots", "ids", "present", "nvals", "has", "safe")
+
+    def __init__(self, table: NodeTable, counted: np.ndarray, key: str) -> None:
+        col = _column(table, key)
+        self.nvals = len(table.label_value_names.get(key, ()))
+        self.slots = np.flatnonzero(counted)
+        self.ids = col[self.slots]
+        self.present = np.zeros(self.nvals, dtype=bool)
+        self.present[self.ids] = True
+        self.has = col >= 0
+        self.safe = np.where(self.has, col, 0)
+
+    def restricted(self, table: NodeTable, key: str, mask: np.ndarray) -> "_Domains":
+        return _Domains(table, _mask_of(table.size, self.slots[mask[self.slots]]), key)
+
+
+def _mask_of(n: int, slots: np.ndarray) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    out[slots] = True
+    return out
+
+
+def _filter_domains(table: NodeTable, keys: Tuple[str, ...], key: str) -> _Domains:
+    """The nodes-only part of PreFilter (nodes having every key), cached until a node changes."""
+    cache_key = ("podtopologyspread.filter", keys, key)
+    found = table.node_derived.get(cache_key)
+    if found is None:
+        counted = table.valid[: table.size].copy()
+        for k in keys:
+            counted &= _column(table, k) >= 0
+        found = table.node_derived[cache_key] = _Domains(table, counted, key)
+    assert isinstance(found, _Domains)
+    return found
+
+
 def pod_topology_spread(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterResult]:
     """The Filter over every slot (None: the pod has no DoNotSchedule constraint)."""
     constraints = constraints_for(table, pod, DO_NOT_SCHEDULE)
     if not constraints:
         return None
     n = table.size
-    counted = _has_all_keys(table, constraints)
+    keys = tuple(c.topology_key for c in constraints)
     policies = _Policies(table, pod)
     missing: List[np.ndarray] = []
     skewed: List[np.ndarray] = []
     for c in constraints:
-        col = _column(table, c.topology_key)
-        included = counted
+        domains = _filter_domains(table, keys, c.topology_key)
         mask = policies.mask(c)
         if mask is not None:
-            included = included & mask
-        nvals = len(table.label_value_names.get(c.topology_key, ()))
-        ids = col[included]
-        per_domain = np.bincount(ids, weights=_counts(table, pod, c)[included], minlength=nvals).astype(np.int64) \
-            if len(ids) else np.zeros(nvals, dtype=np.int64)
-        present = np.zeros(nvals, dtype=bool)
-        present[ids] = True
-        domains = int(np.count_nonzero(present))
-        min_match = int(per_domain[present].min()) if domains else MAX_INT32
-        if domains < c.min_domains:
+            domains = domains.restricted(table, c.topology_key, mask)
+        nvals = domains.nvals
+        if len(domains.ids):
+            per_domain = np.bincount(domains.ids, weights=_counts(table, pod, c)[domains.slots], minlength=nvals)
+        else:
+            per_domain = np.zeros(nvals, dtype=np.float64)
+        present = domains.present
+        count = int(np.count_nonzero(present))
+        min_match = int(per_domain[present].min()) if count else MAX_INT32
+        if count < c.min_domains:
             min_match = 0
         self_match = 1 if c.selector.matches(pod.labels) else 0
-        has = col >= 0
-        match_num = np.where(has, per_domain[np.where(has, col, 0)] if nvals else 0, 0)
+        has = domains.has
+        match_num = per_domain[domains.safe] if nvals else np.zeros(n)
         missing.append(~has)
-        skewed.append(has & (match_num + self_match - min_match > c.max_skew))
+        skewed.append(has & (match_num + (self_match - min_match) > c.max_skew))
     fail = np.zeros(n, dtype=bool)
     label_fail = np.zeros(n, dtype=bool)
     skew_fail = np.zeros(n, dtype=bool)
