@@ -107,6 +107,8 @@ class ControlPlane:
         self._embedded: Optional[EmbeddedStorage] = None
         storage, self.etcd_backends = build_storage(config.storage_backends, self._embedded_storage)
         self.api = APIServer(storage, config.api)
+        if self.etcd_backends is not None and config.storage_backends.count_poll_period > 0:
+            self.api.metrics.storage_counts = self.etcd_backends.object_counts
         #: The loopback client: components in this process reach the registry through it.
         self.client = Client(LoopbackTransport(self.api.registry))
         self.etcd: Any = None

@@ -14,7 +14,7 @@ metrics when it ends, as upstream counts it.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Dict, Iterator, List, Protocol, Tuple
+from typing import Callable, Dict, Iterator, List, Protocol, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -58,6 +58,8 @@ class APIMetrics(Collector):
         self.durations: Dict[Key, List[float]] = {}  # bucket counts..., then sum
         self.inflight = {"mutating": 0, "readOnly": 0}
         self.watches_started: Dict[Tuple[str, str, str], int] = {}
+        #: Object counts polled from etcd by cache prefix (--etcd-count-metric-poll-period); others count the cache.
+        self.storage_counts: Callable[[], Dict[bytes, int]] = dict
 
     def observe(
         self, verb: str, r: Resource, subresource: str, scope: str, code: int, seconds: float, dry_run: str = ""
@@ -119,13 +121,15 @@ class APIMetrics(Collector):
         objects = GaugeMetricFamily(
             "apiserver_storage_objects", "Number of stored objects at the time of last check split by kind.", labels=["resource"]
         )
+        counts = self.storage_counts()
         for r, cache in self.caches.caches_by_resource():
             fanout = self.watches.get(cache.prefix)
             events.add_metric([r.group, r.version, r.kind], fanout.sent_total if fanout is not None else 0)
             watchers.add_metric(
                 ["WATCH", r.group, r.version, r.plural, "", "resource", "apiserver"], len(fanout) if fanout is not None else 0
             )
-            objects.add_metric([f"{r.plural}.{r.group}" if r.group else r.plural], len(cache.objects))
+            objects.add_metric([f"{r.plural}.{r.group}" if r.group else r.plural],
+                               counts.get(cache.prefix, len(cache.objects)))
         yield events
         yield watchers
         yield objects

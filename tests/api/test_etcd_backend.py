@@ -206,3 +206,33 @@ def test_etcd_down_answers_promptly_then_recovers(cluster: Cluster, etcds: List[
     assert seen[-1] == ("ADDED", "back") and ("ADDED", "down") not in seen
     assert "back" in cluster.ok("get", "configmaps")
     assert os.path.exists(cluster.kubeconfig)
+
+
+def test_read_not_older_than_another_kinds_revision(cluster: Cluster) -> None:
+    """A list "not older than" a revision written to another kind waits for the watch cache to reach it, which
+    on etcd moves only with events or a progress notification (RequestProgress), then answers from the cache."""
+    status, secret = _request(cluster, "POST", "/api/v1/namespaces/default/secrets",
+                              {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s1"}, "data": {}})
+    assert status == 201
+    rv = int(secret["metadata"]["resourceVersion"])
+    status, listed = _request(cluster, "GET", f"/api/v1/namespaces/default/configmaps?resourceVersion={rv}")
+    assert status == 200, listed
+    assert int(listed["metadata"]["resourceVersion"]) >= rv
+
+
+def test_up_on_etcd(etcds: List[EtcdProcess]) -> None:
+    """`megaplane up --etcd-servers`: the whole control plane (fleet, controllers) keeps its state in etcd."""
+    main, _ = etcds
+    root = tempfile.mkdtemp(prefix="megaplane-etcd-up-")
+    up = start_megaplane(root, "up", ["--etcd-servers", main.url, "--etcd-prefix", "/up", "--nodes", "1",
+                                      "--controllers", "namespace,serviceaccount"])
+    try:
+        nodes = _wait("the fleet's node", lambda: json.loads(up.ok("get", "nodes", "-o", "json"))["items"])
+        name = nodes[0]["metadata"]["name"]
+        keys = _keys(main, "/up/")
+        assert f"/up/minions/{name}" in keys and f"/up/leases/kube-node-lease/{name}" in keys, keys
+        assert "/up/serviceaccounts/default/default" in _wait(
+            "the default service account", lambda: [k for k in _keys(main, "/up/") if "serviceaccounts" in k])
+    finally:
+        up.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -206,6 +206,7 @@ class WatchCache:
         loop = self._loop or asyncio.get_running_loop()
         fut: "asyncio.Future[bool]" = loop.create_future()
         self._fresh_waiters.append((revision, fut))
+        self._ask_progress()
         if self._fresh_timer is None:
             self._fresh_timer = loop.call_later(FRESHNESS_CHECK, self._fresh_tick)
         try:
@@ -215,10 +216,18 @@ class WatchCache:
         finally:
             self._fresh_waiters = [(r, f) for r, f in self._fresh_waiters if f is not fut]
 
+    def _ask_progress(self) -> None:
+        # A network backend's watch moves only with events and progress notifications: ask for one
+        # (etcd's RequestProgress, as upstream's cacher does for consistent reads). The embedded watch
+        # already reports the store's progress, and ignores this.
+        if self._feed is not None:
+            self._feed.request_progress()
+
     def _fresh_tick(self) -> None:
         self._fresh_timer = None
         self._check_fresh()
         if self._fresh_waiters:
+            self._ask_progress()
             self._fresh_timer = (self._loop or asyncio.get_event_loop()).call_later(FRESHNESS_CHECK, self._fresh_tick)
 
     def _check_fresh(self) -> None:
