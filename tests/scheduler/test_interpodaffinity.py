@@ -414,7 +414,9 @@ def test_existing_anti_affinity_group_follows_placements() -> None:
     incoming = parse_pod(pod(labels={"app": "web"}, affinity=anti))
     assert inter_pod_affinity(t, incoming) is not None
     t.add_pod(parse_pod(pod("w1", "n1", labels={"app": "web"}, affinity=anti)), "n1", assumed=True)
-    ok, _ = inter_pod_affinity(t, incoming)  # type: ignore[misc]
+    result = inter_pod_affinity(t, incoming)
+    assert result is not None
+    ok, _ = result
     assert [t.names[i] for i in np.flatnonzero(ok)] == ["n2"]
     t.remove_pod("default/w1")
     assert inter_pod_affinity(t, incoming) is not None
