@@ -258,10 +258,19 @@ def _server_timeout(resource: GroupResource, operation: str) -> StatusError:
     )
 
 
+def _timeout(err: StorageError) -> StatusError:
+    """apierrors.NewTimeoutError: 504 Timeout, retry after 2 s: the backend did not answer within its deadline
+    (upstream's request deadline ends such a call the same way, through its timeout filter)."""
+    return StatusError(
+        504, "Timeout", f"Timeout: {err}", {"retryAfterSeconds": _RETRY_SECONDS}, {"Retry-After": str(_RETRY_SECONDS)})
+
+
 def _unknown(err: StorageError) -> StatusError:
     """What upstream's handlers make of an error no interpreter knows: 500 with its text."""
     if isinstance(err, TooLargeResourceVersionError):
         return too_large_resource_version(err.requested, err.current)
+    if isinstance(err, RequestTimeoutError):
+        return _timeout(err)
     if isinstance(err, RequestTooLargeError):
         return StatusError(500, "", str(err))
     return internal(str(err))

@@ -236,3 +236,25 @@ def test_up_on_etcd(etcds: List[EtcdProcess]) -> None:
     finally:
         up.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_etcd_hung_answers_timeout(cluster: Cluster, etcds: List[EtcdProcess]) -> None:
+    """etcd stopped (SIGSTOP: connections open, nothing answers): a write gets 504 Timeout once the etcd deadline
+    (--etcd-request-timeout 3s here) passes, not a hang; resumed, it serves again."""
+    import signal
+
+    main, _ = etcds
+    assert main.proc is not None
+    main.proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        status, body = _request(cluster, "POST", "/api/v1/namespaces/default/configmaps",
+                                {**CM, "metadata": {"name": "hung", "namespace": "default"}})
+        took = time.monotonic() - started
+    finally:
+        main.proc.send_signal(signal.SIGCONT)
+    assert (status, body.get("kind"), body.get("reason")) == (504, "Status", "Timeout"), body
+    assert "request timeout" in body["message"] and took < 10, (took, body)
+    _wait("writes after etcd resumed", lambda: _request(
+        cluster, "POST", "/api/v1/namespaces/default/configmaps",
+        {**CM, "metadata": {"name": "resumed", "namespace": "default"}})[0] in (201, 409))
