@@ -81,6 +81,7 @@ CONCURRENT_ENDPOINT_SYNCS = _syncs("--concurrent-endpoint-syncs", 5, "services' 
 CONCURRENT_SERVICE_ENDPOINT_SYNCS = _syncs("--concurrent-service-endpoint-syncs", 5, "services' endpoint slices")
 MAX_ENDPOINTS_PER_SLICE = ControllerFlag("--max-endpoints-per-slice", int, 100,
                                          "the most endpoints in one EndpointSlice (100)")
+CONCURRENT_DAEMONSET_SYNCS = _syncs("--concurrent-daemonset-syncs", 2, "daemon sets")
 CONCURRENT_GC_SYNCS = _syncs("--concurrent-gc-syncs", 20, "garbage collector workers")
 
 
@@ -119,6 +120,12 @@ def _endpointslice(ctx: ControllerContext) -> Component:
 
     return EndpointSliceController(ctx.client, workers=ctx.option(CONCURRENT_SERVICE_ENDPOINT_SYNCS), clock=ctx.clock,
                                    max_endpoints_per_slice=ctx.option(MAX_ENDPOINTS_PER_SLICE))
+
+
+def _daemonset(ctx: ControllerContext) -> Component:
+    from .daemonset import DaemonSetController
+
+    return DaemonSetController(ctx.client, workers=ctx.option(CONCURRENT_DAEMONSET_SYNCS), clock=ctx.clock)
 
 
 def _garbagecollector(ctx: ControllerContext) -> Component:
@@ -197,6 +204,7 @@ CATALOG: List[ControllerSpec] = [
     ControllerSpec("endpoints-controller", _endpoint, ("endpoint",), (CONCURRENT_ENDPOINT_SYNCS,)),
     ControllerSpec("endpointslice-controller", _endpointslice, ("endpointslice",),
                    (CONCURRENT_SERVICE_ENDPOINT_SYNCS, MAX_ENDPOINTS_PER_SLICE)),
+    ControllerSpec("daemonset-controller", _daemonset, ("daemonset",), (CONCURRENT_DAEMONSET_SYNCS,)),
     ControllerSpec("garbage-collector-controller", _garbagecollector, ("garbagecollector",), (CONCURRENT_GC_SYNCS,)),
     ControllerSpec("node-lifecycle-controller", _nodelifecycle, ("nodelifecycle",),
                    (NODE_MONITOR_PERIOD, NODE_MONITOR_GRACE_PERIOD, NODE_STARTUP_GRACE_PERIOD, NODE_EVICTION_RATE,

@@ -75,6 +75,12 @@ class ControllerExpectations:
         keys = set(pod_keys)
         self._items[key] = _Expectation(0, len(keys), self.clock.monotonic(), keys)
 
+    def expect(self, key: str, creations: int, pod_keys: Iterable[str]) -> None:
+        """Replace the record for `key`: `creations` creates and the deletes of these pods, in one sync
+        (SetExpectations(key, add, del) for a controller that does both at once, as the DaemonSet's)."""
+        keys = set(pod_keys)
+        self._items[key] = _Expectation(creations, len(keys), self.clock.monotonic(), keys)
+
     def creation_observed(self, key: str) -> None:
         """One expected create was seen (or will never happen: a create that failed or was skipped)."""
         exp = self._items.get(key)
