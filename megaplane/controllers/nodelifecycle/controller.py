@@ -193,7 +193,7 @@ class NodeLifecycleController:
         self.alive = np.zeros(cap, dtype=bool)
         self.probe = np.zeros(cap, dtype=np.float64)
         self.transition = np.zeros(cap, dtype=np.float64)
-        self.ready = np.full(cap, ABSENT, dtype=np.int8)
+        self.ready_code = np.full(cap, ABSENT, dtype=np.int8)
         self.counted = np.zeros(cap, dtype=bool)
         self.zone = np.zeros(cap, dtype=np.int32)
         self.noexec = np.zeros(cap, dtype=np.int8)
@@ -245,10 +245,10 @@ class NodeLifecycleController:
         idx = len(self.names)
         if idx >= len(self.alive):
             cap = len(self.alive) * 2
-            for attr in ("alive", "probe", "transition", "ready", "counted", "zone", "noexec"):
+            for attr in ("alive", "probe", "transition", "ready_code", "counted", "zone", "noexec"):
                 old = getattr(self, attr)
                 new = np.zeros(cap, dtype=old.dtype)
-                if attr == "ready":
+                if attr == "ready_code":
                     new[:] = ABSENT
                 new[: len(old)] = old
                 setattr(self, attr, new)
@@ -302,7 +302,7 @@ class NodeLifecycleController:
                 self.probe[idx] = now
         else:
             saved_hb = self.heartbeat[idx]
-            had_ready = self.ready[idx] != ABSENT
+            had_ready = self.ready_code[idx] != ABSENT
             if ready_cond is not None and (not had_ready or ready_cond.lastHeartbeatTime != saved_hb):
                 self.probe[idx] = now
                 if not had_ready or ready_cond.lastTransitionTime != self.ready_since[idx]:
@@ -311,7 +311,7 @@ class NodeLifecycleController:
                 log.error("%s: ReadyCondition was removed from Status of Node %s", NAME, name)
                 self.probe[idx] = now
                 self.transition[idx] = now
-        self.ready[idx] = ABSENT if ready_cond is None else _STATUS.get(ready_cond.status, UNKNOWN)
+        self.ready_code[idx] = ABSENT if ready_cond is None else _STATUS.get(ready_cond.status, UNKNOWN)
         self.heartbeat[idx] = ready_cond.lastHeartbeatTime if ready_cond is not None else None
         self.ready_since[idx] = ready_cond.lastTransitionTime if ready_cond is not None else None
         self.rv[idx] = meta.resourceVersion
@@ -346,7 +346,7 @@ class NodeLifecycleController:
         self.zone_list[int(self.zone[idx])].queue.remove(name)
         self.alive[idx] = False
         self.counted[idx] = False
-        self.ready[idx] = ABSENT
+        self.ready_code[idx] = ABSENT
         self.noexec[idx] = 0
         self.taints[idx] = _NO_TAINTS
         self.names[idx] = ""
@@ -438,7 +438,7 @@ class NodeLifecycleController:
                 self.stats["dropped_decisions"] += zone.queue.drop_added_before(sight.since)
         n = len(self.names)
         alive = self.alive[:n]
-        ready = self.ready[:n]
+        ready = self.ready_code[:n]
         observed = ready.copy()
         # Part 5: nobody's probe time is older than the moment sight was regained.
         effective = np.maximum(self.probe[:n], sight.since)
@@ -457,7 +457,7 @@ class NodeLifecycleController:
             await self._mark_pods_not_ready(name)
         for name in list(self._retry_pods):
             idx = self.index.get(name)
-            if idx is None or self.ready[idx] == TRUE:
+            if idx is None or self.ready_code[idx] == TRUE:
                 self._retry_pods.discard(name)
             elif await self._mark_pods_not_ready(name):
                 self._retry_pods.discard(name)
@@ -511,9 +511,9 @@ class NodeLifecycleController:
         cfg = self.config
         for _ in range(2):
             now = self.clock.monotonic()
-            grace = cfg.node_startup_grace_period if self.ready[idx] == ABSENT else cfg.node_monitor_grace_period
+            grace = cfg.node_startup_grace_period if self.ready_code[idx] == ABSENT else cfg.node_monitor_grace_period
             if (not self.sight.seeing(now) or self.index.get(name) != idx
-                    or now <= max(float(self.probe[idx]), self.sight.since) + grace or self.ready[idx] == UNKNOWN):
+                    or now <= max(float(self.probe[idx]), self.sight.since) + grace or self.ready_code[idx] == UNKNOWN):
                 return False  # seen meanwhile (a heartbeat, a fresher copy), or blind again
             body = self._unknown_patch(idx)
             if body is None:
@@ -664,7 +664,7 @@ class NodeLifecycleController:
                 pod = self.pod_informer.lister.get(ns, name)
                 node = (pod.get("spec") or {}).get("nodeName") if pod is not None else None
                 idx = self.index.get(node) if node else None
-                if pod is not None and node and idx is not None and self.ready[idx] not in (TRUE, ABSENT):
+                if pod is not None and node and idx is not None and self.ready_code[idx] not in (TRUE, ABSENT):
                     if not await self._mark_pod_not_ready(pod, node):
                         queue.add_rate_limited(key)
                         continue
@@ -708,7 +708,7 @@ class NodeLifecycleController:
         zones = self.zone[:n]
         nz = len(self.zone_list)
         total = np.bincount(zones[counted], minlength=nz)
-        ready = np.bincount(zones[counted & (self.ready[:n] == TRUE)], minlength=nz)
+        ready = np.bincount(zones[counted & (self.ready_code[:n] == TRUE)], minlength=nz)
         sizes = {z.key: int(total[z.id]) for z in self.zone_list if total[z.id] > 0}
         new_states = {key: compute_zone_state(int(ready[self.zones[key].id]), size - int(ready[self.zones[key].id]),
                                               self.config.unhealthy_zone_threshold) for key, size in sizes.items()}
@@ -775,7 +775,7 @@ class NodeLifecycleController:
         idx = self.index.get(name)
         if idx is None:
             return True, 0.0
-        status = int(self.ready[idx])
+        status = int(self.ready_code[idx])
         if status == FALSE:
             add, remove = NOT_READY_TAINT, UNREACHABLE_TAINT
         elif status == UNKNOWN:
