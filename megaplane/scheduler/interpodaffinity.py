@@ -34,7 +34,7 @@ import numpy as np
 
 from .nodetable import NodeTable
 from .plugins import FilterResult
-from .podindex import Clause, Matcher
+from .podindex import AffinityGroup, Clause, Matcher
 from .podspec import AffinityTerm, PodSpecInfo
 
 __all__ = [
@@ -172,6 +172,14 @@ class _TopologyScore:
             row = self.by_key[key] = np.zeros(nvals, dtype=np.int64)
         return row
 
+    def add_group(self, key: str, group: AffinityGroup, weight: int) -> None:
+        """`weight` per pod of the group, in the domain of its node."""
+        if group.dense is not None:
+            self.add_counts(key, group.dense[: self.table.size], weight)
+        else:
+            slots, pods = group.arrays()
+            self.add_slots(key, slots, pods, weight)
+
     def add_slots(self, key: str, slots: np.ndarray, pods: np.ndarray, weight: int) -> None:
         col = _column(self.table, key)
         if col is None:
@@ -211,14 +219,13 @@ def inter_pod_affinity_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarra
         a = group.affinity
         if not (a.required_affinity or a.preferred_affinity or a.preferred_anti_affinity):
             continue
-        slots, pods = group.arrays()
         for term in a.required_affinity:
             if term.matches(pod.namespace, pod.labels, ns_labels):
-                topo.add_slots(term.topology_key, slots, pods, HARD_POD_AFFINITY_WEIGHT)
+                topo.add_group(term.topology_key, group, HARD_POD_AFFINITY_WEIGHT)
         for weighted, sign in ((a.preferred_affinity, 1), (a.preferred_anti_affinity, -1)):
             for w in weighted:
                 if w.term.matches(pod.namespace, pod.labels, ns_labels):
-                    topo.add_slots(w.term.topology_key, slots, pods, w.weight * sign)
+                    topo.add_group(w.term.topology_key, group, w.weight * sign)
     if not topo.touched or k == 0:
         return np.zeros(k, dtype=np.int64)
     raw = np.zeros(k, dtype=np.int64)

@@ -82,21 +82,46 @@ class _Counter:
         return hit
 
 
+#: A group spread over this many slots keeps a dense count column (its sparse arrays would be rebuilt per change).
+DENSE_GROUP_SLOTS = 64
+
+
 class AffinityGroup:
     """The placed pods sharing one set of pod (anti-)affinity terms: how many of them per slot."""
 
-    __slots__ = ("affinity", "slots", "_arrays")
+    __slots__ = ("affinity", "slots", "dense", "_arrays")
 
     def __init__(self, affinity: PodAffinity) -> None:
         self.affinity = affinity
         self.slots: Dict[int, int] = {}
+        self.dense: Optional[np.ndarray] = None
         self._arrays: Optional[Tuple[np.ndarray, np.ndarray]] = None
+
+    def bump(self, slot: int, sign: int, capacity: int) -> None:
+        _bump(self.slots, slot, sign)
+        self._arrays = None
+        if self.dense is not None:
+            self.dense[slot] += sign
+        elif len(self.slots) >= DENSE_GROUP_SLOTS:
+            self.dense = np.zeros(capacity, dtype=np.int64)
+            keys = np.fromiter(self.slots.keys(), dtype=np.int64, count=len(self.slots))
+            self.dense[keys] = np.fromiter(self.slots.values(), dtype=np.int64, count=len(self.slots))
+
+    def grow(self, capacity: int) -> None:
+        if self.dense is not None:
+            grown = np.zeros(capacity, dtype=np.int64)
+            grown[: len(self.dense)] = self.dense
+            self.dense = grown
 
     def arrays(self) -> Tuple[np.ndarray, np.ndarray]:
         """(slots, pods on each) as arrays."""
         if self._arrays is None:
-            self._arrays = (np.fromiter(self.slots.keys(), dtype=np.int64, count=len(self.slots)),
-                            np.fromiter(self.slots.values(), dtype=np.int64, count=len(self.slots)))
+            if self.dense is not None:
+                where = np.flatnonzero(self.dense)
+                self._arrays = (where, self.dense[where])
+            else:
+                self._arrays = (np.fromiter(self.slots.keys(), dtype=np.int64, count=len(self.slots)),
+                                np.fromiter(self.slots.values(), dtype=np.int64, count=len(self.slots)))
         return self._arrays
 
 
@@ -124,6 +149,8 @@ class PodIndex:
             grown = np.zeros(capacity, dtype=np.int64)
             grown[: len(counter.counts)] = counter.counts
             counter.counts = grown
+        for group in self.groups.values():
+            group.grow(capacity)
         self.capacity = capacity
 
     def apply(self, slot: int, info: PodSpecInfo, sign: int) -> None:
@@ -150,8 +177,7 @@ class PodIndex:
                 if sign < 0:
                     return
                 group = self.groups[info.affinity] = AffinityGroup(info.affinity)
-            _bump(group.slots, slot, sign)
-            group._arrays = None
+            group.bump(slot, sign, self.capacity)
             self.group_generation += 1
             if not group.slots:
                 del self.groups[info.affinity]

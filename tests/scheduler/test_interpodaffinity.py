@@ -421,3 +421,16 @@ def test_existing_anti_affinity_group_follows_placements() -> None:
     t.remove_pod("default/w1")
     assert inter_pod_affinity(t, incoming) is not None
     assert not t.pod_index.groups
+
+
+def test_dense_groups_give_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Groups spread over many nodes keep a dense count column; every case again with every group dense."""
+    from megaplane.scheduler import podindex
+
+    monkeypatch.setattr(podindex, "DENSE_GROUP_SLOTS", 1)
+    for name, nodes, pods, incoming, want in FILTER_CASES:
+        assert filter_outcome(nodes, pods, incoming) == want, name
+    for name, nodes, pods, incoming, want_scores in SCORE_CASES:
+        assert scores(nodes, pods, incoming) == want_scores, name
+    t = table_of([node("n1", hostname="n1")], [pod("a", "n1", affinity=STAY_S1_REGION)])
+    assert next(iter(t.pod_index.groups.values())).dense is not None
