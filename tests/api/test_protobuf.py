@@ -719,6 +719,23 @@ KINDS: List[Tuple[str, str, Obj]] = [
                                          "orphanDependents": False, "propagationPolicy": "Foreground",
                                          "dryRun": ["All"], "ignoreStoreReadErrorWithClusterBreakingPotential": True}),
     ("apps/v1", "DeleteOptions", {"propagationPolicy": "Orphan"}),
+    ("policy/v1", "PodDisruptionBudget", {
+        "metadata": {"name": "pdb", "creationTimestamp": None},
+        "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}},
+                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "status": {"observedGeneration": 2, "disruptedPods": {"web-1": "2026-11-22T10:00:00Z"},
+                   "disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 3,
+                   "conditions": [{"type": "DisruptionAllowed", "status": "True", "observedGeneration": 2,
+                                   "lastTransitionTime": "2026-11-22T10:00:00Z", "reason": "SufficientPods",
+                                   "message": ""}]}}),
+    ("policy/v1", "PodDisruptionBudget", {"metadata": {"name": "pdb", "creationTimestamp": None},
+                                          "spec": {"maxUnavailable": 1},
+                                          "status": {"disruptionsAllowed": 0, "currentHealthy": 0,
+                                                     "desiredHealthy": 0, "expectedPods": 0}}),
+    ("policy/v1", "Eviction", {"metadata": {"name": "web-1", "namespace": "default", "creationTimestamp": None},
+                               "deleteOptions": {"gracePeriodSeconds": 0, "dryRun": ["All"],
+                                                 "preconditions": {"uid": "u"}}}),
+    ("policy/v1beta1", "Eviction", {"metadata": {"name": "web-1", "creationTimestamp": None}}),
 ]
 
 
@@ -737,6 +754,7 @@ def test_every_kind_the_server_needs_has_a_table() -> None:
         ("coordination.k8s.io/v1", "Lease"), ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"),
         ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"), ("events.k8s.io/v1", "Event"),
         ("discovery.k8s.io/v1", "EndpointSlice"), ("autoscaling/v1", "Scale"), ("*", "DeleteOptions"),
+        ("policy/v1", "PodDisruptionBudget"), ("policy/v1", "Eviction"), ("policy/v1beta1", "Eviction"),
     }
     for kind in ("Pod", "Deployment", "Node"):  # and whatever they hold resolves
         message = SCHEMA["kinds"][("apps/v1/" if kind == "Deployment" else "v1/") + kind]
