@@ -453,7 +453,7 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             from .controllers.catalog import add_controller_flags
 
             add_controller_flags(p)
-            add_leader_election_flags(p, "kube-controller-manager", exits=False)
+            add_leader_election_flags(p, "kube-controller-manager", in_process=True)
         else:
             p.set_defaults(controllers=[], leader_elect=False)
         p.set_defaults(func=cmd_up)
@@ -531,14 +531,20 @@ def _add_scheduler(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
 # -- leader election (controller-manager, scheduler, up) ---------------------------
 
 
-def add_leader_election_flags(p: argparse.ArgumentParser, lease_name: str, *, exits: bool = True) -> None:
-    """component-base's --leader-elect* flags, with upstream's defaults (lease kube-system/`lease_name`)."""
-    lost = ("a leader that cannot renew within the renew deadline stops leading and exits with status 1 "
-            "('leaderelection lost') for its supervisor to restart it" if exits else
-            "a leader that cannot renew within the renew deadline stops its controllers and campaigns again")
+def add_leader_election_flags(p: argparse.ArgumentParser, lease_name: str, *, in_process: bool = False) -> None:
+    """component-base's --leader-elect* flags, with upstream's defaults (lease kube-system/`lease_name`).
+
+    `in_process` (`megaplane up`): off by default, and a lost lease stops the controllers instead of the process.
+    """
+    lost = ("a leader that cannot renew within the renew deadline stops its controllers and campaigns again; "
+            "off by default: up is the only control plane, and its renewals would move the revision every "
+            "retry period of an otherwise quiet cluster" if in_process else
+            "a leader that cannot renew within the renew deadline stops leading and exits with status 1 "
+            "('leaderelection lost') for its supervisor to restart it")
     g = p.add_argument_group("leader election", description=f"One Lease per component; {lost}.")
-    g.add_argument("--leader-elect", type=_flag_bool, nargs="?", const=True, default=True,
-                   help="start a leader election client and gain leadership before running (true)")
+    g.add_argument("--leader-elect", type=_flag_bool, nargs="?", const=True, default=not in_process,
+                   help="start a leader election client and gain leadership before running "
+                        f"({'false' if in_process else 'true'})")
     g.add_argument("--leader-elect-lease-duration", type=parse_duration, default=15.0,
                    help="how long a standby waits, after it last saw the leader renew, before it takes over (15s)")
     g.add_argument("--leader-elect-renew-deadline", type=parse_duration, default=10.0,
@@ -615,6 +621,47 @@ def _add_controller_manager(sub: "argparse._SubParsersAction[argparse.ArgumentPa
     p.set_defaults(func=cmd_controller_manager)
 
 
+# -- bench / doctor ---------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run
+    from .bench.flags import bench_config
+
+    try:
+        config = bench_config(args)
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    return run(config)
+
+
+def _add_bench(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from .bench.flags import add_bench_flags
+
+    help_text = "measure a cluster under a scenario with clusterloader2's SLIs (exit 1 when an SLO fails)"
+    p = sub.add_parser("bench", help=help_text, description=help_text)
+    add_bench_flags(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .bench.doctor import run
+
+    return run(args.kubeconfig, args.context, component_urls=args.component_url, as_json=args.json)
+
+
+def _add_doctor(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    help_text = "check a running cluster against the large-cluster checklist (seeds 002/003) and say why"
+    p = sub.add_parser("doctor", help=help_text, description=help_text + "; exit 1 when a check fails")
+    p.add_argument("--kubeconfig", required=True, help="kubeconfig of the cluster")
+    p.add_argument("--context", default="", help="kubeconfig context (default: current-context)")
+    p.add_argument("--component-url", action="append", default=[], metavar="NAME=URL",
+                   help="a component's health/metrics endpoint, e.g. scheduler=http://127.0.0.1:10259 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=cmd_doctor)
+
+
 # -- parser -----------------------------------------------------------------------
 
 _ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [
@@ -624,6 +671,8 @@ _ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], 
     _add_fleet,
     _add_scheduler,
     _add_controller_manager,
+    _add_bench,
+    _add_doctor,
 ]
 
 

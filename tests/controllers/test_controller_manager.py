@@ -239,10 +239,24 @@ def test_inconsistent_leader_election_flags_exit_2_with_a_clear_error(flags: Lis
         assert "invalid leader election flags" in r.stderr and message in r.stderr
 
 
-def test_a_controller_manager_stands_by_against_megaplane_up() -> None:
+def test_megaplane_up_elects_only_when_asked() -> None:
+    root = tempfile.mkdtemp(prefix="megaplane-cm-up-")
+    up = start_server(root, "up", ["--nodes", "0", "--scheduler=false", "--controllers", "namespace"])
+    try:
+        assert holder(up) == "" and "while leading" not in open(os.path.join(root, "up.log")).read()
+        up.ok("create", "ns", "cm-five")
+        up.ok("delete", "ns", "cm-five", "--wait=false")
+        eventually(lambda: namespace_gone(up, "cm-five"), "up's namespace controller to finish cm-five")
+    finally:
+        up.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_controller_manager_stands_by_against_megaplane_up_leader_elect() -> None:
     root = tempfile.mkdtemp(prefix="megaplane-cm-up-")
     managers: List[Manager] = []
-    up = start_server(root, "up", ["--nodes", "0", "--scheduler=false", "--controllers", "namespace", *SHORT])
+    up = start_server(root, "up", ["--nodes", "0", "--scheduler=false", "--controllers", "namespace",
+                                   "--leader-elect", *SHORT])
     try:
         up_holder = holder(up)
         assert up_holder and "kube-controller-manager" in up.ok("get", "lease", "-n", "kube-system")
