@@ -621,6 +621,47 @@ def _add_controller_manager(sub: "argparse._SubParsersAction[argparse.ArgumentPa
     p.set_defaults(func=cmd_controller_manager)
 
 
+# -- bench / doctor ---------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run
+    from .bench.flags import bench_config
+
+    try:
+        config = bench_config(args)
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    return run(config)
+
+
+def _add_bench(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from .bench.flags import add_bench_flags
+
+    help_text = "measure a cluster under a scenario with clusterloader2's SLIs (exit 1 when an SLO fails)"
+    p = sub.add_parser("bench", help=help_text, description=help_text)
+    add_bench_flags(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .bench.doctor import run
+
+    return run(args.kubeconfig, args.context, component_urls=args.component_url, as_json=args.json)
+
+
+def _add_doctor(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    help_text = "check a running cluster against the large-cluster checklist (seeds 002/003) and say why"
+    p = sub.add_parser("doctor", help=help_text, description=help_text + "; exit 1 when a check fails")
+    p.add_argument("--kubeconfig", required=True, help="kubeconfig of the cluster")
+    p.add_argument("--context", default="", help="kubeconfig context (default: current-context)")
+    p.add_argument("--component-url", action="append", default=[], metavar="NAME=URL",
+                   help="a component's health/metrics endpoint, e.g. scheduler=http://127.0.0.1:10259 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=cmd_doctor)
+
+
 # -- parser -----------------------------------------------------------------------
 
 _ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [
@@ -630,6 +671,8 @@ _ADDERS: List[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], 
     _add_fleet,
     _add_scheduler,
     _add_controller_manager,
+    _add_bench,
+    _add_doctor,
 ]
 
 
