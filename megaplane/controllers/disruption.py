@@ -10,8 +10,8 @@ As kube-controller-manager's disruption controller (pkg/controller/disruption, 1
     through ownerReferences: a ReplicaSet's Deployment, a ReplicaSet, a
     StatefulSet, else the owner's `scale` subresource), with the percentage
     of it rounded up (desiredHealthy = expected - maxUnavailable, at least 0);
-    pods without a controller are reported (an UnmanagedPods event in
-    upstream) and left out of the scale;
+    pods without a controller are left out of the scale (an UnmanagedPods
+    event says so);
   - currentHealthy: Ready pods not being deleted and not in disruptedPods;
   - disruptionsAllowed = currentHealthy - desiredHealthy (0 when negative or
     when no pods are expected);
@@ -28,10 +28,12 @@ As kube-controller-manager's disruption controller (pkg/controller/disruption, 1
   DisruptionTarget=True that is still not being deleted 2 minutes later
   (its delete failed) gets the condition back to False.
 
-Pod events requeue every PDB that selects the pod (upstream picks one of
-them); status writes carry the informer's resourceVersion, a conflict is
-retried with the queue's backoff. One worker, as upstream (no
---concurrent-* flag).
+Events as upstream's (component "controllermanager"): NoPods,
+CalculateExpectedPodCountFailed, UnmanagedPods on the PDB, NotDeleted on a
+pod whose eviction expired. Pod events requeue every PDB that selects the
+pod (upstream picks one of them); status writes carry the informer's
+resourceVersion, a conflict is retried with the queue's backoff. One
+worker, as upstream (no --concurrent-* flag).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
 from .deploymentutil import InvalidIntOrString, scaled_value
+from .events import EventRecorder, object_reference
 from .podutil import controller_of, is_pod_ready
 
 __all__ = ["DisruptionController", "DELETION_TIMEOUT", "STALE_POD_DISRUPTION_TIMEOUT", "pdb_status"]
@@ -147,6 +150,8 @@ class DisruptionController(QueueController):
         self.client = client
         self.deletion_timeout = deletion_timeout
         self.stale_pod_disruption_timeout = stale_pod_disruption_timeout
+        # Upstream's disruption controller records as "controllermanager".
+        self.recorder = EventRecorder(client, "controllermanager", clock=clock)
         self.pdbs = client.resource("policy/v1", "poddisruptionbudgets")
         self.pods = client.resource("pods")
         self.pdb_informer = self.informer(SharedInformer(self.pdbs, clock=clock))
@@ -218,10 +223,23 @@ class DisruptionController(QueueController):
         meta = pdb["metadata"]
         namespace = meta.get("namespace") or ""
         pods = self._pods_for(pdb)
-        expected, desired, unmanaged = await self._expected_pod_count(pdb, pods)
+        if not pods:
+            self._event(pdb, "Normal", "NoPods", "No matching pods found")
+        try:
+            expected, desired, unmanaged = await self._expected_pod_count(pdb, pods)
+        except Exception as exc:
+            self._event(pdb, "Warning", "CalculateExpectedPodCountFailed",
+                        f"Failed to calculate the number of expected pods: {exc}")
+            raise
         if unmanaged:
-            log.info("disruption-controller: PDB %s/%s selects pods without a controller (%s): set an integer "
-                     "minAvailable to account for them", namespace, meta.get("name"), ", ".join(unmanaged[:5]))
+            # Not an error (that would hot-loop): the status is computed without them.
+            log.info("disruption-controller: PDB %s/%s selects pods without a controller: %s", namespace,
+                     meta.get("name"), ", ".join(unmanaged[:5]))
+            self._event(pdb, "Warning", "UnmanagedPods",
+                        f"Pods selected by this PodDisruptionBudget (selector: {self._selector_text(pdb)}) were "
+                        "found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, "
+                        "which may result in undefined behavior. To account for these pods please set "
+                        '".spec.minAvailable" field of the PDB to an integer value.')
         now = self.clock.time()
         disrupted, recheck = self._disrupted_pods(pods, pdb, now)
         healthy = self._count_healthy(pods, disrupted, now)
@@ -332,8 +350,8 @@ class DisruptionController(QueueController):
                 continue
             expected_deletion = at + self.deletion_timeout
             if expected_deletion < now:
-                log.info("disruption-controller: pod %s/%s was expected by PDB %s to be deleted but it wasn't",
-                         meta.get("namespace"), meta.get("name"), pdb["metadata"].get("name"))
+                self._event(pod, "Warning", "NotDeleted", f"Pod was expected by PDB {pdb['metadata'].get('namespace')}/"
+                            f"{pdb['metadata'].get('name')} to be deleted but it wasn't", kind="Pod", api_version="v1")
                 continue
             recheck = expected_deletion if recheck is None else min(recheck, expected_deletion)
             result[str(meta.get("name"))] = str(stamp)
@@ -351,6 +369,20 @@ class DisruptionController(QueueController):
             if is_pod_ready(pod):
                 healthy += 1
         return healthy
+
+    def _event(self, obj: Obj, event_type: str, reason: str, message: str, *, kind: str = "PodDisruptionBudget",
+               api_version: str = "policy/v1") -> None:
+        meta = obj.get("metadata") or {}
+        ref = object_reference(kind, str(meta.get("name") or ""), str(meta.get("namespace") or ""),
+                               str(meta.get("uid") or ""), api_version)
+        self.recorder.event(ref, event_type, reason, message)
+
+    @staticmethod
+    def _selector_text(pdb: Obj) -> str:
+        """How %v prints the *metav1.LabelSelector (its generated String(); expressions left out)."""
+        selector = (pdb.get("spec") or {}).get("selector") or {}
+        labels = "".join(f"{k}: {v}," for k, v in sorted((selector.get("matchLabels") or {}).items()))
+        return f"&LabelSelector{{MatchLabels:map[string]string{{{labels}}},MatchExpressions:[]LabelSelectorRequirement{{}},}}"
 
     async def _write_status(self, pdb: Obj, status: Obj) -> None:
         body = dict(pdb)
@@ -410,6 +442,10 @@ class DisruptionController(QueueController):
             return
         self.stale_conditions_reset += 1
         log.info("disruption-controller: reset stale DisruptionTarget condition of pod %s to False", key)
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.recorder.stop()
 
     def statistics(self) -> Statistics:
         stats = super().statistics()

@@ -234,6 +234,11 @@ def test_a_pod_whose_controller_cannot_be_found_fails_safe(up: Cluster, core: ku
     cond = eventually(failed, "the SyncFailed condition")
     assert cond["status"] == "False" and cond["message"] == f'found no controllers for pod "{app}-0"'
     assert pdb_status(up, app)["disruptionsAllowed"] == 0
+    events = eventually(lambda: [e for e in get(up, "events", "-n", NS, "--field-selector",
+                                                 f"involvedObject.name={app},involvedObject.kind=PodDisruptionBudget")[
+        "items"] if e["reason"] == "CalculateExpectedPodCountFailed"], "the controller's Warning event")
+    assert events[0]["type"] == "Warning" and events[0]["source"]["component"] == "controllermanager"
+    assert events[0]["message"] == f'Failed to calculate the number of expected pods: found no controllers for pod "{app}-0"'
     up.ok("delete", "pod", f"{app}-0", "--grace-period=0")
     up.ok("delete", "pdb", app)
 
