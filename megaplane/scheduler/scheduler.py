@@ -6,7 +6,11 @@ As kube-scheduler's `scheduleOne`, on one event loop:
    `spec.schedulerName` is one of the profiles enters the queue; an
    assigned, non-terminal pod is accounted on its node; nodes fill the
    NodeTable. Node changes that matter (allocatable, labels, taints,
-   unschedulable) and pod deletions move the unschedulable pods back.
+   unschedulable) and pod deletions move the unschedulable pods back; an
+   assigned pod appearing or relabelled moves back those that failed on
+   pod affinity or topology spread. Informers on Namespaces, Services,
+   ReplicaSets and StatefulSets feed `NodeTable.objects` (namespace labels,
+   the default spreading selector).
 2. The loop pops a pod, runs the algorithm (filters over every node,
    scores over the feasible ones found) and *assumes* the pod on the chosen
    node in the table at once, so the next cycle sees the slot as taken.
@@ -59,10 +63,6 @@ SYNC_TIMEOUT = 120.0
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 Obj = Dict[str, Any]
-
-
-def _name(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
 
 
 #: The reasons of failures a pod added elsewhere (or relabelled) may resolve.
@@ -136,21 +136,18 @@ class Scheduler:
         self.table.remove_node(str((node.get("metadata") or {}).get("name", "")))
 
     def _object_handlers(self, kind: str) -> Any:
+        # Not cluster events for the queue: upstream's PodTopologySpread and InterPodAffinity register pod and
+        # node events only (a new Service changes the default selector of pods scheduled from then on).
         objects = self.table.objects
 
         def added(obj: Obj) -> None:
             objects.upsert(kind, obj)
-            self.queue.move_all()
 
         def updated(old: Obj, new: Obj) -> None:
-            generation, labels = objects.generation, objects.namespace_labels.get(_name(new))
             objects.upsert(kind, new)
-            if objects.generation != generation or labels != objects.namespace_labels.get(_name(new)):
-                self.queue.move_all()
 
         def deleted(obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
             objects.delete(kind, obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj)
-            self.queue.move_all()
 
         return added, updated, deleted
 
