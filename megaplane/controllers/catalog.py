@@ -82,7 +82,11 @@ CONCURRENT_SERVICE_ENDPOINT_SYNCS = _syncs("--concurrent-service-endpoint-syncs"
 MAX_ENDPOINTS_PER_SLICE = ControllerFlag("--max-endpoints-per-slice", int, 100,
                                          "the most endpoints in one EndpointSlice (100)")
 CONCURRENT_DAEMONSET_SYNCS = _syncs("--concurrent-daemonset-syncs", 2, "daemon sets")
+CONCURRENT_STATEFULSET_SYNCS = _syncs("--concurrent-statefulset-syncs", 5, "stateful sets")
 CONCURRENT_GC_SYNCS = _syncs("--concurrent-gc-syncs", 20, "garbage collector workers")
+CONCURRENT_JOB_SYNCS = _syncs("--concurrent-job-syncs", 5, "jobs")
+CONCURRENT_TTL_AFTER_FINISHED_SYNCS = _syncs("--concurrent-ttl-after-finished-syncs", 5,
+                                             "ttl-after-finished-controller workers")
 
 
 def _namespace(ctx: ControllerContext) -> Component:
@@ -126,6 +130,12 @@ def _daemonset(ctx: ControllerContext) -> Component:
     from .daemonset import DaemonSetController
 
     return DaemonSetController(ctx.client, workers=ctx.option(CONCURRENT_DAEMONSET_SYNCS), clock=ctx.clock)
+
+
+def _statefulset(ctx: ControllerContext) -> Component:
+    from .statefulset import StatefulSetController
+
+    return StatefulSetController(ctx.client, workers=ctx.option(CONCURRENT_STATEFULSET_SYNCS), clock=ctx.clock)
 
 
 def _garbagecollector(ctx: ControllerContext) -> Component:
@@ -191,6 +201,19 @@ def _podgc(ctx: ControllerContext) -> Component:
                            clock=ctx.clock)
 
 
+def _job(ctx: ControllerContext) -> Component:
+    from .job import JobController
+
+    return JobController(ctx.client, workers=ctx.option(CONCURRENT_JOB_SYNCS), clock=ctx.clock)
+
+
+def _ttl_after_finished(ctx: ControllerContext) -> Component:
+    from .ttlafterfinished import TTLAfterFinishedController
+
+    return TTLAfterFinishedController(ctx.client, workers=ctx.option(CONCURRENT_TTL_AFTER_FINISHED_SYNCS),
+                                      clock=ctx.clock)
+
+
 #: In start order (upstream starts them in its own order; ours only matters for readability of logs).
 #: Add a controller here: its spec is all `up` and `controller-manager` need.
 CATALOG: List[ControllerSpec] = [
@@ -205,7 +228,11 @@ CATALOG: List[ControllerSpec] = [
     ControllerSpec("endpointslice-controller", _endpointslice, ("endpointslice",),
                    (CONCURRENT_SERVICE_ENDPOINT_SYNCS, MAX_ENDPOINTS_PER_SLICE)),
     ControllerSpec("daemonset-controller", _daemonset, ("daemonset",), (CONCURRENT_DAEMONSET_SYNCS,)),
+    ControllerSpec("statefulset-controller", _statefulset, ("statefulset",), (CONCURRENT_STATEFULSET_SYNCS,)),
     ControllerSpec("garbage-collector-controller", _garbagecollector, ("garbagecollector",), (CONCURRENT_GC_SYNCS,)),
+    ControllerSpec("job-controller", _job, ("job",), (CONCURRENT_JOB_SYNCS,)),
+    ControllerSpec("ttl-after-finished-controller", _ttl_after_finished, ("ttl-after-finished",),
+                   (CONCURRENT_TTL_AFTER_FINISHED_SYNCS,)),
     ControllerSpec("node-lifecycle-controller", _nodelifecycle, ("nodelifecycle",),
                    (NODE_MONITOR_PERIOD, NODE_MONITOR_GRACE_PERIOD, NODE_STARTUP_GRACE_PERIOD, NODE_EVICTION_RATE,
                     SECONDARY_NODE_EVICTION_RATE, UNHEALTHY_ZONE_THRESHOLD, LARGE_CLUSTER_SIZE_THRESHOLD)),

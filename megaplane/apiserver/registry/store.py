@@ -351,10 +351,11 @@ class ResourceStore:
         warnings = self._validate(obj, opts.field_validation)
         name = meta["name"]
         self.namespaces.admit_content(r, ns, name)
+        self.namespaces.admit_create(r, obj)
         strategy.defaults(obj)
+        meta["uid"] = new_uid()  # before the strategy: a Job's generated selector names it
         strategy.prepare_for_create(obj)
         strategy.fill_zero_values(obj)
-        meta["uid"] = new_uid()
         stored = self._stored_form(obj)
         key = r.key(ns, name)
         if self.cache.get(key) is not None:

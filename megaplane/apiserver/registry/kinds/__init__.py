@@ -11,6 +11,7 @@ from typing import Callable, Dict, Tuple
 from megaplane.apimachinery.resources import Resource
 from megaplane.apiserver.registry.kinds.deployments import DeploymentStrategy
 from megaplane.apiserver.registry.kinds.endpointslices import EndpointSliceStrategy
+from megaplane.apiserver.registry.kinds.jobs import JobStrategy
 from megaplane.apiserver.registry.kinds.namespaces import NamespaceStrategy
 from megaplane.apiserver.registry.kinds.nodes import NodeStrategy
 from megaplane.apiserver.registry.kinds.poddisruptionbudgets import PodDisruptionBudgetStrategy
@@ -49,6 +50,7 @@ _KINDS: Dict[Tuple[str, str], Callable[[Resource, StrategyConfig], Strategy]] = 
     ("", "events"): _events,
     ("apps", "deployments"): lambda r, c: DeploymentStrategy(r),
     ("discovery.k8s.io", "endpointslices"): lambda r, c: EndpointSliceStrategy(r),
+    ("batch", "jobs"): lambda r, c: JobStrategy(r),
     ("policy", "poddisruptionbudgets"): lambda r, c: PodDisruptionBudgetStrategy(r),
 }
 
