@@ -65,6 +65,9 @@ class LoopbackTransport:
             if found is None:
                 raise _typed(errors.not_found(ref.group, ref.plural, ""))
             r = self._resources[ref] = found
+        if subresource and subresource not in r.subresources:
+            # As the HTTP routes: a subresource the kind does not serve (jobs/scale) is not found.
+            raise _typed(errors.StatusError(404, "NotFound", "the server could not find the requested resource", {}))
         allowed = SUBRESOURCE_VERBS.get(subresource, ()) if subresource else r.verbs
         if verb not in allowed:
             raise _typed(errors.method_not_allowed("the server does not allow this method on the requested resource"))

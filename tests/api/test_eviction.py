@@ -437,3 +437,7 @@ def test_kubectl_get_pdb_columns(cluster: Cluster) -> None:
     assert out[0].split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"]
     assert out[1].split()[:4] == [name, "N/A", "25%", "0"]
     assert json.loads(cluster.ok("get", "pdb", name, "-o", "json"))["spec"]["maxUnavailable"] == "25%"
+    # The Python client's typed model (its status counters are required fields) reads it back.
+    pdb = client.PolicyV1Api(cluster.api_client()).read_namespaced_pod_disruption_budget(name, NS)
+    assert pdb.spec.max_unavailable == "25%" and pdb.status.disruptions_allowed == 0
+    assert pdb.metadata.generation == 1
