@@ -373,7 +373,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         config = _control_plane_config(args)
         config.scheduler = bool(getattr(args, "scheduler", False))  # `up` only: the in-process scheduler
-        config.leader_election = leader_election_config(args) if config.controllers else None  # `up` only
+        config.leader_election = (leader_election_config(args, "kube-controller-manager")  # `up` only
+                                  if config.controllers else None)
         if getattr(args, "nodes", 0):  # `up` only: the in-process fleet (megaplane.fleet)
             from .fleet.flags import fleet_config
 
@@ -501,7 +502,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         print("Error: --kube-api-qps/--kube-api-burst must be >= 0 and --port in 0..65535", file=sys.stderr)
         return 2
     try:
-        election = leader_election_config(args)
+        election = leader_election_config(args, (args.scheduler_name or ["default-scheduler"])[0])
     except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
@@ -560,8 +561,11 @@ def add_leader_election_flags(p: argparse.ArgumentParser, lease_name: str, *, in
                    help="namespace of the Lease used for locking (kube-system)")
 
 
-def leader_election_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The parsed --leader-elect* flags (None with --leader-elect=false); ValueError for inconsistent ones."""
+def leader_election_config(args: argparse.Namespace, event_component: str):  # type: ignore[no-untyped-def]
+    """The parsed --leader-elect* flags (None with --leader-elect=false); ValueError for inconsistent ones.
+
+    `event_component` is the source of the LeaderElection Events (upstream's recorder's component).
+    """
     if not args.leader_elect:
         return None
     from .client.leaderelection import LeaderElectionConfig
@@ -569,7 +573,7 @@ def leader_election_config(args: argparse.Namespace):  # type: ignore[no-untyped
     config = LeaderElectionConfig(
         name=args.leader_elect_resource_name, namespace=args.leader_elect_resource_namespace,
         lease_duration=args.leader_elect_lease_duration, renew_deadline=args.leader_elect_renew_deadline,
-        retry_period=args.leader_elect_retry_period)
+        retry_period=args.leader_elect_retry_period, event_component=event_component)
     try:
         config.validate()
     except ValueError as exc:
@@ -591,7 +595,7 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
         print("Error: --kube-api-qps/--kube-api-burst must be >= 0 and --port in 0..65535", file=sys.stderr)
         return 2
     try:
-        election = leader_election_config(args)
+        election = leader_election_config(args, "kube-controller-manager")
     except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2

@@ -53,7 +53,7 @@ import socket
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -118,6 +118,9 @@ class LeaderElectionConfig:
     retry_period: float = 2.0
     #: Give the Lease up on a graceful stop (after what it leads has stopped).
     release_on_cancel: bool = True
+    #: Record "<identity> became leader" / "stopped leading" Events (reason LeaderElection) on the Lease with
+    #: this source component, as upstream's lock does with the component's recorder ("": none).
+    event_component: str = ""
 
     def validate(self) -> None:
         """client-go's checks (NewLeaderElector); ValueError with its wording."""
@@ -230,6 +233,8 @@ class LeaderElector:
         self.config = config
         self.clock = clock
         self.lock = LeaseLock(client, config.namespace, config.name)
+        self._events = client.resource("events")
+        self._event_tasks: Set["asyncio.Task[None]"] = set()
         self.on_new_leader = on_new_leader
         self._jitter = jitter
         self.observed = LeaderElectionRecord()
@@ -394,6 +399,7 @@ class LeaderElector:
                 self._leading_until = sent + cfg.renew_deadline
                 self._leading = True
                 log.info("successfully acquired lease %s", cfg.describe())
+                self.record_event("became leader")
                 if attempted is not None:
                     attempted(True)
                 return
@@ -403,6 +409,12 @@ class LeaderElector:
 
     async def renew(self) -> None:
         """Renew every retry period while we lead; return once we no longer do (the renew deadline passed)."""
+        try:
+            await self._renew()
+        finally:
+            self.record_event("stopped leading")
+
+    async def _renew(self) -> None:
         cfg = self.config
         while True:
             await self.clock.sleep_until(min(self.clock.monotonic() + cfg.retry_period, self._leading_until))
@@ -419,6 +431,36 @@ class LeaderElector:
                 self._leading = False
                 log.error("failed to renew lease %s: timed out waiting for the condition", cfg.describe())
                 return
+
+    def record_event(self, what: str) -> None:
+        """client-go's LeaseLock.RecordEvent: a Normal LeaderElection Event "<identity> <what>" on the Lease,
+        written in the background (best effort: an Event that cannot be written is logged and dropped)."""
+        component = self.config.event_component
+        if not component or self.lock.lease is None or len(self._event_tasks) >= 8:
+            return
+        meta = self.lock.lease.get("metadata") or {}
+        now = self.clock.time()
+        stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body: Obj = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{self.config.name}.{int(now * 1e9):x}", "namespace": self.config.namespace},
+            "involvedObject": {"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                               "namespace": self.config.namespace, "name": self.config.name,
+                               "uid": meta.get("uid", ""), "resourceVersion": meta.get("resourceVersion", "")},
+            "reason": "LeaderElection", "message": f"{self.identity} {what}", "type": "Normal",
+            "source": {"component": component}, "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "reportingComponent": component, "reportingInstance": self.identity,
+        }
+
+        async def write() -> None:
+            try:
+                await self._events.create(body, self.config.namespace)
+            except Exception as exc:
+                log.info("%s: LeaderElection event not written: %s", self.config.describe(), exc)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
 
     async def release(self) -> bool:
         """Give the Lease up if we hold it (holder "", 1 s): a standby takes over on its next retry.

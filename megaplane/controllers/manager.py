@@ -59,7 +59,7 @@ class ManagerOptions:
     controller_options: Dict[str, Any] = field(default_factory=dict)
     #: None: no election, the controllers start at once (--leader-elect=false).
     leader_election: Optional[LeaderElectionConfig] = field(
-        default_factory=lambda: LeaderElectionConfig(DEFAULT_LEASE_NAME))
+        default_factory=lambda: LeaderElectionConfig(DEFAULT_LEASE_NAME, event_component=DEFAULT_LEASE_NAME))
     max_connections: int = 8
 
 

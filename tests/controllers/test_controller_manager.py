@@ -139,6 +139,15 @@ def leader_and_standby(api: Cluster, managers: List[Manager]) -> tuple:
     return leader, standby
 
 
+def leader_events(cluster: Cluster) -> List[Dict[str, Any]]:
+    out = json.loads(cluster.ok("get", "events", "-n", "kube-system", "-o", "json"))["items"]
+    return [e for e in out if e.get("reason") == "LeaderElection"]
+
+
+def became_leader(cluster: Cluster, identity: str) -> Optional[Dict[str, Any]]:
+    return next((e for e in leader_events(cluster) if e["message"] == f"{identity} became leader"), None)
+
+
 def namespace_gone(api: Cluster, name: str) -> bool:
     return api.kubectl("get", "ns", name).returncode != 0
 
@@ -155,6 +164,11 @@ def test_two_controller_managers_exactly_one_leads_and_its_controllers_run(api: 
     assert holder(api) == leader.identity and lease(api)["spec"]["leaseTransitions"] == first["leaseTransitions"]
     assert "became leader" not in standby.output()
     assert "became leader" in leader.output()
+    # Upstream's LeaderElection Event on the Lease, from the component's recorder.
+    event = eventually(lambda: became_leader(api, leader.identity), "the leader's LeaderElection event")
+    assert event["type"] == "Normal" and event["source"]["component"] == "kube-controller-manager"
+    assert (event["involvedObject"]["kind"], event["involvedObject"]["name"]) == ("Lease", "kube-controller-manager")
+    assert not any(standby.identity in e["message"] for e in leader_events(api))
     # The leader's namespace controller works: a deleted namespace goes away.
     api.ok("create", "ns", "cm-one")
     api.ok("delete", "ns", "cm-one", "--wait=false")
@@ -177,6 +191,7 @@ def test_kill_9_of_the_leader_hands_over_within_a_lease_duration_and_a_retry_per
     assert lease(api)["spec"]["leaseTransitions"] == transitions + 1
     eventually(standby.leading, "the new leader's gauge at 1")
     assert standby.metric("megaplane_leader_election_leader_changes_total") == 1.0
+    eventually(lambda: became_leader(api, standby.identity), "the new leader's LeaderElection event")
     api.ok("create", "ns", "cm-two")
     api.ok("delete", "ns", "cm-two", "--wait=false")
     eventually(lambda: namespace_gone(api, "cm-two"), "the new leader's namespace controller to finish cm-two")
@@ -277,3 +292,44 @@ def test_a_controller_manager_stands_by_against_megaplane_up_leader_elect() -> N
             m.stop()
         up.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_megaplane_scheduler_elects_the_same_way_on_kube_scheduler(api: Cluster) -> None:
+    """The same election in `megaplane scheduler` (issue 10 item 1): its own Lease and Event source."""
+    procs: List[Manager] = []
+    try:
+        for name in ("a", "b"):
+            log_path = os.path.join(api.root, f"scheduler-{name}.log")
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "megaplane.cli", "scheduler", "--kubeconfig", api.kubeconfig,
+                 "--bind-address", "127.0.0.1", "--port", str(port), *SHORT],
+                stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+            m = Manager(proc, log_path, port)
+            procs.append(m)
+            eventually(lambda m=m: "megaplane scheduler: scheduling" in m.output() or m.proc.poll() is not None,
+                       f"scheduler {name} to start", timeout=60)
+            assert proc.poll() is None, m.output()
+            m.identity = re.search(r"leader election on lease kube-system/kube-scheduler as (\S+)$", m.output(),
+                                   re.M).group(1)  # type: ignore[union-attr]
+
+        def sched_holder() -> str:
+            out = api.kubectl("get", "lease", "-n", "kube-system", "kube-scheduler", "-o", "json")
+            return json.loads(out.stdout)["spec"].get("holderIdentity", "") if out.returncode == 0 else ""
+
+        eventually(lambda: sched_holder() in {m.identity for m in procs}, "one scheduler to hold kube-scheduler")
+        leader = next(m for m in procs if m.identity == sched_holder())
+        standby = next(m for m in procs if m is not leader)
+        assert holder(api) == ""  # the controller-manager's lease is another election
+        leader.proc.kill()
+        leader.proc.wait()
+        eventually(lambda: sched_holder() == standby.identity, "the standby scheduler to take over",
+                   timeout=LEASE + MOST_RETRY + SLACK)
+        with urllib.request.urlopen(f"http://127.0.0.1:{standby.port}/metrics", timeout=5) as r:
+            assert 'leader_election_master_status{name="kube-scheduler"} 1.0' in r.read().decode()
+        event = eventually(lambda: became_leader(api, standby.identity), "the scheduler's LeaderElection event")
+        assert event["source"]["component"] == "default-scheduler"
+        assert event["involvedObject"]["name"] == "kube-scheduler"
+    finally:
+        for m in procs:
+            m.stop()
