@@ -9,7 +9,10 @@ Shapes as kubernetes/kubernetes test/integration/scheduler_perf
   required anti-affinity to color=green per kubernetes.io/hostname over
   namespaces sched-0 and sched-1 (init in sched-0, measured in sched-1);
 - SchedulingPodAffinity: every node in zone1; pods color=blue with required
-  affinity to color=blue per zone over sched-0 and sched-1.
+  affinity to color=blue per zone over sched-0 and sched-1;
+- DefaultTopologySpreading: nodes zoned moon-1/2/3; measured pods selected
+  by a Service, so the system default constraints (hostname maxSkew 3, zone
+  maxSkew 5, ScheduleAnyway) score every placement.
 
 Nodes are node-default (4 CPU, 32Gi, 110 pods), pods request 100m / 500Mi.
 Every pod goes through `Algorithm.schedule` (all filters, the scores over
@@ -44,8 +47,8 @@ from benchmarks import harness  # noqa: E402
 
 ZONE, HOST = "topology.kubernetes.io/zone", "kubernetes.io/hostname"
 #: Upstream scheduler_perf thresholds at 5000 nodes (pods/s).
-THRESHOLDS = {"SchedulingBasic": 680.0, "TopologySpreading": 460.0, "SchedulingPodAntiAffinity": 60.0,
-              "SchedulingPodAffinity": 35.0}
+THRESHOLDS = {"SchedulingBasic": 680.0, "TopologySpreading": 460.0, "DefaultTopologySpreading": 160.0,
+              "SchedulingPodAntiAffinity": 60.0, "SchedulingPodAffinity": 35.0}
 
 Obj = Dict[str, Any]
 PodMaker = Callable[[int], Obj]
@@ -75,6 +78,10 @@ def pod_spreading(prefix: str) -> PodMaker:
     return lambda i: _pod(f"{prefix}-{i}", "default", {"color": "blue"}, topologySpreadConstraints=[constraint])
 
 
+def pod_of_service(prefix: str) -> PodMaker:
+    return lambda i: _pod(f"{prefix}-{i}", "default", {"app": "web"})
+
+
 def _pod_affinity(kind: str, color: str, key: str, prefix: str, ns: str) -> PodMaker:
     affinity = {kind: {"requiredDuringSchedulingIgnoredDuringExecution": [{
         "labelSelector": {"matchLabels": {"color": color}}, "topologyKey": key,
@@ -96,6 +103,8 @@ WORKLOADS: Dict[str, Tuple[List[str], PodMaker, PodMaker, Dict[str, Tuple[int, i
                         {"500Nodes": (500, 500, 1000), "5000Nodes_10000Pods": (5000, 1000, 10000)}),
     "TopologySpreading": (["moon-1", "moon-2", "moon-3"], pod_default("init"), pod_spreading("measure"),
                           {"500Nodes": (500, 1000, 1000), "5000Nodes_5000Pods": (5000, 5000, 5000)}),
+    "DefaultTopologySpreading": (["moon-1", "moon-2", "moon-3"], pod_default("init"), pod_of_service("measure"),
+                                 {"500Nodes": (500, 1000, 1000), "5000Nodes_5000Pods": (5000, 5000, 5000)}),
     "SchedulingPodAntiAffinity": (["zone1"], pod_anti_affinity("init", "sched-0"),
                                   pod_anti_affinity("measure", "sched-1"),
                                   {"500Nodes": (500, 100, 400), "5000Nodes_2000Pods": (5000, 1000, 1000)}),
@@ -114,6 +123,9 @@ def run(name: str, size: str) -> Dict[str, Any]:
     table = NodeTable(capacity=nodes)
     for i in range(nodes):
         table.upsert_node(node(i, zones[i % len(zones)]))
+    # DefaultTopologySpreading's pods belong to a Service: the system default constraints apply to them.
+    table.objects.upsert("services", {"metadata": {"name": "web", "namespace": "default"},
+                                      "spec": {"selector": {"app": "web"}}})
     algorithm = Algorithm(table, rng=random.Random(1))
 
     def place(make: PodMaker, count: int) -> int:
