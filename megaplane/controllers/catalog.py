@@ -83,6 +83,7 @@ MAX_ENDPOINTS_PER_SLICE = ControllerFlag("--max-endpoints-per-slice", int, 100,
                                          "the most endpoints in one EndpointSlice (100)")
 CONCURRENT_DAEMONSET_SYNCS = _syncs("--concurrent-daemonset-syncs", 2, "daemon sets")
 CONCURRENT_STATEFULSET_SYNCS = _syncs("--concurrent-statefulset-syncs", 5, "stateful sets")
+CONCURRENT_STATEFULSET_SYNCS = _syncs("--concurrent-statefulset-syncs", 5, "stateful sets")
 CONCURRENT_GC_SYNCS = _syncs("--concurrent-gc-syncs", 20, "garbage collector workers")
 CONCURRENT_JOB_SYNCS = _syncs("--concurrent-job-syncs", 5, "jobs")
 CONCURRENT_TTL_AFTER_FINISHED_SYNCS = _syncs("--concurrent-ttl-after-finished-syncs", 5,
@@ -130,6 +131,12 @@ def _daemonset(ctx: ControllerContext) -> Component:
     from .daemonset import DaemonSetController
 
     return DaemonSetController(ctx.client, workers=ctx.option(CONCURRENT_DAEMONSET_SYNCS), clock=ctx.clock)
+
+
+def _statefulset(ctx: ControllerContext) -> Component:
+    from .statefulset import StatefulSetController
+
+    return StatefulSetController(ctx.client, workers=ctx.option(CONCURRENT_STATEFULSET_SYNCS), clock=ctx.clock)
 
 
 def _statefulset(ctx: ControllerContext) -> Component:
@@ -228,6 +235,7 @@ CATALOG: List[ControllerSpec] = [
     ControllerSpec("endpointslice-controller", _endpointslice, ("endpointslice",),
                    (CONCURRENT_SERVICE_ENDPOINT_SYNCS, MAX_ENDPOINTS_PER_SLICE)),
     ControllerSpec("daemonset-controller", _daemonset, ("daemonset",), (CONCURRENT_DAEMONSET_SYNCS,)),
+    ControllerSpec("statefulset-controller", _statefulset, ("statefulset",), (CONCURRENT_STATEFULSET_SYNCS,)),
     ControllerSpec("statefulset-controller", _statefulset, ("statefulset",), (CONCURRENT_STATEFULSET_SYNCS,)),
     ControllerSpec("garbage-collector-controller", _garbagecollector, ("garbagecollector",), (CONCURRENT_GC_SYNCS,)),
     ControllerSpec("job-controller", _job, ("job",), (CONCURRENT_JOB_SYNCS,)),
