@@ -281,7 +281,8 @@ class PodEviction:
     # -- reads -------------------------------------------------------------------------------------
 
     def _pod(self, namespace: str, name: str) -> Obj:
-        return orjson.loads(self.pods.current(namespace, name).data)  # type: ignore[no-any-return]
+        pod: Obj = orjson.loads(self.pods.current(namespace, name).data)
+        return pod
 
     def _pdbs_of(self, pod: Obj) -> List[Obj]:
         meta = pod["metadata"]
