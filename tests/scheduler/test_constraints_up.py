@@ -117,3 +117,14 @@ def test_plain_deployment_spreads_by_default_constraints(up: Cluster) -> None:
     assert max(per_node.values()) <= 3, per_node
     up.ok("delete", "deployment", "plain")
     up.ok("delete", "pods", "-l", "app=filler", "--wait=false")
+
+
+def test_required_pod_affinity_colocates_in_one_zone(up: Cluster) -> None:
+    # The first replica matches its own term and may land anywhere; the rest must join its zone.
+    affinity = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"app": "together"}}, "topologyKey": ZONE}]}}
+    up.ok("apply", "-f", "-", input=deployment("together", 4, affinity=affinity))
+    placed = eventually(lambda: running_nodes(up, "together", 4), "4 together pods Running", timeout=60)
+    zones = node_zones(up)
+    assert len({zones[n] for n in placed}) == 1, placed
+    up.ok("delete", "deployment", "together")

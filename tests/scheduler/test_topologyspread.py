@@ -441,3 +441,27 @@ def test_counts_follow_placements_and_removals_incrementally() -> None:
     assert filter_outcome(t, pod) == {"node-a": OK, "node-b": OK, "node-y": OK}
     t.upsert_node(zn("node-x", "zone2"))
     assert filter_outcome(t, pod) == {"node-a": OK, "node-b": OK, "node-x": SKEW, "node-y": SKEW}
+
+
+def test_default_selector_merges_services_replica_sets_and_stateful_sets() -> None:
+    from megaplane.scheduler.labels import LabelRequirement
+    from megaplane.scheduler.objects import ClusterObjects
+
+    objects = ClusterObjects()
+    objects.upsert(*service("svc", app="web"))
+    objects.upsert(*service("other-ns", ns="elsewhere", app="web"))
+    objects.upsert("services", {"metadata": {"name": "nil-selector", "namespace": "default"}, "spec": {}})
+    objects.upsert(*replica_set("rs", app="web", tier="front"))
+    objects.upsert("statefulsets", {"metadata": {"name": "ss", "namespace": "default"},
+                                    "spec": {"selector": {"matchExpressions": [
+                                        {"key": "tier", "operator": "In", "values": ["front"]}]}}})
+    objects.upsert("replicasets", {"metadata": {"name": "empty", "namespace": "default"},
+                                   "spec": {"selector": {}}})
+    got = objects.default_selector("default", {"app": "web", "tier": "front"})
+    assert set(got.requirements) == {LabelRequirement("app", "In", ("web",)), LabelRequirement("tier", "In", ("front",))}
+    # Only the Service selects a pod without tier=front; nothing selects a db pod.
+    assert objects.default_selector("default", {"app": "web"}).requirements == (LabelRequirement("app", "In", ("web",)),)
+    assert objects.default_selector("default", {"app": "db"}).empty
+    # Deleting the Service drops its part (the cache follows changes).
+    objects.delete("services", {"metadata": {"name": "svc", "namespace": "default"}})
+    assert objects.default_selector("default", {"app": "web"}).empty
