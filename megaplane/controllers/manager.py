@@ -79,7 +79,12 @@ def build(options: ManagerOptions, *, announce: Callable[[str], None] = print,
         def ready() -> bool:
             return all(c.ready() for c in controllers)
     else:
-        elector = LeaderElector(client, options.leader_election)
+        # Its own client, as kube-controller-manager's "leader-election" one: renewals never wait behind the
+        # controllers' requests in the shared --kube-api-qps token bucket or connection pool.
+        election_client = Client.from_kubeconfig(options.kubeconfig, options.context or None, qps=options.qps,
+                                                 burst=options.burst, max_connections=2)
+        parts.append(ClientComponent(election_client, name="leader-election-client"))
+        elector = LeaderElector(election_client, options.leader_election)
         fenced = leader_only_client(client, elector)
         elected = LeaderElected(
             elector, lambda: build_controllers(options.controllers, fenced, options.controller_options),

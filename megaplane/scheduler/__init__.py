@@ -79,7 +79,11 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
             parts.append(scheduler)
             ready = scheduler.ready
         else:
-            elector = LeaderElector(client, leader_election)
+            # Its own client (as upstream's "leader-election" one): renewals never queue behind bindings.
+            election_client = Client.from_kubeconfig(kubeconfig, context or None, qps=qps, burst=burst,
+                                                     max_connections=2)
+            parts.append(ClientComponent(election_client, name="leader-election-client"))
+            elector = LeaderElector(election_client, leader_election)
             scheduler = Scheduler(leader_only_client(client, elector), profiles=profiles,
                                   percentage_of_nodes_to_score=percentage_of_nodes_to_score)
             led: List[Any] = [scheduler]
