@@ -484,3 +484,38 @@ def test_leader_elected_stops_what_it_leads_when_the_lease_is_lost_then_calls_on
             await a.close()
 
     run(main)
+
+
+def test_without_on_lost_leader_elected_campaigns_again_and_builds_afresh(api: Cluster) -> None:
+    """`megaplane up --leader-elect`: a lost lease stops the controllers, and winning it back builds new ones."""
+    name = lease_name()
+
+    async def main() -> None:
+        a = Candidate(api, name, "host-a_1")
+        log: list = []
+        built: list = []
+
+        def build() -> list:
+            built.append(Probe(log))
+            return built[-1:]
+
+        elected = LeaderElected(a.elector, build)
+        try:
+            await elected.start()
+            a.partition.cut()
+            for _ in range(11):  # past the renew deadline: it stops leading
+                a.clock.advance(1)
+                await asyncio.sleep(0.01)
+            await eventually(lambda: log == ["start", "stop"], what="the first term to end")
+            assert not a.elector.is_leader()
+            a.partition.heal()  # nobody else wrote the lease: the CAS over its own last write succeeds
+            a.clock.advance(2)
+            await eventually(lambda: log == ["start", "stop", "start"], what="a second term")
+            assert len(built) == 2 and built[0] is not built[1] and elected.terms == 2
+            spec = (await read_lease(api, name))["spec"]
+            assert spec["holderIdentity"] == "host-a_1" and spec["leaseTransitions"] == 0
+        finally:
+            await elected.stop()
+            await a.close()
+
+    run(main)
