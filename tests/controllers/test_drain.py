@@ -32,7 +32,8 @@ from tests.fleet.conftest import eventually, start_server
 
 NS = "default"
 # The controllers drain needs (named, so the test does not depend on the rest of the catalog).
-UP_FLAGS = ["--nodes", "3", "--pod-startup-latency", "500ms", "--node-lease-duration-seconds", "10",
+# Pods start 2 s after binding: a replacement cannot be Ready before the racing evictions were refused.
+UP_FLAGS = ["--nodes", "3", "--pod-startup-latency", "2s", "--node-lease-duration-seconds", "10",
             "--controllers", "namespace,serviceaccount,replicaset,deployment,disruption", "--scheduler"]
 
 Obj = Dict[str, Any]
@@ -253,7 +254,7 @@ def _stamp(seconds_ago: float) -> str:
 
 async def _with_short_timeouts(up: Cluster, check: Any) -> None:
     async with Client(HTTPTransport(up.url, qps=0)) as client:
-        controller = DisruptionController(client, deletion_timeout=3.0, stale_pod_disruption_timeout=3.0)
+        controller = DisruptionController(client, deletion_timeout=6.0, stale_pod_disruption_timeout=3.0)
         await controller.start()
         try:
             await check(client)
@@ -287,10 +288,10 @@ def test_disrupted_pods_expire_and_stale_disruption_targets_are_reset(up: Cluste
     async def check(client: Client) -> None:
         pdbs = client.resource("policy/v1", "poddisruptionbudgets")
         podsapi = client.resource("pods")
-        # An eviction approved 1 s ago whose pod is still there: not healthy until the entry expires (3 s here).
+        # An eviction approved just now whose pod is still there: not healthy until the entry expires (6 s here).
         pdb = await pdbs.get(app, NS)
         victim = pods[0]["metadata"]["name"]
-        pdb["status"]["disruptedPods"] = {victim: _stamp(1)}
+        pdb["status"]["disruptedPods"] = {victim: _stamp(0)}
         await pdbs.update_status(pdb)
 
         async def counted_out() -> bool:
