@@ -55,6 +55,7 @@ from .endpointutil import (
     should_pod_be_in_endpoints,
     should_set_hostname,
 )
+from .events import EventRecorder
 from .podutil import is_pod_ready
 
 __all__ = ["EndpointsController", "MAX_CAPACITY", "OVER_CAPACITY", "repack_subsets", "truncate_endpoints"]
@@ -241,6 +242,7 @@ class EndpointsController(QueueController):
         self.pod_informer = self.informer(SharedInformer(self.pods, clock=clock))
         self.endpoints_informer = self.informer(SharedInformer(self.endpoints, clock=clock))
         self.triggers = TriggerTimeTracker()
+        self.recorder = EventRecorder(client, "endpoint-controller", clock=clock)
         self.service_informer.add_event_handler(self._enqueue, lambda old, new: self._enqueue(new), self._deleted)
         self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.endpoints_informer.add_event_handler(None, None, self._deleted)
@@ -252,6 +254,10 @@ class EndpointsController(QueueController):
         for ep in self.endpoints_informer.lister.list():
             if LEADER_ANNOTATION not in ((ep.get("metadata") or {}).get("annotations") or {}):
                 self.queue.add(object_key(ep))
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.recorder.stop()
 
     def _enqueue(self, obj: Obj) -> None:
         self.queue.add(object_key(obj))
@@ -333,8 +339,13 @@ class EndpointsController(QueueController):
                 return  # the namespace is going away: creates will keep failing, drop the key
             raise
         except StatusError as exc:
-            what = "create" if current is None else "update"
-            log.warning("failed to %s endpoints %s: %s", what, key, exc)
+            ref = {"kind": "Endpoints", "apiVersion": "v1", "name": name, "namespace": namespace}
+            if current is None:
+                self.recorder.event(ref, "Warning", "FailedToCreateEndpoint",
+                                    f"Failed to create endpoint for service {namespace}/{name}: {exc}")
+            else:
+                self.recorder.event(ref, "Warning", "FailedToUpdateEndpoint",
+                                    f"Failed to update endpoint {namespace}/{name}: {exc}")
             raise
 
     def statistics(self) -> Statistics:

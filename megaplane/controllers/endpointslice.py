@@ -40,7 +40,6 @@ import copy
 import logging
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Set, Tuple, Union
 
-from megaplane.apimachinery.meta import now_rfc3339
 from megaplane.client import (
     Client,
     DeletedFinalStateUnknown,
@@ -64,6 +63,7 @@ from .endpointutil import (
     should_pod_be_in_endpoints,
     should_set_hostname,
 )
+from .events import EventRecorder
 from .podutil import is_pod_ready
 from .topologycache import ZONE_LABEL, SliceInfo, TopologyCache, endpoint_ready, remove_hints_from_slices
 
@@ -366,7 +366,7 @@ class EndpointSliceController(QueueController):
         self.pods = client.resource("pods")
         self.nodes = client.resource("nodes")
         self.slices = client.resource("discovery.k8s.io/v1", "endpointslices")
-        self.events = client.resource("events")
+        self.recorder = EventRecorder(client, "endpoint-slice-controller", clock=clock)
         self.service_informer = self.informer(SharedInformer(self.services, clock=clock))
         self.pod_informer = self.informer(SharedInformer(self.pods, clock=clock))
         self.node_informer = self.informer(SharedInformer(self.nodes, clock=clock))
@@ -440,6 +440,10 @@ class EndpointSliceController(QueueController):
     async def start(self) -> None:
         await super().start()
         self.topology.set_nodes(self.node_informer.lister.list())
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.recorder.stop()
 
     # -- sync -------------------------------------------------------------------------------------
 
@@ -550,7 +554,7 @@ class EndpointSliceController(QueueController):
                 to_create, to_update = remove_hints_from_slices(si)
         await self._finalize(service, to_create, to_update, to_delete, trigger)
         for etype, reason, message in events:
-            await self._event(service, etype, reason, message)
+            self.recorder.event(_service_ref(service), etype, reason, message)
         if missing_node:
             raise ValueError(f"skipping pods of Service {key} on nodes not found")
 
@@ -599,27 +603,16 @@ class EndpointSliceController(QueueController):
         self.tracker.expect_deletion(slice_)
         self.writes += 1
 
-    async def _event(self, service: Obj, etype: str, reason: str, message: str) -> None:
-        meta = service["metadata"]
-        now = now_rfc3339()
-        body = {
-            "metadata": {"generateName": meta["name"] + ".", "namespace": meta["namespace"]},
-            "involvedObject": {"kind": "Service", "apiVersion": "v1", "namespace": meta["namespace"],
-                               "name": meta["name"], "uid": meta["uid"],
-                               "resourceVersion": meta.get("resourceVersion")},
-            "reason": reason, "message": message, "type": etype, "count": 1,
-            "source": {"component": "endpoint-slice-controller"},
-            "firstTimestamp": now, "lastTimestamp": now, "reportingComponent": "endpoint-slice-controller",
-        }
-        try:
-            await self.events.create(body, meta["namespace"])
-        except StatusError as exc:
-            log.debug("event %s for %s/%s not recorded: %s", reason, meta["namespace"], meta["name"], exc)
-
     def statistics(self) -> Statistics:
         stats = super().statistics()
         stats.update(writes=float(self.writes))
         return stats
+
+
+def _service_ref(service: Mapping[str, Any]) -> Dict[str, str]:
+    meta = service["metadata"]
+    return {"kind": "Service", "apiVersion": "v1", "name": meta["name"], "namespace": meta["namespace"],
+            "uid": meta["uid"], "resourceVersion": str(meta.get("resourceVersion") or "")}
 
 
 def _ready(node: Mapping[str, Any]) -> bool:

@@ -78,6 +78,9 @@ def test_a_daemon_set_lands_on_every_node_and_on_a_node_added_later(up: Cluster)
     assert rev["metadata"]["name"] == f"agent-{rev['metadata']['labels'][HASH]}" and rev["revision"] == 1
     assert rev["metadata"]["ownerReferences"][0]["uid"] == ds["metadata"]["uid"]
     assert rev["data"]["spec"]["template"]["$patch"] == "replace"
+    table = up.ok("get", "controllerrevisions", "-n", NS, "-l", "app=agent").splitlines()
+    assert table[0].split() == ["NAME", "CONTROLLER", "REVISION", "AGE"]
+    assert table[1].split()[:3] == [rev["metadata"]["name"], "daemonset.apps/agent", "1"]
     for node, pod in pods.items():
         assert pod["metadata"]["generateName"] == "agent-"
         assert pod["metadata"]["labels"][HASH] == rev["metadata"]["labels"][HASH]

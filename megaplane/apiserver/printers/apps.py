@@ -1,4 +1,4 @@
-"""Printers for apps/v1: deployments, replicasets, daemonsets, statefulsets.
+"""Printers for apps/v1: deployments, replicasets, daemonsets, statefulsets, controllerrevisions.
 
 Each follows its print<Kind> function in k8s.io/kubernetes pkg/printers/internalversion/printers.go.
 """
@@ -189,10 +189,32 @@ def _print_statefulset(sts: Obj, now: datetime.datetime) -> List[Any]:
     ]
 
 
+_CONTROLLERREVISION_COLUMNS = [
+    _name_col(),
+    _col("Controller", "string", "Controller of the object"),
+    _col("Revision", "string", "Revision indicates the revision of the state represented by Data."),
+    _age_col(),
+]
+
+
+def _print_controllerrevision(cr: Obj, now: datetime.datetime) -> List[Any]:
+    controller = "<none>"
+    for ref in _d(cr.get("metadata")).get("ownerReferences") or ():
+        ref = _d(ref)
+        if ref.get("controller"):
+            group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+            kind = str(ref.get("kind") or "")
+            # formatResourceName: lower-cased Kind.group/name (no group for the core group).
+            controller = f"{(kind + '.' + group) if group else kind}".lower() + f"/{ref.get('name', '')}"
+            break
+    return [_name(cr), controller, _i(cr.get("revision")), _age(cr, now)]
+
+
 # What this module prints, by (API group, resource).
 TABLES: Dict[Tuple[str, str], Tuple[List[Obj], Printer]] = {
     ("apps", "deployments"): (_DEPLOYMENT_COLUMNS, _print_deployment),
     ("apps", "replicasets"): (_REPLICASET_COLUMNS, _print_replicaset),
     ("apps", "daemonsets"): (_DAEMONSET_COLUMNS, _print_daemonset),
     ("apps", "statefulsets"): (_STATEFULSET_COLUMNS, _print_statefulset),
+    ("apps", "controllerrevisions"): (_CONTROLLERREVISION_COLUMNS, _print_controllerrevision),
 }
