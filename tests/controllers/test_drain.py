@@ -217,6 +217,36 @@ def test_percentages_count_the_controllers_scale(up: Cluster) -> None:
     up.ok("delete", "deployment", app)
 
 
+def test_a_statefulsets_scale_counts_for_percentages(up: Cluster) -> None:
+    """The StatefulSet controller is not running here: its pods are made by hand, its scale is its spec."""
+    app = "ordinal"
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": app, "namespace": NS},
+           "spec": {"replicas": 4, "serviceName": app, "selector": {"matchLabels": {"app": app}},
+                    "template": {"metadata": {"labels": {"app": app}},
+                                 "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    up.ok("apply", "-f", "-", input=json.dumps(sts))
+    uid = get(up, "statefulset", app, "-n", NS)["metadata"]["uid"]
+    for i in range(2):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": f"{app}-{i}", "namespace": NS, "labels": {"app": app},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": app, "uid": uid,
+                                 "controller": True}]},
+            "spec": {"nodeName": "node-2", "containers": [{"name": "c", "image": "nginx"}]}}
+        up.ok("apply", "-f", "-", input=json.dumps(pod))
+    up.ok("create", "pdb", app, f"--selector=app={app}", "--max-unavailable=25%")
+    eventually(lambda: len(ready_pods(up, app)) == 2, "the 2 pods running")
+
+    def counts() -> Any:
+        s = pdb_status(up, app)
+        return (s.get("expectedPods"), s.get("desiredHealthy"), s.get("currentHealthy"), s.get("disruptionsAllowed"))
+
+    eventually(lambda: counts() == (4, 3, 2, 0), "expected 4 from the StatefulSet's scale, 2 healthy: none allowed")
+    cond = next(c for c in pdb_status(up, app)["conditions"] if c["type"] == "DisruptionAllowed")
+    assert (cond["status"], cond["reason"]) == ("False", "InsufficientPods")
+    for i in range(2):
+        up.ok("delete", "pod", f"{app}-{i}", "--grace-period=0")
+
+
 def test_a_pod_whose_controller_cannot_be_found_fails_safe(up: Cluster, core: kubernetes.client.CoreV1Api) -> None:
     app = "orphaned"
     up.ok("create", "pdb", app, f"--selector=app={app}", "--max-unavailable=1")
