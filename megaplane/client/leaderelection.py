@@ -642,7 +642,9 @@ class LeaderElected:
             self.announce(f"leaderelection lost: lease {cfg.describe()}; stopping what it leads")
             runner, self.runner = self.runner, None
             try:
-                await runner.stop()
+                # Bounded as a whole: their writes are already refused (LeaderOnlyTransport), so a slow stop
+                # only delays on_lost.
+                await asyncio.wait_for(runner.stop(), margin)
             except Exception:
                 log.exception("%s: stopping after the lease was lost", self._name)
             if self.on_lost is not None:

@@ -519,3 +519,25 @@ def test_without_on_lost_leader_elected_campaigns_again_and_builds_afresh(api: C
             await a.close()
 
     run(main)
+
+
+def test_the_leader_election_health_check_fails_for_a_leader_whose_renewals_stopped(api: Cluster) -> None:
+    name = lease_name()
+
+    async def main() -> None:
+        a, b = Candidate(api, name, "host-a_1"), Candidate(api, name, "host-b_2")
+        try:
+            assert a.elector.check() is None and b.elector.check() is None
+            await a.elector.acquire()  # and no renew loop: as if it were stuck
+            assert not await b.elector.try_acquire_or_renew()
+            a.clock.advance(15 + 20)
+            b.clock.advance(15 + 20)
+            assert a.elector.check() is None  # at the tolerance, not past it
+            a.clock.advance(0.1)
+            assert a.elector.check() == f"failed election to renew leadership on lease {name}"
+            assert b.elector.check() is None  # a standby is healthy
+        finally:
+            await a.close()
+            await b.close()
+
+    run(main)
