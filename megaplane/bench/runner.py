@@ -459,10 +459,12 @@ class Run:
                          f"{sum('Tainted' in w for w in self.nodes.watched.values())} tainted of {len(zone_nodes)}"),
                 budget)
             if zone_pods:
+                result["pods_in_zone"] = zone_pods
                 await self.wait_for("outage: zone a's pods evicted",
                                     lambda: self.pods.evictions_in_fault_domain >= zone_pods,
                                     lambda: f"{self.pods.evictions_in_fault_domain}/{zone_pods} evicted",
                                     c.pod_toleration_seconds + 60.0)
+                result["time_to_evict_all_s"] = time.time() - fault_at
             not_ready = sorted(w["NotReady"] - fault_at for w in self.nodes.watched.values())
             tainted = sorted(w["Tainted"] - fault_at for w in self.nodes.watched.values())
             taint_rate = (len(tainted) - 1) / (tainted[-1] - tainted[0]) if len(tainted) > 1 and \

@@ -138,8 +138,10 @@ def scheduling_throughput(rec: Recorder, t: Thresholds, *, start: float, end: fl
     out once scheduling is over, as clusterloader2 stops at the last scheduled pod."""
     times = np.asarray(rec.times)
     col = np.asarray(rec.columns.get("pods_scheduled_total", []), dtype=float)
-    sel = (times >= start) & (times <= end)
-    samples = col[sel]
+    # From the last sample before the window opened (pods scheduled within its first second count too).
+    first = max(int(np.searchsorted(times, start, side="right")) - 1, 0)
+    last = int(np.searchsorted(times, end, side="right"))
+    samples = col[first:last]
     rates: List[float] = []
     for i in range(5, len(samples), 5):
         rates.append((samples[i] - samples[i - 5]) / 5.0)
