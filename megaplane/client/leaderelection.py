@@ -579,9 +579,10 @@ class LeaderElected:
     `start()` returns after the first attempt: leading (the built
     components started) or standing by. When leadership is lost the built
     components are stopped (bounded by the time left before a standby can
-    take over), then `on_lost()` runs: a process exits there, as
-    kube-controller-manager does ("leaderelection lost"); without it the
-    elector campaigns again and a fresh `build()` runs on the next win.
+    take over), the Lease is released if it is still ours, then `on_lost()`
+    runs: a process exits there, as kube-controller-manager does
+    ("leaderelection lost"); without it the elector campaigns again (without
+    releasing) and a fresh `build()` runs on the next win.
     `stop()` stops the built components first, then releases the Lease
     (`release_on_cancel`).
     """
@@ -648,6 +649,11 @@ class LeaderElected:
             except Exception:
                 log.exception("%s: stopping after the lease was lost", self._name)
             if self.on_lost is not None:
+                if cfg.release_on_cancel:
+                    # As client-go's renew() with ReleaseOnCancel: if the record is still ours (renewals were
+                    # only slow), a standby or this process's restart need not wait a lease duration. The
+                    # write is over our last resourceVersion, so a lease someone else took is left alone.
+                    await self.elector.release()
                 result = self.on_lost()
                 if result is not None:
                     await result
