@@ -39,6 +39,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -190,9 +191,10 @@ def controller_then_scheduler(base: str, kubeconfig: str, directory: str, replic
     cm_cpu = harness.cpu_seconds(procs["controller-manager"].pid) - cpu0["controller-manager"]
     port = harness.free_port()
     metrics_url = f"http://127.0.0.1:{port}/metrics"
-    log = open(os.path.join(directory, "scheduler-alone.log"), "w")
-    proc = subprocess.Popen(harness.pinned([sys.executable, "-m", "megaplane.cli", *scheduler_args(kubeconfig, port)],
-                                           harness.CLIENT_CORE), stdout=log, stderr=subprocess.STDOUT, cwd=harness.ROOT)
+    with open(os.path.join(directory, "scheduler-alone.log"), "w") as log:
+        proc = subprocess.Popen(harness.pinned([sys.executable, "-m", "megaplane.cli",
+                                                *scheduler_args(kubeconfig, port)], harness.CLIENT_CORE),
+                                stdout=log, stderr=subprocess.STDOUT, cwd=harness.ROOT)
     procs["scheduler"] = proc
     harness.wait_http(f"http://127.0.0.1:{port}/readyz", timeout=120, proc=proc)
     t1 = time.perf_counter()
@@ -247,10 +249,10 @@ def run(sizes: List[int], nodes: int, roll: int, timeout: float) -> Dict[str, An
                 "--kube-api-qps", "0", "--kube-api-burst", "0", "--port", str(cm_port), "--bind-address", "127.0.0.1",
                 "--leader-elect", "false"], directory, f"http://127.0.0.1:{cm_port}/readyz"))
             procs: Dict[str, subprocess.Popen] = {"apiserver": api, "fleet": fleet, "controller-manager": cm}
-            sched = subprocess.Popen(
-                harness.pinned([sys.executable, "-m", "megaplane.cli", *scheduler_args(kubeconfig, sched_port)],
-                               harness.CLIENT_CORE),
-                stdout=open(os.path.join(directory, "scheduler.log"), "w"), stderr=subprocess.STDOUT, cwd=harness.ROOT)
+            with open(os.path.join(directory, "scheduler.log"), "w") as log:
+                sched = subprocess.Popen(
+                    harness.pinned([sys.executable, "-m", "megaplane.cli", *scheduler_args(kubeconfig, sched_port)],
+                                   harness.CLIENT_CORE), stdout=log, stderr=subprocess.STDOUT, cwd=harness.ROOT)
             procs["scheduler"] = sched
             try:
                 harness.wait_http(f"http://127.0.0.1:{sched_port}/readyz", timeout=120, proc=sched)
@@ -266,6 +268,7 @@ def run(sizes: List[int], nodes: int, roll: int, timeout: float) -> Dict[str, An
                 print(f"roll {roll:,}: {rolled['seconds']:.1f} s", file=sys.stderr, flush=True)
             finally:
                 stop(procs["scheduler"])
+    shutil.rmtree(directory, ignore_errors=True)  # kept (with every process's log) when a run fails
     return {"nodes": nodes, "end_to_end": e2e, "alone": alone, "rollout": rolled}
 
 
