@@ -33,6 +33,12 @@ returns.
 ReleaseOnCancel: a leader stopping on purpose stops what it leads first,
 then writes the record with no holder and a one-second duration, so a
 standby takes over on its next retry instead of after a lease duration.
+A process that lost the lease does the same before it exits, over its last
+resourceVersion, so only a record still its own is released.
+
+Events: with `event_component`, "<identity> became leader" / "stopped
+leading" (reason LeaderElection) on the Lease, as upstream's lock records
+them with the component's recorder.
 
 Metrics (`LeaderElectionMetrics`): `leader_election_master_status{name}`
 (upstream's gauge: 1 while this process leads), `leader_election_slowpath_total{name}`
@@ -504,8 +510,11 @@ class LeaderOnlyTransport:
 
     Reads and watches pass (a standby may keep caches warm). A write asked
     for after leadership ended raises `NotLeaderError` before anything is
-    sent; one already waiting inside the inner transport (its rate limiter,
-    a busy connection) when the deadline passes may still go out.
+    sent. One admitted just before the deadline and then kept waiting inside
+    the inner transport (its rate limiter, a busy connection) may still go
+    out after it; it still lands before anyone else can lead unless it
+    waited longer than lease duration - renew deadline (5 s by default),
+    since no standby may take over earlier than that after our deadline.
     """
 
     def __init__(self, inner: Transport, elector: LeaderElector) -> None:
