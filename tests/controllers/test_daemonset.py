@@ -200,3 +200,16 @@ def test_on_delete_replaces_only_deleted_pods(up: Cluster) -> None:
                        "a replacement for the deleted pod")
     assert [p["spec"]["containers"][0]["image"] for p in fresh] == ["agent:2"]
     assert get(up, "ds", "ondel", "-n", NS)["status"].get("updatedNumberScheduled", 0) <= 1
+
+
+def test_a_revision_keeps_its_data(up: Cluster) -> None:
+    (rev,) = get(up, "controllerrevisions", "-n", NS, "-l", "app=agent")["items"]
+    name = rev["metadata"]["name"]
+    r = up.kubectl("patch", "controllerrevision", name, "-n", NS, "--type=merge", "-p", '{"data": {"extra": 1}}')
+    assert r.returncode != 0
+    assert f'The ControllerRevision "{name}" is invalid: data: Invalid value' in r.stderr
+    assert "field is immutable" in r.stderr
+    r = up.kubectl("patch", "controllerrevision", name, "-n", NS, "--type=merge", "-p", '{"revision": -1}')
+    assert r.returncode != 0 and "revision: Invalid value: -1: must be greater than or equal to 0" in r.stderr
+    after = get(up, "controllerrevision", name, "-n", NS)
+    assert (after["data"], after["revision"]) == (rev["data"], rev["revision"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Tuple
 
 from megaplane.apimachinery.resources import Resource
+from megaplane.apiserver.registry.kinds.controllerrevisions import ControllerRevisionStrategy
 from megaplane.apiserver.registry.kinds.deployments import DeploymentStrategy
 from megaplane.apiserver.registry.kinds.endpointslices import EndpointSliceStrategy
 from megaplane.apiserver.registry.kinds.jobs import JobStrategy
@@ -49,6 +50,7 @@ _KINDS: Dict[Tuple[str, str], Callable[[Resource, StrategyConfig], Strategy]] = 
     ("", "services"): lambda r, c: ServiceStrategy(r, c.service_cluster_ip_range, c.service_node_port_range),
     ("", "events"): _events,
     ("apps", "deployments"): lambda r, c: DeploymentStrategy(r),
+    ("apps", "controllerrevisions"): lambda r, c: ControllerRevisionStrategy(r),
     ("discovery.k8s.io", "endpointslices"): lambda r, c: EndpointSliceStrategy(r),
     ("batch", "jobs"): lambda r, c: JobStrategy(r),
     ("policy", "poddisruptionbudgets"): lambda r, c: PodDisruptionBudgetStrategy(r),
