@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from .nodetable import NodeTable
 from .podspec import PodSpecInfo
-from .profile import FILTERS, score_nodes
+from .profile import FILTERS, score_nodes, unresolvable
 
-__all__ = ["Algorithm", "ScheduleResult", "FitError", "NoNodesAvailableError", "num_feasible_nodes_to_find", "fit_error_message"]
+__all__ = ["Algorithm", "ScheduleResult", "FitError", "NoNodesAvailableError", "num_feasible_nodes_to_find", "fit_error_message",
+           "FEASIBLE", "UNSCHEDULABLE", "UNRESOLVABLE"]
 
+#: Per-node status codes (framework.Code): fits, fails (preemption may help), fails whatever is removed.
+FEASIBLE, UNSCHEDULABLE, UNRESOLVABLE = 0, 1, 2
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 
@@ -107,6 +110,42 @@ class Algorithm:
                         counts[reason] = counts.get(reason, 0) + hit
             remaining &= ok
         return counts
+
+    def statuses(self, pod: PodSpecInfo) -> np.ndarray:
+        """Per slot the framework's status code: FEASIBLE, UNSCHEDULABLE, or UNRESOLVABLE (UnschedulableAndUnresolvable:
+        preemption cannot help), from the first filter a node fails, as RunFilterPlugins stops there."""
+        table = self.table
+        remaining = table.valid[: table.size].copy()
+        codes = np.full(table.size, FEASIBLE, dtype=np.int8)
+        for _, plugin in FILTERS:
+            result = plugin(table, pod)
+            if result is None:
+                continue
+            ok, reasons = result
+            fail = remaining & ~ok
+            if fail.any():
+                codes[fail] = UNSCHEDULABLE
+                for reason, mask in reasons(fail):
+                    if unresolvable(reason):
+                        codes[mask & fail] = UNRESOLVABLE
+            remaining &= ok
+        codes[~table.valid[: table.size]] = UNRESOLVABLE
+        return codes
+
+    def node_reasons(self, pod: PodSpecInfo, slot: int) -> List[str]:
+        """The reasons of the first filter `slot` fails ([] when it fits)."""
+        table = self.table
+        for _, plugin in FILTERS:
+            result = plugin(table, pod)
+            if result is None or result[0][slot]:
+                continue
+            fail = np.zeros(table.size, dtype=bool)
+            fail[slot] = True
+            return [reason for reason, mask in result[1](fail) if mask[slot]]
+        return []
+
+    def fits(self, pod: PodSpecInfo, slot: int) -> bool:
+        return bool(self.feasible(pod)[slot])
 
     def schedule(self, pod: PodSpecInfo) -> ScheduleResult:
         """The node for `pod`, or raise FitError."""

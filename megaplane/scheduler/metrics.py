@@ -20,6 +20,8 @@ from prometheus_client.registry import Collector
 __all__ = ["SchedulerMetrics", "DURATION_BUCKETS"]
 
 DURATION_BUCKETS = tuple(0.001 * 2 ** i for i in range(15))
+#: scheduler_preemption_victims' buckets (ExponentialBuckets(1, 2, 7)).
+VICTIM_BUCKETS = tuple(float(2 ** i) for i in range(7))
 
 
 class _Histogram:
@@ -35,6 +37,16 @@ class SchedulerMetrics(Collector):
         self.pending = pending
         self._attempts: Dict[Tuple[str, str], int] = {}
         self._durations: Dict[Tuple[str, str], _Histogram] = {}
+        self.preemption_attempts = 0
+        self._victims = [0] * (len(VICTIM_BUCKETS) + 1)
+        self._victims_total = 0
+
+    def preemption(self, victims: int) -> None:
+        """A preemption attempt; `victims` > 0 when it chose a node (scheduler_preemption_victims observes it)."""
+        self.preemption_attempts += 1
+        if victims:
+            self._victims[bisect.bisect_left(VICTIM_BUCKETS, float(victims))] += 1
+            self._victims_total += victims
 
     def attempt(self, result: str, profile: str, seconds: float) -> None:
         key = (result, profile)
@@ -71,6 +83,16 @@ class SchedulerMetrics(Collector):
             buckets.append(("+Inf", cumulative))
             durations.add_metric([result, profile], buckets, hist.total)
         yield durations
+        yield CounterMetricFamily("scheduler_preemption_attempts", "Total preemption attempts in the cluster till now",
+                                  value=self.preemption_attempts)
+        victims = HistogramMetricFamily("scheduler_preemption_victims", "Number of selected preemption victims")
+        cumulative, vbuckets = 0, []
+        for bound, count in zip(VICTIM_BUCKETS, self._victims):
+            cumulative += count
+            vbuckets.append((repr(bound), float(cumulative)))
+        vbuckets.append(("+Inf", float(cumulative + self._victims[-1])))
+        victims.add_metric([], vbuckets, float(self._victims_total))
+        yield victims
         pending = GaugeMetricFamily("scheduler_pending_pods", "Number of pending pods, by the queue type. 'active' "
                                     "means number of pods in activeQ; 'backoff' means number of pods in backoffQ; "
                                     "'unschedulable' means number of pods in unschedulablePods that the scheduler "

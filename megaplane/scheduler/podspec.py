@@ -151,6 +151,13 @@ class PodSpecInfo:
     affinity: Optional[PodAffinity] = None
     #: metadata.deletionTimestamp is set (PodTopologySpread does not count terminating pods).
     terminating: bool = False
+    #: spec.preemptionPolicy (PreemptLowerPriority or Never).
+    preemption_policy: str = "PreemptLowerPriority"
+    #: status.nominatedNodeName, status.startTime (RFC 3339, "" when unset).
+    nominated_node_name: str = ""
+    start_time: str = ""
+    #: Terminating with DisruptionTarget=True reason PreemptionByScheduler (a victim of preemption).
+    preempted_by_scheduler: bool = False
 
 
 def pod_key(pod: Mapping[str, Any]) -> str:
@@ -270,10 +277,18 @@ def _spread_constraints(spec: Mapping[str, Any]) -> Tuple[SpreadConstraint, ...]
     return tuple(out)
 
 
+def _disrupted_by_scheduler(status: Mapping[str, Any]) -> bool:
+    for c in status.get("conditions") or ():
+        if isinstance(c, dict) and c.get("type") == "DisruptionTarget":
+            return c.get("status") == "True" and c.get("reason") == "PreemptionByScheduler"
+    return False
+
+
 def parse_pod(pod: Mapping[str, Any]) -> PodSpecInfo:
     """The scheduling-relevant facts of `pod` (a dict as the API serves it)."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
     requests = {k: v for k, v in _requests(spec, False).items() if v or k in (CPU, MEMORY)}
     non_zero = _requests(spec, True)
     tolerations = tuple(
@@ -316,4 +331,8 @@ def parse_pod(pod: Mapping[str, Any]) -> PodSpecInfo:
         spread_constraints=_spread_constraints(spec),
         affinity=_pod_affinity(str(meta.get("namespace", "")), spec.get("affinity") or {}),
         terminating=bool(meta.get("deletionTimestamp")),
+        preemption_policy=str(spec.get("preemptionPolicy") or "PreemptLowerPriority"),
+        nominated_node_name=str(status.get("nominatedNodeName") or ""),
+        start_time=str(status.get("startTime") or ""),
+        preempted_by_scheduler=bool(meta.get("deletionTimestamp")) and _disrupted_by_scheduler(status),
     )

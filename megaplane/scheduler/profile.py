@@ -12,9 +12,12 @@ from typing import List, Tuple
 
 import numpy as np
 
-from .interpodaffinity import inter_pod_affinity, inter_pod_affinity_score
+from .interpodaffinity import REASON_AFFINITY_NOT_MATCH, inter_pod_affinity, inter_pod_affinity_score
 from .nodetable import NodeTable
 from .plugins import (
+    REASON_NODE_AFFINITY,
+    REASON_NODE_NAME,
+    REASON_UNSCHEDULABLE,
     Filter,
     balanced_allocation,
     least_allocated,
@@ -29,9 +32,9 @@ from .plugins import (
     taint_toleration_score,
 )
 from .podspec import PodSpecInfo
-from .topologyspread import pod_topology_spread, pod_topology_spread_score
+from .topologyspread import REASON_NODE_LABEL_NOT_MATCH, pod_topology_spread, pod_topology_spread_score
 
-__all__ = ["FILTERS", "SCORE_WEIGHTS", "score_nodes"]
+__all__ = ["FILTERS", "SCORE_WEIGHTS", "score_nodes", "unresolvable"]
 
 FILTERS: List[Tuple[str, Filter]] = [
     ("NodeUnschedulable", node_unschedulable),
@@ -43,6 +46,18 @@ FILTERS: List[Tuple[str, Filter]] = [
     ("PodTopologySpread", pod_topology_spread),
     ("InterPodAffinity", inter_pod_affinity),
 ]
+
+#: Reasons whose filter returns UnschedulableAndUnresolvable: removing pods from the node cannot help.
+UNRESOLVABLE_REASONS = frozenset({
+    REASON_UNSCHEDULABLE, REASON_NODE_NAME, REASON_NODE_AFFINITY, REASON_NODE_LABEL_NOT_MATCH,
+    REASON_AFFINITY_NOT_MATCH,
+})
+
+
+def unresolvable(reason: str) -> bool:
+    """True for a reason preemption cannot fix (TaintToleration's untolerated taints included)."""
+    return reason in UNRESOLVABLE_REASONS or reason.startswith("node(s) had untolerated taint")
+
 
 #: Upstream's default score weights.
 SCORE_WEIGHTS = {"TaintToleration": 3, "NodeAffinity": 2, "NodeResourcesFit": 1, "PodTopologySpread": 2,

@@ -22,8 +22,11 @@ As kube-scheduler's `scheduleOne`, on one event loop:
    upstream's message) through pods/status, only when that changed, and a
    FailedScheduling event; a bound pod gets a Scheduled event.
 
-No leader election (a separate issue): run one scheduler per cluster.
-No preemption: an unschedulable pod waits for capacity.
+5. A pod that fits nowhere may preempt (`preemption`): the victims get
+   DisruptionTarget=True (PreemptionByScheduler) and are deleted
+   gracefully, each with a Preempted event, and the pod gets
+   `status.nominatedNodeName`; it is retried when the victims are gone.
+   Otherwise the PostFilter's message follows `preemption: `.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from .metrics import SchedulerMetrics
 from .nodetable import NodeTable
 from .objects import NAMESPACES, REPLICA_SETS, SERVICES, STATEFUL_SETS
 from .podspec import PodSpecInfo, parse_pod, pod_key
+from .preemption import Candidate, Preemptor, pdb_from
 from .queue import QueuedPod, SchedulingQueue
 
 __all__ = ["Scheduler", "DEFAULT_SCHEDULER_NAME"]
@@ -100,6 +104,9 @@ class Scheduler:
         self.nodes = client.resource("nodes")
         self.node_informer = SharedInformer(self.nodes, clock=clock)
         self.pod_informer = SharedInformer(self.pods, clock=clock)
+        self.preemptor = Preemptor(self.table, self.algorithm, rng=rng, start_time=self._start_time)
+        #: PodDisruptionBudgets, for preemption's victim selection.
+        self.pdb_informer = SharedInformer(client.resource("policy/v1", "poddisruptionbudgets"), clock=clock)
         self.node_informer.add_event_handler(self._node_added, self._node_updated, self._node_deleted)
         self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         # What PodTopologySpread's default selector and InterPodAffinity's namespaceSelector read.
@@ -110,6 +117,7 @@ class Scheduler:
             informer = SharedInformer(resource, clock=clock)
             informer.add_event_handler(*self._object_handlers(kind))
             self.object_informers[kind] = informer
+        self.object_informers["poddisruptionbudgets"] = self.pdb_informer
         self.max_binds_in_flight = max_binds_in_flight
         self._bind_slots: Optional[asyncio.Semaphore] = None
         self._tasks: Set["asyncio.Task[None]"] = set()
@@ -231,9 +239,13 @@ class Scheduler:
         try:
             result = self.algorithm.schedule(info)
         except FitError as exc:
+            message = exc.message
+            post = self._post_filter(qp)
+            if post:
+                message += " preemption: " + post
             self.metrics.attempt("unschedulable", profile, time.perf_counter() - started)
             self.queue.requeue_unschedulable(qp, cycle)
-            self._failed(qp, "Unschedulable", exc.message)
+            self._failed(qp, "Unschedulable", message)
             return False
         except NoNodesAvailableError as exc:
             self.metrics.attempt("error", profile, time.perf_counter() - started)
@@ -243,6 +255,63 @@ class Scheduler:
         self.table.add_pod(info, result.node, assumed=True)
         self._spawn(self._bind(qp, info, result.node, started))
         return True
+
+    # -- preemption -----------------------------------------------------------------------------------
+
+    def _start_time(self, placed: Any) -> str:
+        """A placed pod's status.startTime from the informer's copy (the table keeps spec-level facts only)."""
+        obj = self.pod_informer.lister.get(placed.info.namespace, placed.info.name)
+        return str(((obj or {}).get("status") or {}).get("startTime") or "")
+
+    def _post_filter(self, qp: QueuedPod) -> str:
+        """DefaultPreemption after a FitError: the PostFilter message ("" when a node was nominated)."""
+        info = qp.info
+        current = self.pod_informer.lister.get(info.namespace, info.name)
+        if current is not None:
+            nominated = str((current.get("status") or {}).get("nominatedNodeName") or "")
+            if nominated != info.nominated_node_name:
+                info = parse_pod(current)
+        codes = self.algorithm.statuses(info)
+        pdbs = [pdb_from(o) for o in self.pdb_informer.indexer.list()]
+        candidate, message = self.preemptor.preempt(info, codes, pdbs)
+        self.metrics.preemption(len(candidate.victims) if candidate is not None else 0)
+        if candidate is None:
+            if info.nominated_node_name and message != "" and not message.startswith("not eligible"):
+                self._spawn(self._nominate(info, None))
+            return message
+        self._spawn(self._prepare(qp, info, candidate))
+        return ""
+
+    async def _prepare(self, qp: QueuedPod, info: PodSpecInfo, candidate: Candidate) -> None:
+        """prepareCandidate: mark and delete the victims, then nominate the node for the preemptor."""
+        condition = {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+                     "message": f"{info.scheduler_name}: preempting to accommodate a higher priority pod",
+                     "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.time()))}
+        for victim in candidate.victims:
+            v = victim.info
+            try:
+                await self.pods.patch(v.name, {"status": {"conditions": [condition]}}, v.namespace,
+                                      subresource="status")
+                await self.pods.delete(v.name, v.namespace)
+            except NotFoundError:
+                continue
+            except Exception as exc:
+                log.info("preempting %s for %s failed: %s", v.key, info.key, exc)
+                return
+            obj = self.pod_informer.lister.get(v.namespace, v.name) or {
+                "metadata": {"name": v.name, "namespace": v.namespace, "uid": v.uid}}
+            self.recorder.event(obj, "Normal", "Preempted", "Preempting",
+                                f"Preempted by pod {info.uid} on node {candidate.node}")
+        await self._nominate(info, candidate.node)
+
+    async def _nominate(self, info: PodSpecInfo, node: Optional[str]) -> None:
+        try:
+            await self.pods.patch(info.name, {"status": {"nominatedNodeName": node}}, info.namespace,
+                                  subresource="status")
+        except NotFoundError:
+            pass
+        except Exception as exc:
+            log.info("setting the nominated node of %s failed: %s", info.key, exc)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

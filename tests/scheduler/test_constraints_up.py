@@ -95,7 +95,9 @@ def test_one_per_node_anti_affinity_leaves_the_extra_replicas_pending(up: Cluste
 
     running = eventually(settled, "6 solo pods Running, one per node, and 2 Unschedulable", timeout=60)
     assert sorted(running) == [f"node-{i}" for i in range(6)]
-    assert pending_messages(up, "solo") == ["0/6 nodes are available: 6 node(s) didn't match pod anti-affinity rules."] * 2
+    assert pending_messages(up, "solo") == [
+        "0/6 nodes are available: 6 node(s) didn't match pod anti-affinity rules. "
+        "preemption: 0/6 nodes are available: 6 No preemption victims found for incoming pod."] * 2
     up.ok("delete", "deployment", "solo")
 
 
@@ -128,3 +130,29 @@ def test_required_pod_affinity_colocates_in_one_zone(up: Cluster) -> None:
     zones = node_zones(up)
     assert len({zones[n] for n in placed}) == 1, placed
     up.ok("delete", "deployment", "together")
+
+
+def test_a_higher_priority_pod_preempts_a_lower_priority_one(up: Cluster) -> None:
+    # Every node runs a 3-CPU pod of priority 0; a 3-CPU pod of priority 1000 fits only by preempting one.
+    for i in range(6):
+        up.ok("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"low-{i}", "labels": {"app": "low"}},
+            "spec": {"priority": 0, "terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "c", "image": "nginx", "resources": {"requests": {"cpu": "3"}}}]}}))
+    eventually(lambda: running_nodes(up, "low", 6), "6 low pods Running", timeout=60)
+    up.ok("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "high", "labels": {"app": "high"}},
+        "spec": {"priority": 1000, "containers": [
+            {"name": "c", "image": "nginx", "resources": {"requests": {"cpu": "3"}}}]}}))
+    placed = eventually(lambda: running_nodes(up, "high", 1), "the high-priority pod Running", timeout=90)
+    high = pods_of(up, "high")[0]
+    assert high["status"].get("nominatedNodeName") in (None, placed[0])
+    # Exactly one low pod was preempted, from the node the high one runs on, with upstream's event.
+    remaining = eventually(lambda: (lambda ps: ps if len(ps) == 5 else None)(pods_of(up, "low")),
+                           "5 low pods left", timeout=60)
+    assert placed[0] not in {p["spec"]["nodeName"] for p in remaining}
+    events = json.loads(up.ok("get", "events", "-o", "json", "--field-selector", "reason=Preempted"))["items"]
+    assert len(events) == 1
+    assert events[0]["message"] == f"Preempted by pod {high['metadata']['uid']} on node {placed[0]}"
+    assert events[0]["involvedObject"]["name"].startswith("low-")
+    up.ok("delete", "pods", "-l", "app in (low,high)", "--wait=false")

@@ -103,7 +103,8 @@ def test_too_big_pod_stays_pending_then_fits_when_capacity_frees(up: Cluster) ->
         eventually(lambda i=i: running_on(up, f"big-{i}"), f"big-{i} Running")
     up.ok("apply", "-f", "-", input=pod_manifest("waiting", cpu="3"))
     message = eventually(lambda: unschedulable_message(up, "waiting"), "the Unschedulable condition")
-    assert message == "0/3 nodes are available: 3 Insufficient cpu."
+    assert message == "0/3 nodes are available: 3 Insufficient cpu. " \
+        "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
     assert get_pod(up, "waiting")["spec"].get("nodeName") is None
     failed = eventually(lambda: events_for(up, "waiting", "FailedScheduling"), "a FailedScheduling event")
     assert failed[0]["type"] == "Warning" and failed[0]["message"] == message
@@ -124,7 +125,8 @@ def test_node_selector_and_taints_are_respected(up: Cluster) -> None:
         up.ok("apply", "-f", "-", input=pod_manifest("nowhere", nodeSelector={"disk": "nvme"}))
         assert eventually(lambda: unschedulable_message(up, "nowhere"), "nowhere Unschedulable") == \
             "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: infra}, " \
-            "2 node(s) didn't match Pod's node affinity/selector."
+            "2 node(s) didn't match Pod's node affinity/selector. " \
+            "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
         for i in range(4):
             up.ok("apply", "-f", "-", input=pod_manifest(f"avoid-{i}"))
         placed = [eventually(lambda i=i: running_on(up, f"avoid-{i}"), f"avoid-{i} Running") for i in range(4)]
