@@ -1,12 +1,16 @@
 """megaplane.scheduler: kube-scheduler's default profile, vectorised over a numpy node table.
 
 Owns `megaplane scheduler` and the scheduler inside `megaplane up`:
-quantities (`quantity`), what a pod asks for (`podspec`), the cluster as
-columns (`nodetable`), the default filter and score plugins
-(`plugins`), one cycle's algorithm (`algorithm`), the scheduling queue
-(`queue`), events (`events`), metrics (`metrics`, served with
-/healthz and /readyz by `megaplane.serving`) and the component tying
-them together (`scheduler`).
+quantities (`quantity`), label selectors (`labels`), what a pod asks for
+(`podspec`), the cluster as columns (`nodetable`) with which placed pods
+match what per node (`podindex`) and the other objects plugins read
+(`objects`), the default filter and score plugins (`plugins`,
+`topologyspread`, `interpodaffinity`, in order and weighted by
+`profile`), one cycle's algorithm (`algorithm`), preemption
+(`preemption`), the scheduling queue (`queue`), events (`events`),
+metrics (`metrics`, served with /healthz and /readyz by
+`megaplane.serving`) and the component tying them together
+(`scheduler`).
 
 Built only on megaplane.client (a Client over HTTP, or the loopback
 transport inside `megaplane up`): it must not import megaplane.apiserver,

@@ -7,11 +7,11 @@ first plugin it fails, as `RunFilterPlugins` stops at the first failure.
 Scores take the candidate slots and return int64 arrays with upstream's
 integer arithmetic; `normalize` is `DefaultNormalizeScore`.
 
-PodTopologySpread and InterPodAffinity have modules of their own
-(`topologyspread`, `interpodaffinity`); `profile` puts them all in
-upstream's order with upstream's weights. Not here: ImageLocality (the
-fleet's nodes report no images, so it would score 0 everywhere),
-DefaultPreemption, volume plugins.
+PodTopologySpread, InterPodAffinity and DefaultPreemption have modules of
+their own (`topologyspread`, `interpodaffinity`, `preemption`); `profile`
+puts the filters and scores in upstream's order with upstream's weights.
+Not here: ImageLocality (the fleet's nodes report no images, so it would
+score 0 everywhere), volume plugins.
 """
 
 from __future__ import annotations
