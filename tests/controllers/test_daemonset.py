@@ -84,6 +84,7 @@ def test_a_daemon_set_lands_on_every_node_and_on_a_node_added_later(up: Cluster)
     for node, pod in pods.items():
         assert pod["metadata"]["generateName"] == "agent-"
         assert pod["metadata"]["labels"][HASH] == rev["metadata"]["labels"][HASH]
+        assert pod["metadata"]["labels"]["pod-template-generation"] == "1"
         # Bound by the scheduler through a required affinity on the node's name, as upstream creates them.
         assert pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
             "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]}
@@ -150,6 +151,9 @@ def test_rolling_update_replaces_pods_within_max_unavailable_and_keeps_revisions
     revs = sorted(get(up, "controllerrevisions", "-n", NS, "-l", "app=roll")["items"], key=lambda r: r["revision"])
     assert [r["revision"] for r in revs] == [1, 2]
     assert {p["metadata"]["labels"][HASH] for p in pods} == {revs[1]["metadata"]["labels"][HASH]}
+    # The API server counts template changes in an annotation; the pods carry it as a label.
+    assert get(up, "ds", "roll", "-n", NS)["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "2"
+    assert {p["metadata"]["labels"]["pod-template-generation"] for p in pods} == {"2"}
     history = up.ok("rollout", "history", "ds/roll")
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
     up.ok("rollout", "undo", "ds/roll")

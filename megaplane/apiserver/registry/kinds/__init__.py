@@ -10,6 +10,7 @@ from typing import Callable, Dict, Tuple
 
 from megaplane.apimachinery.resources import Resource
 from megaplane.apiserver.registry.kinds.controllerrevisions import ControllerRevisionStrategy
+from megaplane.apiserver.registry.kinds.daemonsets import DaemonSetStrategy
 from megaplane.apiserver.registry.kinds.deployments import DeploymentStrategy
 from megaplane.apiserver.registry.kinds.endpointslices import EndpointSliceStrategy
 from megaplane.apiserver.registry.kinds.jobs import JobStrategy
@@ -50,6 +51,7 @@ _KINDS: Dict[Tuple[str, str], Callable[[Resource, StrategyConfig], Strategy]] = 
     ("", "services"): lambda r, c: ServiceStrategy(r, c.service_cluster_ip_range, c.service_node_port_range),
     ("", "events"): _events,
     ("apps", "deployments"): lambda r, c: DeploymentStrategy(r),
+    ("apps", "daemonsets"): lambda r, c: DaemonSetStrategy(r),
     ("apps", "controllerrevisions"): lambda r, c: ControllerRevisionStrategy(r),
     ("discovery.k8s.io", "endpointslices"): lambda r, c: EndpointSliceStrategy(r),
     ("batch", "jobs"): lambda r, c: JobStrategy(r),
