@@ -251,6 +251,7 @@ class DaemonSetController(QueueController):
         self.burst_replicas = burst_replicas
         self.expectations = ControllerExpectations(clock)
         self.failed_backoff = _Backoff(clock, *FAILED_PODS_BACKOFF)
+        self._specs: Dict[str, Tuple[str, Obj]] = {}
         self.recorder = EventRecorder(client, "daemonset-controller", clock=clock)
         self.ds_informer = self.informer(SharedInformer(self.daemonsets, clock=clock))
         self.revision_informer = self.informer(SharedInformer(
@@ -276,6 +277,7 @@ class DaemonSetController(QueueController):
         self.queue.add(object_key(ds))
 
     def _ds_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
+        self._specs.pop(str((_unwrap(obj).get("metadata") or {}).get("uid")), None)
         key = object_key(_unwrap(obj))
         self.expectations.delete(key)
         self.queue.add(key)
@@ -363,9 +365,19 @@ class DaemonSetController(QueueController):
         self.expectations.deletion_observed(key, object_key(pod))
         self.queue.add(key)
 
+    def _spec_of(self, ds: Obj) -> Obj:
+        """The set's daemon pod spec, built once per resourceVersion (node events ask for it per node)."""
+        meta = ds["metadata"]
+        cached = self._specs.get(meta["uid"])
+        if cached is not None and cached[0] == meta.get("resourceVersion"):
+            return cached[1]
+        spec = _daemon_pod_spec(ds)
+        self._specs[meta["uid"]] = (str(meta.get("resourceVersion")), spec)
+        return spec
+
     def _node_added(self, node: Obj) -> None:
         for ds in self.ds_informer.lister.list():
-            if node_should_run_daemon_pod(node, ds)[0]:
+            if node_should_run_daemon_pod(node, ds, self._spec_of(ds))[0]:
                 self._enqueue(ds)
 
     def _node_updated(self, old: Obj, cur: Obj) -> None:
@@ -373,7 +385,8 @@ class DaemonSetController(QueueController):
                 and old.get("spec") == cur.get("spec"):
             return  # heartbeats and status: nothing daemon placement reads (shouldIgnoreNodeUpdate)
         for ds in self.ds_informer.lister.list():
-            if node_should_run_daemon_pod(old, ds) != node_should_run_daemon_pod(cur, ds):
+            spec = self._spec_of(ds)
+            if node_should_run_daemon_pod(old, ds, spec) != node_should_run_daemon_pod(cur, ds, spec):
                 self._enqueue(ds)
 
     def _node_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:

@@ -81,6 +81,8 @@ DEPRECATED_TOPOLOGY_HINTS = "service.kubernetes.io/topology-aware-hints"
 #: Upstream's default --max-endpoints-per-slice.
 MAX_ENDPOINTS_PER_SLICE = 100
 _RESERVED = (SERVICE_NAME_LABEL, MANAGED_BY, HEADLESS)
+#: The queue key (not a Service's namespace/name) that recomputes the zones' CPU shares.
+_TOPOLOGY_KEY = ("topology",)
 #: The generation we record for a slice we deleted.
 _DELETION_EXPECTED = -1
 
@@ -422,6 +424,10 @@ class EndpointSliceController(QueueController):
             self.queue.add(key)
 
     def _node_changed(self, node: Obj) -> None:
+        # One recompute for a burst of node events (a fleet's 40K nodes arriving is O(nodes) each otherwise).
+        self.queue.add(_TOPOLOGY_KEY)
+
+    def _recompute_topology(self) -> None:
         if self.topology.set_nodes(self.node_informer.lister.list()):
             # The zones' shares moved: every Service with hints gets them recomputed.
             for svc in self.service_informer.lister.list():
@@ -448,6 +454,9 @@ class EndpointSliceController(QueueController):
     # -- sync -------------------------------------------------------------------------------------
 
     async def sync(self, key: Hashable) -> None:
+        if key == _TOPOLOGY_KEY:
+            self._recompute_topology()
+            return
         key = str(key)
         namespace, _, name = key.rpartition("/")
         service = self.service_informer.lister.get(namespace, name)
