@@ -509,7 +509,7 @@ class Run:
                 counted += 1
         lister = Reflector(self.client.resource("pods"), PodFields, count, namespace=self.config.namespace,
                            page_size=1000)
-        await lister._list()
+        await lister.list_once()
         return counted
 
     # -- the whole run ----------------------------------------------------------------------------

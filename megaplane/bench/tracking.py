@@ -144,7 +144,8 @@ class Reflector:
             except (asyncio.CancelledError, Exception):
                 pass
 
-    async def _list(self) -> str:
+    async def list_once(self) -> str:
+        """One paged list through `on_item` ("SYNC" items); the list's resourceVersion."""
         token: Optional[str] = None
         rv = ""
         first = True
@@ -168,7 +169,7 @@ class Reflector:
         while True:
             try:
                 if not rv:
-                    rv = await self._list()
+                    rv = await self.list_once()
                     self.synced.set()
                 stream = await self.resource.watch_raw(self.namespace, resource_version=rv,
                                                        label_selector=self.label_selector,
