@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -81,15 +81,41 @@ class Algorithm:
         self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
         self.rng = rng or random.Random()
         self.next_start_node_index = 0
+        #: Pending pods with status.nominatedNodeName: key -> (the pod, its nominated node).
+        self.nominated: Dict[str, Tuple[PodSpecInfo, str]] = {}
 
-    def feasible(self, pod: PodSpecInfo) -> np.ndarray:
-        """Slots passing every filter."""
+    def _filtered(self, pod: PodSpecInfo) -> np.ndarray:
         table = self.table
         ok = table.valid[: table.size].copy()
         for _, plugin in FILTERS:
             result = plugin(table, pod)
             if result is not None:
                 ok &= result[0]
+        return ok
+
+    def feasible(self, pod: PodSpecInfo) -> np.ndarray:
+        """Slots passing every filter, with and without the pods nominated (by preemption) of no lower priority.
+
+        As RunFilterPluginsWithNominatedPods: a node fits only if it passes
+        both ways, so a pod does not take the room preemption freed for a
+        more important one. The nominated pods are added on their nodes all
+        at once (upstream adds, per node evaluated, those nominated to it).
+        """
+        ok = self._filtered(pod)
+        if not self.nominated or not ok.any():
+            return ok
+        table = self.table
+        added = []
+        try:
+            for key, (info, node) in self.nominated.items():
+                if key != pod.key and info.priority >= pod.priority and key not in table.pods and node in table.index:
+                    table.add_pod(info, node, assumed=True)
+                    added.append(key)
+            if added:
+                ok &= self._filtered(pod)
+        finally:
+            for key in added:
+                table.remove_pod(key)
         return ok
 
     def diagnose(self, pod: PodSpecInfo) -> Dict[str, int]:
@@ -154,6 +180,10 @@ class Algorithm:
         if num_nodes == 0:
             raise NoNodesAvailableError("no nodes available to schedule pods")
         ok = self.feasible(pod)
+        nominated = table.index.get(pod.nominated_node_name) if pod.nominated_node_name else None
+        if nominated is not None and ok[nominated]:
+            # evaluateNominatedNode: the node preemption made room on is taken when it fits.
+            return ScheduleResult(table.names[nominated], nominated, 1, 1)
         slots = np.flatnonzero(ok)
         if len(slots) == 0:
             raise FitError(pod, num_nodes, self.diagnose(pod))

@@ -159,6 +159,12 @@ class Scheduler:
 
         return added, updated, deleted
 
+    def _track_nomination(self, info: PodSpecInfo) -> None:
+        if info.nominated_node_name:
+            self.algorithm.nominated[info.key] = (info, info.nominated_node_name)
+        else:
+            self.algorithm.nominated.pop(info.key, None)
+
     def _assigned_pod_changed(self) -> None:
         """An assigned pod appeared or changed labels: pods waiting on pod affinity or spreading may fit now."""
         self.queue.move_matching(_waits_on_other_pods)
@@ -173,15 +179,19 @@ class Scheduler:
             known = info.key in self.table.pods
             self.table.add_pod(info, str(node))
             self.queue.done(info.key)
+            self.algorithm.nominated.pop(info.key, None)
             if not known:
                 self._assigned_pod_changed()
         elif self._responsible(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
-            self.queue.add(pod, parse_pod(pod))
+            info = parse_pod(pod)
+            self._track_nomination(info)
+            self.queue.add(pod, info)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         key = pod_key(new)
         if _terminal(new):
             self.queue.delete(key)
+            self.algorithm.nominated.pop(key, None)
             if self.table.remove_pod(key) is not None:
                 self.queue.move_all()
             return
@@ -195,18 +205,23 @@ class Scheduler:
                 return  # a status change of a pod already accounted
             self.table.add_pod(parse_pod(new), str(node))
             self.queue.done(key)
+            self.algorithm.nominated.pop(key, None)
             if placed is None or not same_meta:
                 self._assigned_pod_changed()
         elif self._responsible(new):
             if (new.get("metadata") or {}).get("deletionTimestamp"):
                 self.queue.delete(key)
+                self.algorithm.nominated.pop(key, None)
             else:
-                self.queue.update(new, parse_pod(new))
+                info = parse_pod(new)
+                self._track_nomination(info)
+                self.queue.update(new, info)
 
     def _pod_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
         pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
         key = pod_key(pod)
         self.queue.delete(key)
+        self.algorithm.nominated.pop(key, None)
         self.recorder.forget(pod)
         if self.table.remove_pod(key) is not None:
             self.queue.move_all()

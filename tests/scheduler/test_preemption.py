@@ -171,3 +171,28 @@ def test_num_candidates_as_upstream() -> None:
     assert Preemptor.num_candidates(5) == 5
     assert Preemptor.num_candidates(500) == 100
     assert Preemptor.num_candidates(5000) == 500
+
+
+def test_room_freed_for_a_nominated_pod_is_not_taken_by_a_less_important_one() -> None:
+    t, algorithm, _ = cluster([node("n1", "4"), node("n2", "4")], [pod("b", "3", 0, "n2")])
+    preemptor = parse_pod(pod("p", "3", 100))
+    # p was nominated to n1 (its victims are gone): a priority-5 pod needing 3 CPUs may not use n1 ...
+    algorithm.nominated[preemptor.key] = (preemptor, "n1")
+    low = parse_pod(pod("low", "3", 5))
+    with pytest.raises(FitError):
+        algorithm.schedule(low)
+    # ... nor does the nomination change the table; a small pod still fits next to it.
+    assert "default/p" not in t.pods
+    assert algorithm.schedule(parse_pod(pod("small", "1", 5))).node in ("n1", "n2")
+    # A pod more important than the nominated one ignores the nomination.
+    assert algorithm.schedule(parse_pod(pod("vip", "3", 200))).node == "n1"
+
+
+def test_the_nominated_node_is_taken_first_when_it_fits() -> None:
+    t, algorithm, _ = cluster([node("n1", "4"), node("n2", "16")], [])
+    nominated = pod("p", "1", 100)
+    nominated["status"]["nominatedNodeName"] = "n1"
+    # LeastAllocated alone would pick the bigger n2; the nomination wins, without scoring.
+    result = algorithm.schedule(parse_pod(nominated))
+    assert (result.node, result.evaluated_nodes, result.feasible_nodes) == ("n1", 1, 1)
+    assert algorithm.schedule(parse_pod(pod("q", "1", 100))).node == "n2"
