@@ -18,10 +18,10 @@ As `preemption.Evaluator.Preempt` with DefaultPreemption's victim selection:
    start among the highest-priority victims, then the first.
 
 The dry run changes the node table (victims removed and put back) and runs
-the filters over it, so every plugin sees the node as it would be; the
-table is as before when `preempt` returns. The caller deletes the victims
-and nominates the node. Not modelled: nominated pods of other preemptors
-(upstream's RunFilterPluginsWithNominatedPods adds them to their nodes).
+the filters over it (`Algorithm.fits`, nominated pods of no lower priority
+included), so every plugin sees the node as it would be; the table is as
+before when `preempt` returns. The caller deletes the victims, clears the
+nominations of less important pods on the node and nominates it.
 """
 
 from __future__ import annotations

@@ -317,6 +317,10 @@ class Scheduler:
                 "metadata": {"name": v.name, "namespace": v.namespace, "uid": v.uid}}
             self.recorder.event(obj, "Normal", "Preempted", "Preempting",
                                 f"Preempted by pod {info.uid} on node {candidate.node}")
+        # Less important pods nominated to this node may no longer fit there: they look again elsewhere.
+        for other, node in list(self.algorithm.nominated.values()):
+            if node == candidate.node and other.priority < info.priority:
+                await self._nominate(other, None)
         await self._nominate(info, candidate.node)
 
     async def _nominate(self, info: PodSpecInfo, node: Optional[str]) -> None:
