@@ -32,6 +32,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import harness  # noqa: E402
+from megaplane.bench import promtext  # noqa: E402
+from megaplane.bench.procfs import runqueue_seconds  # noqa: E402
 
 CONNECTIONS = 64
 
@@ -48,20 +50,6 @@ current-context: bench
 """)
     return path
 
-
-def runqueue_seconds(pid: int) -> float:
-    """Seconds the process's threads have spent runnable but waiting for a CPU (/proc/PID/task/*/schedstat).
-
-    The cores are shared: a window in which a neighbour held the core shows up here, not as CPU.
-    """
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[1])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / 1e9
 
 
 def scrape(port: int) -> Dict[str, float]:
@@ -91,23 +79,9 @@ def buckets(metrics: Dict[str, float], name: str, labels: str = "") -> List[Tupl
 
 
 def window_quantile(m0: Dict[str, float], m1: Dict[str, float], name: str, q: float) -> float:
-    """The q-quantile of what a histogram observed between two scrapes (linear within a bucket, as
-    PromQL's histogram_quantile); the highest finite bound when the quantile lies past it."""
+    """The q-quantile of what a histogram observed between two scrapes (PromQL's histogram_quantile)."""
     before = dict(buckets(m0, name))
-    after = buckets(m1, name)
-    window = [(le, count - before.get(le, 0.0)) for le, count in after]
-    total = window[-1][1] if window else 0.0
-    if total <= 0:
-        return 0.0
-    rank = q * total
-    lower, below = 0.0, 0.0
-    for le, cumulative in window:
-        if cumulative >= rank:
-            if le == float("inf"):
-                return lower
-            return lower + (le - lower) * (rank - below) / max(cumulative - below, 1e-9)
-        lower, below = le, cumulative
-    return lower
+    return promtext.quantile(q, {le: count - before.get(le, 0.0) for le, count in buckets(m1, name)})
 
 
 def waited(m0: Dict[str, float], m1: Dict[str, float], level: str) -> Tuple[float, float]:

@@ -23,47 +23,19 @@ import urllib.request
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# /proc accounting and process placement live in megaplane.bench (megaplane bench uses them at run time).
+from megaplane.bench.procfs import cpu_seconds, free_port, pinned, rss_bytes, wait_http  # noqa: E402, F401
+
 LOADGEN = os.path.join(ROOT, "benchmarks", "loadgen.py")
 SERVER_CORE = 0
 CLIENT_CORE = 1
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU the process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def pinned(cmd: List[str], core: int) -> List[str]:
-    """`cmd` bound to one core when taskset exists and the machine has that core."""
-    if shutil.which("taskset") and core < (os.cpu_count() or 1):
-        return ["taskset", "-c", str(core), *cmd]
-    return cmd
-
-
-def wait_http(url: str, timeout: float = 30.0, proc: Optional[subprocess.Popen] = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
 
 
 def measure(pid: int, fn: Callable[[], Any]) -> Tuple[Any, float, float]:
