@@ -154,6 +154,8 @@ RESOURCES: List[Resource] = [
        "/registry/controllerrevisions/"),
     _r("batch", "v1", "jobs", "job", "Job", True, "/registry/jobs/", categories=("all",), subresources=("status",),
        generation=True, field_selectors=_COMMON_FIELDS + ("status.successful",), field_label_conversion="job"),
+    _r("batch", "v1", "cronjobs", "cronjob", "CronJob", True, "/registry/cronjobs/", short_names=("cj",),
+       categories=("all",), subresources=("status",), generation=True),
     _r("events.k8s.io", "v1", "events", "event", "Event", True, "/registry/events/", short_names=("ev",),
        storage_of="events", field_selectors=_COMMON_FIELDS + (
            "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",

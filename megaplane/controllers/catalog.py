@@ -83,11 +83,11 @@ MAX_ENDPOINTS_PER_SLICE = ControllerFlag("--max-endpoints-per-slice", int, 100,
                                          "the most endpoints in one EndpointSlice (100)")
 CONCURRENT_DAEMONSET_SYNCS = _syncs("--concurrent-daemonset-syncs", 2, "daemon sets")
 CONCURRENT_STATEFULSET_SYNCS = _syncs("--concurrent-statefulset-syncs", 5, "stateful sets")
-CONCURRENT_STATEFULSET_SYNCS = _syncs("--concurrent-statefulset-syncs", 5, "stateful sets")
 CONCURRENT_GC_SYNCS = _syncs("--concurrent-gc-syncs", 20, "garbage collector workers")
 CONCURRENT_JOB_SYNCS = _syncs("--concurrent-job-syncs", 5, "jobs")
 CONCURRENT_TTL_AFTER_FINISHED_SYNCS = _syncs("--concurrent-ttl-after-finished-syncs", 5,
                                              "ttl-after-finished-controller workers")
+CONCURRENT_CRON_JOB_SYNCS = _syncs("--concurrent-cron-job-syncs", 5, "cron jobs")
 
 
 def _namespace(ctx: ControllerContext) -> Component:
@@ -131,12 +131,6 @@ def _daemonset(ctx: ControllerContext) -> Component:
     from .daemonset import DaemonSetController
 
     return DaemonSetController(ctx.client, workers=ctx.option(CONCURRENT_DAEMONSET_SYNCS), clock=ctx.clock)
-
-
-def _statefulset(ctx: ControllerContext) -> Component:
-    from .statefulset import StatefulSetController
-
-    return StatefulSetController(ctx.client, workers=ctx.option(CONCURRENT_STATEFULSET_SYNCS), clock=ctx.clock)
 
 
 def _statefulset(ctx: ControllerContext) -> Component:
@@ -221,6 +215,12 @@ def _ttl_after_finished(ctx: ControllerContext) -> Component:
                                       clock=ctx.clock)
 
 
+def _cronjob(ctx: ControllerContext) -> Component:
+    from .cronjob import CronJobController
+
+    return CronJobController(ctx.client, workers=ctx.option(CONCURRENT_CRON_JOB_SYNCS), clock=ctx.clock)
+
+
 #: In start order (upstream starts them in its own order; ours only matters for readability of logs).
 #: Add a controller here: its spec is all `up` and `controller-manager` need.
 CATALOG: List[ControllerSpec] = [
@@ -236,11 +236,11 @@ CATALOG: List[ControllerSpec] = [
                    (CONCURRENT_SERVICE_ENDPOINT_SYNCS, MAX_ENDPOINTS_PER_SLICE)),
     ControllerSpec("daemonset-controller", _daemonset, ("daemonset",), (CONCURRENT_DAEMONSET_SYNCS,)),
     ControllerSpec("statefulset-controller", _statefulset, ("statefulset",), (CONCURRENT_STATEFULSET_SYNCS,)),
-    ControllerSpec("statefulset-controller", _statefulset, ("statefulset",), (CONCURRENT_STATEFULSET_SYNCS,)),
     ControllerSpec("garbage-collector-controller", _garbagecollector, ("garbagecollector",), (CONCURRENT_GC_SYNCS,)),
     ControllerSpec("job-controller", _job, ("job",), (CONCURRENT_JOB_SYNCS,)),
     ControllerSpec("ttl-after-finished-controller", _ttl_after_finished, ("ttl-after-finished",),
                    (CONCURRENT_TTL_AFTER_FINISHED_SYNCS,)),
+    ControllerSpec("cronjob-controller", _cronjob, ("cronjob",), (CONCURRENT_CRON_JOB_SYNCS,)),
     ControllerSpec("node-lifecycle-controller", _nodelifecycle, ("nodelifecycle",),
                    (NODE_MONITOR_PERIOD, NODE_MONITOR_GRACE_PERIOD, NODE_STARTUP_GRACE_PERIOD, NODE_EVICTION_RATE,
                     SECONDARY_NODE_EVICTION_RATE, UNHEALTHY_ZONE_THRESHOLD, LARGE_CLUSTER_SIZE_THRESHOLD)),

@@ -693,6 +693,15 @@ KINDS: List[Tuple[str, str, Obj]] = [
                                   "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [
                                       {"type": "DisruptionTarget", "status": "True"}]}]}},
                          "status": {"startTime": "2026-11-22T10:00:00Z", "succeeded": 1, "uncountedTerminatedPods": {}}}),
+    ("batch/v1", "CronJob", {"metadata": {"name": "cj", "creationTimestamp": None},
+                             "spec": {"schedule": "*/5 * * * *", "timeZone": "Europe/Berlin",
+                                      "startingDeadlineSeconds": 30, "concurrencyPolicy": "Forbid", "suspend": False,
+                                      "jobTemplate": {"metadata": {"creationTimestamp": None, "labels": {"a": "b"}},
+                                                      "spec": {"template": TEMPLATE}},
+                                      "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1},
+                             "status": {"active": [{"kind": "Job", "namespace": "default", "name": "cj-1",
+                                                    "uid": "u", "apiVersion": "batch/v1"}],
+                                        "lastScheduleTime": "2026-11-22T10:00:00Z"}}),
     ("events.k8s.io/v1", "Event", {
         "metadata": {"name": "e.2", "namespace": "default", "creationTimestamp": None},
         "eventTime": "2026-11-22T10:00:00.250000Z", "reportingController": "kubelet", "reportingInstance": "n1",
@@ -752,8 +761,9 @@ def test_every_kind_the_server_needs_has_a_table() -> None:
         ("v1", "Namespace"), ("v1", "Node"), ("v1", "Pod"), ("v1", "Service"), ("v1", "Endpoints"),
         ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Event"), ("v1", "ServiceAccount"), ("v1", "Binding"),
         ("coordination.k8s.io/v1", "Lease"), ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"),
-        ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"), ("events.k8s.io/v1", "Event"),
-        ("discovery.k8s.io/v1", "EndpointSlice"), ("autoscaling/v1", "Scale"), ("*", "DeleteOptions"),
+        ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
+        ("events.k8s.io/v1", "Event"), ("discovery.k8s.io/v1", "EndpointSlice"), ("autoscaling/v1", "Scale"),
+        ("*", "DeleteOptions"),
         ("policy/v1", "PodDisruptionBudget"), ("policy/v1", "Eviction"), ("policy/v1beta1", "Eviction"),
     }
     for kind in ("Pod", "Deployment", "Node"):  # and whatever they hold resolves

@@ -514,6 +514,17 @@ def _default_job(job: Obj) -> None:
     _default_template(job)
 
 
+def _default_cronjob(cronjob: Obj) -> None:
+    spec = _dict(cronjob, "spec")
+    if spec is not None:
+        _default_if_zero(spec, "concurrencyPolicy", "Allow")
+        _default(spec, "suspend", False)
+        _default(spec, "successfulJobsHistoryLimit", 3)
+        _default(spec, "failedJobsHistoryLimit", 1)
+        # The job template's pod template is defaulted as a pod's (not as a Job: completions stay unset).
+        _default_template(_dict(spec, "jobTemplate") or {})
+
+
 def _default_endpointslice(endpointslice: Obj) -> None:
     for port in _dicts(endpointslice, "ports"):
         _default(port, "name", "")
@@ -532,6 +543,7 @@ _DEFAULTERS: Dict[Tuple[str, str], Callable[[Obj], None]] = {
     ("apps", "daemonsets"): _default_daemonset,
     ("apps", "statefulsets"): _default_statefulset,
     ("batch", "jobs"): _default_job,
+    ("batch", "cronjobs"): _default_cronjob,
     ("discovery.k8s.io", "endpointslices"): _default_endpointslice,
     # configmaps, serviceaccounts, events (both groups) and leases have no
     # visible defaults: SetDefaults_ConfigMap's empty data map is omitted on

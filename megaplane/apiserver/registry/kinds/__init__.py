@@ -10,6 +10,7 @@ from typing import Callable, Dict, Tuple
 
 from megaplane.apimachinery.resources import Resource
 from megaplane.apiserver.registry.kinds.controllerrevisions import ControllerRevisionStrategy
+from megaplane.apiserver.registry.kinds.cronjobs import CronJobStrategy
 from megaplane.apiserver.registry.kinds.daemonsets import DaemonSetStrategy
 from megaplane.apiserver.registry.kinds.deployments import DeploymentStrategy
 from megaplane.apiserver.registry.kinds.endpointslices import EndpointSliceStrategy
@@ -55,6 +56,7 @@ _KINDS: Dict[Tuple[str, str], Callable[[Resource, StrategyConfig], Strategy]] = 
     ("apps", "controllerrevisions"): lambda r, c: ControllerRevisionStrategy(r),
     ("discovery.k8s.io", "endpointslices"): lambda r, c: EndpointSliceStrategy(r),
     ("batch", "jobs"): lambda r, c: JobStrategy(r),
+    ("batch", "cronjobs"): lambda r, c: CronJobStrategy(r),
     ("policy", "poddisruptionbudgets"): lambda r, c: PodDisruptionBudgetStrategy(r),
 }
 

@@ -27,6 +27,7 @@ SCHEMA: Dict[str, Any] = {
         'apps/v1/DaemonSet': 'k8s.io.api.apps.v1.DaemonSet',
         'apps/v1/StatefulSet': 'k8s.io.api.apps.v1.StatefulSet',
         'batch/v1/Job': 'k8s.io.api.batch.v1.Job',
+        'batch/v1/CronJob': 'k8s.io.api.batch.v1.CronJob',
         'events.k8s.io/v1/Event': 'k8s.io.api.events.v1.Event',
         'discovery.k8s.io/v1/EndpointSlice': 'k8s.io.api.discovery.v1.EndpointSlice',
         'autoscaling/v1/Scale': 'k8s.io.api.autoscaling.v1.Scale',
@@ -215,6 +216,26 @@ SCHEMA: Dict[str, Any] = {
             {'n': 1, 'json': 'replicas', 'go': 'value', 'type': 'int32'},
             {'n': 2, 'json': 'selector', 'go': 'value', 'omitempty': True, 'type': 'string'},
         ],
+        'k8s.io.api.batch.v1.CronJob': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.batch.v1.CronJobSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.batch.v1.CronJobStatus'},
+        ],
+        'k8s.io.api.batch.v1.CronJobSpec': [
+            {'n': 1, 'json': 'schedule', 'go': 'value', 'type': 'string'},
+            {'n': 8, 'json': 'timeZone', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'startingDeadlineSeconds', 'go': 'ptr', 'omitempty': True, 'type': 'int64'},
+            {'n': 3, 'json': 'concurrencyPolicy', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 4, 'json': 'suspend', 'go': 'ptr', 'omitempty': True, 'type': 'bool'},
+            {'n': 5, 'json': 'jobTemplate', 'go': 'struct', 'type': '@k8s.io.api.batch.v1.JobTemplateSpec'},
+            {'n': 6, 'json': 'successfulJobsHistoryLimit', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
+            {'n': 7, 'json': 'failedJobsHistoryLimit', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
+        ],
+        'k8s.io.api.batch.v1.CronJobStatus': [
+            {'n': 1, 'json': 'active', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.core.v1.ObjectReference'},
+            {'n': 4, 'json': 'lastScheduleTime', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
+            {'n': 5, 'json': 'lastSuccessfulTime', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
+        ],
         'k8s.io.api.batch.v1.Job': [
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
             {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.batch.v1.JobSpec'},
@@ -258,6 +279,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 10, 'json': 'failedIndexes', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
             {'n': 8, 'json': 'uncountedTerminatedPods', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.batch.v1.UncountedTerminatedPods'},
             {'n': 9, 'json': 'ready', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
+        ],
+        'k8s.io.api.batch.v1.JobTemplateSpec': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.batch.v1.JobSpec'},
         ],
         'k8s.io.api.batch.v1.PodFailurePolicy': [
             {'n': 1, 'json': 'rules', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.batch.v1.PodFailurePolicyRule'},
