@@ -333,3 +333,24 @@ def test_megaplane_scheduler_elects_the_same_way_on_kube_scheduler(api: Cluster)
     finally:
         for m in procs:
             m.stop()
+
+
+def test_a_leader_that_cannot_reach_the_api_server_stops_and_exits_and_a_restart_takes_over(
+        api: Cluster, managers: List[Manager]) -> None:
+    """Seed 002's stalled API server, from the election's side: the leader cannot renew, so it stops leading
+    at its renew deadline and exits 1 while the server is still stopped; a restarted process takes over."""
+    managers.append(start_manager(api, "a", ["--controllers", "namespace", *SHORT]))
+    first = managers[0]
+    eventually(lambda: holder(api) == first.identity, "a to hold the lease")
+    os.kill(api.proc.pid, signal.SIGSTOP)
+    try:
+        code = eventually(lambda: first.proc.poll(), "the leader to exit while the API server is stopped",
+                          timeout=LEASE + RENEW + SLACK)
+        assert code == 1 and "leaderelection lost" in first.output()
+    finally:
+        os.kill(api.proc.pid, signal.SIGCONT)
+    managers.append(start_manager(api, "b", ["--controllers", "namespace", *SHORT]))
+    second = managers[1]
+    eventually(lambda: holder(api) == second.identity, "the restarted process to take the lease",
+               timeout=LEASE + MOST_RETRY + SLACK)
+    eventually(second.leading, "its gauge at 1")
