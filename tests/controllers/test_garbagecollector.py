@@ -14,11 +14,12 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import kubernetes
 import pytest
 
+from megaplane.controllers.garbagecollector import Graph, Node, ObjectMeta, ObjectReference, OwnerRef
 from tests.api.conftest import Cluster, start_megaplane
 from tests.fleet.conftest import eventually, start_server
 
@@ -218,3 +219,132 @@ def test_owners_deleted_while_the_collector_was_down_are_collected_after_a_resta
     finally:
         c.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- the graph alone (no server): what each event queues ------------------------------------------------------
+
+def _meta(kind: str, name: str, uid: str, owners: Tuple[OwnerRef, ...] = (), ns: str = NS, *,
+          deleting: bool = False, finalizers: Tuple[str, ...] = ()) -> ObjectMeta:
+    api = "apps/v1" if kind in ("Deployment", "ReplicaSet") else "v1"
+    return ObjectMeta(ObjectReference(api, kind, name, uid, ns), owners, deleting, finalizers)
+
+
+def _owner(kind: str, name: str, uid: str, block: bool = True) -> OwnerRef:
+    return OwnerRef("apps/v1" if kind in ("Deployment", "ReplicaSet") else "v1", kind, name, uid, True, block)
+
+
+class _Queues:
+    def __init__(self) -> None:
+        self.delete: List[Node] = []
+        self.orphan: List[Node] = []
+
+    def graph(self) -> Graph:
+        return Graph(self.delete.append, self.orphan.append)
+
+
+def test_graph_an_unseen_owner_is_a_virtual_node_looked_up_and_removed_when_absent() -> None:
+    q = _Queues()
+    g = q.graph()
+    g.observe("add", _meta("ReplicaSet", "rs", "rs-1", (_owner("Deployment", "d", "d-1"),)))
+    virtual = g.get("d-1")
+    assert virtual is not None and virtual.virtual and not virtual.observed
+    assert q.delete == [virtual]  # the collector asks the API server whether it exists
+    rs = g.get("rs-1")
+    assert rs is not None and virtual.dependents == {rs}
+    q.delete.clear()
+    g.virtual_delete(virtual.identity)
+    assert g.get("d-1") is None and q.delete == [rs]
+    assert g.known_absent(virtual.identity)
+
+
+def test_graph_a_virtual_delete_for_other_coordinates_keeps_a_real_node() -> None:
+    q = _Queues()
+    g = q.graph()
+    g.observe("add", _meta("Deployment", "d", "d-1"))
+    g.observe("add", _meta("ReplicaSet", "rs", "rs-1", (_owner("Deployment", "d", "d-1"),)))
+    q.delete.clear()
+    # A dependent names uid d-1 as a ConfigMap "d": that object is absent, the Deployment stays.
+    g.virtual_delete(ObjectReference("v1", "ConfigMap", "d", "d-1", NS))
+    assert g.get("d-1") is not None and q.delete == []
+
+
+def test_graph_observing_a_virtual_node_with_other_coordinates_requeues_dependents_that_disagree() -> None:
+    q = _Queues()
+    g = q.graph()
+    g.observe("add", _meta("ConfigMap", "dep", "c-1", (OwnerRef("v1", "Secret", "s", "x-1", False, False),)))
+    q.delete.clear()
+    g.observe("add", _meta("ConfigMap", "s", "x-1"))  # uid x-1 turns out to be a ConfigMap, not a Secret
+    node = g.get("x-1")
+    assert node is not None and node.observed and node.identity.kind == "ConfigMap"
+    assert [n.identity.name for n in q.delete] == ["dep"]
+
+
+def test_graph_foreground_and_orphan_transitions() -> None:
+    q = _Queues()
+    g = q.graph()
+    g.observe("add", _meta("Deployment", "d", "d-1"))
+    g.observe("add", _meta("ReplicaSet", "a", "rs-a", (_owner("Deployment", "d", "d-1", block=True),)))
+    g.observe("add", _meta("ReplicaSet", "b", "rs-b", (_owner("Deployment", "d", "d-1", block=False),)))
+    d = g.get("d-1")
+    assert d is not None
+    assert [n.identity.name for n in d.blocking_dependents()] == ["a"]
+    q.delete.clear()
+    old = _meta("Deployment", "d", "d-1")
+    g.observe("update", _meta("Deployment", "d", "d-1", deleting=True, finalizers=("foregroundDeletion",)), old)
+    assert d.deleting_dependents and d.being_deleted
+    assert sorted(n.identity.name for n in q.delete) == ["a", "b", "d"]
+    # The blocking dependent's deletion queues the owner again (it may be done waiting).
+    q.delete.clear()
+    g.observe("delete", _meta("ReplicaSet", "a", "rs-a", (_owner("Deployment", "d", "d-1"),)))
+    assert q.delete == [d] and d.blocking_dependents() == []
+    g.observe("add", _meta("Deployment", "o", "o-1"))
+    g.observe("update", _meta("Deployment", "o", "o-1", deleting=True, finalizers=("orphan",)),
+              _meta("Deployment", "o", "o-1"))
+    assert [n.identity.name for n in q.orphan] == ["o"]
+
+
+def test_graph_dropping_a_blocking_reference_requeues_an_owner_deleting_in_the_foreground() -> None:
+    q = _Queues()
+    g = q.graph()
+    g.observe("add", _meta("Deployment", "d", "d-1", deleting=True, finalizers=("foregroundDeletion",)))
+    g.observe("add", _meta("ReplicaSet", "a", "rs-a", (_owner("Deployment", "d", "d-1", block=True),)))
+    q.delete.clear()
+    g.observe("update", _meta("ReplicaSet", "a", "rs-a", (_owner("Deployment", "d", "d-1", block=False),)),
+              _meta("ReplicaSet", "a", "rs-a", (_owner("Deployment", "d", "d-1", block=True),)))
+    d = g.get("d-1")
+    assert q.delete == [d]
+    assert d is not None and d.blocking_dependents() == []
+
+
+@pytest.mark.slow
+def test_graph_memory_per_object(scale: str) -> None:
+    """What the collector keeps per pod (graph node + the informer's slim copy), measured, not asserted tight."""
+    import tracemalloc
+    import uuid
+
+    from megaplane.controllers.garbagecollector.collector import _slim
+
+    pods = 100_000 if scale == "full" else 20_000
+    q = _Queues()
+    g = q.graph()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    store = {}
+    for i in range(pods // 100):
+        rs_uid = str(uuid.uuid4())
+        g.observe("add", _meta("ReplicaSet", f"rs-{i}", rs_uid))
+        for j in range(100):
+            uid = str(uuid.uuid4())
+            name = f"rs-{i}-{j:05d}"
+            obj = {"metadata": {"name": name, "namespace": NS, "uid": uid, "resourceVersion": str(i * 100 + j),
+                                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                     "name": f"rs-{i}", "uid": rs_uid, "controller": True,
+                                                     "blockOwnerDeletion": True}]}}
+            store[name] = _slim(obj)
+            g.observe("add", _meta("Pod", name, uid, (_owner("ReplicaSet", f"rs-{i}", rs_uid),)))
+    used = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    per_pod = used / pods
+    print(f"garbage collector: {per_pod:.0f} B per pod ({pods} pods, graph + slim informer copy)")
+    assert len(g) == pods + pods // 100
+    assert per_pod < 2000  # a whole pod object is 2-5 KB decoded; this keeps a fraction of it

@@ -10,6 +10,7 @@ import json
 import shutil
 import tempfile
 import threading
+import urllib.request
 from typing import Any, Dict, Iterator, List, Optional, Set
 
 import kubernetes
@@ -143,10 +144,12 @@ def test_five_completions_two_at_a_time_complete_and_go_after_their_ttl(
     eventually(lambda: not pods_of(up, "five"), "its pods to be collected")
 
 
-def test_indexed_job_gives_each_pod_its_index(up: Cluster) -> None:
+def test_indexed_job_gives_each_pod_its_index(up: Cluster, batch: kubernetes.client.BatchV1Api) -> None:
     create(up, job_body("idx", completions=3, parallelism=3, completionMode="Indexed"))
     done = eventually(lambda: condition(j := job(up, "idx"), "Complete") and j, "the Indexed Job to complete", 60)
     assert done["status"]["completedIndexes"] == "0-2" and done["status"]["succeeded"] == 3
+    typed = batch.read_namespaced_job_status("idx", NS).status  # the Python client's strict model reads it
+    assert typed.completed_indexes == "0-2" and typed.ready == 0 and typed.uncounted_terminated_pods.failed is None
     pods = pods_of(up, "idx")
     by_index = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p for p in pods}
     assert sorted(by_index) == ["0", "1", "2"]
@@ -220,11 +223,18 @@ def test_suspend_and_resume(up: Cluster) -> None:
 
 
 def test_deleting_a_job_orphans_by_default_and_kubectl_cascades(
-        up: Cluster, batch: kubernetes.client.BatchV1Api) -> None:
+        up: Cluster) -> None:
     body = job_body("orph", annotations={"fleet.megaplane.io/run-seconds": "600"})
     create(up, body)
     eventually(lambda: [p for p in pods_of(up, "orph") if p["status"].get("phase") == "Running"], "a running pod")
-    batch.delete_namespaced_job("orph", NS)  # no propagation policy: batch/v1 orphans the pods
+    # No propagation policy: batch/v1 orphans the pods, and says so in a warning.
+    req = urllib.request.Request(f"{up.url}/apis/batch/v1/namespaces/{NS}/jobs/orph", method="DELETE")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+        assert resp.headers["Warning"] == (
+            '299 - "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background '
+            'to remove them or set propagationPolicy=Orphan to suppress this warning"')
+        assert json.loads(resp.read())["metadata"]["finalizers"] == ["orphan"]
     eventually(lambda: "NotFound" in up.kubectl("get", "job", "orph").stderr, "the Job to go")
     pod = eventually(lambda: [p for p in pods_of(up, "orph") if not p["metadata"].get("ownerReferences")
                               and TRACKING not in (p["metadata"].get("finalizers") or ())], "an orphaned pod")[0]

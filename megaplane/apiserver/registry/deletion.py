@@ -41,6 +41,7 @@ __all__ = [
     "FINALIZER_DELETE_DEPENDENTS",
     "FINALIZER_ORPHAN_DEPENDENTS",
     "check_preconditions",
+    "default_orphan_warning",
     "gc_finalizers",
     "mark_for_deletion",
     "matches",
@@ -70,6 +71,15 @@ def validate_options(opts: Dict[str, Any]) -> None:
             "FieldValueNotSupported"))
     if causes:
         raise errors.invalid("meta.k8s.io", "DeleteOptions", "", causes)
+
+
+def default_orphan_warning(r: Resource, opts: Dict[str, Any]) -> str:
+    """The warning a DELETE that leaves a Job's pods to the orphaning default gets (job storage's REST.Delete)."""
+    if (r.group, r.plural) in _ORPHAN_BY_DEFAULT and opts.get("propagationPolicy") is None \
+            and opts.get("orphanDependents") is None:
+        return ("child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to "
+                "remove them or set propagationPolicy=Orphan to suppress this warning")
+    return ""
 
 
 def _should_orphan(r: Resource, finalizers: List[str], opts: Dict[str, Any]) -> bool:

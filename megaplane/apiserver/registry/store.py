@@ -578,7 +578,9 @@ class ResourceStore:
     async def delete(self, namespace: str, name: str, opts: Dict[str, Any]) -> Result:
         """DELETE as the generic registry store does it: BeforeDelete, then delete or mark (see deletion.py)."""
         deletion.validate_options(opts)
-        return await self._delete_one(self.current(namespace, name), opts)
+        result = await self._delete_one(self.current(namespace, name), opts)
+        warning = deletion.default_orphan_warning(self.resource, opts)
+        return result._replace(warnings=(warning,)) if warning else result
 
     async def delete_collection(self, namespace: str, list_opts: ListOptions, opts: Dict[str, Any]) -> ListResult:
         deletion.validate_options(opts)

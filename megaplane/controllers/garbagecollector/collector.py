@@ -256,8 +256,7 @@ class GarbageCollector:
             if any(dep.deleting_dependents for dep in node.dependents):
                 # An owner and a dependent both delete in the foreground: unblock ours to avoid a cycle.
                 await self._unblock_owner_refs(node, owners)
-            await self._delete(node, rv, owners, "Foreground")
-            return True
+            return await self._delete(node, rv, owners, "Foreground")
         finalizers = meta.get("finalizers") or ()
         if FINALIZER_ORPHAN_DEPENDENTS in finalizers:
             policy = "Orphan"
@@ -265,8 +264,7 @@ class GarbageCollector:
             policy = "Foreground"
         else:
             policy = "Background"
-        await self._delete(node, rv, owners, policy)
-        return True
+        return await self._delete(node, rv, owners, policy)
 
     async def _classify(self, node: Node, owners: Tuple[OwnerRef, ...]
                         ) -> Tuple[List[OwnerRef], List[OwnerRef], List[OwnerRef]]:
@@ -322,8 +320,9 @@ class GarbageCollector:
 
     # -- writes ----------------------------------------------------------------------------------------
 
-    async def _delete(self, node: Node, rv: str, owners: Tuple[OwnerRef, ...], policy: str) -> None:
-        """deleteObject: uid and resourceVersion preconditions; a conflict on an unrelated change retries."""
+    async def _delete(self, node: Node, rv: str, owners: Tuple[OwnerRef, ...], policy: str) -> bool:
+        """deleteObject: uid and resourceVersion preconditions; a conflict on an unrelated change retries.
+        False when the object was already gone (a virtual delete event was generated)."""
         identity = node.identity
         rc, ns = self._client_for(identity)
         preconditions = {"uid": identity.uid}
@@ -332,19 +331,23 @@ class GarbageCollector:
         log.info("%s: deleting %s (propagationPolicy=%s)", self.name, identity, policy)
         try:
             await rc.delete(identity.name, ns, propagation_policy=policy, preconditions=preconditions)
+        except NotFoundError:
+            self.graph.virtual_delete(identity)
+            return False
         except ConflictError:
             if not rv:
                 raise
             try:
                 live = await rc.get(identity.name, ns)
             except NotFoundError:
-                return  # gone meanwhile: what we wanted
+                return True  # gone meanwhile: what we wanted
             lm = live.get("metadata") or {}
             if lm.get("uid") == identity.uid and lm.get("resourceVersion") != rv and owner_refs(lm) == owners:
-                await self._delete(node, "", (), policy)
-                return
+                # Changed, but not its owners: retry without the resourceVersion, so churn cannot starve us.
+                return await self._delete(node, "", (), policy)
             raise
         self.deleted += 1
+        return True
 
     async def _remove_owner_refs(self, node: Node, owner_uids: List[str]) -> None:
         rc, ns = self._client_for(node.identity)
