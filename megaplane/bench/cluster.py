@@ -189,11 +189,12 @@ current-context: bench
                                          "--wal-default", "none", *self.apiserver_args),
             os.path.join(self.workdir, "apiserver.log"), base + "/metrics", base + "/readyz"))
         procfs.wait_http(base + "/readyz", timeout=120, proc=self.apiserver.popen)
-        cm_help = component_help("controller-manager")
-        self.has_controller_manager = cm_help is not None
-        self.has_node_lifecycle = cm_help is not None and "node-lifecycle-controller" in "".join(cm_help.split())
+        cm_help_text = component_help("controller-manager")
+        self.has_controller_manager = cm_help_text is not None
+        self.has_node_lifecycle = cm_help_text is not None and \
+            "node-lifecycle-controller" in "".join(cm_help_text.split())
         limits = ["--kube-api-qps", f"{self.qps:g}", "--kube-api-burst", str(self.burst)]
-        if cm_help is not None:
+        if cm_help_text is not None:
             cm_port = procfs.free_port()
             self.controller_manager = self._add(Process(
                 "controller-manager", self._megaplane(
@@ -235,7 +236,7 @@ current-context: bench
 
     def supervise(self) -> List[str]:
         """Restart a controller-manager or scheduler that exited; the problems found (an exited process)."""
-        problems = []
+        problems: List[str] = []
         if self._stopping:
             return problems
         for p in self.processes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import ssl
 import urllib.request
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -68,9 +69,9 @@ def parse(text: str) -> Metrics:
     return out
 
 
-def scrape(url: str, timeout: float = 10.0, context: Optional[object] = None) -> Metrics:
-    """GET `url` (a /metrics endpoint) and parse it; `context` an ssl.SSLContext for https."""
-    with urllib.request.urlopen(url, timeout=timeout, context=context) as r:  # type: ignore[arg-type]
+def scrape(url: str, timeout: float = 10.0, context: Optional[ssl.SSLContext] = None) -> Metrics:
+    """GET `url` (a /metrics endpoint) and parse it; `context` the TLS context for https."""
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as r:
         body: bytes = r.read()
     return parse(body.decode("utf-8", "replace"))
 

@@ -167,7 +167,7 @@ class Recorder:
                 if not p.alive():
                     continue
                 group = "fleet" if p.name.startswith("fleet-") else p.name
-                cpu, rss = p.cpu_seconds(), p.rss_bytes()
+                cpu, rss = p.cpu_seconds(), float(p.rss_bytes())
                 last = self._last_cpu.get(p.name)
                 self._last_cpu[p.name] = cpu
                 share = (cpu - last) / elapsed if last is not None and elapsed > 0 else float("nan")
@@ -175,14 +175,15 @@ class Recorder:
                 usage[group] = (old_share + share, old_rss + rss)
             try:
                 me = os.getpid()
-                cpu, rss = procfs.cpu_seconds(me), procfs.rss_bytes(me)
+                cpu, own_rss = procfs.cpu_seconds(me), float(procfs.rss_bytes(me))
                 last = self._last_cpu.get("bench")
                 self._last_cpu["bench"] = cpu
-                usage["bench"] = ((cpu - last) / elapsed if last is not None and elapsed > 0 else float("nan"), rss)
+                usage["bench"] = ((cpu - last) / elapsed if last is not None and elapsed > 0 else float("nan"),
+                                  own_rss)
             except OSError:
                 pass
-            for group, (share, rss) in usage.items():
+            for group, (share, total_rss) in usage.items():
                 self._col(self.scrape_columns, f"cpu_{group}", share, n)
-                self._col(self.scrape_columns, f"rss_{group}", rss, n)
+                self._col(self.scrape_columns, f"rss_{group}", total_rss, n)
         finally:
             self._scraping = False

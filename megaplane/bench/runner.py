@@ -32,7 +32,7 @@ import random
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from megaplane.client import Client, ConflictError, NotFoundError, StatusError
 
@@ -56,6 +56,7 @@ __all__ = ["run", "BenchError"]
 log = logging.getLogger("megaplane.bench")
 
 FAULT_ANNOTATION = "fleet.megaplane.io/fault"
+T = TypeVar("T")
 APP_LABEL = "megaplane.io/bench"
 
 
@@ -159,16 +160,16 @@ class Run:
         return (f"{p[2]:,}/{self.pods_total:,} pods Running, {self.pods.scheduled_total:,} scheduled, "
                 f"{p[1]:,} Pending")
 
-    async def gather(self, jobs: List[Callable[[], Any]], concurrency: int = 32) -> int:
-        """Run coroutine factories with bounded concurrency; the number that failed."""
+    async def gather(self, items: Sequence[T], call: Callable[[T], Awaitable[Any]], concurrency: int = 32) -> int:
+        """`call(item)` for every item, `concurrency` at a time; the number that failed."""
         failed = 0
-        it = iter(jobs)
+        it = iter(items)
 
         async def worker() -> None:
             nonlocal failed
-            for job in it:
+            for item in it:
                 try:
-                    await job()
+                    await call(item)
                 except Exception as exc:
                     failed += 1
                     log.debug("bench request failed: %s", exc)
@@ -223,19 +224,14 @@ class Run:
         deployments = self.client.resource("apps/v1", "deployments")
         self.pods.timing = True
         self.recorder.mark("pods_create")
-        jobs = []
         remaining = self.pods_total
         for i in range(count):
             replicas = min(per, remaining)
             remaining -= replicas
-            name = f"bench-{i}"
-            self.deployments[name] = replicas
-
-            def job(name: str = name, replicas: int = replicas) -> Any:
-                return deployments.create(deployment(name, c.namespace, replicas, c.pod_toleration_seconds))
-            jobs.append(job)
+            self.deployments[f"bench-{i}"] = replicas
         say(f"{what}: {self.pods_total:,} pods in {count} Deployments of up to {per}")
-        failed = await self.gather(jobs, concurrency=16)
+        failed = await self.gather(sorted(self.deployments.items()), lambda item: deployments.create(
+            deployment(item[0], c.namespace, item[1], c.pod_toleration_seconds)), concurrency=16)
         if failed:
             raise BenchError(f"{failed} Deployments could not be created")
         took = await self.wait_for(what, lambda: self.pods.phases[2] >= self.pods_total, self.pod_progress,
@@ -258,7 +254,7 @@ class Run:
         await asyncio.to_thread(self.cluster.stop)
         if self.client is not None and c.kubeconfig and c.nodes:
             nodes = self.client.resource("nodes")
-            await self.gather([lambda i=i: nodes.delete(f"{c.prefix}{i}") for i in range(c.nodes)], 32)
+            await self.gather(range(c.nodes), lambda i: nodes.delete(f"{c.prefix}{i}"))
         if self.client is not None:
             await self.client.close()
 
@@ -436,8 +432,8 @@ class Run:
         say(f"zone-outage: {len(zone_nodes):,} nodes of zone a stop heartbeating ({FAULT_ANNOTATION}=stop-heartbeat)")
         self.recorder.mark("fault")
         fault_at = time.time()
-        failed = await self.gather([lambda n=n: nodes.patch(n, {"metadata": {"annotations": {
-            FAULT_ANNOTATION: "stop-heartbeat"}}}, patch_type="merge") for n in zone_nodes])
+        failed = await self.gather(zone_nodes, lambda n: nodes.patch(n, {"metadata": {"annotations": {
+            FAULT_ANNOTATION: "stop-heartbeat"}}}, patch_type="merge"))
         if failed:
             raise BenchError(f"{failed} nodes could not be annotated")
         grace = self._grace_period()
@@ -483,8 +479,8 @@ class Run:
                                      taint_rate <= allowed, f"--node-eviction-rate {rate:g}"))
         say("zone-outage: clearing the fault")
         self.recorder.mark("fault_cleared")
-        failed = await self.gather([lambda n=n: nodes.patch(n, {"metadata": {"annotations": {
-            FAULT_ANNOTATION: None}}}, patch_type="merge") for n in zone_nodes])
+        await self.gather(zone_nodes, lambda n: nodes.patch(n, {"metadata": {"annotations": {
+            FAULT_ANNOTATION: None}}}, patch_type="merge"))
         await self.wait_for("recovering", lambda: self.nodes.ready >= c.nodes and self.nodes.tainted == 0,
                             lambda: f"{self.node_progress()}, {self.nodes.tainted} tainted", c.timeout)
         self.recorder.mark("recovered")

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from array import array
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, cast
 
 import msgspec
 import numpy as np
@@ -97,7 +97,8 @@ class _ErrorStatus(msgspec.Struct):
 def _list_type(item: type) -> type:
     return msgspec.defstruct(f"{item.__name__}List", [
         ("metadata", _ListMeta, msgspec.field(default_factory=_ListMeta)),
-        ("items", Optional[List[item]], None),  # type: ignore[valid-type]
+        # `item` is a class known only at run time: the annotation is built as a value.
+        ("items", cast(Any, Optional)[cast(Any, List)[item]], None),
     ])
 
 
@@ -126,9 +127,9 @@ class Reflector:
         self.namespace = namespace
         self.label_selector = label_selector
         self.page_size = page_size
-        self._list_decoder = msgspec.json.Decoder(_list_type(item))
-        self._event_decoder = msgspec.json.Decoder(_event_type(item))
-        self._item_decoder = msgspec.json.Decoder(item)
+        self._list_decoder: "msgspec.json.Decoder[Any]" = msgspec.json.Decoder(_list_type(item))
+        self._event_decoder: "msgspec.json.Decoder[Any]" = msgspec.json.Decoder(_event_type(item))
+        self._item_decoder: "msgspec.json.Decoder[Any]" = msgspec.json.Decoder(item)
         self.synced = asyncio.Event()
         self.events = 0
         self._task: Optional["asyncio.Task[None]"] = None
@@ -164,7 +165,8 @@ class Reflector:
                 return rv
 
     async def _run(self) -> None:
-        backoff = Backoff()
+        # Short waits: after a stall the bench must count again within a second or two.
+        backoff = Backoff(initial=0.2, cap=5.0, reset_after=30.0)
         rv = ""
         while True:
             try:
@@ -190,7 +192,6 @@ class Reflector:
                             self.on_item(kind, obj)
                 finally:
                     await stream.close()
-                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except _Relist:
