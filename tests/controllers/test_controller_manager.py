@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
 
 import pytest
 
@@ -37,6 +37,25 @@ SHORT = ["--leader-elect-lease-duration", f"{LEASE:g}s", "--leader-elect-renew-d
 MOST_RETRY = RETRY * 2.2
 #: Process scheduling on a shared 2-core machine, on top of the protocol's own bound.
 SLACK = 3.0
+#: The Lease of the current test: the API server is shared by the module, so each test elects on its own
+#: (the first keeps upstream's default name).
+LEASE_NAME = ["kube-controller-manager"]
+_tests = iter(range(1_000_000))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_lease(test: F) -> F:
+    """This test elects on upstream's default Lease, kube-system/kube-controller-manager."""
+    test.default_lease = True  # type: ignore[attr-defined]
+    return test
+
+
+@pytest.fixture(autouse=True)
+def own_lease(request: pytest.FixtureRequest) -> None:
+    default = getattr(request.function, "default_lease", False)
+    LEASE_NAME[0] = "kube-controller-manager" if default else f"kcm-{next(_tests)}"
 
 
 class Manager:
@@ -55,7 +74,7 @@ class Manager:
     def metric(self, name: str) -> Optional[float]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             text = r.read().decode()
-        m = re.search(rf'^{name}{{name="kube-controller-manager"}} (\S+)$', text, re.M)
+        m = re.search(rf'^{name}{{name="{LEASE_NAME[0]}"}} (\S+)$', text, re.M)
         return float(m.group(1)) if m else None
 
     def leading(self) -> bool:
@@ -77,7 +96,7 @@ def start_manager(cluster: Cluster, name: str, args: List[str]) -> Manager:
     log_path = os.path.join(cluster.root, f"controller-manager-{name}.log")
     proc = subprocess.Popen(
         [sys.executable, "-m", "megaplane.cli", "controller-manager", "--kubeconfig", cluster.kubeconfig,
-         "--bind-address", "127.0.0.1", "--port", str(port), *args],
+         "--bind-address", "127.0.0.1", "--port", str(port), "--leader-elect-resource-name", LEASE_NAME[0], *args],
         stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     m = Manager(proc, log_path, port)
     try:
@@ -94,7 +113,7 @@ def start_manager(cluster: Cluster, name: str, args: List[str]) -> Manager:
 
 
 def lease(cluster: Cluster) -> Dict[str, Any]:
-    out = cluster.kubectl("get", "lease", "-n", "kube-system", "kube-controller-manager", "-o", "json")
+    out = cluster.kubectl("get", "lease", "-n", "kube-system", LEASE_NAME[0], "-o", "json")
     return json.loads(out.stdout) if out.returncode == 0 else {}
 
 
@@ -102,7 +121,7 @@ def holder(cluster: Cluster) -> str:
     return str((lease(cluster).get("spec") or {}).get("holderIdentity") or "")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def api() -> Iterator[Cluster]:
     root = tempfile.mkdtemp(prefix="megaplane-cm-")
     c = start_server(root, "apiserver")
@@ -139,19 +158,22 @@ def leader_and_standby(api: Cluster, managers: List[Manager]) -> tuple:
     return leader, standby
 
 
-def leader_events(cluster: Cluster) -> List[Dict[str, Any]]:
+def leader_events(cluster: Cluster, lease_name: str = "") -> List[Dict[str, Any]]:
     out = json.loads(cluster.ok("get", "events", "-n", "kube-system", "-o", "json"))["items"]
-    return [e for e in out if e.get("reason") == "LeaderElection"]
+    return [e for e in out if e.get("reason") == "LeaderElection"
+            and e["involvedObject"]["name"] == (lease_name or LEASE_NAME[0])]
 
 
-def became_leader(cluster: Cluster, identity: str) -> Optional[Dict[str, Any]]:
-    return next((e for e in leader_events(cluster) if e["message"] == f"{identity} became leader"), None)
+def became_leader(cluster: Cluster, identity: str, lease_name: str = "") -> Optional[Dict[str, Any]]:
+    return next((e for e in leader_events(cluster, lease_name) if e["message"] == f"{identity} became leader"),
+                None)
 
 
 def namespace_gone(api: Cluster, name: str) -> bool:
     return api.kubectl("get", "ns", name).returncode != 0
 
 
+@default_lease
 def test_two_controller_managers_exactly_one_leads_and_its_controllers_run(api: Cluster,
                                                                           managers: List[Manager]) -> None:
     two_managers(api, managers, SHORT)
@@ -271,12 +293,12 @@ def test_a_controller_manager_stands_by_against_megaplane_up_leader_elect() -> N
     root = tempfile.mkdtemp(prefix="megaplane-cm-up-")
     managers: List[Manager] = []
     up = start_server(root, "up", ["--nodes", "0", "--scheduler=false", "--controllers", "namespace",
-                                   "--leader-elect", *SHORT])
+                                   "--leader-elect", "--leader-elect-resource-name", LEASE_NAME[0], *SHORT])
     try:
         up_holder = holder(up)
-        assert up_holder and "kube-controller-manager" in up.ok("get", "lease", "-n", "kube-system")
+        assert up_holder and LEASE_NAME[0] in up.ok("get", "lease", "-n", "kube-system")
         with urllib.request.urlopen(f"{up.url}/metrics", timeout=5) as r:
-            assert 'leader_election_master_status{name="kube-controller-manager"} 1.0' in r.read().decode()
+            assert f'leader_election_master_status{{name="{LEASE_NAME[0]}"}} 1.0' in r.read().decode()
         managers.append(start_manager(up, "standby", ["--controllers", "namespace", *SHORT]))
         standby = managers[0]
         first = lease(up)["spec"]["renewTime"]
@@ -327,7 +349,8 @@ def test_megaplane_scheduler_elects_the_same_way_on_kube_scheduler(api: Cluster)
                    timeout=LEASE + MOST_RETRY + SLACK)
         with urllib.request.urlopen(f"http://127.0.0.1:{standby.port}/metrics", timeout=5) as r:
             assert 'leader_election_master_status{name="kube-scheduler"} 1.0' in r.read().decode()
-        event = eventually(lambda: became_leader(api, standby.identity), "the scheduler's LeaderElection event")
+        event = eventually(lambda: became_leader(api, standby.identity, "kube-scheduler"),
+                           "the scheduler's LeaderElection event")
         assert event["source"]["component"] == "default-scheduler"
         assert event["involvedObject"]["name"] == "kube-scheduler"
     finally:
