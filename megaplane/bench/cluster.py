@@ -26,10 +26,11 @@ from megaplane.client import KubeConfig, load_kubeconfig
 
 from . import procfs
 
-__all__ = ["Cluster", "Process", "component_help"]
+__all__ = ["Cluster", "LEADER_ELECTION", "Process", "RENEW_DEADLINE", "component_help"]
 
 # Seed 003's leader election settings for large clusters (client-go's defaults are 15 s / 10 s / 2 s).
-LEADER_ELECTION = ["--leader-elect-lease-duration", "45s", "--leader-elect-renew-deadline", "40s",
+RENEW_DEADLINE = 40.0
+LEADER_ELECTION = ["--leader-elect-lease-duration", "45s", "--leader-elect-renew-deadline", f"{RENEW_DEADLINE:g}s",
                    "--leader-elect-retry-period", "10s"]
 
 
