@@ -137,3 +137,30 @@ def test_zone_outage(tmp_path: Path) -> None:
     else:
         assert any("absent" in n for n in results["notes"])
     assert slo(results, "ZoneOutage", "evictions outside zone a")["value"] == 0
+
+
+def test_density_attached_to_a_running_cluster(tmp_path: Path) -> None:
+    """--kubeconfig: the bench starts only the fleet, scrapes the API server over TLS, and leaves the cluster
+    without its nodes and namespace."""
+    from megaplane.client import load_kubeconfig
+    from tests.api.conftest import KUBECTL, start_megaplane
+
+    root = tmp_path / "up"
+    root.mkdir()
+    up = start_megaplane(str(root), "up", ["--nodes", "0"])
+    try:
+        assert load_kubeconfig(up.kubeconfig).is_https
+        code, out, results = bench(tmp_path, "density", "--kubeconfig", up.kubeconfig, "--nodes", "10",
+                                   "--pods-per-node", "2", "--duration", "2s")
+        assert code == 0, out[-4000:]
+        check_report(tmp_path, results)
+        assert "attaching" in out
+        assert results["measurements"]["PodStartupLatency"]["pod_startup"]["count"] == 20
+        assert results["measurements"]["APIResponsivenessPrometheus"]["calls"]
+        components = results["measurements"]["ResourceUsageSummary"]["components"]
+        assert "fleet" in components and "apiserver" not in components
+        nodes = subprocess.run([KUBECTL, "--kubeconfig", up.kubeconfig, "get", "nodes", "-o", "name"],
+                               capture_output=True, text=True, timeout=30)
+        assert "bench-node-" not in nodes.stdout
+    finally:
+        up.stop()
