@@ -46,6 +46,9 @@ class BenchConfig:
     node_monitor_period: str = ""
     node_eviction_rate: Optional[float] = None
     secondary_node_eviction_rate: Optional[float] = None
+    #: Components to profile with py-spy during the hold (apiserver, controller-manager, scheduler, fleet-0...).
+    profile: List[str] = field(default_factory=list)
+    profile_seconds: float = 30.0
     apiserver_args: List[str] = field(default_factory=list)
     controller_manager_args: List[str] = field(default_factory=list)
     scheduler_args: List[str] = field(default_factory=list)

@@ -59,6 +59,11 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--node-eviction-rate", type=float, default=None, help="passed to the node lifecycle controller")
     g.add_argument("--secondary-node-eviction-rate", type=float, default=None,
                    help="passed to the node lifecycle controller")
+    g.add_argument("--profile", action="append", default=[], metavar="COMPONENT",
+                   help="py-spy record this process during the hold into DIR/profile-COMPONENT.svg: apiserver, "
+                        "controller-manager, scheduler, fleet-0, ... (repeatable; needs py-spy and --report)")
+    g.add_argument("--profile-seconds", type=parse_duration, default=30.0,
+                   help="how long each profile records, from the start of the hold (30s)")
     for component in ("apiserver", "controller-manager", "scheduler", "fleet"):
         g.add_argument(f"--{component}-arg", action="append", default=[], metavar="FLAG",
                        help=f"an extra flag for megaplane {component} (repeatable), e.g. --{component}-arg=-v=1")
@@ -91,7 +96,7 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
         cpu_affinity=args.cpu_affinity == "auto", node_monitor_grace_period=args.node_monitor_grace_period,
         node_monitor_period=args.node_monitor_period, node_eviction_rate=args.node_eviction_rate,
         secondary_node_eviction_rate=args.secondary_node_eviction_rate,
-        apiserver_args=args.apiserver_arg, controller_manager_args=args.controller_manager_arg,
+        profile=args.profile, profile_seconds=args.profile_seconds, apiserver_args=args.apiserver_arg, controller_manager_args=args.controller_manager_arg,
         scheduler_args=args.scheduler_arg, fleet_args=args.fleet_arg,
         thresholds=Thresholds(api_resource=args.api_resource_threshold, api_list=args.api_list_threshold,
                               pod_startup=args.pod_startup_threshold,

@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import json
+import os
 from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ["summary_table", "write_html", "PLOTS"]
@@ -122,6 +123,9 @@ def write_html(results: Dict[str, Any], path: str) -> None:
     if "APIResponsivenessPrometheus" in measurements:
         measurements["APIResponsivenessPrometheus"] = {
             k: v for k, v in measurements["APIResponsivenessPrometheus"].items() if k != "calls"}
+    profiles = "".join(f'<li><a href="{e(os.path.basename(path))}">{e(name)}</a></li>'
+                       for name, path in (results.get("profiles") or {}).items())
+    profiles = f"<h2>Profiles (py-spy)</h2><ul>{profiles}</ul>" if profiles else ""
     doc = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>megaplane bench {e(results['scenario'])}</title>
 <style>
@@ -148,6 +152,7 @@ fleet processes {results['config']['processes']}, zones {results['config']['zone
 <th>p99 s</th><th>threshold s</th></tr>
 {api_rows}
 </table>
+{profiles}
 <h2>Measurements</h2>
 <pre>{e(json.dumps(measurements, indent=1))}</pre>
 <h2>Configuration</h2>

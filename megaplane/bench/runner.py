@@ -30,6 +30,8 @@ import math
 import os
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
@@ -115,6 +117,9 @@ class Run:
         self.notes: List[str] = []
         self.deployments: Dict[str, int] = {}
         self.pods_total = config.nodes * config.pods_per_node_effective
+        self.profiled = False
+        self.profiles: Dict[str, str] = {}
+        self.profilers: List["subprocess.Popen[bytes]"] = []
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -142,6 +147,9 @@ class Run:
         return took
 
     async def hold(self, seconds: float, what: str = "holding") -> None:
+        if what == "holding" and not self.profiled:
+            self.profiled = True
+            self.start_profiles(min(seconds, self.config.profile_seconds))
         end = time.monotonic() + seconds
         last = 0.0
         while (left := end - time.monotonic()) > 0:
@@ -151,6 +159,25 @@ class Run:
                     f"{self.pods.phases[2]:,} pods Running, {self.nodes.not_ready_transitions} NotReady transitions")
             self.supervise()
             await asyncio.sleep(min(0.5, left))
+
+    def start_profiles(self, seconds: float) -> None:
+        """py-spy record of each --profile component for `seconds` (where its time goes, for the report)."""
+        c = self.config
+        if not c.profile or seconds <= 0:
+            return
+        py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+        by_name = {p.name: p for p in self.cluster.processes if p.alive()}
+        for name in c.profile:
+            p = by_name.get(name)
+            if p is None or not os.path.exists(py_spy):
+                self.notes.append(f"--profile {name}: " + ("no such process" if p is None else "py-spy not found"))
+                continue
+            out = os.path.join(self.workdir, f"profile-{name}.svg")
+            self.profiles[name] = out
+            self.profilers.append(subprocess.Popen(
+                [py_spy, "record", "--pid", str(p.pid), "--duration", str(max(1, int(seconds))), "--rate", "50",
+                 "--nonblocking", "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            say(f"profiling {name} for {seconds:.0f}s -> {out}")
 
     def node_progress(self) -> str:
         return f"{self.nodes.ready:,}/{self.config.nodes:,} nodes Ready"
@@ -251,6 +278,11 @@ class Run:
         for r in self.reflectors:
             await r.stop()
         await self.recorder.stop()
+        for profiler in self.profilers:
+            try:
+                await asyncio.to_thread(profiler.wait, 60)  # py-spy writes its file when its duration ends
+            except subprocess.TimeoutExpired:
+                profiler.kill()
         await asyncio.to_thread(self.cluster.stop)
         if self.client is not None and c.kubeconfig and c.nodes:
             nodes = self.client.resource("nodes")
@@ -539,7 +571,7 @@ class Run:
                 "%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "seconds": round(time.time() - started, 3),
             "passed": passed, "error": error, "notes": self.notes,
             "measurements": self.measurements, "slos": [s.as_dict() for s in self.slos],
-            "marks": self.recorder.marks, "logs": self.cluster.logs(),
+            "marks": self.recorder.marks, "logs": self.cluster.logs(), "profiles": self.profiles,
             "series": {"per_second": {"t": self.recorder.times, **self.recorder.columns},
                        "per_scrape": {"t": self.recorder.scrape_times, **self.recorder.scrape_columns}},
         }
