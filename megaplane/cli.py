@@ -292,6 +292,9 @@ def add_etcd_flags(p: argparse.ArgumentParser) -> None:
                         "caches are counted instead)")
     g.add_argument("--etcd-request-timeout", type=parse_duration, default=10.0,
                    help="deadline of one etcd call; past it the request fails with a timeout (10s)")
+    g.add_argument("--etcd-client-transport", choices=["grpcio", "megaplane"], default="grpcio",
+                   help="the etcd client's gRPC transport: grpcio's asyncio API, or megaplane's own HTTP/2 client "
+                        "(grpcio)")
     g.add_argument("--storage-media-type", default="application/json",
                    help="how objects are stored in etcd (application/json, the only one megaplane writes)")
 
@@ -310,6 +313,7 @@ def etcd_backend_config(args: argparse.Namespace):  # type: ignore[no-untyped-de
         count_poll_period=args.etcd_count_metric_poll_period,
         request_timeout=args.etcd_request_timeout,
         media_type=args.storage_media_type,
+        transport=args.etcd_client_transport,
     )
 
 

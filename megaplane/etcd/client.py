@@ -35,13 +35,17 @@ import asyncio
 import logging
 import os
 import random
+import ssl
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 from urllib.parse import urlparse
 
 import grpc
 import grpc.aio
 
+from .grpc.client import CallError
+from .grpc.client import Channel as GrpcChannel
+from .grpc.client import Stream as GrpcStream
 from .pb import etcd_pb2 as pb
 from .urls import grpc_address
 
@@ -62,6 +66,7 @@ __all__ = [
     "COMPACT_REV_KEY",
     "save_snapshot_from_endpoint",
     "parse_version",
+    "TRANSPORTS",
 ]
 
 log = logging.getLogger("megaplane.etcd.client")
@@ -120,30 +125,38 @@ class EtcdLeaseNotFound(EtcdError):
     """The lease a put named does not exist (expired or revoked)."""
 
 
-def _error(e: grpc.aio.AioRpcError, endpoint: str) -> EtcdError:
-    code = e.code()
-    text = e.details() or code.name
-    name = code.name
+class _RpcFailure(Exception):
+    """A failed call, whichever transport made it: gRPC's status name and its details."""
+
+    def __init__(self, code: str, details: str) -> None:
+        super().__init__(f"{code}: {details}")
+        self.code = code
+        self.details = details
+
+
+def _error(e: _RpcFailure, endpoint: str) -> EtcdError:
+    name = e.code
+    text = e.details or name
     if _COMPACTED in text:
         return EtcdCompacted(text, name, endpoint)
     if _FUTURE in text:
         return EtcdFutureRevision(text, name, endpoint)
-    if _TOO_LARGE in text or code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+    if _TOO_LARGE in text or name == "RESOURCE_EXHAUSTED":
         return EtcdRequestTooLarge(text, name, endpoint)
     if _LEASE_NOT_FOUND in text:
         return EtcdLeaseNotFound(text, name, endpoint)
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED or any(t in text for t in _TIMED_OUT):
+    if name == "DEADLINE_EXCEEDED" or any(t in text for t in _TIMED_OUT):
         return EtcdTimeout(text, name, endpoint)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+    if name in ("UNAVAILABLE", "CANCELLED"):
         return EtcdUnavailable(text, name, endpoint)
     return EtcdError(text, name, endpoint)
 
 
-def _never_sent(e: grpc.aio.AioRpcError) -> bool:
+def _never_sent(e: _RpcFailure) -> bool:
     """True when the call failed before any byte left: the member could not be connected to at all."""
-    if e.code() != grpc.StatusCode.UNAVAILABLE:
+    if e.code != "UNAVAILABLE":
         return False
-    text = (e.details() or "").lower()
+    text = e.details.lower()
     return "failed to connect" in text or "connection refused" in text or "connect failed" in text
 
 
@@ -176,10 +189,39 @@ class ClientConfig:
     #: Largest message received (etcd's default --max-request-bytes is 1.5 MiB, lists are larger).
     max_receive_bytes: int = 2**31 - 1
     extra_options: List[Tuple[str, Any]] = field(default_factory=list)
+    #: "grpcio" (grpc.aio) or "megaplane" (megaplane.etcd.grpc.client); see TRANSPORTS.
+    transport: str = "grpcio"
+
+
+# method -> (gRPC path, request type, response type): the calls this client makes.
+_METHODS: Dict[str, Tuple[str, Any, Any]] = {
+    "range": ("/etcdserverpb.KV/Range", pb.RangeRequest, pb.RangeResponse),
+    "txn": ("/etcdserverpb.KV/Txn", pb.TxnRequest, pb.TxnResponse),
+    "put": ("/etcdserverpb.KV/Put", pb.PutRequest, pb.PutResponse),
+    "delete_range": ("/etcdserverpb.KV/DeleteRange", pb.DeleteRangeRequest, pb.DeleteRangeResponse),
+    "compact": ("/etcdserverpb.KV/Compact", pb.CompactionRequest, pb.CompactionResponse),
+    "lease_grant": ("/etcdserverpb.Lease/LeaseGrant", pb.LeaseGrantRequest, pb.LeaseGrantResponse),
+    "lease_revoke": ("/etcdserverpb.Lease/LeaseRevoke", pb.LeaseRevokeRequest, pb.LeaseRevokeResponse),
+    "status": ("/etcdserverpb.Maintenance/Status", pb.StatusRequest, pb.StatusResponse),
+}
+_WATCH = "/etcdserverpb.Watch/Watch"
+
+#: `ClientConfig.transport` values: grpcio's asyncio API, or megaplane's own HTTP/2 client (megaplane.etcd.grpc).
+TRANSPORTS = ("grpcio", "megaplane")
+
+
+class _WatchCall(Protocol):
+    """A Watch stream, whichever transport carries it."""
+
+    async def write(self, request: pb.WatchRequest) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[pb.WatchResponse]: ...
+
+    def cancel(self) -> None: ...
 
 
 class _Member:
-    """One endpoint's channel and the stubs of the calls made to it."""
+    """One endpoint: its channel and the calls made to it (`unary`, `watch`), over grpcio's asyncio API."""
 
     def __init__(self, url: str, config: ClientConfig) -> None:
         self.url = url
@@ -207,28 +249,110 @@ class _Member:
             self.channel = grpc.aio.secure_channel(address, creds, options=options)
         else:
             self.channel = grpc.aio.insecure_channel(grpc_address(url), options=options)
-        ch = self.channel
-        self.range = ch.unary_unary(
-            "/etcdserverpb.KV/Range", pb.RangeRequest.SerializeToString, pb.RangeResponse.FromString)
-        self.txn = ch.unary_unary("/etcdserverpb.KV/Txn", pb.TxnRequest.SerializeToString, pb.TxnResponse.FromString)
-        self.put = ch.unary_unary("/etcdserverpb.KV/Put", pb.PutRequest.SerializeToString, pb.PutResponse.FromString)
-        self.delete_range = ch.unary_unary(
-            "/etcdserverpb.KV/DeleteRange", pb.DeleteRangeRequest.SerializeToString, pb.DeleteRangeResponse.FromString)
-        self.compact = ch.unary_unary(
-            "/etcdserverpb.KV/Compact", pb.CompactionRequest.SerializeToString, pb.CompactionResponse.FromString)
-        self.lease_grant = ch.unary_unary(
-            "/etcdserverpb.Lease/LeaseGrant", pb.LeaseGrantRequest.SerializeToString,
-            pb.LeaseGrantResponse.FromString)
-        self.lease_revoke = ch.unary_unary(
-            "/etcdserverpb.Lease/LeaseRevoke", pb.LeaseRevokeRequest.SerializeToString,
-            pb.LeaseRevokeResponse.FromString)
-        self.status = ch.unary_unary(
-            "/etcdserverpb.Maintenance/Status", pb.StatusRequest.SerializeToString, pb.StatusResponse.FromString)
-        self.watch = ch.stream_stream(
-            "/etcdserverpb.Watch/Watch", pb.WatchRequest.SerializeToString, pb.WatchResponse.FromString)
+        self._stubs = {
+            name: self.channel.unary_unary(path, req.SerializeToString, resp.FromString)
+            for name, (path, req, resp) in _METHODS.items()
+        }
+        self._watch = self.channel.stream_stream(_WATCH, pb.WatchRequest.SerializeToString,
+                                                 pb.WatchResponse.FromString)
 
     def __repr__(self) -> str:
         return f"<etcd member {self.url}>"
+
+    async def unary(self, method: str, request: Any, timeout: float) -> Any:
+        try:
+            return await self._stubs[method](request, timeout=timeout)
+        except grpc.aio.AioRpcError as e:
+            raise _RpcFailure(e.code().name, e.details() or "") from None
+
+    def watch(self) -> _WatchCall:
+        return _GrpcioWatch(self._watch())
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class _GrpcioWatch:
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    async def write(self, request: pb.WatchRequest) -> None:
+        try:
+            await self._call.write(request)
+        except grpc.aio.AioRpcError as e:
+            raise _RpcFailure(e.code().name, e.details() or "") from None
+        except asyncio.InvalidStateError:
+            raise _RpcFailure("UNAVAILABLE", "the watch stream is closed") from None
+
+    def __aiter__(self) -> AsyncIterator[pb.WatchResponse]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[pb.WatchResponse]:
+        try:
+            async for resp in self._call:
+                yield resp
+        except grpc.aio.AioRpcError as e:
+            raise _RpcFailure(e.code().name, e.details() or "") from None
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+class _H2Member:
+    """One endpoint over megaplane's own HTTP/2 gRPC client (megaplane.etcd.grpc.client)."""
+
+    def __init__(self, url: str, config: ClientConfig) -> None:
+        self.url = url
+        u = urlparse(url if "://" in url else "http://" + url)
+        context = None
+        if u.scheme == "https":
+            context = ssl.create_default_context(cafile=config.ca_file or None)
+            if config.cert_file:
+                context.load_cert_chain(config.cert_file, config.key_file or None)
+            context.set_alpn_protocols(["h2"])
+        self.channel = GrpcChannel(u.hostname or "127.0.0.1", u.port or 2379, ssl=context)
+        self._paths = {name: (path.encode(), resp.FromString) for name, (path, _, resp) in _METHODS.items()}
+
+    def __repr__(self) -> str:
+        return f"<etcd member {self.url} (h2)>"
+
+    async def unary(self, method: str, request: Any, timeout: float) -> Any:
+        path, decode = self._paths[method]
+        try:
+            return decode(await self.channel.unary(path, request.SerializeToString(), timeout))
+        except CallError as e:
+            raise _RpcFailure(e.code, e.details) from None
+
+    def watch(self) -> _WatchCall:
+        return _H2Watch(self.channel.stream(_WATCH.encode()))
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class _H2Watch:
+    def __init__(self, stream: GrpcStream) -> None:
+        self._stream = stream
+
+    async def write(self, request: pb.WatchRequest) -> None:
+        try:
+            await self._stream.write(request.SerializeToString())
+        except CallError as e:
+            raise _RpcFailure(e.code, e.details) from None
+
+    def __aiter__(self) -> AsyncIterator[pb.WatchResponse]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[pb.WatchResponse]:
+        decode = pb.WatchResponse.FromString
+        try:
+            async for data in self._stream:
+                yield decode(data)
+        except CallError as e:
+            raise _RpcFailure(e.code, e.details) from None
+
+    def cancel(self) -> None:
+        self._stream.cancel()
 
 
 def _read(path: str) -> Optional[bytes]:
@@ -244,6 +368,8 @@ class EtcdClient:
     def __init__(self, config: ClientConfig) -> None:
         if not config.endpoints:
             raise ValueError("an etcd client needs at least one endpoint")
+        if config.transport not in TRANSPORTS:
+            raise ValueError(f"unknown etcd client transport {config.transport!r} (one of {', '.join(TRANSPORTS)})")
         self.config = config
         # Channels are opened on first use, on the loop that uses them (grpc.aio binds a channel to its loop).
         self._members: Optional[List[_Member]] = None
@@ -258,32 +384,33 @@ class EtcdClient:
         return f"<EtcdClient {','.join(self.config.endpoints)} current={self.config.endpoints[self._current]}>"
 
     @property
-    def members(self) -> List[_Member]:
+    def members(self) -> List[Any]:
         if self._members is None:
-            self._members = [_Member(url, self.config) for url in self.config.endpoints]
+            kind = _H2Member if self.config.transport == "megaplane" else _Member
+            self._members = [kind(url, self.config) for url in self.config.endpoints]
         return self._members
 
     @property
-    def member(self) -> _Member:
+    def member(self) -> Any:
         return self.members[self._current]
 
-    def failover(self, from_member: _Member) -> None:
+    def failover(self, from_member: Any) -> None:
         """Move on from `from_member` (unless another caller already did)."""
         if self.members[self._current] is from_member and len(self.members) > 1:
             self._current = (self._current + 1) % len(self.members)
             log.warning("etcd member %s unreachable; using %s", from_member.url, self.member.url)
 
     async def _call(self, method: str, request: Any, *, idempotent: bool, timeout: Optional[float] = None) -> Any:
-        last: Optional[grpc.aio.AioRpcError] = None
+        last: Optional[_RpcFailure] = None
         last_member = self.member
         for _ in range(len(self.members)):
             m = self.member
             last_member = m
             try:
-                resp = await getattr(m, method)(request, timeout=timeout or self.timeout)
-            except grpc.aio.AioRpcError as e:
+                resp = await m.unary(method, request, timeout or self.timeout)
+            except _RpcFailure as e:
                 last = e
-                if e.code() == grpc.StatusCode.UNAVAILABLE and (idempotent or _never_sent(e)):
+                if e.code == "UNAVAILABLE" and (idempotent or _never_sent(e)):
                     self.failover(m)
                     continue
                 raise _error(e, m.url) from None
@@ -422,7 +549,7 @@ class EtcdClient:
         if self._watch is not None:
             await self._watch.close()
         for m in self._members or []:
-            await m.channel.close()
+            await m.close()
 
 
 # -- watches ---------------------------------------------------------------------------------
@@ -582,11 +709,11 @@ class WatchSession:
             except asyncio.CancelledError:
                 call.cancel()
                 raise
-            except (grpc.aio.AioRpcError, EtcdError) as e:
-                text = e.details() if isinstance(e, grpc.aio.AioRpcError) else e.message
+            except (_RpcFailure, EtcdError) as e:
+                text = e.details if isinstance(e, _RpcFailure) else e.message
                 log.warning("etcd watch stream to %s broke (%s); resuming %d watches", member.url, text,
                             len(self._subs))
-                if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
+                if isinstance(e, _RpcFailure) and e.code == "UNAVAILABLE":
                     self.client.failover(member)
             finally:
                 sender.cancel()
@@ -597,12 +724,15 @@ class WatchSession:
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, _BACKOFF_MAX)
 
-    async def _send(self, call: Any, queue: "asyncio.Queue[Optional[pb.WatchRequest]]") -> None:
+    async def _send(self, call: _WatchCall, queue: "asyncio.Queue[Optional[pb.WatchRequest]]") -> None:
         while True:
             req = await queue.get()
             if req is None:
                 return
-            await call.write(req)
+            try:
+                await call.write(req)
+            except _RpcFailure:
+                return  # the reader sees the stream's end and reconnects
 
     def _dispatch(self, resp: pb.WatchResponse) -> None:
         rev = resp.header.revision

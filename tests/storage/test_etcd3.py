@@ -14,7 +14,7 @@ from typing import AsyncIterator, Iterator
 
 import pytest
 
-from megaplane.etcd.client import ClientConfig
+from megaplane.etcd.client import TRANSPORTS, ClientConfig
 from megaplane.storage import (
     ExpiredError,
     RequestTimeoutError,
@@ -39,18 +39,28 @@ def server(request: pytest.FixtureRequest) -> Iterator[EtcdProcess]:
         proc.stop()
 
 
-def _storage(url: str, **kw: object) -> Etcd3Storage:
-    return Etcd3Storage.connect(ClientConfig([url], request_timeout=5.0), **kw)  # type: ignore[arg-type]
+#: The client transport the module-level tests use (the suite runs over both).
+TRANSPORT = "megaplane"
+
+
+def _storage(url: str, transport: str = TRANSPORT, **kw: object) -> Etcd3Storage:
+    return Etcd3Storage.connect(ClientConfig([url], request_timeout=5.0, transport=transport),
+                                **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def make_harness(server: EtcdProcess) -> MakeHarness:
+def make_harness(server: EtcdProcess, transport: str) -> MakeHarness:
     if server.compacted():
         server.wipe()
 
     @contextlib.asynccontextmanager
     async def make() -> AsyncIterator[Harness]:
-        storage = _storage(server.url)
+        storage = _storage(server.url, transport)
         try:
             yield Harness(storage, asyncio.sleep)  # real time lets etcd's leases expire
         finally:
@@ -198,7 +208,8 @@ def test_failover_to_the_next_endpoint(server: EtcdProcess) -> None:
     from tests.etcd.conftest import free_port
 
     async def body() -> None:
-        s = Etcd3Storage.connect(ClientConfig([f"http://127.0.0.1:{free_port()}", server.url], request_timeout=5.0))
+        s = Etcd3Storage.connect(ClientConfig([f"http://127.0.0.1:{free_port()}", server.url], request_timeout=5.0,
+                                              transport=TRANSPORT))
         try:
             made = await s.create(b"/registry/pods/failover/a", pod("a"))
             assert (await s.get(b"/registry/pods/failover/a")).revision == made.revision

@@ -67,6 +67,8 @@ class BackendConfig:
     request_timeout: float = 10.0
     #: --storage-media-type
     media_type: str = MEDIA_TYPE
+    #: --etcd-client-transport: "grpcio" (grpc.aio) or "megaplane" (megaplane.etcd.grpc's HTTP/2 client).
+    transport: str = "grpcio"
 
     @property
     def uses_etcd(self) -> bool:
@@ -172,7 +174,8 @@ class EtcdBackends:
         if s is None:
             cfg = self.config
             client = EtcdClient(ClientConfig(servers, ca_file=cfg.ca_file, cert_file=cfg.cert_file,
-                                             key_file=cfg.key_file, request_timeout=cfg.request_timeout))
+                                             key_file=cfg.key_file, request_timeout=cfg.request_timeout,
+                                             transport=cfg.transport))
             s = self.storages[key] = Etcd3Storage(client, prefix=cfg.prefix.encode())
         self._prefixes.setdefault(key, []).extend(prefixes)
         return s
