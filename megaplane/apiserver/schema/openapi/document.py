@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from megaplane.apiserver.schema import definitions as schema
 from megaplane.apiserver.schema.openapi.common import ResourceInfo, Schema, _gvk, gv_path
 from megaplane.apiserver.schema.openapi.paths import _path_items, _PathItem
 from megaplane.apiserver.schema.openapi.v2 import _build_v2
+from megaplane.apiserver.schema.openapi.v2proto import to_protobuf
 from megaplane.apiserver.schema.openapi.v3 import _build_v3
 
 
@@ -25,6 +27,10 @@ class OpenAPI:
         self._v3_hashes: Dict[str, str] = {}
         self._v3_index: Optional[bytes] = None
         self._v2: Optional[bytes] = None
+        # The v2 document's protobuf form (built from the JSON bytes on first ask), ETag and build time.
+        self._v2_pb: Optional[bytes] = None
+        self._v2_etag = ""
+        self._v2_built = 0.0
         # Definitions for kinds the 1.32 schemas lack (e.g. custom resources): a free-form object,
         # so explain and the field-validation check still find a schema for the kind.
         self._synth: Dict[str, Schema] = {}
@@ -62,7 +68,27 @@ class OpenAPI:
             if self._v2 is None:
                 groups = [self._path_items(g, v, items) for (g, v), items in sorted(self._by_gv().items())]
                 self._v2 = _dumps(_build_v2(groups, self._synth))
+                self._v2_etag = hashlib.sha512(self._v2).hexdigest().upper()
+                self._v2_built = time.time()
             return self._v2
+
+    def v2_protobuf(self) -> bytes:
+        """The same document as gnostic's openapi_v2.Document protobuf (kube-openapi's ToProtoBinary of the JSON)."""
+        body = self.v2_document()
+        with self._lock:
+            if self._v2_pb is None:
+                self._v2_pb = to_protobuf(body)
+            return self._v2_pb
+
+    def v2_etag(self) -> str:
+        """ETag of GET /openapi/v2 in either form: SHA-512 of the JSON, upper-case hex (kube-openapi's computeETag)."""
+        self.v2_document()
+        return self._v2_etag
+
+    def v2_last_modified(self) -> float:
+        """When the v2 document was built (its Last-Modified)."""
+        self.v2_document()
+        return self._v2_built
 
     # ---- building
 
