@@ -83,7 +83,7 @@ class PodGCController:
         self.node_cache: Dict[str, Node] = {}
         self.node_reflector: Reflector[Node] = Reflector(
             self.nodes, Node, lambda n: n.metadata.name, lambda n: self.node_cache.__setitem__(n.metadata.name, n),
-            lambda name: self.node_cache.pop(name, None) and None, clock=clock)
+            self._node_deleted, clock=clock)
         #: Node names missing from the cache, and when they may be checked (the quarantine's delaying queue).
         self._quarantined: Dict[str, float] = {}
         self._task: Optional["asyncio.Task[None]"] = None
@@ -93,6 +93,9 @@ class PodGCController:
     @property
     def name(self) -> str:
         return NAME
+
+    def _node_deleted(self, name: str) -> None:
+        self.node_cache.pop(name, None)
 
     async def gc(self) -> None:
         """One pass (upstream's gc)."""

@@ -456,8 +456,8 @@ class NodeLifecycleController:
                                 f"Node {name} status is now: NodeNotReady")
             await self._mark_pods_not_ready(name)
         for name in list(self._retry_pods):
-            idx = self.index.get(name)
-            if idx is None or self.ready_code[idx] == TRUE:
+            retry = self.index.get(name)
+            if retry is None or self.ready_code[retry] == TRUE:
                 self._retry_pods.discard(name)
             elif await self._mark_pods_not_ready(name):
                 self._retry_pods.discard(name)
@@ -548,8 +548,8 @@ class NodeLifecycleController:
             await self._mark_reachable(idx)
         for zone in self.zone_list:
             for name in list(zone.queue.queued()):
-                idx = self.index.get(name)
-                if idx is not None and observed[idx] == TRUE:
+                queued = self.index.get(name)
+                if queued is not None and observed[queued] == TRUE:
                     zone.queue.remove(name)
         for idx in np.flatnonzero(alive & (observed == FALSE)).tolist():
             if self.noexec[idx] & HAS_UNREACHABLE:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any, Callable, Generic, List, Optional, Set, Type, TypeVar
+import types
+from typing import Any, Callable, Generic, Optional, Set, Type, TypeVar
 
 import msgspec
 
@@ -73,9 +74,10 @@ class Reflector(Generic[T]):
         self.on_synced = on_synced
         self.what = resource.ref.plural
         self._item = msgspec.json.Decoder(record)
+        items = types.GenericAlias(list, (record,))  # list[record], built at run time
         self._list = msgspec.json.Decoder(msgspec.defstruct(
             f"{record.__name__}List", [("metadata", _ListMeta, msgspec.field(default_factory=_ListMeta)),
-                                       ("items", List[record], msgspec.field(default_factory=list))]))  # type: ignore[valid-type]
+                                       ("items", items, msgspec.field(default_factory=list))]))
         self._event = msgspec.json.Decoder(_Event)
         self._version = msgspec.json.Decoder(_Versioned)
         self._backoff = Backoff(clock=clock)
