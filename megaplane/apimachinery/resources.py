@@ -169,6 +169,8 @@ RESOURCES: List[Resource] = [
        "/registry/poddisruptionbudgets/", short_names=("pdb",), subresources=("status",), generation=True),
     _r("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
        "/registry/endpointslices/", generation=True),
+    _r("scheduling.k8s.io", "v1", "priorityclasses", "priorityclass", "PriorityClass", False,
+       "/registry/priorityclasses/", short_names=("pc",), generation=True),
     # API Priority and Fairness: the bootstrap configuration, served read-only (apiserver.flowcontrol.objects).
     _r("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", "flowschema", "FlowSchema", False,
        "/registry/flowschemas/", verbs=("get", "list", "watch")),

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from megaplane import __version__
 from megaplane.apimachinery import errors
-from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource
+from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource, lookup
 from megaplane.apiserver.discovery import Discovery
 from megaplane.apiserver.flowcontrol import FlowControlConfig, FlowController, FlowControlMetrics
 from megaplane.apiserver.flowcontrol.objects import ensure_objects
@@ -34,6 +34,7 @@ from megaplane.apiserver.http.transport import HTTPServer, Request, Response, St
 from megaplane.apiserver.metrics import APIMetrics
 from megaplane.apiserver.registry.admission import DefaultTolerationSeconds
 from megaplane.apiserver.registry.kinds import StrategyConfig
+from megaplane.apiserver.registry.priority import CachedPriorityClasses, PriorityAdmission
 from megaplane.apiserver.registry.registry import Registry, RegistryConfig
 from megaplane.apiserver.registry.services import DEFAULT_SERVICE_CLUSTER_IP_RANGE
 from megaplane.apiserver.watchcache import WatchCache
@@ -106,6 +107,12 @@ class APIServer:
         self.caches = self.registry.caches
         self.registry.admission.mutating.append(DefaultTolerationSeconds(
             cfg.default_not_ready_toleration_seconds, cfg.default_unreachable_toleration_seconds))
+        # Priority (on by default in kube-apiserver): pods' priority from their PriorityClass, one default class.
+        priority_classes = lookup("scheduling.k8s.io", "priorityclasses")
+        assert priority_classes is not None
+        priority = PriorityAdmission(CachedPriorityClasses(self.registry.cache_for(priority_classes)))
+        self.registry.admission.mutating.append(priority)
+        self.registry.admission.validating.append(priority)
         self.discovery = Discovery(self.config.advertise_address)
         self.metrics = APIMetrics(self.registry)
         self.endpoints = ResourceEndpoints(self.registry, self.metrics, min_request_timeout=cfg.min_request_timeout)

@@ -80,11 +80,13 @@ def _table() -> Dict[Tuple[str, str], ResourceRef]:
         ("apps", "v1", "replicasets", "ReplicaSet", True),
         ("apps", "v1", "daemonsets", "DaemonSet", True),
         ("apps", "v1", "statefulsets", "StatefulSet", True),
+        ("apps", "v1", "controllerrevisions", "ControllerRevision", True),
         ("batch", "v1", "jobs", "Job", True),
         ("batch", "v1", "cronjobs", "CronJob", True),
         ("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
         ("events.k8s.io", "v1", "events", "Event", True),
         ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True),
+        ("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False),
     ]
     table: Dict[Tuple[str, str], ResourceRef] = {}
     for group, version, plural, kind, namespaced in entries:

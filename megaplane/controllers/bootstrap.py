@@ -1,10 +1,13 @@
-"""What kube-apiserver keeps in place itself: the system namespaces and the `kubernetes` Service.
+"""What kube-apiserver keeps in place itself: the system namespaces, the `kubernetes` Service, the system
+PriorityClasses.
 
 As kube-apiserver's system-namespaces controller and kubernetes-service
 controller: `default`, `kube-system`, `kube-public` and `kube-node-lease`
 exist, and `default/kubernetes` (Service, Endpoints, EndpointSlice) points
-at this API server. Created at start, before the server is ready, and put
-back every `interval` if someone deleted them.
+at this API server; and, as the scheduling/bootstrap-system-priority-classes
+hook, the PriorityClasses `system-node-critical` (2000001000) and
+`system-cluster-critical` (2000000000). Created at start, before the server
+is ready, and put back every `interval` if someone deleted them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import logging
 from typing import Any, Dict, List, Optional, Tuple
 
+from megaplane.apimachinery.priorityclasses import system_priority_class_objects
 from megaplane.client import AlreadyExistsError, Client, NotFoundError, StatusError
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
@@ -67,6 +71,9 @@ class SystemBootstrap:
                                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         for group_version, plural, obj in self._objects():
             await self._ensure(self.client.resource(group_version, plural), "kubernetes", "default", obj)
+        priority_classes = self.client.resource("scheduling.k8s.io/v1", "priorityclasses")
+        for pc in system_priority_class_objects():
+            await self._ensure(priority_classes, pc["metadata"]["name"], None, pc)
 
     async def _ensure(self, rc: Any, name: str, namespace: Optional[str], obj: Dict[str, Any]) -> None:
         try:

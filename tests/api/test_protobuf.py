@@ -745,6 +745,10 @@ KINDS: List[Tuple[str, str, Obj]] = [
                                "deleteOptions": {"gracePeriodSeconds": 0, "dryRun": ["All"],
                                                  "preconditions": {"uid": "u"}}}),
     ("policy/v1beta1", "Eviction", {"metadata": {"name": "web-1", "creationTimestamp": None}}),
+    ("scheduling.k8s.io/v1", "PriorityClass", {"metadata": {"name": "high", "creationTimestamp": None},
+                                               "value": 1000, "globalDefault": True, "description": "d",
+                                               "preemptionPolicy": "Never"}),
+    ("scheduling.k8s.io/v1", "PriorityClass", {"metadata": {"name": "zero", "creationTimestamp": None}, "value": 0}),
 ]
 
 
@@ -765,6 +769,7 @@ def test_every_kind_the_server_needs_has_a_table() -> None:
         ("events.k8s.io/v1", "Event"), ("discovery.k8s.io/v1", "EndpointSlice"), ("autoscaling/v1", "Scale"),
         ("*", "DeleteOptions"),
         ("policy/v1", "PodDisruptionBudget"), ("policy/v1", "Eviction"), ("policy/v1beta1", "Eviction"),
+        ("scheduling.k8s.io/v1", "PriorityClass"),
     }
     for kind in ("Pod", "Deployment", "Node"):  # and whatever they hold resolves
         message = SCHEMA["kinds"][("apps/v1/" if kind == "Deployment" else "v1/") + kind]

@@ -12,7 +12,7 @@ modules reuse (`human_duration`, `age`, `format_labels`,
 `format_label_selector`, the "<none>"/"<unknown>" placeholders; format.py).
 
 The printers live one module per API group (core.py, apps.py, batch.py,
-coordination.py, discovery.py, events.py, policy.py; pods.py for the Pod printer alone),
+coordination.py, discovery.py, events.py, policy.py, scheduling.py; pods.py for the Pod printer alone),
 each with a TABLES mapping of what it prints; base.py holds the column
 machinery they share.
 
@@ -36,7 +36,17 @@ from __future__ import annotations
 import datetime
 from typing import Any, Dict, List, Tuple
 
-from megaplane.apiserver.printers import apps, batch, coordination, core, discovery, events, pods, policy
+from megaplane.apiserver.printers import (
+    apps,
+    batch,
+    coordination,
+    core,
+    discovery,
+    events,
+    pods,
+    policy,
+    scheduling,
+)
 from megaplane.apiserver.printers.base import _DESC_AGE, Obj, Printer, _col, _d, _name, _name_col
 from megaplane.apiserver.printers.format import (
     NONE,
@@ -87,6 +97,7 @@ _TABLES: Dict[Tuple[str, str], Tuple[List[Obj], Printer]] = {
     **batch.TABLES,
     **discovery.TABLES,
     **policy.TABLES,
+    **scheduling.TABLES,
 }
 
 

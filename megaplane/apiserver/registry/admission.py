@@ -1,11 +1,14 @@
-"""Admission: NamespaceLifecycle, and the mutating plugins run on every create (DefaultTolerationSeconds).
+"""Admission: NamespaceLifecycle, the mutating plugins run on every create (DefaultTolerationSeconds, Priority),
+and the validating plugins run on creates and updates (Priority).
 
 As upstream's NamespaceLifecycle plugin: no new content in a namespace that
 is missing (404) or terminating (403 with the `NamespaceTerminating` cause
 controllers look for); `default`, `kube-system` and `kube-public` may not
 be deleted. `NamespaceAdmission.mutating` holds the mutating plugins the
 server enables (`admit_create` runs them on a new object before defaulting
-and validation of its strategy).
+and validation of its strategy); `NamespaceAdmission.validating` the
+validating ones (`validate_create` / `validate_update` run after the
+strategy's validation, before storage, as upstream's validating admission).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from megaplane.apimachinery import errors
 from megaplane.apimachinery.resources import Resource
 from megaplane.apiserver.watchcache import CachedObject
 
-__all__ = ["DefaultTolerationSeconds", "IMMORTAL_NAMESPACES", "MutatingPlugin", "NamespaceAdmission"]
+__all__ = ["DefaultTolerationSeconds", "IMMORTAL_NAMESPACES", "MutatingPlugin", "NamespaceAdmission",
+           "ValidatingPlugin"]
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 
@@ -24,6 +28,14 @@ IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 class MutatingPlugin(Protocol):
     def admit_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
         """Change `obj` (a new object of `resource`) in place."""
+
+
+class ValidatingPlugin(Protocol):
+    def validate_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
+        """Refuse (raise a StatusError) a new object of `resource`, defaulted and validated by its strategy."""
+
+    def validate_update(self, resource: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+        """Refuse an update of the main resource (not a subresource) from `old` to `obj`."""
 
 
 class DefaultTolerationSeconds:
@@ -77,10 +89,20 @@ class NamespaceAdmission:
         self._namespace = namespace
         #: Mutating plugins run on every create, in order (the server adds DefaultTolerationSeconds).
         self.mutating: List[MutatingPlugin] = []
+        #: Validating plugins run on every create and update of a main resource, in order (the server adds Priority).
+        self.validating: List[ValidatingPlugin] = []
 
     def admit_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
         for plugin in self.mutating:
             plugin.admit_create(resource, obj)
+
+    def validate_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
+        for plugin in self.validating:
+            plugin.validate_create(resource, obj)
+
+    def validate_update(self, resource: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
+        for plugin in self.validating:
+            plugin.validate_update(resource, obj, old)
 
     def admit_content(self, resource: Resource, namespace: str, name: str) -> None:
         if not resource.namespaced:

@@ -356,6 +356,7 @@ class ResourceStore:
         meta["uid"] = new_uid()  # before the strategy: a Job's generated selector names it
         strategy.prepare_for_create(obj)
         strategy.fill_zero_values(obj)
+        self.namespaces.validate_create(r, obj)
         stored = self._stored_form(obj)
         key = r.key(ns, name)
         if self.cache.get(key) is not None:
@@ -435,6 +436,8 @@ class ResourceStore:
         strategy.defaults(obj)
         strategy.prepare_for_update(obj, old, subresource)
         strategy.fill_zero_values(obj)
+        if not subresource:
+            self.namespaces.validate_update(r, obj, old)
         meta = obj["metadata"]
         meta["resourceVersion"] = str(cur.rv)
         done = tuple(warnings)
@@ -578,6 +581,7 @@ class ResourceStore:
     async def delete(self, namespace: str, name: str, opts: Dict[str, Any]) -> Result:
         """DELETE as the generic registry store does it: BeforeDelete, then delete or mark (see deletion.py)."""
         deletion.validate_options(opts)
+        self.strategy.before_delete(name)  # the kind's REST Delete: deletecollection does not pass it (upstream)
         result = await self._delete_one(self.current(namespace, name), opts)
         warning = deletion.default_orphan_warning(self.resource, opts)
         return result._replace(warnings=(warning,)) if warning else result

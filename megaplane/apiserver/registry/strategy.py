@@ -160,6 +160,9 @@ class Strategy:
 
     # -- delete ---------------------------------------------------------------------------------------
 
+    def before_delete(self, name: str) -> None:
+        """Refuse a DELETE of an object this kind never lets go (system PriorityClasses); raise a StatusError."""
+
     def grace_period(self, obj: Dict[str, Any], opts: Dict[str, Any]) -> int:
         """Seconds of graceful deletion (0: delete at once, unless finalizers hold the object)."""
         return 0

@@ -19,6 +19,7 @@ from megaplane.apiserver.registry.kinds.namespaces import NamespaceStrategy
 from megaplane.apiserver.registry.kinds.nodes import NodeStrategy
 from megaplane.apiserver.registry.kinds.poddisruptionbudgets import PodDisruptionBudgetStrategy
 from megaplane.apiserver.registry.kinds.pods import PodStrategy
+from megaplane.apiserver.registry.kinds.priorityclasses import PriorityClassStrategy
 from megaplane.apiserver.registry.kinds.services import ServiceStrategy
 from megaplane.apiserver.registry.strategy import Strategy
 
@@ -58,6 +59,7 @@ _KINDS: Dict[Tuple[str, str], Callable[[Resource, StrategyConfig], Strategy]] = 
     ("batch", "jobs"): lambda r, c: JobStrategy(r),
     ("batch", "cronjobs"): lambda r, c: CronJobStrategy(r),
     ("policy", "poddisruptionbudgets"): lambda r, c: PodDisruptionBudgetStrategy(r),
+    ("scheduling.k8s.io", "priorityclasses"): lambda r, c: PriorityClassStrategy(r),
 }
 
 

@@ -34,6 +34,7 @@ SCHEMA: Dict[str, Any] = {
         'policy/v1/PodDisruptionBudget': 'k8s.io.api.policy.v1.PodDisruptionBudget',
         'policy/v1/Eviction': 'k8s.io.api.policy.v1.Eviction',
         'policy/v1beta1/Eviction': 'k8s.io.api.policy.v1beta1.Eviction',
+        'scheduling.k8s.io/v1/PriorityClass': 'k8s.io.api.scheduling.v1.PriorityClass',
         'DeleteOptions': 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions',
     },
     'special': {
@@ -1458,6 +1459,13 @@ SCHEMA: Dict[str, Any] = {
         'k8s.io.api.policy.v1beta1.Eviction': [
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
             {'n': 2, 'json': 'deleteOptions', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions'},
+        ],
+        'k8s.io.api.scheduling.v1.PriorityClass': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'value', 'go': 'value', 'type': 'int32'},
+            {'n': 3, 'json': 'globalDefault', 'go': 'value', 'omitempty': True, 'type': 'bool'},
+            {'n': 4, 'json': 'description', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 5, 'json': 'preemptionPolicy', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
         ],
         'k8s.io.apimachinery.pkg.apis.meta.v1.Condition': [
             {'n': 1, 'json': 'type', 'go': 'value', 'type': 'string'},
