@@ -8,7 +8,8 @@ that upstream's kube-apiserver serves at:
   "/openapi/v3/api/v1?hash=<SHA512>"}, ...}}``;
 * ``GET /openapi/v3/<api/v1 | apis/<group>/<version>>``: one OpenAPI 3.0
   document per group-version (paths + ``components.schemas``);
-* ``GET /openapi/v2``: one Swagger 2.0 document for everything (JSON only).
+* ``GET /openapi/v2``: one Swagger 2.0 document for everything, as JSON or as gnostic's
+  ``openapi_v2.Document`` protobuf (v2proto.py), negotiated as kube-openapi does (handler.py).
 
 What clients rely on (from reading kubectl 1.32 / client-go):
 
@@ -41,7 +42,8 @@ the index hashes are SHA-512 of those bytes (stable for a given resource list).
 Layout: common.py (ResourceInfo, shared names and parameters), schemas.py
 (schema conversion and closure), paths.py (paths and operations, described
 once), v3.py and v2.py (rendering), document.py (`OpenAPI`: build once, cache,
-index hashes).
+index hashes), v2proto.py (the v2 JSON -> gnostic's Document protobuf; pb/ holds the vendored
+OpenAPIv2.proto and its generated module), handler.py (GET /openapi/v2: negotiation, ETag, 304).
 """
 
 from __future__ import annotations
