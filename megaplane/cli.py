@@ -292,9 +292,9 @@ def add_etcd_flags(p: argparse.ArgumentParser) -> None:
                         "caches are counted instead)")
     g.add_argument("--etcd-request-timeout", type=parse_duration, default=10.0,
                    help="deadline of one etcd call; past it the request fails with a timeout (10s)")
-    g.add_argument("--etcd-client-transport", choices=["grpcio", "megaplane"], default="grpcio",
-                   help="the etcd client's gRPC transport: grpcio's asyncio API, or megaplane's own HTTP/2 client "
-                        "(grpcio)")
+    g.add_argument("--etcd-client-transport", choices=["megaplane", "grpcio"], default="megaplane",
+                   help="the etcd client's gRPC transport: megaplane's own HTTP/2 client (default: about half the "
+                        "CPU per call, benchmarks/etcd_backend.py), or grpcio's asyncio API")
     g.add_argument("--storage-media-type", default="application/json",
                    help="how objects are stored in etcd (application/json, the only one megaplane writes)")
 

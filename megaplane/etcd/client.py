@@ -1,9 +1,12 @@
 """A client of the etcd v3 API (a real etcd cluster or `megaplane store`): KV, leases, compaction, watches.
 
-The calls kube-apiserver's etcd3 store makes, over grpcio's asyncio API
-(`grpc.aio`), with the request shapes of pkg/storage/etcd3/store.go built
-here so that callers never touch etcd's protobufs (only megaplane.etcd
-imports them):
+The calls kube-apiserver's etcd3 store makes, with the request shapes of
+pkg/storage/etcd3/store.go built here so that callers never touch etcd's
+protobufs (only megaplane.etcd imports them). Two transports carry them
+(`ClientConfig.transport`): megaplane's own HTTP/2 gRPC client
+(megaplane.etcd.grpc.client, the default: about half grpc.aio's CPU per
+call and no I/O thread, measured by benchmarks/etcd_backend.py) or
+grpcio's asyncio API (`grpc.aio`).
 
 - `compare_and_put`: Txn(MOD(key) == expected; Put [+ a keys-only Range
   for the new create revision]; else Range(key)). expected 0 is a create.
@@ -189,8 +192,9 @@ class ClientConfig:
     #: Largest message received (etcd's default --max-request-bytes is 1.5 MiB, lists are larger).
     max_receive_bytes: int = 2**31 - 1
     extra_options: List[Tuple[str, Any]] = field(default_factory=list)
-    #: "grpcio" (grpc.aio) or "megaplane" (megaplane.etcd.grpc.client); see TRANSPORTS.
-    transport: str = "grpcio"
+    #: "megaplane" (megaplane.etcd.grpc.client: about half grpc.aio's CPU per call, measured by
+    #: benchmarks/etcd_backend.py) or "grpcio" (grpc.aio); see TRANSPORTS.
+    transport: str = "megaplane"
 
 
 # method -> (gRPC path, request type, response type): the calls this client makes.

@@ -23,7 +23,7 @@ from megaplane.storage import (
     WatchEvent,
     WatchStream,
 )
-from megaplane.storage.etcd3 import Etcd3Storage
+from megaplane.storage.etcd3 import DEFAULT_PREFIX, Etcd3Storage
 from tests.conformance.harness import Harness, MakeHarness, collect, pod
 from tests.conformance.storage_suite import StorageSuite
 
@@ -43,9 +43,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[EtcdProcess]:
 TRANSPORT = "megaplane"
 
 
-def _storage(url: str, transport: str = TRANSPORT, **kw: object) -> Etcd3Storage:
-    return Etcd3Storage.connect(ClientConfig([url], request_timeout=5.0, transport=transport),
-                                **kw)  # type: ignore[arg-type]
+def _storage(url: str, transport: str = TRANSPORT, prefix: bytes = DEFAULT_PREFIX) -> Etcd3Storage:
+    return Etcd3Storage.connect(ClientConfig([url], request_timeout=5.0, transport=transport), prefix=prefix)
 
 
 @pytest.fixture(params=TRANSPORTS)

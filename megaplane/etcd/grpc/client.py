@@ -26,6 +26,8 @@ connection that cannot be made says "failed to connect", one that drops
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl as _ssl
 import struct
 from collections import deque
@@ -132,6 +134,10 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # small frames go out at once (a call is one small write)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.alive = True
         if not self.made.done():
             self.made.set_result(None)

@@ -68,7 +68,7 @@ class BackendConfig:
     #: --storage-media-type
     media_type: str = MEDIA_TYPE
     #: --etcd-client-transport: "grpcio" (grpc.aio) or "megaplane" (megaplane.etcd.grpc's HTTP/2 client).
-    transport: str = "grpcio"
+    transport: str = "megaplane"
 
     @property
     def uses_etcd(self) -> bool:
