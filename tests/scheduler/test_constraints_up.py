@@ -140,9 +140,11 @@ def test_a_higher_priority_pod_preempts_a_lower_priority_one(up: Cluster) -> Non
             "spec": {"priority": 0, "terminationGracePeriodSeconds": 1, "containers": [
                 {"name": "c", "image": "nginx", "resources": {"requests": {"cpu": "3"}}}]}}))
     eventually(lambda: running_nodes(up, "low", 6), "6 low pods Running", timeout=60)
+    # spec.priority comes from a PriorityClass (the Priority admission plugin refuses a pod that sets its own).
+    up.ok("create", "priorityclass", "preemptor", "--value=1000")
     up.ok("apply", "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "high", "labels": {"app": "high"}},
-        "spec": {"priority": 1000, "containers": [
+        "spec": {"priorityClassName": "preemptor", "containers": [
             {"name": "c", "image": "nginx", "resources": {"requests": {"cpu": "3"}}}]}}))
     placed = eventually(lambda: running_nodes(up, "high", 1), "the high-priority pod Running", timeout=90)
     high = pods_of(up, "high")[0]
