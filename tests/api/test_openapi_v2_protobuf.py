@@ -10,6 +10,7 @@ a real socket, check gnostic's compiler rules on small documents, and run the re
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from megaplane.apimachinery.resources import RESOURCES
-from megaplane.apiserver.schema.openapi import OpenAPI, ResourceInfo
+from megaplane.apiserver.schema.openapi import OpenAPI, ResourceInfo, handler
 from megaplane.apiserver.schema.openapi.handler import JSON, PROTOBUF, PROTOBUF_DEPRECATED, negotiate
 from megaplane.apiserver.schema.openapi.pb import OpenAPIv2_pb2 as pb
 from megaplane.apiserver.schema.openapi.v2proto import InvalidDocument, to_document, to_protobuf
@@ -285,6 +286,32 @@ def test_negotiation_table() -> None:
     assert negotiate(f"*/*;q=0.1, {PROTOBUF_DEPRECATED};q=0.9") == PROTOBUF
     assert negotiate(f"{PROTOBUF};q=0.9, application/json") == JSON
     assert negotiate("text/html, application/yaml") is None
+    # goautoneg's Less puts a concrete type before */* whatever their q (Go sorts a header by insertion).
+    assert negotiate(f"*/*, {PROTOBUF_DEPRECATED};q=0.5") == PROTOBUF
+    assert negotiate("application/json;q=0, text/html") == JSON, "q=0 is not a refusal to goautoneg"
+    assert negotiate("application/json;q= 0.5, */*") == JSON
+
+
+class _Refused:
+    """A served document gnostic's compiler refuses (`items` as a list)."""
+
+    def v2_document(self) -> bytes:
+        return json.dumps(_doc(definitions={"D": {"items": [{"type": "string"}]}})).encode()
+
+    def v2_protobuf(self) -> bytes:
+        return to_protobuf(self.v2_document())
+
+    def v2_etag(self) -> str:
+        return "E"
+
+    def v2_last_modified(self) -> float:
+        return 1.0
+
+
+def test_a_document_gnostic_refuses_is_503_in_protobuf_only() -> None:
+    reply = handler.serve_v2(_Refused(), "GET", {"accept": PROTOBUF_DEPRECATED})
+    assert (reply.status, reply.body, reply.headers) == (503, b"", [("Vary", "Accept")])
+    assert handler.serve_v2(_Refused(), "GET", {"accept": "application/json"}).status == 200
 
 
 def _get(cluster: Any, headers: Dict[str, str], method: str = "GET") -> Tuple[int, Dict[str, str], bytes]:
@@ -316,8 +343,6 @@ def test_served_protobuf_is_the_served_json(served: Any) -> None:
     assert [d.name for d in doc.definitions.additional_properties] == list(js["definitions"])
     assert [p.name for p in doc.paths.path] == list(js["paths"])
     _same(js["paths"], _back(doc.paths), "$/paths")
-    import hashlib
-
     etag = '"' + hashlib.sha512(jbody).hexdigest().upper() + '"'
     assert jh["etag"] == ph["etag"] == etag, "both forms carry the JSON's ETag"
     assert jh["vary"] == ph["vary"] == "Accept"

@@ -3,7 +3,8 @@
 Upstream (k8s.io/kube-openapi pkg/handler, ``RegisterOpenAPIVersionedService``):
 
 * the Accept header (empty means ``*/*``) is parsed by goautoneg: clauses split on ``,``, ``q``
-  taken from the parameters (not dropped when 0), sorted by q, then concrete types before ``*``;
+  taken from the parameters (not dropped when 0), sorted by its Less (higher q first, but also a
+  concrete type or subtype before a ``*`` one);
   the first clause that matches ``application/json``,
   ``application/com.github.proto-openapi.spec.v2@v1.0+protobuf`` (what client-go sends) or
   ``application/com.github.proto-openapi.spec.v2.v1.0+protobuf`` decides; both protobuf forms are
@@ -13,7 +14,8 @@ Upstream (k8s.io/kube-openapi pkg/handler, ``RegisterOpenAPIVersionedService``):
   ``http.ServeContent``, ``Last-Modified`` (when the JSON was built);
 * ``http.ServeContent``'s preconditions: If-Match (strong) / If-Unmodified-Since fail with 412;
   If-None-Match (weak comparison, ``*``, lists) or, without it, If-Modified-Since answer a GET or
-  HEAD with 304 (no body, no Last-Modified since an ETag is set).
+  HEAD with 304 (no body, no Last-Modified since an ETag is set);
+* a document gnostic's compiler refuses is logged and answered 503 (in the form asked for).
 
 Not done here: upstream wraps the handler in gziphandler (gzip for ``Accept-Encoding: gzip`` above
 1400 bytes) and ServeContent serves byte ranges (``Accept-Ranges: bytes``); megaplane's HTTP layer
@@ -23,14 +25,19 @@ compresses nothing and this answers whole bodies only.
 from __future__ import annotations
 
 import email.utils
+import logging
 from dataclasses import dataclass, field
 from typing import List, Mapping, Optional, Protocol, Tuple
+
+from megaplane.apiserver.schema.openapi.v2proto import InvalidDocument
 
 __all__ = ["JSON", "PROTOBUF", "PROTOBUF_DEPRECATED", "Reply", "negotiate", "serve_v2"]
 
 JSON = "application/json"
 PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 PROTOBUF_DEPRECATED = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+log = logging.getLogger("megaplane.apiserver")
 
 # (type, subtype, the form it is served as), in kube-openapi's order.
 _ACCEPTED: Tuple[Tuple[str, str, str], ...] = (
@@ -61,9 +68,9 @@ class V2Source(Protocol):
 
 
 def _parse_accept(header: str) -> List[Tuple[str, str]]:
-    """goautoneg.ParseAccept: (type, subtype) of each clause, best first."""
-    clauses = []
-    for i, part in enumerate(header.split(",")):
+    """goautoneg.ParseAccept: (type, subtype) of each clause, in the order it sorts them."""
+    clauses: List[Tuple[float, str, str]] = []
+    for part in header.split(","):
         media, *params = part.strip(" ").split(";")
         sp = media.split("/")
         typ = sp[0].strip(" ")
@@ -78,9 +85,19 @@ def _parse_accept(header: str) -> List[Tuple[str, str]]:
             kv = param.split("=", 1)
             if len(kv) == 2 and kv[0].strip(" ") == "q":
                 q = _go_float(kv[1])
-        clauses.append((-q, typ == "*", sub == "*", i, typ, sub))
-    clauses.sort()
-    return [(c[4], c[5]) for c in clauses]
+        clauses.append((q, typ, sub))
+    # sort.Sort with goautoneg's Less, which is no ordering (a concrete type sorts before */* even of a
+    # higher q): for the dozen clauses a header has, Go's pdqsort is this insertion sort.
+    for i in range(1, len(clauses)):
+        j = i
+        while j > 0 and _less(clauses[j], clauses[j - 1]):
+            clauses[j], clauses[j - 1] = clauses[j - 1], clauses[j]
+            j -= 1
+    return [(typ, sub) for _, typ, sub in clauses]
+
+
+def _less(a: Tuple[float, str, str], b: Tuple[float, str, str]) -> bool:
+    return a[0] > b[0] or (a[1] != "*" and b[1] == "*") or (a[2] != "*" and b[2] == "*")
 
 
 def _go_float(text: str) -> float:
@@ -108,7 +125,12 @@ def serve_v2(doc: V2Source, method: str, headers: Mapping[str, str]) -> Reply:
     vary = [("Vary", "Accept")]
     if served is None:
         return Reply(406, b"", "text/plain; charset=utf-8", vary)
-    body = doc.v2_document() if served == JSON else doc.v2_protobuf()
+    try:
+        body = doc.v2_document() if served == JSON else doc.v2_protobuf()
+    except InvalidDocument:
+        # kube-openapi logs the compiler's error and, with no older body to fall back on, answers 503.
+        log.exception("Error in OpenAPI handler")
+        return Reply(503, b"", "text/plain; charset=utf-8", vary)
     etag = '"' + doc.v2_etag() + '"'
     modified = doc.v2_last_modified()
     out = vary + [("Etag", etag)]
