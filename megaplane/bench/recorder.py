@@ -81,6 +81,7 @@ class Recorder:
 
     def mark(self, name: str) -> None:
         self.marks[name] = round(self.now(), 3)
+        self.sample()  # the counts at the mark itself, so a window's ends are exact
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -100,6 +101,8 @@ class Recorder:
         col.append(value)
 
     def sample(self) -> None:
+        if self._task is None:
+            return  # not started: no series yet
         self.times.append(round(self.now(), 3))
         n = len(self.times)
         self._col(self.columns, "nodes", self.nodes.nodes, n)
@@ -112,12 +115,19 @@ class Recorder:
 
     async def _run(self) -> None:
         next_scrape = 0.0
+        # On a deadline that advances by one second (the loop's timers may fire a little early: sleeping
+        # to the next whole second from "now" sampled several times a second).
+        next_sample = time.monotonic()
         while True:
             self.sample()
             if time.monotonic() >= next_scrape and not self._scraping:
                 next_scrape = time.monotonic() + self.scrape_interval
                 asyncio.get_running_loop().create_task(self._scrape_interval())
-            await asyncio.sleep(1.0 - (time.time() - self.t0) % 1.0)
+            next_sample += 1.0
+            now = time.monotonic()
+            if next_sample <= now:
+                next_sample = now + 1.0  # fell behind (a busy loop): no catch-up burst
+            await asyncio.sleep(next_sample - now)
 
     # -- scrapes ----------------------------------------------------------------------------------
 
@@ -134,6 +144,7 @@ class Recorder:
 
     async def snapshot(self) -> Snapshot:
         at = self.now()
+        self.sample()
         api = await asyncio.to_thread(self._scrape, self.cluster.api_metrics_url)
         fleets = [await asyncio.to_thread(self._scrape, p.metrics_url) for p in self.cluster.fleets]
         return Snapshot(at, api, fleets, self.pods.scheduled_total)

@@ -243,6 +243,10 @@ class Run:
 
     async def create_pods(self, what: str = "creating pods") -> float:
         c = self.config
+        if self.pods_total > 0 and not self.cluster.has_controller_manager:
+            self.notes.append(f"{self.pods_total:,} pods not created: no controller-manager to turn Deployments "
+                              "into pods")
+            self.pods_total = 0
         if self.pods_total <= 0:
             return 0.0
         per = c.deployment_replicas or min(100, self.pods_total)

@@ -136,21 +136,23 @@ def scheduling_throughput(rec: Recorder, t: Thresholds, *, start: float, end: fl
                           expect_pods: bool) -> tuple[Dict[str, Any], List[SLO]]:
     """Pods scheduled per 5 s window (from the per-second samples), as pods/s; windows with none left
     out once scheduling is over, as clusterloader2 stops at the last scheduled pod."""
-    times = np.asarray(rec.times)
+    times = np.asarray(rec.times, dtype=float)
     col = np.asarray(rec.columns.get("pods_scheduled_total", []), dtype=float)
-    # From the last sample before the window opened (pods scheduled within its first second count too).
-    first = max(int(np.searchsorted(times, start, side="right")) - 1, 0)
-    last = int(np.searchsorted(times, end, side="right"))
-    samples = col[first:last]
     rates: List[float] = []
-    for i in range(5, len(samples), 5):
-        rates.append((samples[i] - samples[i - 5]) / 5.0)
+    scheduled = 0
+    if len(times) >= 2 and end > start:
+        # The count at each 5 s boundary, interpolated between the per-second samples.
+        edges = np.arange(start, end + 1e-9, 5.0)
+        if len(edges) >= 2:
+            at = np.interp(edges, times, col)
+            rates = [float(x) for x in np.diff(at) / 5.0]
+        scheduled = int(round(float(np.interp(end, times, col) - np.interp(start, times, col))))
     while rates and rates[-1] == 0:
         rates.pop()
     while rates and rates[0] == 0:
         rates.pop(0)
     out = _percentiles(rates)
-    out["pods_scheduled"] = int(samples[-1] - samples[0]) if len(samples) else 0
+    out["pods_scheduled"] = scheduled
     slos: List[SLO] = []
     if t.scheduling_throughput > 0 and expect_pods:
         value = out["perc50"] or 0.0
