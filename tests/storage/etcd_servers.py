@@ -14,13 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import pytest
 
 from tests.etcd.conftest import ETCD, ETCDCTL, free_port
 
-__all__ = ["EtcdProcess", "StoreProcess", "etcdctl", "ETCDCTL"]
+__all__ = ["EtcdProcess", "StoreProcess", "TLSEtcdProcess", "make_pki", "etcdctl", "ETCDCTL"]
 
 
 def etcdctl(endpoint: str, *args: str, timeout: float = 20.0) -> str:
@@ -119,3 +119,82 @@ class StoreProcess(EtcdProcess):
     def command(self) -> List[str]:
         return [sys.executable, "-m", "megaplane.cli", "store", "--data-dir", self.data_dir,
                 "--listen-client-urls", self.url]
+
+
+def make_pki(root: str) -> Dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate signed by it (PEM files in `root`)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    paths: Dict[str, str] = {}
+
+    def write(name: str, data: bytes) -> str:
+        path = os.path.join(root, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd-test-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    paths["ca"] = write("ca.crt", ca.public_bytes(serialization.Encoding.PEM))
+    for who, usage in (("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"etcd-test-{who}")]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                            x509.DNSName("localhost")]), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        paths[f"{who}_cert"] = write(f"{who}.crt", cert.public_bytes(serialization.Encoding.PEM))
+        paths[f"{who}_key"] = write(f"{who}.key", key_pem(key))
+    return paths
+
+
+class TLSEtcdProcess(EtcdProcess):
+    """etcd serving https:// only, requiring client certificates signed by its CA (--client-cert-auth)."""
+
+    kind = "etcd-tls"
+
+    def __init__(self, root: Optional[str] = None) -> None:
+        super().__init__(root)
+        self.pki = make_pki(self.root)
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.endpoint}"
+
+    def command(self) -> List[str]:
+        cmd = super().command()
+        return cmd + ["--cert-file", self.pki["server_cert"], "--key-file", self.pki["server_key"],
+                      "--trusted-ca-file", self.pki["ca"], "--client-cert-auth"]
+
+    def start(self) -> "TLSEtcdProcess":
+        log = open(os.path.join(self.root, f"{self.kind}.log"), "a")
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                etcdctl(self.endpoint, "--cacert", self.pki["ca"], "--cert", self.pki["client_cert"],
+                        "--key", self.pki["client_key"], "endpoint", "health", timeout=5)
+                return self
+            except (RuntimeError, subprocess.TimeoutExpired):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"etcd with TLS did not start; see {log.name}") from None
+                time.sleep(0.05)

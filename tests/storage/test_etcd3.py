@@ -23,11 +23,11 @@ from megaplane.storage import (
     WatchEvent,
     WatchStream,
 )
-from megaplane.storage.etcd3 import DEFAULT_PREFIX, Etcd3Storage
+from megaplane.storage.etcd3 import DEFAULT_PREFIX, Etcd3Storage, parse_overrides
 from tests.conformance.harness import Harness, MakeHarness, collect, pod
 from tests.conformance.storage_suite import StorageSuite
 
-from .etcd_servers import EtcdProcess, StoreProcess, etcdctl
+from .etcd_servers import EtcdProcess, StoreProcess, TLSEtcdProcess, etcdctl
 
 
 @pytest.fixture(scope="module", params=["etcd", "megaplane-store"])
@@ -216,3 +216,79 @@ def test_failover_to_the_next_endpoint(server: EtcdProcess) -> None:
             await s.close()
 
     _run(body)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_tls_with_client_certificates(transport: str) -> None:
+    """https:// endpoints with --etcd-cafile/--etcd-certfile/--etcd-keyfile; without a client cert etcd refuses."""
+    proc = TLSEtcdProcess().start()
+    try:
+        pki = proc.pki
+
+        async def body() -> None:
+            s = Etcd3Storage.connect(ClientConfig([proc.url], ca_file=pki["ca"], cert_file=pki["client_cert"],
+                                                  key_file=pki["client_key"], request_timeout=5.0, transport=transport))
+            try:
+                async with await WatchStream.open(s, b"/registry/pods/tls/") as stream:
+                    made = await s.create(b"/registry/pods/tls/a", pod("a"))
+                    (ev,) = await collect(stream, 1)
+                assert isinstance(ev, WatchEvent) and ev.revision == made.revision
+                assert (await s.get(b"/registry/pods/tls/a")).revision == made.revision
+            finally:
+                await s.close()
+            anonymous = Etcd3Storage.connect(ClientConfig([proc.url], ca_file=pki["ca"], request_timeout=3.0,
+                                                          transport=transport))
+            try:
+                with pytest.raises(StorageError):
+                    await anonymous.get(b"/registry/pods/tls/a")
+            finally:
+                await anonymous.close()
+
+        _run(body)
+    finally:
+        proc.stop()
+
+
+def test_overrides_syntax() -> None:
+    """--etcd-servers-overrides as kube-apiserver parses it: group/resource#servers, servers ';'-separated."""
+    got = parse_overrides("coordination.k8s.io/leases#http://127.0.0.1:2381;http://127.0.0.1:2382,"
+                          "/events#http://127.0.0.1:2389, events.k8s.io/events#embedded")
+    assert got == {b"/registry/leases/": ["http://127.0.0.1:2381", "http://127.0.0.1:2382"],
+                   b"/registry/events/": ["embedded"]}  # events.k8s.io Events live with core Events
+    for bad in ("leases#http://x:1", "/events", "/events#", "a/b#c#d"):
+        with pytest.raises(ValueError, match="must be of format: group/resource#servers"):
+            parse_overrides(bad)
+    with pytest.raises(ValueError, match="no resource 'widgets'"):
+        parse_overrides("example.com/widgets#http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="not an http:// or https:// URL"):
+        parse_overrides("/events#127.0.0.1:2379")
+
+
+def test_split_storage_routes_by_resource(server: EtcdProcess) -> None:
+    """Overridden resources go to their own backend, the rest to the default; embedded and etcd mix."""
+    from megaplane.storage import EmbeddedStorage
+    from megaplane.storage.etcd3 import BackendConfig, SplitStorage, build_storage
+    from megaplane.store import Store
+
+    async def body() -> None:
+        store = Store()
+        store.attach_loop(asyncio.get_running_loop())
+        embedded = EmbeddedStorage(store)
+        storage, backends = build_storage(
+            BackendConfig(servers=[server.url], overrides=parse_overrides("/events#embedded")), lambda: embedded)
+        assert isinstance(storage, SplitStorage) and backends is not None
+        try:
+            await storage.create(b"/registry/events/split/e1", pod("e1"), ttl=60)
+            await storage.create(b"/registry/pods/split/p1", pod("p1"))
+            assert store.get(b"/registry/events/split/e1") is not None
+            assert store.get(b"/registry/pods/split/p1") is None
+            assert (await storage.get(b"/registry/pods/split/p1")).key == b"/registry/pods/split/p1"
+            assert storage.backend_for(b"/registry/events/") is embedded
+        finally:
+            await backends.stop()
+            store.close()
+
+    _run(body)
+    assert etcdctl(server.endpoint, "get", "/registry/pods/split/", "--prefix", "--keys-only").split() == [
+        "/registry/pods/split/p1"]
+    assert etcdctl(server.endpoint, "get", "/registry/events/split/", "--prefix", "--keys-only").strip() == ""
