@@ -418,6 +418,21 @@ def test_kubectl_strict_validation_refuses_an_unknown_field_in_a_list(cluster: A
     assert "NotFound" in got.stderr and "pb-ok " not in got.stdout, "client-side validation sends nothing"
 
 
+def test_kubectl_validation_follows_refs_and_types_through_the_protobuf(cluster: Any) -> None:
+    dep = _deployment("pb-typed")
+    dep["spec"]["replicas"] = "x"
+    dep["spec"]["template"]["spec"]["containers"][0]["bogus"] = 1
+    path = _list_file(cluster, "typed.yaml", [dep])
+    out = cluster.kubectl("apply", "-f", path, fresh_cache=True)  # --validate=strict is kubectl's default
+    assert out.returncode == 1
+    assert (f'error: error validating "{path}": error validating data: ['
+            'ValidationError(Deployment.spec.replicas): invalid type for io.k8s.api.apps.v1.DeploymentSpec.replicas: '
+            'got "string", expected "integer", '
+            'ValidationError(Deployment.spec.template.spec.containers[0]): unknown field "bogus" in '
+            "io.k8s.api.core.v1.Container]; if you choose to ignore these errors, turn validation off with "
+            "--validate=false") in out.stderr
+
+
 def test_kubectl_create_of_a_list(cluster: Any) -> None:
     path = _list_file(cluster, "create.yaml", [_configmap("pb-c1"), _deployment("pb-c2")])
     out = cluster.kubectl("create", "-f", path, fresh_cache=True)
