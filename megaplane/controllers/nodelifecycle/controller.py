@@ -218,7 +218,6 @@ class NodeLifecycleController:
         self._window_late = 0
         self._canary_rv = ""
         self._canary_tokens: Dict[str, float] = {}
-        self._last_pass = -math.inf
         self._applied_since = -math.inf
         self._retry_pods: Set[str] = set()
         self.noschedule_queue: RateLimitingQueue[Hashable] = RateLimitingQueue(
@@ -406,19 +405,21 @@ class NodeLifecycleController:
                 raise
             except Exception:
                 log.exception("%s: error monitoring node health", NAME)
-            self.last_pass_seconds = self.clock.monotonic() - began
+            ended = self.clock.monotonic()
+            self.last_pass_seconds = ended - began
             await self.clock.sleep(period)
+            # Enforcement of the sight rule, part 1: woken far later than asked means this process was not
+            # running (stopped, starved), and what it holds is as old as the delay. (A long pass is not a
+            # stall: its writes wait for the client's rate limit while events keep arriving.)
+            late = self.clock.monotonic() - ended - period
+            if late > self.sight.threshold:
+                self.sight.restart(f"the monitor pass woke {late:.1f}s late")
 
     async def _monitor(self) -> None:
         cfg = self.config
         clock = self.clock
         now = clock.monotonic()
         sight = self.sight
-        # Enforcement of the sight rule, part 1: a pass that runs far later than it was due means this
-        # process was not running (stopped, starved): what it holds is as old as the gap.
-        if now - self._last_pass > cfg.node_monitor_period + sight.threshold and self._last_pass > -math.inf:
-            sight.restart(f"monitor pass {now - self._last_pass:.1f}s after the previous one")
-        self._last_pass = now
         # Part 2: most renewals of the last period arrived long after they were written: the API server was
         # congested, and the renewals not yet arrived are as late as these.
         renewals, late = self._window_renewals, self._window_late
