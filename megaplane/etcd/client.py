@@ -314,7 +314,8 @@ class _H2Member:
             if config.cert_file:
                 context.load_cert_chain(config.cert_file, config.key_file or None)
             context.set_alpn_protocols(["h2"])
-        self.channel = GrpcChannel(u.hostname or "127.0.0.1", u.port or 2379, ssl=context)
+        self.channel = GrpcChannel(u.hostname or "127.0.0.1", u.port or 2379, ssl=context,
+                                   keepalive=config.keepalive_time, keepalive_timeout=config.keepalive_timeout)
         self._paths = {name: (path.encode(), resp.FromString) for name, (path, _, resp) in _METHODS.items()}
 
     def __repr__(self) -> str:

@@ -292,3 +292,78 @@ def test_split_storage_routes_by_resource(server: EtcdProcess) -> None:
     assert etcdctl(server.endpoint, "get", "/registry/pods/split/", "--prefix", "--keys-only").split() == [
         "/registry/pods/split/p1"]
     assert etcdctl(server.endpoint, "get", "/registry/events/split/", "--prefix", "--keys-only").strip() == ""
+
+
+def test_hung_member_detected_by_keepalive() -> None:
+    """A member that stops answering (SIGSTOP: no RST, as a partition) is found by the HTTP/2 keepalive PING:
+    the watch stream is dropped and, once the member answers again, resumed without a gap."""
+    import signal
+
+    proc = EtcdProcess().start()
+    try:
+        async def body() -> None:
+            s = Etcd3Storage.connect(ClientConfig([proc.url], request_timeout=2.0, keepalive_time=0.5,
+                                                  keepalive_timeout=0.5, transport="megaplane"))
+            got: list[WatchEvent] = []
+            try:
+                handle = await s.watch(b"/registry/pods/k/", from_revision=0, on_events=got.extend,
+                                       on_error=lambda e: None)
+                a = await s.create(b"/registry/pods/k/a", pod("a"))
+                session = s.client.watches()
+                assert proc.proc is not None
+                proc.proc.send_signal(signal.SIGSTOP)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 20
+                try:
+                    while session.reconnects == 0:
+                        assert loop.time() < deadline, "the keepalive never noticed the stopped member"
+                        await asyncio.sleep(0.05)
+                finally:
+                    proc.proc.send_signal(signal.SIGCONT)
+                while True:
+                    try:
+                        b = await s.create(b"/registry/pods/k/b", pod("b"))
+                        break
+                    except (UnavailableError, RequestTimeoutError):
+                        assert loop.time() < deadline
+                        await asyncio.sleep(0.1)
+                while not got or got[-1].revision < b.revision:
+                    assert loop.time() < deadline, got
+                    await asyncio.sleep(0.05)
+                assert [e.revision for e in got] == [a.revision, b.revision] and not handle.done
+            finally:
+                await s.close()
+
+        _run(body)
+    finally:
+        proc.stop()
+
+
+def test_compaction_protocol(server: EtcdProcess) -> None:
+    """kube-apiserver's compaction: the compact_rev_key election, one compaction per interval for N servers,
+    each to the revision seen an interval earlier."""
+    from megaplane.storage.etcd3 import Compactor
+
+    async def body() -> None:
+        s = _storage(server.url)
+        try:
+            first, second = Compactor(s.client, 0), Compactor(s.client, 0)
+            v1 = await s.create(b"/registry/pods/compactor/a", pod("a"))
+            v2 = await s.update(b"/registry/pods/compactor/a", pod("a", labels={"v": "2"}), expected_revision=v1.revision)
+            await first.compact_once()   # wins slot 0: records the revision, compacts nothing yet
+            assert first.revision >= v2.revision
+            await second.compact_once()  # loses slot 0: learns the key's version
+            assert first.compactions == second.compactions == 0 and second.compact_time == first.compact_time
+            assert (await s.get(b"/registry/pods/compactor/a", revision=v1.revision)).revision == v1.revision
+            await first.compact_once()   # wins slot 1: compacts to what it saw last time
+            assert first.compactions == 1
+            await second.compact_once()  # loses slot 1: the interval's compaction is done
+            assert second.compactions == 0
+            with pytest.raises(ExpiredError):
+                await s.get(b"/registry/pods/compactor/a", revision=v1.revision)
+            assert (await s.get(b"/registry/pods/compactor/a")).revision == v2.revision
+        finally:
+            await s.close()
+
+    _run(body)
+    assert etcdctl(server.endpoint, "get", "compact_rev_key", "--print-value-only").strip().isdigit()

@@ -106,9 +106,14 @@ class _Call:
 class _Connection(asyncio.Protocol):
     """The HTTP/2 state of one connection (client side)."""
 
-    def __init__(self, authority: bytes, scheme: bytes) -> None:
+    def __init__(self, authority: bytes, scheme: bytes, keepalive: float = 30.0, keepalive_timeout: float = 10.0) -> None:
         self.authority = authority
         self.scheme = scheme
+        # PING every `keepalive` seconds; no ACK within `keepalive_timeout`: the peer is gone (a partition sends
+        # no RST), so the connection is closed and its streams fail (a watch then reconnects).
+        self.keepalive = keepalive
+        self.keepalive_timeout = keepalive_timeout
+        self._ping_timer: Optional[asyncio.TimerHandle] = None
         self.transport: Optional[asyncio.Transport] = None
         self.buf = bytearray()
         self.decoder = hpack.Decoder()
@@ -144,9 +149,31 @@ class _Connection(asyncio.Protocol):
         settings = SETTING.pack(2, 0) + SETTING.pack(4, _WINDOW)  # no push; our stream window
         self.transport.write(PREFACE + frame(SETTINGS, 0, 0, settings)
                         + frame(WINDOW_UPDATE, 0, 0, U32.pack(_CONNECTION_WINDOW_BUMP)))
+        if self.keepalive > 0:
+            self._ping_timer = asyncio.get_running_loop().call_later(self.keepalive, self._ping)
+
+    def _ping(self) -> None:
+        if not self.alive:
+            return
+        self._write(frame(PING, 0, 0, b"megaplne"))
+        self._ping_timer = asyncio.get_running_loop().call_later(self.keepalive_timeout, self._ping_lost)
+
+    def _ping_lost(self) -> None:
+        self._ping_timer = None
+        if self.alive:
+            self._fail_connection(f"no PING answer within {self.keepalive_timeout:g}s")
+
+    def _pong(self) -> None:
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+        if self.alive:
+            self._ping_timer = asyncio.get_running_loop().call_later(self.keepalive, self._ping)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.alive = False
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
         self.lost = f"connection lost: {exc}" if exc is not None else "connection lost: closed by the server"
         for call in list(self.calls.values()):
             self._finish(call, STATUS["UNAVAILABLE"], self.lost)
@@ -225,7 +252,9 @@ class _Connection(asyncio.Protocol):
                     call.send_window += inc
                     self._flush(call)
         elif ftype == PING:
-            if not flags & ACK and self.transport is not None:
+            if flags & ACK:
+                self._pong()
+            elif self.transport is not None:
                 self._write(frame(PING, ACK, 0, payload))
         elif ftype == RST_STREAM:
             call = self.calls.pop(sid, None)
@@ -473,9 +502,12 @@ class Channel:
     """Calls to one server (host:port), on one HTTP/2 connection opened on demand."""
 
     def __init__(self, host: str, port: int, *, ssl: Optional[_ssl.SSLContext] = None,
-                 server_hostname: Optional[str] = None, connect_timeout: float = 5.0) -> None:
+                 server_hostname: Optional[str] = None, connect_timeout: float = 5.0,
+                 keepalive: float = 30.0, keepalive_timeout: float = 10.0) -> None:
         self.host = host
         self.port = port
+        self.keepalive = keepalive
+        self.keepalive_timeout = keepalive_timeout
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.connect_timeout = connect_timeout
@@ -502,7 +534,8 @@ class Channel:
                 kw["server_hostname"] = self.server_hostname or self.host
             try:
                 _, proto = await asyncio.wait_for(loop.create_connection(
-                    lambda: _Connection(authority, scheme), self.host, self.port, **kw), self.connect_timeout)
+                    lambda: _Connection(authority, scheme, self.keepalive, self.keepalive_timeout),
+                    self.host, self.port, **kw), self.connect_timeout)
             except (OSError, asyncio.TimeoutError) as e:
                 err = CallError("UNAVAILABLE", f"failed to connect to {self.host}:{self.port}: {e or 'timeout'}")
                 fut.set_exception(err)
