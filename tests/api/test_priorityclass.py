@@ -141,10 +141,18 @@ def test_kubectl_create_priorityclass_sends_protobuf_and_gets_defaults(cluster: 
     pc = json.loads(cluster.ok("get", "pc", name, "-o", "json"))
     assert (pc["value"], pc["description"], pc["preemptionPolicy"]) == (4242, "batch jobs", "Never")
     assert pc["metadata"]["generation"] == 1 and "namespace" not in pc["metadata"]
+    described = cluster.ok("describe", "pc", name)
+    assert "Value:" in described and "4242" in described and "PreemptionPolicy:  Never" in described
     plain = unique("plain")
     cluster.ok("create", "priorityclass", plain, "--value=7")
     assert json.loads(cluster.ok("get", "priorityclass", plain, "-o", "json"))["preemptionPolicy"] == \
         "PreemptLowerPriority"
+
+
+def test_discovery_lists_priorityclasses(cluster: Cluster) -> None:
+    out = cluster.ok("api-resources", "--api-group=scheduling.k8s.io")
+    assert [line.split() for line in out.splitlines()[1:]] == [
+        ["priorityclasses", "pc", "scheduling.k8s.io/v1", "false", "PriorityClass"]]
 
 
 def test_kubectl_get_pc_columns(cluster: Cluster) -> None:
