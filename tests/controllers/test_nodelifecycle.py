@@ -28,7 +28,16 @@ from megaplane.controllers.nodelifecycle import (
     ZoneRates,
     compute_zone_state,
 )
-from megaplane.controllers.nodelifecycle.records import Condition, Meta, Node, NodeSpec, NodeStatus
+from megaplane.controllers.nodelifecycle.records import (
+    Condition,
+    Lease,
+    LeaseMeta,
+    LeaseSpec,
+    Meta,
+    Node,
+    NodeSpec,
+    NodeStatus,
+)
 from megaplane.controllers.nodelifecycle.zones import zone_key
 from megaplane.testing import FakeClock
 from tests.api.conftest import Cluster
@@ -209,6 +218,64 @@ def test_zone_state_machine_and_master_disruption_mode() -> None:
         assert (nlc.probe[:n] == clock.monotonic()).all()  # leaving it: every probe time reset
         assert nlc.zone_states() == {"r:\x00:a": "PartialDisruption", "r:\x00:b": "FullDisruption"}
         assert nlc.zone_rates() == {"r:\x00:a": 0.01, "r:\x00:b": 0.1}
+
+    asyncio.run(run())
+
+
+def _micro(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_burst_of_late_renewals_restarts_every_grace_period() -> None:
+    """API server congestion: most renewals of a period arrive 40 s after they were written, so the ones still
+    missing are probably as late; the node still missing is not judged on the time before the burst."""
+    clock = FakeClock()
+
+    async def run() -> None:
+        nlc = NodeLifecycleController(Client(transport=None), NodeLifecycleConfig(), clock=clock)  # type: ignore[arg-type]
+        for i in range(4):
+            nlc._on_node(_node(f"n{i}", "a"))
+        nlc._leases_synced()
+        nlc.sight.confirm(clock.monotonic())
+
+        def renew(i: int, written: float) -> None:
+            nlc._on_lease(Lease(LeaseMeta(name=f"n{i}", namespace="kube-node-lease"), LeaseSpec(renewTime=_micro(written))))
+
+        for i in range(4):
+            renew(i, clock.time())
+        for _ in range(9):  # 45 s in sight (the canary comes back every 5 s) but no renewal arrives
+            clock.advance(5)
+            nlc.sight.confirm(clock.monotonic())
+        for i in range(3):  # n3's renewal is still stuck in the API server
+            renew(i, clock.time() - 40)
+        nlc.sight.confirm(clock.monotonic())
+        await nlc._monitor()
+        assert sum(nlc.sight.restarts.values()) == 2 and nlc.sight.since == clock.monotonic()  # start, then the burst
+        clock.advance(10)  # n3 last seen 55 s ago, past the 50 s grace, but only 10 s since sight restarted
+        nlc.sight.confirm(clock.monotonic())
+        await nlc._monitor()  # a write would fail on this client-less controller: none is attempted
+        assert nlc.stats["marked_unknown"] == 0 and nlc.stats["blind_passes"] == 0
+        # One late renewal among punctual ones (a kubelet with a skewed clock) restarts nothing.
+        restarts = sum(nlc.sight.restarts.values())
+        renew(0, clock.time() - 40)
+        for i in (1, 2, 3):
+            renew(i, clock.time())
+        await nlc._monitor()
+        assert sum(nlc.sight.restarts.values()) == restarts
+
+    asyncio.run(run())
+
+
+def test_blind_controller_decides_nothing() -> None:
+    clock = FakeClock()
+
+    async def run() -> None:
+        nlc = NodeLifecycleController(Client(transport=None), NodeLifecycleConfig(), clock=clock)  # type: ignore[arg-type]
+        nlc._on_node(_node("n0", "a"))
+        nlc.sight.confirm(clock.monotonic())
+        clock.advance(120)  # no canary for 2 minutes: blind, though n0 is long past its grace period
+        await nlc._monitor()
+        assert nlc.stats["blind_passes"] == 1 and nlc.stats["marked_unknown"] == 0
 
     asyncio.run(run())
 
