@@ -30,6 +30,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,8 @@ class Run:
         for problem in self.cluster.supervise():
             say(problem)
             self.problems.append(problem)
+            if "restarted" not in problem:
+                raise BenchError(problem)  # the API server or a fleet: nothing left to measure
 
     async def wait_for(self, what: str, done: Callable[[], bool], progress: Callable[[], str],
                        timeout: float, every: float = 2.0) -> float:
@@ -563,6 +566,12 @@ class Run:
         c = self.config
         started = time.time()
         error = ""
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        if main is not None:
+            # SIGTERM (and SIGINT) end the run the same way: components stopped, a report of what was measured.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, main.cancel)
         try:
             await self.bring_up()
             body = {"leases": self.leases, "density": self.density, "load": self.load, "stall": self.stall,
@@ -571,7 +580,14 @@ class Run:
         except BenchError as exc:
             error = str(exc)
             say(f"error: {error}")
+        except asyncio.CancelledError:
+            error = "interrupted"
+            say("interrupted")
+            if main is not None:
+                main.uncancel()
         finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
             say("stopping")
             await self.tear_down()
         passed = not error and all(s.passed for s in self.slos)

@@ -164,3 +164,37 @@ def test_density_attached_to_a_running_cluster(tmp_path: Path) -> None:
         assert "bench-node-" not in nodes.stdout
     finally:
         up.stop()
+
+
+def test_sigterm_stops_the_components_and_reports(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    proc = subprocess.Popen([sys.executable, "-m", "megaplane.cli", "bench", "leases", "--nodes", "10",
+                             "--duration", "10m", *FAST, "--report", str(report)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:  # the run's progress lines, until it holds
+            seen.append(line)
+            if "holding:" in line:
+                break
+        assert any("holding:" in line for line in seen), "".join(seen)
+        proc.send_signal(signal.SIGTERM)
+        out = "".join(seen) + proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 3, out[-3000:]
+    results = json.loads((report / "results.json").read_text())
+    assert results["error"] == "interrupted" and not results["passed"]
+    # No component is left running: theirs are the only command lines naming the run's kubeconfig.
+    leftovers = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(report).encode() in cmdline:
+            leftovers.append(cmdline.replace(b"\0", b" ").decode())
+    assert not leftovers
