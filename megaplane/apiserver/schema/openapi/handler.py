@@ -49,6 +49,8 @@ _ACCEPTED: Tuple[Tuple[str, str, str], ...] = (
 
 @dataclass
 class Reply:
+    """What to answer; the server turns it into its HTTP response (this layer knows no transport)."""
+
     status: int
     body: bytes
     content_type: str
