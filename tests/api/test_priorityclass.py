@@ -23,6 +23,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from megaplane.apimachinery.resources import lookup
+from megaplane.apiserver.registry.priority import PriorityAdmission, PriorityClassFacts
 from tests.api.conftest import Cluster, start_cluster
 
 Obj = Dict[str, Any]
@@ -412,3 +414,34 @@ def test_python_client_priority_classes(cluster: Cluster) -> None:
     assert json.loads(refused.value.body)["details"]["causes"][0]["field"] == "metadata.name"
     api.delete_priority_class(name)
     assert name not in pc_names(cluster)
+
+
+# -- the plugin's choice of default, which the API cannot produce twice (a race could) -----------------
+
+
+class _Classes:
+    def __init__(self, *classes: PriorityClassFacts) -> None:
+        self.classes = {pc.name: pc for pc in classes}
+
+    def get(self, name: str) -> Optional[PriorityClassFacts]:
+        return self.classes.get(name)
+
+    def list(self) -> Iterator[PriorityClassFacts]:
+        return iter(list(self.classes.values()))
+
+
+def test_of_several_default_classes_the_lowest_value_wins() -> None:
+    pods = lookup("", "pods")
+    assert pods is not None
+    plugin = PriorityAdmission(_Classes(PriorityClassFacts("b", 300, True, "Never"),
+                                        PriorityClassFacts("a", 200, True, "PreemptLowerPriority"),
+                                        PriorityClassFacts("c", 100, False, "PreemptLowerPriority")))
+    pod: Obj = {"metadata": {"name": "p"}, "spec": dict(POD_SPEC)}
+    plugin.admit_create(pods, pod)
+    assert (pod["spec"]["priorityClassName"], pod["spec"]["priority"], pod["spec"]["preemptionPolicy"]) == \
+        ("a", 200, "PreemptLowerPriority")
+    # a class stored without preemptionPolicy (never defaulted) leaves the pod's unset, as upstream's nil
+    plugin = PriorityAdmission(_Classes(PriorityClassFacts("old", 5, False, None)))
+    pod = {"metadata": {"name": "q"}, "spec": {**POD_SPEC, "priorityClassName": "old", "preemptionPolicy": "Never"}}
+    plugin.admit_create(pods, pod)
+    assert pod["spec"]["priority"] == 5 and "preemptionPolicy" not in pod["spec"]
