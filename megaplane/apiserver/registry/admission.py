@@ -35,7 +35,10 @@ class ValidatingPlugin(Protocol):
         """Refuse (raise a StatusError) a new object of `resource`, defaulted and validated by its strategy."""
 
     def validate_update(self, resource: Resource, obj: Dict[str, Any], old: Dict[str, Any]) -> None:
-        """Refuse an update of the main resource (not a subresource) from `old` to `obj`."""
+        """Refuse an update of the main resource (not a subresource) from `old` to `obj`.
+
+        It may also complete `obj` from `old` where upstream's mutating half would have (Priority puts back a
+        pod priority the body left out, which validation would otherwise see as a change)."""
 
 
 class DefaultTolerationSeconds:
