@@ -536,6 +536,9 @@ class Run:
         await self.wait_for("recovering", lambda: self.nodes.ready >= c.nodes and self.nodes.tainted == 0,
                             lambda: f"{self.node_progress()}, {self.nodes.tainted} tainted", c.timeout)
         self.recorder.mark("recovered")
+        # The evicted pods' replacements: started (and timed) before the run ends.
+        await self.wait_for("replacement pods", lambda: not self.pods.pending_times,
+                            lambda: f"{len(self.pods.pending_times)} pods not yet Running", c.timeout)
         outside = self.nodes.not_ready_transitions - transitions_before - \
             sum(1 for w in self.nodes.watched.values() if "NotReady" in w)
         result["not_ready_outside_zone"] = outside
