@@ -314,10 +314,19 @@ class WatchCache:
         try:
             for reset in list(self.on_reset):
                 reset()
-            self.objects.clear()
-            self.index = KeyIndex()
-            self.history.clear()
-            await self.start()
+            backoff = 0.1
+            while True:
+                self.objects.clear()
+                self.index = KeyIndex()
+                self.history.clear()
+                try:
+                    await self.start()
+                    break
+                except StorageError as err:  # the backend is unreachable right now (etcd down): keep trying
+                    log.warning("watch cache for %s could not relist (%s); retrying in %.1fs",
+                                self.resource.plural, err, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
         finally:
             self._relisting = None
 
