@@ -111,6 +111,7 @@ class Recorder:
         self._col(self.columns, "not_ready_transitions", self.nodes.not_ready_transitions, n)
         for i, phase in enumerate(PHASES):
             self._col(self.columns, f"pods_{phase}", self.pods.phases[i + 1], n)
+        self._col(self.columns, "pods_Terminating", self.pods.terminating, n)
         self._col(self.columns, "pods_scheduled_total", self.pods.scheduled_total, n)
 
     async def _run(self) -> None:

@@ -345,6 +345,8 @@ class PodTracker:
         self.pending_times: Dict[str, List[float]] = {}  # key -> [create, schedule or 0]
         self.scheduled_total = 0
         self.running_total = 0
+        #: Pods with a deletionTimestamp not yet gone (kubectl's "Terminating"; also counted in their phase).
+        self.terminating = 0
         #: Durations in seconds (clusterloader2's transitions).
         self.transitions: Dict[str, "array[float]"] = {
             name: array("d") for name in
@@ -378,6 +380,8 @@ class PodTracker:
             elif not self.expect_deletions:
                 self.unexpected_deletions += 1
         if kind == "DELETED":
+            if old_value & _DELETING:
+                self.terminating -= 1
             if old:
                 self.phases[old] -= 1
                 del self.phase[key]
@@ -394,6 +398,8 @@ class PodTracker:
         if scheduled and not was_scheduled:
             self.scheduled_total += 1
         self.phase[key] = code | (_SCHEDULED if scheduled else 0) | (_DELETING if deleting else 0)
+        if deleting and not old_value & _DELETING:
+            self.terminating += 1
         for c in obj.status.conditions or ():
             if c.type == "DisruptionTarget" and c.status == "True" and key not in self._disrupted:
                 self._disrupted.add(key)
