@@ -461,7 +461,7 @@ def _local_apiserver_flags(port: Optional[int]) -> Optional[Tuple[str, List[str]
                 argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
         except OSError:
             continue
-        if not any("megaplane" in a for a in argv[:4]):
+        if not any("megaplane" in a for a in argv[:6]):  # python -m megaplane.cli, taskset ..., the script
             continue
         command = next((a for a in argv if a in ("up", "apiserver")), "")
         if not command:
