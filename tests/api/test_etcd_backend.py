@@ -258,3 +258,55 @@ def test_etcd_hung_answers_timeout(cluster: Cluster, etcds: List[EtcdProcess]) -
     _wait("writes after etcd resumed", lambda: _request(
         cluster, "POST", "/api/v1/namespaces/default/configmaps",
         {**CM, "metadata": {"name": "resumed", "namespace": "default"}})[0] in (201, 409))
+
+
+def test_compacted_while_partitioned_relists(etcds: List[EtcdProcess]) -> None:
+    """The API server cut off from etcd (a TCP proxy drops it) while others write and compact: once reconnected,
+    its watches find their next revision compacted, the watch caches relist (serving what was written meanwhile)
+    and end their watchers, who then get 410 for the old resourceVersion, as upstream's cacher does."""
+    import threading
+
+    from tests.storage.etcd_servers import TCPProxy
+
+    main, leases = etcds
+    proxy = TCPProxy(main.port)
+    root = tempfile.mkdtemp(prefix="megaplane-etcd-partition-")
+    c = start_megaplane(root, "apiserver", ["--etcd-servers", proxy.url, "--etcd-request-timeout", "2s",
+                                            "--etcd-servers-overrides", f"coordination.k8s.io/leases#{leases.url}"])
+    try:
+        status, made = _request(c, "POST", "/api/v1/namespaces/default/configmaps",
+                                {**CM, "metadata": {"name": "before-cut", "namespace": "default"}})
+        assert status == 201
+        old_rv = made["metadata"]["resourceVersion"]
+        ended: List[bytes] = []
+
+        def watch() -> None:
+            with urllib.request.urlopen(c.url + f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={old_rv}"
+                                        "&timeoutSeconds=60", timeout=90) as r:
+                ended.append(r.read())
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        proxy.cut()
+        # Someone else writes and compacts meanwhile (straight to etcd, as another API server would), past the
+        # revision the cut-off server's watches resume from.
+        cm = {**CM, "metadata": {"name": "during-cut", "namespace": "default", "uid": "d1",
+                                 "creationTimestamp": "2026-12-02T00:00:00Z"}}
+        etcdctl(main.endpoint, "put", "/registry/configmaps/default/during-cut", json.dumps(cm))
+        etcdctl(main.endpoint, "put", "/registry/configmaps/default/during-cut", json.dumps(cm))  # a second revision
+        rev = json.loads(etcdctl(main.endpoint, "get", "/registry/configmaps/default/during-cut", "-w", "json"))
+        etcdctl(main.endpoint, "compact", str(rev["header"]["revision"]))
+        proxy.restore()
+        got = _wait("the relisted cache", lambda: (lambda r: r[1] if r[0] == 200 else None)(
+            _request(c, "GET", "/api/v1/namespaces/default/configmaps/during-cut")))
+        assert got["metadata"]["uid"] == "d1"
+        watcher.join(30)
+        assert ended, "the watch was not ended when its cache started over"
+        with urllib.request.urlopen(c.url + f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={old_rv}"
+                                    "&timeoutSeconds=5", timeout=30) as r:
+            lines = [json.loads(line) for line in r.read().splitlines() if line.strip()]
+        assert lines and lines[0]["type"] == "ERROR" and lines[0]["object"]["code"] == 410, lines
+    finally:
+        c.stop()
+        proxy.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -20,7 +20,7 @@ import pytest
 
 from tests.etcd.conftest import ETCD, ETCDCTL, free_port
 
-__all__ = ["EtcdProcess", "StoreProcess", "TLSEtcdProcess", "make_pki", "etcdctl", "ETCDCTL"]
+__all__ = ["EtcdProcess", "StoreProcess", "TLSEtcdProcess", "TCPProxy", "make_pki", "etcdctl", "ETCDCTL"]
 
 
 def etcdctl(endpoint: str, *args: str, timeout: float = 20.0) -> str:
@@ -198,3 +198,80 @@ class TLSEtcdProcess(EtcdProcess):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"etcd with TLS did not start; see {log.name}") from None
                 time.sleep(0.05)
+
+
+class TCPProxy:
+    """A TCP forwarder on loopback (in its own thread) that can cut every connection and refuse new ones:
+    a network partition between a client and etcd, with etcd itself still up for other clients."""
+
+    def __init__(self, target_port: int) -> None:
+        import asyncio
+        import threading
+
+        self.target_port = target_port
+        self.port = free_port()
+        self.open = True
+        self._writers: List[object] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.set_event_loop(self._loop)
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if not self.open:
+                writer.transport.abort()
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            except OSError:
+                writer.transport.abort()
+                return
+            self._writers += [writer, up_writer]
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        async def main() -> None:
+            self._server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+            self._ready.set()
+
+        self._loop.run_until_complete(main())
+        self._loop.run_forever()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cut(self) -> None:
+        """Drop every connection (RST) and refuse new ones until `restore`."""
+        def drop() -> None:
+            self.open = False
+            for w in self._writers:
+                w.transport.abort()  # type: ignore[attr-defined]
+            self._writers.clear()
+        self._loop.call_soon_threadsafe(drop)
+
+    def restore(self) -> None:
+        self._loop.call_soon_threadsafe(setattr, self, "open", True)
+
+    def stop(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
