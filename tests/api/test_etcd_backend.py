@@ -39,6 +39,14 @@ def _request(c: Cluster, method: str, path: str, body: Optional[Dict[str, Any]] 
         return e.code, json.loads(e.read() or b"{}")
 
 
+def _status(c: Cluster, path: str) -> int:
+    try:
+        with urllib.request.urlopen(c.url + path, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def _wait(what: str, check, deadline_s: float = 30.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + deadline_s
     while True:
@@ -188,10 +196,13 @@ def test_etcd_down_answers_promptly_then_recovers(cluster: Cluster, etcds: List[
         assert body["reason"] in ("ServerTimeout", "Timeout", "ServiceUnavailable"), body
         assert "Traceback" not in body.get("message", "")
         assert took < 10, f"an etcd outage took {took:.1f}s to answer"  # the 3 s etcd deadline, not a hang
-        # Reads of what the watch cache holds are still served, as kube-apiserver's cacher does.
+        # Reads of what the watch cache holds are still served, as kube-apiserver's cacher does; /readyz says
+        # the server is not ready (its etcd watch stream is down).
         assert _request(cluster, "GET", "/api/v1/namespaces/default")[0] == 200
+        _wait("/readyz to fail", lambda: _status(cluster, "/readyz") == 503)
     finally:
         main.start()
+    _wait("/readyz to pass again", lambda: _status(cluster, "/readyz") == 200)
     # Served again without a restart; the watch cache resumed its etcd watch without a gap.
     _wait("writes after etcd restarted", lambda: _request(
         cluster, "POST", "/api/v1/namespaces/default/configmaps",
