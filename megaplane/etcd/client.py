@@ -144,8 +144,10 @@ def _error(e: _RpcFailure, endpoint: str) -> EtcdError:
         return EtcdCompacted(text, name, endpoint)
     if _FUTURE in text:
         return EtcdFutureRevision(text, name, endpoint)
-    if _TOO_LARGE in text or name == "RESOURCE_EXHAUSTED":
+    if _TOO_LARGE in text or "larger than max" in text:  # etcd's --max-request-bytes, or gRPC's message limit
         return EtcdRequestTooLarge(text, name, endpoint)
+    if "too many requests" in text:  # etcd sheds load (ErrTooManyRequests): retry later
+        return EtcdUnavailable(text, name, endpoint)
     if _LEASE_NOT_FOUND in text:
         return EtcdLeaseNotFound(text, name, endpoint)
     if name == "DEADLINE_EXCEEDED" or any(t in text for t in _TIMED_OUT):

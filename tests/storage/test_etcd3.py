@@ -367,3 +367,22 @@ def test_compaction_protocol(server: EtcdProcess) -> None:
 
     _run(body)
     assert etcdctl(server.endpoint, "get", "compact_rev_key", "--print-value-only").strip().isdigit()
+
+
+def test_request_too_large(server: EtcdProcess) -> None:
+    """A value above etcd's --max-request-bytes (1.5 MiB by default) is RequestTooLargeError, which the API
+    layer answers as upstream does ("etcdserver: request is too large"), and nothing is written."""
+    from megaplane.storage import KeyNotFoundError, RequestTooLargeError
+
+    async def body() -> None:
+        s = _storage(server.url)
+        try:
+            big = b'{"metadata":{"name":"big"},"data":{"x":"' + b"x" * (2 << 20) + b'"}}'
+            with pytest.raises(RequestTooLargeError):
+                await s.create(b"/registry/configmaps/big/big", big)
+            with pytest.raises(KeyNotFoundError):
+                await s.get(b"/registry/configmaps/big/big")
+        finally:
+            await s.close()
+
+    _run(body)
