@@ -20,7 +20,7 @@ import pytest
 
 from tests.etcd.conftest import ETCD, ETCDCTL, free_port
 
-__all__ = ["EtcdProcess", "StoreProcess", "TLSEtcdProcess", "TCPProxy", "make_pki", "etcdctl", "ETCDCTL"]
+__all__ = ["EtcdProcess", "EtcdCluster", "StoreProcess", "TLSEtcdProcess", "TCPProxy", "make_pki", "etcdctl", "ETCDCTL"]
 
 
 def etcdctl(endpoint: str, *args: str, timeout: float = 20.0) -> str:
@@ -275,3 +275,46 @@ class TCPProxy:
         self._thread.join(5)
         if not self._thread.is_alive():
             self._loop.close()
+
+
+class EtcdCluster:
+    """A 3-member etcd cluster on loopback (each member its own data dir and ports)."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.root = tempfile.mkdtemp(prefix="megaplane-etcd-cluster-")
+        self.members = [EtcdProcess(os.path.join(self.root, f"m{i}")) for i in range(size)]
+        for i, m in enumerate(self.members):
+            os.makedirs(m.root, exist_ok=True)
+            m.name = f"m{i}"  # type: ignore[attr-defined]
+        initial = ",".join(f"m{i}=http://127.0.0.1:{m.peer_port}" for i, m in enumerate(self.members))
+        for i, m in enumerate(self.members):
+            m.command = _member_command(m, f"m{i}", initial)  # type: ignore[method-assign]
+
+    @property
+    def urls(self) -> List[str]:
+        return [m.url for m in self.members]
+
+    def start(self) -> "EtcdCluster":
+        for m in self.members:  # all at once: each waits for a quorum
+            log = open(os.path.join(m.root, "etcd.log"), "a")
+            m.proc = subprocess.Popen(m.command(), stdout=subprocess.DEVNULL, stderr=log)
+        for m in self.members:
+            assert m.proc is not None
+            _wait_healthy(m.endpoint, m.proc)
+        return self
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _member_command(m: EtcdProcess, name: str, initial: str):  # type: ignore[no-untyped-def]
+    def command() -> List[str]:
+        peer = f"http://127.0.0.1:{m.peer_port}"
+        return [ETCD, "--data-dir", m.data_dir, "--name", name,
+                "--listen-client-urls", m.url, "--advertise-client-urls", m.url,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", initial, "--initial-cluster-state", "new",
+                "--heartbeat-interval", "20", "--election-timeout", "200"]
+    return command
