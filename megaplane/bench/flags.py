@@ -60,10 +60,10 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--secondary-node-eviction-rate", type=float, default=None,
                    help="passed to the node lifecycle controller")
     g.add_argument("--profile", action="append", default=[], metavar="COMPONENT",
-                   help="py-spy record this process during the hold into DIR/profile-COMPONENT.svg: apiserver, "
+                   help="py-spy record this process from pod creation (or the hold) into DIR/profile-COMPONENT.svg: apiserver, "
                         "controller-manager, scheduler, fleet-0, ... (repeatable; needs py-spy and --report)")
     g.add_argument("--profile-seconds", type=parse_duration, default=30.0,
-                   help="how long each profile records, from the start of the hold (30s)")
+                   help="how long each profile records (30s)")
     for component in ("apiserver", "controller-manager", "scheduler", "fleet"):
         g.add_argument(f"--{component}-arg", action="append", default=[], metavar="FLAG",
                        help=f"an extra flag for megaplane {component} (repeatable), e.g. --{component}-arg=-v=1")

@@ -150,8 +150,7 @@ class Run:
         return took
 
     async def hold(self, seconds: float, what: str = "holding") -> None:
-        if what == "holding" and not self.profiled:
-            self.profiled = True
+        if what == "holding":
             self.start_profiles(min(seconds, self.config.profile_seconds))
         end = time.monotonic() + seconds
         last = 0.0
@@ -164,10 +163,12 @@ class Run:
             await asyncio.sleep(min(0.5, left))
 
     def start_profiles(self, seconds: float) -> None:
-        """py-spy record of each --profile component for `seconds` (where its time goes, for the report)."""
+        """py-spy record of each --profile component for `seconds` (where its time goes, for the report),
+        once per run: from the start of pod creation, or of the hold when there are no pods."""
         c = self.config
-        if not c.profile or seconds <= 0:
+        if not c.profile or seconds <= 0 or self.profiled:
             return
+        self.profiled = True
         py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
         by_name = {p.name: p for p in self.cluster.processes if p.alive()}
         for name in c.profile:
@@ -264,6 +265,7 @@ class Run:
             remaining -= replicas
             self.deployments[f"bench-{i}"] = replicas
         say(f"{what}: {self.pods_total:,} pods in {count} Deployments of up to {per}")
+        self.start_profiles(c.profile_seconds)  # pod creation is where the controllers and scheduler work
         failed = await self.gather(sorted(self.deployments.items()), lambda item: deployments.create(
             deployment(item[0], c.namespace, item[1], c.pod_toleration_seconds)), concurrency=16)
         if failed:
