@@ -133,6 +133,7 @@ class _Connection(asyncio.Protocol):
         #: Resolved once connection_made ran (uvloop may run it after create_connection returned).
         self.made: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
         self._headers_cache: Dict[bytes, bytes] = {}
+        self._decoded: Dict[bytes, List[Any]] = {}
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -286,9 +287,24 @@ class _Connection(asyncio.Protocol):
         for call in list(self.calls.values()):
             self._flush(call)
 
+    def _decode(self, block: bytes) -> List[Any]:
+        """A header block's fields; a block of indexed fields only leaves the dynamic table as it was, so its
+        decoding is cached until a block that may change the table arrives (grpc-go indexes everything: after
+        the first response, headers and trailers are all-indexed and cost a dict lookup, as in `connection`)."""
+        cached = self._decoded.get(block)
+        if cached is not None:
+            return cached
+        fields: List[Any] = self.decoder.decode(block, raw=True)
+        if all(b & 0x80 for b in block):
+            if len(self._decoded) < 256:
+                self._decoded[block] = fields
+        else:
+            self._decoded.clear()
+        return fields
+
     def _headers(self, sid: int, flags: int, block: bytes) -> None:
         try:
-            fields = self.decoder.decode(block, raw=True)
+            fields = self._decode(block)
         except Exception as e:  # a compression error ends the connection
             self._fail_connection(f"bad HPACK block: {e}")
             return
