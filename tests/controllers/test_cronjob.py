@@ -183,9 +183,11 @@ def run(cluster: Cluster, body: Callable[[Harness], Awaitable[None]]) -> None:
         await h.controller.start()
         try:
             await body(h)
+            await h.settle()  # no request in flight when the client closes: every connection is closed
         finally:
             await h.controller.stop()
             await h.client.close()
+            await asyncio.sleep(0.1)  # the transports' close callbacks run before the loop goes
     asyncio.run(main())
 
 
@@ -318,8 +320,8 @@ def test_validation_and_printing(up: Cluster) -> None:
                               "CONTAINERS", "IMAGES", "SELECTOR"]
     row = [line for line in out if line.startswith("shown ")][0].split()
     assert row[1:6] == ["0", "0", "1", "1", "*"] and row[6:10] == ["<none>", "False", "0", "<none>"]
-    assert kubernetes.client.BatchV1Api(up.api_client()).read_namespaced_cron_job("shown", NS).spec.schedule == \
-        "0 0 1 1 *"
+    with up.api_client() as api:
+        assert kubernetes.client.BatchV1Api(api).read_namespaced_cron_job("shown", NS).spec.schedule == "0 0 1 1 *"
 
 
 def test_a_cron_job_runs_a_job_on_schedule(up: Cluster) -> None:

@@ -40,8 +40,9 @@ def up() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def core(up: Cluster) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(up.api_client())
+def core(up: Cluster) -> Iterator[kubernetes.client.CoreV1Api]:
+    with up.api_client() as api:  # closed here, not by a finalizer at some later garbage collection
+        yield kubernetes.client.CoreV1Api(api)
 
 
 def get(up: Cluster, *args: str) -> Any:
@@ -203,18 +204,20 @@ def test_owners_deleted_while_the_collector_was_down_are_collected_after_a_resta
     data = ["--data-dir", os.path.join(root, "data"), "--nodes", "0", "--scheduler=false"]
     c = start_megaplane(root, "up", data + ["--controllers", "namespace,serviceaccount"], timeout=60)
     try:
-        core = kubernetes.client.CoreV1Api(c.api_client())
-        owner = configmap(core, "down-owner")
-        dep = configmap(core, "down-dep", [ref(owner)])
-        grand = configmap(core, "down-grand", [{"apiVersion": "v1", "kind": "ConfigMap", "name": "down-dep",
-                                                "uid": dep.metadata.uid}])
-        core.delete_namespaced_config_map("down-owner", NS)
-        assert core.read_namespaced_config_map("down-dep", NS).metadata.uid == dep.metadata.uid  # nobody collects
+        with c.api_client() as api:
+            core = kubernetes.client.CoreV1Api(api)
+            owner = configmap(core, "down-owner")
+            dep = configmap(core, "down-dep", [ref(owner)])
+            grand = configmap(core, "down-grand", [{"apiVersion": "v1", "kind": "ConfigMap", "name": "down-dep",
+                                                    "uid": dep.metadata.uid}])
+            core.delete_namespaced_config_map("down-owner", NS)
+            assert core.read_namespaced_config_map("down-dep", NS).metadata.uid == dep.metadata.uid  # nobody collects
         c.stop()
         c = start_megaplane(root, "up", data + ["--controllers", "*"], timeout=60)
-        core = kubernetes.client.CoreV1Api(c.api_client())
-        eventually(lambda: cm_or_none(core, "down-dep") is None, "the orphaned dependent to be collected")
-        eventually(lambda: cm_or_none(core, "down-grand") is None, "its own dependent to follow")
+        with c.api_client() as api:
+            core = kubernetes.client.CoreV1Api(api)
+            eventually(lambda: cm_or_none(core, "down-dep") is None, "the orphaned dependent to be collected")
+            eventually(lambda: cm_or_none(core, "down-grand") is None, "its own dependent to follow")
         assert grand.metadata.uid
     finally:
         c.stop()

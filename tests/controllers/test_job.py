@@ -37,13 +37,15 @@ def up() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def core(up: Cluster) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(up.api_client())
+def core(up: Cluster) -> Iterator[kubernetes.client.CoreV1Api]:
+    with up.api_client() as api:  # closed here, not by a finalizer at some later garbage collection
+        yield kubernetes.client.CoreV1Api(api)
 
 
 @pytest.fixture(scope="module")
-def batch(up: Cluster) -> kubernetes.client.BatchV1Api:
-    return kubernetes.client.BatchV1Api(up.api_client())
+def batch(up: Cluster) -> Iterator[kubernetes.client.BatchV1Api]:
+    with up.api_client() as api:
+        yield kubernetes.client.BatchV1Api(api)
 
 
 def job_body(name: str, *, completions: Optional[int] = 1, parallelism: int = 1, backoff_limit: int = 6,
@@ -109,8 +111,9 @@ class ActiveWatch:
 
     def stop(self) -> None:
         self.stopped = True
-        self._w.stop()
-        self._thread.join(10)
+        self._w.stop()  # closes the stream's connection, so the thread's read ends now
+        self._thread.join(15)
+        assert not self._thread.is_alive(), "the pod watch did not end"
 
 
 def test_five_completions_two_at_a_time_complete_and_go_after_their_ttl(
