@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Set, Tuple
+from typing import AbstractSet, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 __all__ = [
     "FINALIZER_DELETE_DEPENDENTS",
@@ -117,7 +117,8 @@ class Node:
                  being_deleted: bool = False, deleting_dependents: bool = False) -> None:
         self.identity = identity
         self.owners = owners
-        self.dependents: Set[Node] = set()
+        # Most objects (pods) own nothing: they share one empty set until a first dependent comes.
+        self.dependents: AbstractSet[Node] = _NO_DEPENDENTS
         self.being_deleted = being_deleted
         self.deleting_dependents = deleting_dependents
         self.virtual = virtual
@@ -132,8 +133,18 @@ class Node:
         n = Node(self.identity, self.owners, virtual=self.virtual, being_deleted=self.being_deleted,
                  deleting_dependents=self.deleting_dependents)
         n.observed = self.observed
-        n.dependents = set(self.dependents)
+        n.dependents = set(self.dependents) if self.dependents else _NO_DEPENDENTS
         return n
+
+    def add_dependent(self, node: "Node") -> None:
+        if self.dependents is _NO_DEPENDENTS:
+            self.dependents = set()
+        assert isinstance(self.dependents, set)
+        self.dependents.add(node)
+
+    def remove_dependent(self, node: "Node") -> None:
+        if isinstance(self.dependents, set):
+            self.dependents.discard(node)
 
     def blocking_dependents(self) -> List["Node"]:
         """Dependents whose reference to this node has blockOwnerDeletion (they hold a foreground deletion)."""
@@ -141,6 +152,7 @@ class Node:
         return [d for d in self.dependents if any(o.uid == uid and o.block_owner_deletion for o in d.owners)]
 
 
+_NO_DEPENDENTS: AbstractSet[Node] = frozenset()
 Enqueue = Callable[[Node], None]
 
 
@@ -279,8 +291,8 @@ class Graph:
         for o in node.owners:
             owner = self.uid_to_node.get(o.uid)
             if owner is not None and old in owner.dependents:
-                owner.dependents.discard(old)
-                owner.dependents.add(node)
+                owner.remove_dependent(old)
+                owner.add_dependent(node)
 
     def _insert(self, node: Node) -> None:
         self.uid_to_node[node.identity.uid] = node
@@ -294,10 +306,10 @@ class Graph:
             if owner is None:
                 owner = Node(o.coordinates(node.identity.namespace), virtual=True)
                 self.uid_to_node[o.uid] = owner
-                owner.dependents.add(node)
+                owner.add_dependent(node)
                 self.attempt_to_delete(owner)  # the collector confirms it exists or deletes the virtual node
                 continue
-            owner.dependents.add(node)
+            owner.add_dependent(node)
             if suspicious:
                 continue
             oid = owner.identity
@@ -314,7 +326,7 @@ class Graph:
         for o in owners:
             owner = self.uid_to_node.get(o.uid)
             if owner is not None:
-                owner.dependents.discard(node)
+                owner.remove_dependent(node)
 
     def _unblocked_owners(self, removed: Iterable[OwnerRef], changed: Iterable[Tuple[OwnerRef, OwnerRef]]) -> None:
         """Owners deleting in the foreground that this dependent stopped blocking: look at them again."""
