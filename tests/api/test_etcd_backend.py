@@ -321,3 +321,37 @@ def test_compacted_while_partitioned_relists(etcds: List[EtcdProcess]) -> None:
         c.stop()
         proxy.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_apiserver_waits_for_etcd_at_start() -> None:
+    """Started before its etcd (as a whole cluster coming up at once), the API server waits for it."""
+    import threading
+
+    late = EtcdProcess()
+    root = tempfile.mkdtemp(prefix="megaplane-etcd-late-")
+    log = os.path.join(root, "apiserver.log")
+
+    def start_when_waited_for() -> None:  # etcd comes up only once the API server said it is waiting
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if os.path.exists(log):
+                with open(log) as f:
+                    if "waiting for etcd" in f.read():
+                        break
+            time.sleep(0.05)
+        late.start()
+
+    starter = threading.Thread(target=start_when_waited_for)
+    starter.start()
+    try:
+        c = start_megaplane(root, "apiserver", ["--etcd-servers", late.url])
+        try:
+            assert "kube-system" in c.ok("get", "namespaces")
+        finally:
+            c.stop()
+        with open(log) as f:
+            assert "waiting for etcd" in f.read()
+    finally:
+        starter.join()
+        late.stop()
+        shutil.rmtree(root, ignore_errors=True)

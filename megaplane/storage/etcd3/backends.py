@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ...apimachinery.resources import RESOURCES, lookup
 from ...etcd.client import ClientConfig, EtcdClient, EtcdError
@@ -160,6 +160,8 @@ class EtcdBackends:
         self._pollers: List[_CountPoller] = []
         self._prefixes: Dict[Tuple[str, ...], List[bytes]] = {}
         self._started = False
+        #: How long `start` waits for each cluster to answer.
+        self.startup_timeout = 30.0
 
     def __repr__(self) -> str:
         return f"<EtcdBackends {list(self.storages)}>"
@@ -187,12 +189,25 @@ class EtcdBackends:
             out.update(p.counts)
         return out
 
+    async def _reachable(self, servers: Tuple[str, ...], s: Etcd3Storage) -> Any:
+        """The cluster's status, waiting up to `startup_timeout` for it to answer (as kube-apiserver waits)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.startup_timeout
+        warned = False
+        while True:
+            try:
+                return await s.client.status(timeout=min(self.config.request_timeout, 5.0))
+            except EtcdError as e:
+                if loop.time() >= deadline:
+                    raise RuntimeError(f"etcd {','.join(servers)} is not reachable: {e.message}") from None
+                if not warned:
+                    log.warning("waiting for etcd %s (%s)", ",".join(servers), e.message)
+                    warned = True
+                await asyncio.sleep(0.5)
+
     async def start(self) -> None:
         for servers, s in self.storages.items():
-            try:
-                status = await s.client.status()
-            except EtcdError as e:
-                raise RuntimeError(f"etcd {','.join(servers)} is not reachable: {e.message}") from None
+            status = await self._reachable(servers, s)
             log.info("etcd %s: version %s, revision %d", ",".join(servers), status.version, status.header.revision)
             compactor = Compactor(s.client, self.config.compaction_interval)
             compactor.start()
