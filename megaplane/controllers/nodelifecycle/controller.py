@@ -825,6 +825,7 @@ class NodeLifecycleController:
                             raise
                         current = await self.leases.get(cfg.canary_name, cfg.canary_namespace)
                         self._canary_rv = str(current["metadata"].get("resourceVersion", ""))
+                        continue  # left by an earlier run: write over it now
                 self.stats["canaries"] += 1
             except asyncio.CancelledError:
                 raise
