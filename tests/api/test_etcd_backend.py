@@ -355,3 +355,24 @@ def test_apiserver_waits_for_etcd_at_start() -> None:
         starter.join()
         late.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_apiserver_on_megaplane_store() -> None:
+    """The same backend on `megaplane store` (megaplane's own etcd v3 API): kubectl works, etcdctl sees the keys."""
+    from tests.storage.etcd_servers import StoreProcess
+
+    store = StoreProcess().start()
+    root = tempfile.mkdtemp(prefix="megaplane-on-store-")
+    try:
+        c = start_megaplane(root, "apiserver", ["--etcd-servers", store.url])
+        try:
+            c.ok("create", "-f", "-", input=json.dumps(CM))
+            assert json.loads(c.ok("get", "configmap", "c1", "-o", "json"))["data"] == {"k": "v"}
+            assert "/registry/configmaps/default/c1" in _keys(store)
+            c.ok("delete", "configmap", "c1")
+            assert "/registry/configmaps/default/c1" not in _keys(store)
+        finally:
+            c.stop()
+    finally:
+        store.stop()
+        shutil.rmtree(root, ignore_errors=True)
