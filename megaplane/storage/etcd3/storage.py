@@ -379,9 +379,14 @@ class Etcd3Storage:
                     raise KeyNotFoundError(key)
                 return obj
             data = _encoded(value)
-            if current is not None and (data == obj.data if obj is not None else False):
-                return current.obj
-            if current is not None and not suggested and data == current.raw:
+            if current is not None and obj is not None and (data == obj.data or (current.raw and data == current.raw)):
+                # Nothing to write; on a guess, only a fresh read can say the object is really this one.
+                if suggested:
+                    fresh = await self._read(key)
+                    suggested = False
+                    if not _same(fresh, current):
+                        current = fresh
+                        continue
                 return current.obj
             ok, rev, kv, lease = await self._cas_put(key, obj.revision if obj is not None else 0, data, ttl)
             if ok:
