@@ -4,8 +4,9 @@ Owns etcd's protobuf messages (`pb`, generated from etcd.proto; the only
 package that imports etcd_pb2), a gRPC server over HTTP/2 (`grpc`, generic:
 it knows neither etcd nor the store), the translation between etcd
 messages and the store's types (`convert`), the etcd services over the
-embedded store (`server`), and the client calls megaplane's own tools make
-to an etcd endpoint (`client`). It builds on `megaplane.store`; the store
+embedded store (`server`), and the client of etcd clusters (`client`:
+what storage.etcd3 and megaplane's own tools call, on grpc's own client or
+grpc.aio). It builds on `megaplane.store`; the store
 never imports it (.importlinter).
 """
 
