@@ -5,7 +5,7 @@ package that imports etcd_pb2), a gRPC server over HTTP/2 (`grpc`, generic:
 it knows neither etcd nor the store), the translation between etcd
 messages and the store's types (`convert`), the etcd services over the
 embedded store (`server`), and the client of etcd clusters (`client`:
-what storage.etcd3 and megaplane's own tools call, on grpc's own client or
+what storage.etcd3 and megaplane's own tools call, over megaplane.etcd.grpc's client or
 grpc.aio). It builds on `megaplane.store`; the store
 never imports it (.importlinter).
 """
