@@ -637,6 +637,7 @@ class WatchSession:
         self._task: Optional["asyncio.Task[None]"] = None
         self._closed = False
         self.connected = False
+        self._progress_pending = False
         #: Whether this member's progress notifications may be trusted as "every event up to R was sent"
         #: (etcd >= 3.5.13, as kube-apiserver checks; megaplane's store reports 3.5.17).
         self.progress_trusted = False
@@ -655,7 +656,10 @@ class WatchSession:
             self._send_create(sub)
 
     def request_progress(self) -> None:
-        if self.connected:
+        """Ask etcd for a progress notification for every watch on the stream (one outstanding at a time:
+        the answer covers whoever asked meanwhile)."""
+        if self.connected and not self._progress_pending:
+            self._progress_pending = True
             self._queue.put_nowait(pb.WatchRequest(progress_request=pb.WatchProgressRequest()))
 
     def _send_create(self, sub: Subscription) -> None:
@@ -701,6 +705,7 @@ class WatchSession:
             sender = loop.create_task(self._send(call, self._queue))
             try:
                 self.connected = True
+                self._progress_pending = False
                 self._creating = []
                 self._by_id = {}
                 for sub in list(self._subs):
@@ -768,6 +773,7 @@ class WatchSession:
             sub.on_reconnect()
             return
         if resp.watch_id == -1 and not resp.events:  # a progress request's answer, for every watch on the stream
+            self._progress_pending = False
             for sub in list(self._by_id.values()):
                 self._progress(sub, rev)
             return
