@@ -89,6 +89,8 @@ _TOO_LARGE = "request is too large"
 _LEASE_NOT_FOUND = "requested lease not found"
 _TIMED_OUT = ("request timed out", "timed out")
 
+# A progress request unanswered this long (seconds) may be asked again.
+_PROGRESS_RETRY = 5.0
 # Reconnect backoff (clientv3 uses 50 ms doubling to about 1 s, jittered, for its balancer).
 _BACKOFF_START = 0.05
 _BACKOFF_MAX = 1.0
@@ -638,6 +640,7 @@ class WatchSession:
         self._closed = False
         self.connected = False
         self._progress_pending = False
+        self._progress_asked = 0.0
         #: Whether this member's progress notifications may be trusted as "every event up to R was sent"
         #: (etcd >= 3.5.13, as kube-apiserver checks; megaplane's store reports 3.5.17).
         self.progress_trusted = False
@@ -658,8 +661,10 @@ class WatchSession:
     def request_progress(self) -> None:
         """Ask etcd for a progress notification for every watch on the stream (one outstanding at a time:
         the answer covers whoever asked meanwhile)."""
-        if self.connected and not self._progress_pending:
+        now = asyncio.get_running_loop().time()
+        if self.connected and (not self._progress_pending or now - self._progress_asked > _PROGRESS_RETRY):
             self._progress_pending = True
+            self._progress_asked = now
             self._queue.put_nowait(pb.WatchRequest(progress_request=pb.WatchProgressRequest()))
 
     def _send_create(self, sub: Subscription) -> None:
