@@ -388,12 +388,17 @@ def test_stopped_node_goes_unknown_is_tainted_its_pods_evicted_and_recovers(core
     core.delete_namespaced_pod("patient", "default", grace_period_seconds=0)
 
 
-def test_kubelet_reporting_not_ready_gets_the_not_ready_taints(core: kubernetes.client.CoreV1Api) -> None:
+def test_kubelet_reporting_not_ready_gets_the_not_ready_taints_then_unreachable_swapped_in(core: kubernetes.client.CoreV1Api) -> None:
     _fault(core, "node-1", "not-ready")
     node = eventually(lambda: _if(core.read_node("node-1"), lambda n: {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")}
                                   <= set(_taints(n))), "node-1 not-ready taints", timeout=30)
     assert _ready(node) == "False"
     assert (UNREACHABLE, "NoExecute") not in _taints(node)  # swapped, never both
+    # The kubelet then stops altogether: Unknown, and the not-ready NoExecute taint swapped for unreachable.
+    _fault(core, "node-1", "stop-heartbeat")
+    node = eventually(lambda: _if(core.read_node("node-1"), lambda n: (UNREACHABLE, "NoExecute") in _taints(n)),
+                      "node-1's taint swapped to unreachable", timeout=30)
+    assert _ready(node) == "Unknown" and (NOT_READY, "NoExecute") not in _taints(node)
     _fault(core, "node-1", None)
     eventually(lambda: not _taints(core.read_node("node-1")), "node-1 untainted", timeout=30)
 
