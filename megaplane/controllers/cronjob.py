@@ -22,7 +22,7 @@ Jobs; a sync of one CronJob
 Schedules are parsed by `megaplane.apimachinery.cron` (robfig/cron's
 grammar), in `spec.timeZone` (UTC when unset). Time is the controller's
 clock, so a FakeClock drives it in tests. `workers` is
---concurrent-cron-job-syncs (5). Not here: Events, metrics.
+--concurrent-cron-job-syncs (5). Not here: metrics.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from megaplane.client import (
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
+from .events import EventRecorder
 from .podutil import controller_of, controller_ref
 
 __all__ = ["CronJobController", "job_name", "most_recent_schedule_time", "next_schedule_delay"]
@@ -158,8 +159,19 @@ class CronJobController(QueueController):
         self.cronjob_informer.add_event_handler(self._enqueue, self._cronjob_updated, self._cronjob_deleted)
         self.job_informer.add_event_handler(self._job_changed, lambda old, new: self._job_changed(new),
                                             self._job_deleted)
+        self.recorder = EventRecorder(client, "cronjob-controller", clock=clock)
         self.created = 0
         self.deleted = 0
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.recorder.stop()
+
+    def _event(self, cronjob: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+        meta = cronjob["metadata"]
+        self.recorder.event({"kind": KIND, "apiVersion": API_VERSION, "name": meta["name"],
+                             "namespace": meta["namespace"], "uid": meta["uid"],
+                             "resourceVersion": str(meta.get("resourceVersion") or "")}, event_type, reason, message)
 
     # -- event handlers ---------------------------------------------------------------------------
 
@@ -252,10 +264,12 @@ class CronJobController(QueueController):
                 if any(a.get("uid") == uid for a in (fresh.get("status") or {}).get("active") or ()):
                     status["active"] = list(fresh["status"]["active"])
                     continue
-                log.info("%s: %s/%s: saw a job that the controller did not create or forgot: %s", self.name,
-                         meta["namespace"], meta["name"], job["metadata"]["name"])
+                self._event(cronjob, "Warning", "UnexpectedJob",
+                            f"Saw a job that the controller did not create or forgot: {job['metadata']['name']}")
             elif in_active and finished is not None:
                 status["active"] = [a for a in status["active"] if a.get("uid") != uid]
+                self._event(cronjob, "Normal", "SawCompletedJob",
+                            f"Saw completed job: {job['metadata']['name']}, condition: {finished}")
                 changed = True
             elif finished == "Complete":
                 # Not necessarily in the active list: any success moves lastSuccessfulTime.
@@ -272,6 +286,7 @@ class CronJobController(QueueController):
             try:
                 await self.jobs.get(str(ref.get("name")), str(ref.get("namespace") or meta["namespace"]))
             except NotFoundError:
+                self._event(cronjob, "Normal", "MissingJob", f"Active job went missing: {ref.get('name')}")
                 status["active"] = [a for a in status["active"] if a.get("uid") != ref.get("uid")]
                 changed = True
         if meta.get("deletionTimestamp"):
@@ -281,37 +296,39 @@ class CronJobController(QueueController):
             try:
                 load_location(zone)
             except CronError as exc:
-                log.info("%s: %s/%s: invalid timeZone %r: %s", self.name, meta["namespace"], meta["name"], zone, exc)
+                self._event(cronjob, "Warning", "UnknownTimeZone", f'invalid timeZone: "{zone}": {exc}')
                 return None, changed
         if spec.get("suspend"):
             return None, changed
         try:
             sched = parse_standard(_schedule_text(cronjob))
         except CronError as exc:
-            log.info("%s: %s/%s: unparseable schedule %r: %s", self.name, meta["namespace"], meta["name"],
-                     spec.get("schedule"), exc)
+            self._event(cronjob, "Warning", "UnparseableSchedule",
+                        f'unparseable schedule: "{spec.get("schedule")}" : {exc}')
             return None, changed
         try:
             _, scheduled, missed = most_recent_schedule_time(cronjob, now, sched, True)
         except CronError as exc:
-            log.info("%s: %s/%s: invalid schedule %r: %s", self.name, meta["namespace"], meta["name"],
-                     spec.get("schedule"), exc)
+            self._event(cronjob, "Warning", "InvalidSchedule", f"invalid schedule: {spec.get('schedule')} : {exc}")
             return None, changed
         if missed > TOO_MANY_MISSED:
-            log.info("%s: %s/%s: too many missed start times: %d. Set or decrease .spec.startingDeadlineSeconds or "
-                     "check clock skew", self.name, meta["namespace"], meta["name"], missed)
+            self._event(cronjob, "Warning", "TooManyMissedTimes",
+                        f"too many missed start times: {missed}. Set or decrease .spec.startingDeadlineSeconds or "
+                        "check clock skew")
         if scheduled is None or scheduled > now:
             return next_schedule_delay(cronjob, now, sched), changed
         deadline = spec.get("startingDeadlineSeconds")
         if deadline is not None and scheduled + float(deadline) < now:
-            log.info("%s: %s/%s: missed scheduled time to start a job: %s", self.name, meta["namespace"],
-                     meta["name"], _stamp(scheduled))
+            when = datetime.datetime.fromtimestamp(scheduled, datetime.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+            self._event(cronjob, "Warning", "MissSchedule", f"Missed scheduled time to start a job: {when}")
             return next_schedule_delay(cronjob, now, sched), changed
         name = job_name(cronjob, scheduled)
         if any(a.get("name") == name for a in status["active"]) or _time(status.get("lastScheduleTime")) == scheduled:
             return next_schedule_delay(cronjob, now, sched), changed
         policy = spec.get("concurrencyPolicy") or "Allow"
         if policy == "Forbid" and status["active"]:
+            self._event(cronjob, "Normal", "JobAlreadyActive",
+                        "Not starting job because prior execution is running and concurrency policy is Forbid")
             return next_schedule_delay(cronjob, now, sched), changed
         if policy == "Replace":
             for ref in list(status["active"]):
@@ -328,14 +345,19 @@ class CronJobController(QueueController):
         try:
             created = await self.jobs.create(body, meta["namespace"])
             self.created += 1
-            log.info("%s: %s/%s: created job %s", self.name, meta["namespace"], meta["name"], name)
+            self._event(cronjob, "Normal", "SuccessfulCreate", f"Created job {name}")
         except AlreadyExistsError:
+            log.info("%s: %s/%s: job %s already exists", self.name, meta["namespace"], meta["name"], name)
             created = await self.jobs.get(name, meta["namespace"])
             owner = controller_of(created)
             if owner is None or owner.get("uid") != meta["uid"]:
                 return None, changed  # someone else's Job: they keep the status
             if any(a.get("uid") == created["metadata"]["uid"] for a in status["active"]):
                 return None, changed
+        except StatusError as exc:
+            if "NamespaceTerminating" not in str((exc.details or {}).get("causes") or ""):
+                self._event(cronjob, "Warning", "FailedCreate", f"Error creating job: {exc.message}")
+            raise
         status["active"].append(_job_ref(created))
         status["lastScheduleTime"] = _stamp(scheduled)
         return next_schedule_delay(cronjob, now, sched), True
@@ -386,9 +408,10 @@ class CronJobController(QueueController):
         except NotFoundError:
             pass
         except StatusError as exc:
-            log.info("%s: deleting job %s/%s: %s", self.name, meta["namespace"], meta["name"], exc)
+            self._event(cronjob, "Warning", "FailedDelete", f"Deleted job: {exc.message}")
             return False
         self.deleted += 1
+        self._event(cronjob, "Normal", "SuccessfulDelete", f"Deleted job {meta['name']}")
         status = cronjob["status"]
         status["active"] = [a for a in status["active"] if a.get("uid") != meta["uid"]]
         return True

@@ -25,7 +25,7 @@ As kube-controller-manager 1.32's job controller (pkg/controller/job):
   its pods) get the finalizer removed from a queue of their own.
 
 `workers` is --concurrent-job-syncs (5). Not here: backoffLimitPerIndex and
-FailIndex, successPolicy, managedBy, Events, metrics.
+FailIndex, successPolicy, managedBy, metrics.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from megaplane.client.workqueue import RateLimitingQueue, default_controller_rat
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
+from .events import EventRecorder
 from .expectations import ControllerExpectations
 from .jobutil import (
     COMPLETION_INDEX_ANNOTATION,
@@ -176,6 +177,7 @@ class JobController(QueueController):
                                                          indexers={CONTROLLER_UID_INDEX: _controller_uid_index}))
         self.job_informer.add_event_handler(self._enqueue_now, self._job_updated, self._job_deleted)
         self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.recorder = EventRecorder(client, "job-controller", clock=clock)
         self.orphan_queue: RateLimitingQueue[Hashable] = RateLimitingQueue(
             default_controller_rate_limiter(clock), name="job_orphan_pod", clock=clock)
         self._orphan_workers: Workers[Hashable] = Workers("job-orphan-pods", self.orphan_queue, self._handle_orphan, 1)
@@ -189,6 +191,13 @@ class JobController(QueueController):
     async def stop(self) -> None:
         await self._orphan_workers.stop()
         await super().stop()
+        await self.recorder.stop()
+
+    def _event(self, job: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+        meta = job["metadata"]
+        self.recorder.event({"kind": KIND, "apiVersion": API_VERSION, "name": meta["name"],
+                             "namespace": meta["namespace"], "uid": meta["uid"],
+                             "resourceVersion": str(meta.get("resourceVersion") or "")}, event_type, reason, message)
 
     # -- event handlers ---------------------------------------------------------------------------
 
@@ -404,7 +413,7 @@ class JobController(QueueController):
         suspend_changed = False
         manage_error: Optional[BaseException] = None
         if ctx.finished_condition is not None:
-            deleted_ready, deleted, manage_error = await self._delete_active_pods(ctx.active_pods)
+            deleted_ready, deleted, manage_error = await self._delete_active_pods(job, ctx.active_pods)
             if deleted != active or not satisfied:
                 # Not finished yet: finalizers may remain, or pods the informer has not shown us.
                 ctx.finished_condition = None
@@ -433,10 +442,13 @@ class JobController(QueueController):
                 if suspended:
                     suspend_changed = ensure_condition_status(conditions, "Suspended", "True", "JobSuspended",
                                                               "Job suspended", now)
+                    if suspend_changed:
+                        self._event(job, "Normal", "Suspended", "Job suspended")
                 else:
                     suspend_changed = ensure_condition_status(conditions, "Suspended", "False", "JobResumed",
                                                               "Job resumed", now)
                     if suspend_changed:
+                        self._event(job, "Normal", "Resumed", "Job resumed")
                         # activeDeadlineSeconds counts the time continuously active: it starts again.
                         status["startTime"] = _stamp(now)
                 if not conditions:
@@ -518,7 +530,7 @@ class JobController(QueueController):
         parallelism = int(spec.get("parallelism", 1))
         if spec.get("suspend"):
             victims = self._pods_for_removal(ctx, active)
-            ready, removed = await self._delete_job_pods(key, victims)
+            ready, removed = await self._delete_job_pods(ctx.job, key, victims)
             ctx.terminating += removed
             ctx.ready -= ready
             return active - removed
@@ -530,7 +542,7 @@ class JobController(QueueController):
         surplus = max(0, active - want)
         victims = self._pods_for_removal(ctx, surplus)[:MAX_POD_CREATE_DELETE_PER_SYNC]
         if victims:
-            ready, removed = await self._delete_job_pods(key, victims)
+            ready, removed = await self._delete_job_pods(ctx.job, key, victims)
             ctx.terminating += removed
             ctx.ready -= ready
             return active - removed  # creates and deletes never in one sync; deletes first
@@ -587,8 +599,13 @@ class JobController(QueueController):
             name = job["metadata"]["name"]
             body["spec"]["hostname"] = f"{name}-{index}"
             meta["generateName"] = _generate_name_with_index(name, index)
-        await self.pods.create(body, namespace)
+        try:
+            created = await self.pods.create(body, namespace)
+        except StatusError as exc:
+            self._event(job, "Warning", "FailedCreate", f"Error creating: {exc.message}")
+            raise
         self.created += 1
+        self._event(job, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
 
     def _pods_for_removal(self, ctx: _SyncContext, count: int) -> List[Obj]:
         """Which active pods go first (activePodsForRemoval): Indexed duplicates and out-of-range, then ranked."""
@@ -611,19 +628,30 @@ class JobController(QueueController):
         ranked = first + rank_for_deletion(pods, pods, self.clock.time())
         return ranked[:count]
 
-    async def _delete_job_pods(self, key: str, pods: List[Obj]) -> Tuple[int, int]:
+    async def _delete_pod(self, job: Obj, pod: Obj) -> None:
+        """podControl.DeletePod: the delete and its event (a pod already gone is not an error here)."""
+        meta = pod["metadata"]
+        try:
+            await self.pods.delete(meta["name"], meta["namespace"])
+        except NotFoundError:
+            raise
+        except StatusError as exc:
+            self._event(job, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
+            raise
+        self.deleted += 1
+        self._event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+
+    async def _delete_job_pods(self, job: Obj, key: str, pods: List[Obj]) -> Tuple[int, int]:
         """Remove the finalizer, then delete (deleteJobPods): (ready ones deleted, deleted)."""
         if not pods:
             return 0, 0
         self.expectations.expect_deletions(key, [object_key(p) for p in pods])
 
         async def one(pod: Obj) -> None:
-            meta = pod["metadata"]
             try:
                 if has_tracking_finalizer(pod):
                     await self._remove_finalizer(pod)
-                await self.pods.delete(meta["name"], meta["namespace"])
-                self.deleted += 1
+                await self._delete_pod(job, pod)
             except NotFoundError:
                 self.expectations.deletion_observed(key, object_key(pod))
             except BaseException:
@@ -637,14 +665,12 @@ class JobController(QueueController):
             raise errors[0]
         return ready, len(pods)
 
-    async def _delete_active_pods(self, pods: List[Obj]) -> Tuple[int, int, Optional[BaseException]]:
+    async def _delete_active_pods(self, job: Obj, pods: List[Obj]) -> Tuple[int, int, Optional[BaseException]]:
         """A finished Job's active pods go (deleteActivePods): (ready deleted, deleted, first error)."""
 
         async def one(pod: Obj) -> None:
-            meta = pod["metadata"]
             try:
-                await self.pods.delete(meta["name"], meta["namespace"])
-                self.deleted += 1
+                await self._delete_pod(job, pod)
             except NotFoundError:
                 pass
 
@@ -726,10 +752,16 @@ class JobController(QueueController):
         if not conditions:
             del status["conditions"]
         needs_flush = await self._flush_and_remove_finalizers(key, ctx, to_remove, with_finalizer, needs_flush)
-        if not reached_max and self._enact_finished(ctx, finished):
+        finished_now = not reached_max and self._enact_finished(ctx, finished)
+        if finished_now:
             needs_flush = True
         if needs_flush:
             await self._update_status(ctx)
+        if finished_now and finished is not None:
+            if finished["type"] == "Complete":
+                self._event(ctx.job, "Normal", "Completed", "Job completed")
+            else:
+                self._event(ctx.job, "Warning", finished.get("reason", ""), finished.get("message", ""))
 
     async def _flush_and_remove_finalizers(self, key: str, ctx: _SyncContext, to_remove: List[Obj],
                                            with_finalizer: Set[str], needs_flush: bool) -> bool:

@@ -338,6 +338,12 @@ def test_a_cron_job_runs_a_job_on_schedule(up: Cluster) -> None:
     assert mine and all(j["metadata"]["name"].startswith("minutely-") for j in mine)
     scheduled = cj["status"]["lastScheduleTime"]
     assert scheduled.endswith(":00Z")
+    reasons = eventually(lambda: (r := {e["reason"]: e["message"] for e in json.loads(up.ok(
+        "get", "events", "--field-selector", "involvedObject.name=minutely", "-o", "json"))["items"]})
+        .get("SawCompletedJob") and r, "its events")
+    assert reasons["SuccessfulCreate"].startswith("Created job minutely-")
+    assert reasons["SawCompletedJob"].startswith("Saw completed job: minutely-")
+    assert reasons["SawCompletedJob"].endswith(", condition: Complete")
     up.ok("delete", "cronjob", "minutely")
     eventually(lambda: not [j for j in json.loads(up.ok("get", "jobs", "-o", "json"))["items"]
                             if j["metadata"]["name"].startswith("minutely-")], "its Jobs to be collected")

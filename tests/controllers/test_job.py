@@ -81,6 +81,16 @@ def pods_of(up: Cluster, name: str) -> List[Dict[str, Any]]:
     return out["items"]  # type: ignore[no-any-return]
 
 
+def events_of(up: Cluster, name: str, *wanted: Any) -> List[Any]:
+    """(type, reason, message) of the Events about Job `name`, once all of `wanted` are among them."""
+    def probe() -> Optional[List[Any]]:
+        items = json.loads(up.ok("get", "events", "--field-selector", f"involvedObject.name={name}",
+                                 "-o", "json"))["items"]
+        got = [(e["type"], e["reason"], e["message"]) for e in items]
+        return got if all(w in got for w in wanted) else None
+    return eventually(probe, f"events {wanted} about {name}")
+
+
 class ActiveWatch:
     """The most pods of one Job active (not terminal, not deleting) at the same time, from a pod watch."""
 
@@ -142,6 +152,8 @@ def test_five_completions_two_at_a_time_complete_and_go_after_their_ttl(
     assert done["spec"]["selector"]["matchLabels"] == {"batch.kubernetes.io/controller-uid": done["metadata"]["uid"]}
     out = up.ok("get", "job", "five")
     assert "Complete" in out and "5/5" in out
+    events = events_of(up, "five", ("Normal", "Completed", "Job completed"))
+    assert sum(1 for e in events if e[1] == "SuccessfulCreate" and e[2].startswith("Created pod: five-")) == 5
     # ttlSecondsAfterFinished: the Job goes, and the collector takes its pods with it.
     eventually(lambda: "NotFound" in up.kubectl("get", "job", "five").stderr, "the Job to be deleted after its TTL")
     eventually(lambda: not pods_of(up, "five"), "its pods to be collected")
@@ -181,6 +193,7 @@ def test_a_failing_job_stops_at_its_backoff_limit(up: Cluster) -> None:
     finished = first["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
     assert second["metadata"]["creationTimestamp"] >= finished
     assert "Failed" in up.ok("get", "job", "fails")
+    events_of(up, "fails", ("Warning", "BackoffLimitExceeded", "Job has reached the specified backoff limit"))
 
 
 def test_pod_failure_policy_fail_job_and_ignore(up: Cluster) -> None:
