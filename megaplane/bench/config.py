@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -79,10 +80,24 @@ class BenchConfig:
     def prefix(self) -> str:
         return self.node_name_prefix or ("bench-node-" if self.kubeconfig else "node-")
 
+    @property
+    def grace_period_effective(self) -> str:
+        """--node-monitor-grace-period as given, else upstream's 50 s scaled with the Lease duration.
+
+        The node lifecycle controller never reads leaseDurationSeconds: with kubelet's 40 s Lease (renewed
+        every 10 s) upstream's grace is 50 s; a 240 s Lease renewed every 60 s under a 50 s grace would
+        mark healthy nodes NotReady between renewals. So the bench keeps upstream's ratio (1.25) unless told.
+        """
+        if self.node_monitor_grace_period:
+            return self.node_monitor_grace_period
+        if self.node_lease_duration_seconds > 40:
+            return f"{math.ceil(self.node_lease_duration_seconds * 1.25)}s"
+        return ""
+
     def node_lifecycle_args(self) -> List[str]:
         out: List[str] = []
-        if self.node_monitor_grace_period:
-            out += ["--node-monitor-grace-period", self.node_monitor_grace_period]
+        if self.grace_period_effective:
+            out += ["--node-monitor-grace-period", self.grace_period_effective]
         if self.node_monitor_period:
             out += ["--node-monitor-period", self.node_monitor_period]
         if self.node_eviction_rate is not None:
@@ -94,4 +109,5 @@ class BenchConfig:
     def as_dict(self) -> Dict[str, Any]:
         d = asdict(self)
         d["pods_per_node"] = self.pods_per_node_effective
+        d["node_monitor_grace_period"] = self.grace_period_effective or "50s"
         return d

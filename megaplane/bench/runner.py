@@ -35,7 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+import urllib.request
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from megaplane.client import Client, ConflictError, NotFoundError, StatusError
 
@@ -119,6 +120,7 @@ class Run:
         self.deployments: Dict[str, int] = {}
         self.pods_total = config.nodes * config.pods_per_node_effective
         self.profiled = False
+        self._serving: Set[str] = set()
         self.profiles: Dict[str, str] = {}
         self.profilers: List["subprocess.Popen[bytes]"] = []
 
@@ -183,6 +185,17 @@ class Run:
                  "--nonblocking", "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             say(f"profiling {name} for {seconds:.0f}s -> {out}")
 
+    def fleets_serving(self) -> bool:
+        for p in self.cluster.fleets:
+            if p.name in self._serving:
+                continue
+            try:
+                with urllib.request.urlopen(p.metrics_url, timeout=2):
+                    self._serving.add(p.name)
+            except OSError:
+                return False
+        return True
+
     def node_progress(self) -> str:
         return f"{self.nodes.ready:,}/{self.config.nodes:,} nodes Ready"
 
@@ -218,6 +231,10 @@ class Run:
         if not self.cluster.has_controller_manager:
             self.notes.append("megaplane controller-manager is absent: Deployments create no pods")
         self.notes.append("node-lifecycle-controller " + ("present" if self.cluster.has_node_lifecycle else "absent"))
+        if self.cluster.has_node_lifecycle and not c.node_monitor_grace_period and c.grace_period_effective \
+                and not c.kubeconfig:
+            self.notes.append(f"--node-monitor-grace-period {c.grace_period_effective}: upstream's 50 s scaled with "
+                              f"the {c.node_lease_duration_seconds} s Lease (50/40)")
         self.client = Client.from_kubeconfig(self.cluster.kubeconfig, qps=0, burst=0, max_connections=16)
         nodes = Reflector(self.client.resource("nodes"), NodeFields, self.nodes.on_item, page_size=1000)
         pods = Reflector(self.client.resource("pods"), PodFields, self.pods.on_item, namespace=c.namespace,
@@ -239,6 +256,9 @@ class Run:
                                   lease_duration_seconds=c.node_lease_duration_seconds, prefix=c.prefix)
         took = await self.wait_for("registering", lambda: self.nodes.ready >= c.nodes, self.node_progress,
                                    c.timeout)
+        # Nodes show Ready before their fleet has created every Lease; a fleet serves /metrics once it has.
+        await self.wait_for("fleets running", self.fleets_serving, lambda: "waiting for the fleets' Leases",
+                            c.timeout)
         self.recorder.mark("nodes_ready")
         self.measurements["WaitForNodes"] = {"nodes": c.nodes, "seconds": round(took, 3),
                                              "nodes_per_s": c.nodes / took if took else None}
@@ -322,7 +342,7 @@ class Run:
         self.measurements["LeaseRenewal"] = lr
         self.slos += slos
         nh, slos = node_health(self.nodes, self.pods, allowed_not_ready=allowed_not_ready,
-                               allowed_evictions=allowed_evictions, enforce=health_enforced)
+                               allowed_evictions=allowed_evictions, enforce=health_enforced, t0=self.recorder.t0)
         self.measurements["NodeHealth"] = nh
         self.slos += slos
         self.measurements["ResourceUsageSummary"] = resource_usage(self.recorder, c.nodes, start=before.at,
@@ -462,8 +482,8 @@ class Run:
 
         if not self.cluster.has_node_lifecycle:
             return None
-        return float(parse_duration(self.config.node_monitor_grace_period)) if \
-            self.config.node_monitor_grace_period else 50.0
+        grace = self.config.grace_period_effective
+        return float(parse_duration(grace)) if grace else 50.0
 
     async def zone_outage(self) -> None:
         c = self.config

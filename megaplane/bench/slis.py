@@ -165,7 +165,8 @@ def lease_renewal(before: Snapshot, after: Snapshot, t: Thresholds, *, enforce: 
                   ) -> tuple[Dict[str, Any], List[SLO]]:
     pairs = [(b, a) for b, a in zip(before.fleets, after.fleets) if b is not None and a is not None]
     if not pairs:
-        return {"error": "no fleet /metrics"}, []
+        return {"error": "no fleet /metrics"}, ([SLO("LeaseRenewal", "fleet /metrics scraped", 0, 1, "==", False)]
+                                                if enforce and before.fleets else [])
     merged_before = promtext.merged(promtext.histograms(b, LATENESS, ()).get((), {}) for b, _ in pairs)
     merged_after = promtext.merged(promtext.histograms(a, LATENESS, ()).get((), {}) for _, a in pairs)
     h = promtext.histogram_delta({(): merged_before}, {(): merged_after})[()]
@@ -187,13 +188,14 @@ def lease_renewal(before: Snapshot, after: Snapshot, t: Thresholds, *, enforce: 
 
 
 def node_health(nodes: NodeTracker, pods: PodTracker, *, allowed_not_ready: int = 0, allowed_evictions: int = 0,
-                enforce: bool = True) -> tuple[Dict[str, Any], List[SLO]]:
+                enforce: bool = True, t0: float = 0.0) -> tuple[Dict[str, Any], List[SLO]]:
     evictions = max(pods.disruption_targets, pods.unexpected_deletions)
     out = {"nodes": nodes.nodes, "ready": nodes.ready, "not_ready_transitions": nodes.not_ready_transitions,
            "recoveries": nodes.recoveries, "tainted_now": nodes.tainted, "taint_events": nodes.taint_events,
            "pods_with_disruption_target": pods.disruption_targets,
            "pods_deleted_not_by_bench": pods.unexpected_deletions, "evictions": evictions,
-           "first_transitions": [{"t": round(t, 3), "node": n, "what": w} for t, n, w in nodes.log[:50]]}
+           # t: seconds since the run started, as the time series.
+           "first_transitions": [{"t": round(t - t0, 3), "node": n, "what": w} for t, n, w in nodes.log[:50]]}
     if not enforce:
         return out, []
     return out, [
