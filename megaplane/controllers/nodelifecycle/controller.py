@@ -219,6 +219,7 @@ class NodeLifecycleController:
         self._canary_rv = ""
         self._canary_tokens: Dict[str, float] = {}
         self._applied_since = -math.inf
+        self._blind_logged = -math.inf
         self._retry_pods: Set[str] = set()
         self.noschedule_queue: RateLimitingQueue[Hashable] = RateLimitingQueue(
             default_controller_rate_limiter(clock), name="node_lifecycle_controller", clock=clock)
@@ -431,6 +432,13 @@ class NodeLifecycleController:
         if not sight.seeing(now):
             # Part 3: blind now: decide nothing, write nothing that could hurt a node.
             self.stats["blind_passes"] += 1
+            blind_for = now - (sight.confirmed if sight.confirmed > -math.inf else sight.since)
+            if blind_for >= 60.0 and now - self._blind_logged >= 60.0:  # say so when it lasts, once a minute
+                self._blind_logged = now
+                log.warning("%s: no confirmed round trip of the canary Lease %s/%s for %.0fs (%d writes failed%s): "
+                            "no node is judged until there is", NAME, cfg.canary_namespace, cfg.canary_name,
+                            blind_for, self.stats["canary_failures"],
+                            f"; broken watches: {', '.join(sorted(sight.broken))}" if sight.broken else "")
             return
         if sight.since > self._applied_since:
             # Part 4: decisions queued before sight was regained were made from data older than that.
