@@ -665,7 +665,7 @@ def _add_doctor(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     p.add_argument("--kubeconfig", required=True, help="kubeconfig of the cluster")
     p.add_argument("--context", default="", help="kubeconfig context (default: current-context)")
     p.add_argument("--component-url", action="append", default=[], metavar="NAME=URL",
-                   help="a component's health/metrics endpoint, e.g. scheduler=http://127.0.0.1:10259 (repeatable)")
+                   help="a component's /readyz base URL, e.g. scheduler=http://127.0.0.1:10259 (repeatable)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.set_defaults(func=cmd_doctor)
 

@@ -1,8 +1,8 @@
 """`megaplane doctor`: a running cluster checked against the large-cluster checklist, each finding with its reason.
 
 The checklist is the seeds' (shared/seeds 002 and 003) and the
-sig-scalability thresholds: component health (/readyz, each --component-url's
-/healthz, a live leader on every kube-system election Lease), object counts
+sig-scalability thresholds: component health (/livez and /readyz, each --component-url's
+/readyz, a live leader on every kube-system election Lease), object counts
 against upstream's tested limits (5,000 nodes, 150,000 pods, 110 pods per
 node — seed 002 says 100 —, 300,000 containers, 10,000 namespaces and
 services, 1,000,000 events), the management plane's size for its node
@@ -180,11 +180,15 @@ class Doctor:
             name, _, url = item.partition("=")
             if not url:
                 name, url = url or item, item
-            code, body = await asyncio.to_thread(self.http.get, url.rstrip("/") + "/healthz")
+            path = "/readyz"
+            code, body = await asyncio.to_thread(self.http.get, url.rstrip("/") + path)
+            if code == 404:  # a component without /readyz (the fleet): its liveness
+                path = "/healthz"
+                code, body = await asyncio.to_thread(self.http.get, url.rstrip("/") + path)
             if code == 200:
-                self.add("component health", OK, f"{name}: /healthz ok")
+                self.add("component health", OK, f"{name}: {path} ok")
             else:
-                self.add("component health", FAIL, f"{name}: /healthz answered {code or 'nothing'}: {body.strip()[:200]}",
+                self.add("component health", FAIL, f"{name}: {path} answered {code or 'nothing'}: {body.strip()[:200]}",
                          "a component that is down or congested must not hurt running workloads (seed 002); it "
                          "needs an alert and a restart")
         try:

@@ -152,4 +152,4 @@ def test_doctor_on_a_healthy_cluster(cluster: Cluster) -> None:
 def test_doctor_fails_on_a_dead_component(cluster: Cluster) -> None:
     out = doctor(cluster, "--component-url", "scheduler=http://127.0.0.1:1")
     assert out.returncode == 1, out.stdout
-    assert "[FAIL] component health: scheduler: /healthz answered nothing" in out.stdout
+    assert "[FAIL] component health: scheduler: /readyz answered nothing" in out.stdout
