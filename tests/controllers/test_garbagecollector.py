@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import urllib.request
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import kubernetes
@@ -351,3 +352,45 @@ def test_graph_memory_per_object(scale: str) -> None:
     print(f"garbage collector: {per_pod:.0f} B per pod ({pods} pods, graph + slim informer copy)")
     assert len(g) == pods + pods // 100
     assert per_pod < 2000  # a whole pod object is 2-5 KB decoded; this keeps a fraction of it
+
+
+def test_a_later_delete_can_switch_foreground_to_orphan(up: Cluster, core: kubernetes.client.CoreV1Api) -> None:
+    owner = configmap(core, "switch-owner")
+    held = configmap(core, "switch-held", [ref(owner, block=True)], finalizers=["example.com/hold"])
+    core.delete_namespaced_config_map("switch-owner", NS, propagation_policy="Foreground")
+    eventually(lambda: core.read_namespaced_config_map("switch-held", NS).metadata.deletion_timestamp,
+               "the blocking dependent to be deleted in the foreground")
+    # While finalizers hold it (no grace period pending), a DELETE may change the policy: orphan instead.
+    req = urllib.request.Request(
+        f"{up.url}/api/v1/namespaces/{NS}/configmaps/switch-owner", method="DELETE",
+        data=json.dumps({"kind": "DeleteOptions", "apiVersion": "v1", "orphanDependents": True}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+        assert json.loads(resp.read())["metadata"]["finalizers"] == ["orphan"]
+    eventually(lambda: cm_or_none(core, "switch-owner") is None, "the owner to go once its dependent is orphaned")
+    now = core.read_namespaced_config_map("switch-held", NS)
+    assert now.metadata.uid == held.metadata.uid and not now.metadata.owner_references
+    core.patch_namespaced_config_map("switch-held", NS, {"metadata": {"finalizers": None}})
+
+
+def test_orphan_dependents_false_answers_202_while_the_collector_works(
+        up: Cluster, core: kubernetes.client.CoreV1Api) -> None:
+    owner = configmap(core, "accepted-owner")
+    configmap(core, "accepted-held", [ref(owner, block=True)], finalizers=["example.com/hold"])
+    req = urllib.request.Request(
+        f"{up.url}/api/v1/namespaces/{NS}/configmaps/accepted-owner?orphanDependents=false", method="DELETE")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        # orphanDependents=false is the old spelling of Background: the owner goes at once, 200 (nothing held it).
+        assert resp.status == 200
+    eventually(lambda: core.read_namespaced_config_map("accepted-held", NS).metadata.deletion_timestamp,
+               "the dependent to be collected")
+    core.patch_namespaced_config_map("accepted-held", NS, {"metadata": {"finalizers": None}})
+    held = configmap(core, "accepted-self", finalizers=["example.com/hold"])
+    req = urllib.request.Request(
+        f"{up.url}/api/v1/namespaces/{NS}/configmaps/accepted-self?orphanDependents=false", method="DELETE")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 202  # kept by a finalizer, and the client asked for cascading deletion
+    assert held.metadata.uid
+    core.patch_namespaced_config_map("accepted-self", NS, {"metadata": {"finalizers": None}})
+    eventually(lambda: cm_or_none(core, "accepted-self") is None, "the object to go with its last finalizer")
