@@ -16,7 +16,7 @@ read-only (client-go's rule too: copy before changing).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
 
 from megaplane.apimachinery.selectors import LabelSelector, matches_labels, parse_label_selector
 
@@ -29,6 +29,7 @@ __all__ = [
     "split_key",
     "NAMESPACE_INDEX",
     "NODE_NAME_INDEX",
+    "final_state",
     "namespace_index",
     "node_name_index",
     "label_index",
@@ -65,6 +66,11 @@ def split_key(key: str) -> "tuple[str, str]":
     """(namespace, name) of a key; namespace "" for cluster-scoped objects."""
     namespace, _, name = key.rpartition("/")
     return namespace, name
+
+
+def final_state(obj: Union[Obj, "DeletedFinalStateUnknown"]) -> Obj:
+    """What a delete handler was given, as an object: itself, or the last state a relist-inferred delete knew."""
+    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
 def namespace_index(obj: Obj) -> List[str]:
@@ -107,6 +113,10 @@ class Indexer:
 
     def __repr__(self) -> str:
         return f"<Indexer {len(self._items)} objects, indexes {sorted(self._indexers)}>"
+
+    def index_func(self, name: str) -> Optional[IndexFunc]:
+        """The function of index `name`, None if there is no such index."""
+        return self._indexers.get(name)
 
     def add_indexers(self, indexers: Mapping[str, IndexFunc]) -> None:
         """Add indexes (also after objects are in: they are indexed at once). A taken name is refused."""

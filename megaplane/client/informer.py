@@ -231,6 +231,11 @@ class SharedInformer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+        return self._task is not None
+
     def has_synced(self) -> bool:
         """True once the first list has been delivered to the handlers and the indexer."""
         return self._synced.is_set()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from megaplane.client import Client
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.runtime import REAL_CLOCK, Clock, Component
 
 __all__ = [
@@ -54,6 +55,8 @@ class ControllerContext:
     client: Client
     options: Mapping[str, Any] = field(default_factory=dict)
     clock: Clock = REAL_CLOCK
+    #: The informers every controller of the process shares (started before them, stopped after).
+    informers: SharedInformerFactory = field(default_factory=SharedInformerFactory)
 
     def option(self, flag: ControllerFlag) -> Any:
         return self.options.get(flag.dest, flag.default)
@@ -93,50 +96,50 @@ CONCURRENT_CRON_JOB_SYNCS = _syncs("--concurrent-cron-job-syncs", 5, "cron jobs"
 def _namespace(ctx: ControllerContext) -> Component:
     from .namespace import NamespaceController
 
-    return NamespaceController(ctx.client, workers=ctx.option(CONCURRENT_NAMESPACE_SYNCS), clock=ctx.clock)
+    return NamespaceController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_NAMESPACE_SYNCS), clock=ctx.clock)
 
 
 def _serviceaccount(ctx: ControllerContext) -> Component:
     from .serviceaccount import ServiceAccountController
 
-    return ServiceAccountController(ctx.client, workers=ctx.option(CONCURRENT_SERVICEACCOUNT_SYNCS), clock=ctx.clock)
+    return ServiceAccountController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_SERVICEACCOUNT_SYNCS), clock=ctx.clock)
 
 
 def _replicaset(ctx: ControllerContext) -> Component:
     from .replicaset import ReplicaSetController
 
-    return ReplicaSetController(ctx.client, workers=ctx.option(CONCURRENT_REPLICASET_SYNCS), clock=ctx.clock)
+    return ReplicaSetController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_REPLICASET_SYNCS), clock=ctx.clock)
 
 
 def _deployment(ctx: ControllerContext) -> Component:
     from .deployment import DeploymentController
 
-    return DeploymentController(ctx.client, workers=ctx.option(CONCURRENT_DEPLOYMENT_SYNCS), clock=ctx.clock)
+    return DeploymentController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_DEPLOYMENT_SYNCS), clock=ctx.clock)
 
 
 def _endpoint(ctx: ControllerContext) -> Component:
     from .endpoints import EndpointsController
 
-    return EndpointsController(ctx.client, workers=ctx.option(CONCURRENT_ENDPOINT_SYNCS), clock=ctx.clock)
+    return EndpointsController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_ENDPOINT_SYNCS), clock=ctx.clock)
 
 
 def _endpointslice(ctx: ControllerContext) -> Component:
     from .endpointslice import EndpointSliceController
 
-    return EndpointSliceController(ctx.client, workers=ctx.option(CONCURRENT_SERVICE_ENDPOINT_SYNCS), clock=ctx.clock,
+    return EndpointSliceController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_SERVICE_ENDPOINT_SYNCS), clock=ctx.clock,
                                    max_endpoints_per_slice=ctx.option(MAX_ENDPOINTS_PER_SLICE))
 
 
 def _daemonset(ctx: ControllerContext) -> Component:
     from .daemonset import DaemonSetController
 
-    return DaemonSetController(ctx.client, workers=ctx.option(CONCURRENT_DAEMONSET_SYNCS), clock=ctx.clock)
+    return DaemonSetController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_DAEMONSET_SYNCS), clock=ctx.clock)
 
 
 def _statefulset(ctx: ControllerContext) -> Component:
     from .statefulset import StatefulSetController
 
-    return StatefulSetController(ctx.client, workers=ctx.option(CONCURRENT_STATEFULSET_SYNCS), clock=ctx.clock)
+    return StatefulSetController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_STATEFULSET_SYNCS), clock=ctx.clock)
 
 
 def _garbagecollector(ctx: ControllerContext) -> Component:
@@ -148,7 +151,7 @@ def _garbagecollector(ctx: ControllerContext) -> Component:
 def _disruption(ctx: ControllerContext) -> Component:
     from .disruption import DisruptionController
 
-    return DisruptionController(ctx.client, clock=ctx.clock)
+    return DisruptionController(ctx.client, informers=ctx.informers, clock=ctx.clock)
 
 
 def _duration(text: str) -> float:
@@ -318,5 +321,8 @@ def build_controllers(names: Sequence[str], client: Client, options: Optional[Ma
     if unknown:
         raise ValueError(f"unknown controllers: {', '.join(unknown)} (known: {', '.join(s.name for s in catalog)})")
     wanted = {by_name[n].name for n in names}
-    ctx = ControllerContext(client, options or {}, clock)
-    return [spec.build(ctx) for spec in catalog if spec.name in wanted]
+    ctx = ControllerContext(client, options or {}, clock, SharedInformerFactory(clock=clock))
+    controllers = [spec.build(ctx) for spec in catalog if spec.name in wanted]
+    # The factory first: the runner starts it before the controllers (which wait for its informers to sync)
+    # and stops it after them.
+    return [ctx.informers, *controllers] if controllers else []

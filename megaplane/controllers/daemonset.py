@@ -55,6 +55,8 @@ from megaplane.client import (
     StatusError,
     object_key,
 )
+from megaplane.client.cache import final_state
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
@@ -64,9 +66,11 @@ from .expectations import ControllerExpectations
 from .history import CONTROLLER_REVISION_HASH_LABEL, sort_revisions, template_patch
 from .nodematch import matches_required_affinity, target_node_name, untolerated_taint
 from .podutil import (
+    CONTROLLER_UID_INDEX,
     SLOW_START_INITIAL_BATCH_SIZE,
     controller_of,
     controller_ref,
+    controller_uid_index,
     is_pod_available,
     is_pod_ready,
     pod_from_template,
@@ -81,7 +85,6 @@ log = logging.getLogger("megaplane.controllers.daemonset")
 API_VERSION, KIND = "apps/v1", "DaemonSet"
 #: Upstream's BurstReplicas for daemon sets.
 BURST_REPLICAS = 250
-CONTROLLER_UID_INDEX = "controllerUID"
 #: The set's template generation (the API server's deprecated annotation) and the pods' label for it.
 TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
@@ -103,13 +106,6 @@ NETWORK_UNAVAILABLE_TOLERATION = {"key": "node.kubernetes.io/network-unavailable
 Obj = Dict[str, Any]
 
 
-def _unwrap(obj: Union[Obj, DeletedFinalStateUnknown]) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-
-
-def _controller_uid_index(obj: Obj) -> List[str]:
-    ref = controller_of(obj)
-    return [str(ref.get("uid") or "")] if ref is not None else [""]
 
 
 def add_daemon_tolerations(spec: Obj) -> None:
@@ -241,8 +237,9 @@ class _Backoff:
 
 class DaemonSetController(QueueController):
     def __init__(self, client: Client, *, workers: int = 2, clock: Clock = REAL_CLOCK,
-                 burst_replicas: int = BURST_REPLICAS) -> None:
-        super().__init__("daemonset-controller", workers=workers, clock=clock)
+                 burst_replicas: int = BURST_REPLICAS,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("daemonset-controller", workers=workers, clock=clock, informers=informers)
         self.client = client
         self.daemonsets = client.resource("apps/v1", "daemonsets")
         self.revisions = client.resource("apps/v1", "controllerrevisions")
@@ -253,12 +250,10 @@ class DaemonSetController(QueueController):
         self.failed_backoff = _Backoff(clock, *FAILED_PODS_BACKOFF)
         self._specs: Dict[str, Tuple[str, Obj]] = {}
         self.recorder = EventRecorder(client, "daemonset-controller", clock=clock)
-        self.ds_informer = self.informer(SharedInformer(self.daemonsets, clock=clock))
-        self.revision_informer = self.informer(SharedInformer(
-            self.revisions, clock=clock, indexers={CONTROLLER_UID_INDEX: _controller_uid_index}))
-        self.pod_informer = self.informer(SharedInformer(
-            self.pods, clock=clock, indexers={CONTROLLER_UID_INDEX: _controller_uid_index}))
-        self.node_informer = self.informer(SharedInformer(self.nodes, clock=clock))
+        self.ds_informer = self.shared_informer(self.daemonsets)
+        self.revision_informer = self.shared_informer(self.revisions, indexers={CONTROLLER_UID_INDEX: controller_uid_index})
+        self.pod_informer = self.shared_informer(self.pods, indexers={CONTROLLER_UID_INDEX: controller_uid_index})
+        self.node_informer = self.shared_informer(self.nodes)
         self.ds_informer.add_event_handler(self._enqueue, lambda old, new: self._enqueue(new), self._ds_deleted)
         self.revision_informer.add_event_handler(self._owned_changed, lambda old, new: self._owned_changed(new),
                                                  self._owned_deleted)
@@ -277,8 +272,8 @@ class DaemonSetController(QueueController):
         self.queue.add(object_key(ds))
 
     def _ds_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        self._specs.pop(str((_unwrap(obj).get("metadata") or {}).get("uid")), None)
-        key = object_key(_unwrap(obj))
+        self._specs.pop(str((final_state(obj).get("metadata") or {}).get("uid")), None)
+        key = object_key(final_state(obj))
         self.expectations.delete(key)
         self.queue.add(key)
 
@@ -310,7 +305,7 @@ class DaemonSetController(QueueController):
                 self._enqueue(ds)
 
     def _owned_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        o = _unwrap(obj)
+        o = final_state(obj)
         ds = self._resolve((o.get("metadata") or {}).get("namespace") or "", controller_of(o))
         if ds is not None:
             self._enqueue(ds)
@@ -357,7 +352,7 @@ class DaemonSetController(QueueController):
                 self._enqueue(ds)
 
     def _pod_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        pod = _unwrap(obj)
+        pod = final_state(obj)
         ds = self._resolve((pod.get("metadata") or {}).get("namespace") or "", controller_of(pod))
         if ds is None:
             return

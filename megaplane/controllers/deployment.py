@@ -36,16 +36,16 @@ from megaplane.client import (
     Client,
     DeletedFinalStateUnknown,
     NotFoundError,
-    SharedInformer,
     object_key,
 )
+from megaplane.client.cache import final_state
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock
 
 from . import deploymentutil as du
-from .podutil import controller_of, controller_ref
+from .podutil import CONTROLLER_UID_INDEX, controller_of, controller_ref, controller_uid_index
 from .refmanager import CannotAdoptError, claim
-from .replicaset import CONTROLLER_UID_INDEX
 from .rollout import rollout_recreate, rollout_rolling
 
 __all__ = ["DeploymentController", "calculate_status"]
@@ -57,13 +57,6 @@ API_VERSION, KIND = "apps/v1", "Deployment"
 Obj = Dict[str, Any]
 
 
-def _controller_uid_index(obj: Obj) -> List[str]:
-    ref = controller_of(obj)
-    return [str(ref.get("uid") or "")] if ref is not None else [""]
-
-
-def _unwrap(obj: Union[Obj, DeletedFinalStateUnknown]) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
 def _replicas(obj: Mapping[str, Any]) -> int:
@@ -112,17 +105,18 @@ def calculate_status(all_rss: List[Obj], new_rs: Optional[Obj], d: Obj) -> Obj:
 
 
 class DeploymentController(QueueController):
-    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK) -> None:
-        super().__init__("deployment-controller", workers=workers, clock=clock)
+    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("deployment-controller", workers=workers, clock=clock, informers=informers)
         self.deployments = client.resource("apps/v1", "deployments")
         self.replicasets = client.resource("apps/v1", "replicasets")
-        self.d_informer = self.informer(SharedInformer(self.deployments, clock=clock))
-        self.rs_informer = self.informer(SharedInformer(self.replicasets, clock=clock,
-                                                        indexers={CONTROLLER_UID_INDEX: _controller_uid_index}))
-        self.pod_informer = self.informer(SharedInformer(client.resource("pods"), clock=clock,
-                                                         indexers={CONTROLLER_UID_INDEX: _controller_uid_index}))
+        self.d_informer = self.shared_informer(self.deployments)
+        self.rs_informer = self.shared_informer(self.replicasets,
+                                                        indexers={CONTROLLER_UID_INDEX: controller_uid_index})
+        self.pod_informer = self.shared_informer(client.resource("pods"),
+                                                         indexers={CONTROLLER_UID_INDEX: controller_uid_index})
         self.d_informer.add_event_handler(self._enqueue, lambda old, new: self._enqueue(new),
-                                          lambda obj: self._enqueue(_unwrap(obj)))
+                                          lambda obj: self._enqueue(final_state(obj)))
         self.rs_informer.add_event_handler(self._rs_added, self._rs_updated, self._rs_deleted)
         self.pod_informer.add_event_handler(None, None, self._pod_deleted)
 
@@ -182,14 +176,14 @@ class DeploymentController(QueueController):
                 self._enqueue(d)
 
     def _rs_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        rs = _unwrap(obj)
+        rs = final_state(obj)
         d = self._resolve((rs.get("metadata") or {}).get("namespace") or "", controller_of(rs))
         if d is not None:
             self._enqueue(d)
 
     def _pod_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
         # Only Recreate waits for pods: the last old pod gone lets the new set scale up.
-        pod = _unwrap(obj)
+        pod = final_state(obj)
         namespace = (pod.get("metadata") or {}).get("namespace") or ""
         ref = controller_of(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple
 
 from megaplane.apimachinery.conditions import (
     DISRUPTION_ALLOWED,
@@ -56,12 +56,12 @@ from megaplane.client import (
     BUILTIN,
     Client,
     ConflictError,
-    DeletedFinalStateUnknown,
     NotFoundError,
     ResourceRef,
-    SharedInformer,
     object_key,
 )
+from megaplane.client.cache import final_state
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
@@ -89,9 +89,6 @@ Key = Tuple[str, str]
 class _NoController(Exception):
     """A selected pod's controller could not be found, or its scale read."""
 
-
-def _unwrap(obj: Union[Obj, DeletedFinalStateUnknown]) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
 def _rfc3339(seconds: float) -> str:
@@ -145,8 +142,9 @@ def pdb_status(pdb: Mapping[str, Any], current_healthy: int, desired_healthy: in
 
 class DisruptionController(QueueController):
     def __init__(self, client: Client, *, clock: Clock = REAL_CLOCK, deletion_timeout: float = DELETION_TIMEOUT,
-                 stale_pod_disruption_timeout: float = STALE_POD_DISRUPTION_TIMEOUT) -> None:
-        super().__init__("disruption-controller", workers=1, clock=clock)
+                 stale_pod_disruption_timeout: float = STALE_POD_DISRUPTION_TIMEOUT,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("disruption-controller", workers=1, clock=clock, informers=informers)
         self.client = client
         self.deletion_timeout = deletion_timeout
         self.stale_pod_disruption_timeout = stale_pod_disruption_timeout
@@ -154,15 +152,15 @@ class DisruptionController(QueueController):
         self.recorder = EventRecorder(client, "controllermanager", clock=clock)
         self.pdbs = client.resource("policy/v1", "poddisruptionbudgets")
         self.pods = client.resource("pods")
-        self.pdb_informer = self.informer(SharedInformer(self.pdbs, clock=clock))
-        self.pod_informer = self.informer(SharedInformer(self.pods, clock=clock))
-        self.rs_informer = self.informer(SharedInformer(client.resource("apps/v1", "replicasets"), clock=clock))
-        self.deploy_informer = self.informer(SharedInformer(client.resource("apps/v1", "deployments"), clock=clock))
-        self.sts_informer = self.informer(SharedInformer(client.resource("apps/v1", "statefulsets"), clock=clock))
+        self.pdb_informer = self.shared_informer(self.pdbs)
+        self.pod_informer = self.shared_informer(self.pods)
+        self.rs_informer = self.shared_informer(client.resource("apps/v1", "replicasets"))
+        self.deploy_informer = self.shared_informer(client.resource("apps/v1", "deployments"))
+        self.sts_informer = self.shared_informer(client.resource("apps/v1", "statefulsets"))
         self.pdb_informer.add_event_handler(self._enqueue_pdb, lambda old, new: self._enqueue_pdb(new),
-                                            lambda obj: self._enqueue_pdb(_unwrap(obj)))
+                                            lambda obj: self._enqueue_pdb(final_state(obj)))
         self.pod_informer.add_event_handler(self._pod_changed, lambda old, new: self._pod_changed(new),
-                                            lambda obj: self._pod_deleted(_unwrap(obj)))
+                                            lambda obj: self._pod_deleted(final_state(obj)))
         # Kinds whose scale a percentage budget may need, by (group, kind): the owner's `scale` subresource.
         self._scalable: Dict[Tuple[str, str], ResourceRef] = {(ref.group, ref.kind): ref for ref in BUILTIN.values()}
         self.status_writes = 0

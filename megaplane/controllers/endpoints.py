@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Dict, Hashable, List, Mapping, Tuple, Union
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple, Union
 
 from megaplane.client import (
     Client,
     DeletedFinalStateUnknown,
     ForbiddenError,
     NotFoundError,
-    SharedInformer,
     StatusError,
     object_key,
 )
+from megaplane.client.cache import final_state
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
@@ -72,9 +73,6 @@ LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 
 Obj = Dict[str, Any]
 
-
-def _unwrap(obj: Union[Obj, DeletedFinalStateUnknown]) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
 # -- subsets ---------------------------------------------------------------------------------------
@@ -232,15 +230,16 @@ def _service_ip_set(service: Mapping[str, Any]) -> bool:
 
 
 class EndpointsController(QueueController):
-    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK) -> None:
-        super().__init__("endpoints-controller", workers=workers, clock=clock)
+    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("endpoints-controller", workers=workers, clock=clock, informers=informers)
         self.client = client
         self.services = client.resource("services")
         self.pods = client.resource("pods")
         self.endpoints = client.resource("endpoints")
-        self.service_informer = self.informer(SharedInformer(self.services, clock=clock))
-        self.pod_informer = self.informer(SharedInformer(self.pods, clock=clock))
-        self.endpoints_informer = self.informer(SharedInformer(self.endpoints, clock=clock))
+        self.service_informer = self.shared_informer(self.services)
+        self.pod_informer = self.shared_informer(self.pods)
+        self.endpoints_informer = self.shared_informer(self.endpoints)
         self.triggers = TriggerTimeTracker()
         self.recorder = EventRecorder(client, "endpoint-controller", clock=clock)
         self.service_informer.add_event_handler(self._enqueue, lambda old, new: self._enqueue(new), self._deleted)
@@ -263,7 +262,7 @@ class EndpointsController(QueueController):
         self.queue.add(object_key(obj))
 
     def _deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        self.queue.add(object_key(_unwrap(obj)))
+        self.queue.add(object_key(final_state(obj)))
 
     def _pod_added(self, pod: Obj) -> None:
         for key in services_for_pod(self.service_informer.lister, pod):
@@ -274,7 +273,7 @@ class EndpointsController(QueueController):
             self.queue.add(key)
 
     def _pod_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        self._pod_added(_unwrap(obj))
+        self._pod_added(final_state(obj))
 
     async def sync(self, key: Hashable) -> None:
         key = str(key)

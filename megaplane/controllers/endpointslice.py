@@ -44,11 +44,12 @@ from megaplane.client import (
     Client,
     DeletedFinalStateUnknown,
     NotFoundError,
-    SharedInformer,
     StatusError,
     label_index,
     object_key,
 )
+from megaplane.client.cache import final_state
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
@@ -89,9 +90,6 @@ _DELETION_EXPECTED = -1
 Obj = Dict[str, Any]
 EndpointKey = Tuple[Tuple[str, ...], str, str, str]
 
-
-def _unwrap(obj: Union[Obj, DeletedFinalStateUnknown]) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
 def hints_enabled(annotations: Mapping[str, str]) -> bool:
@@ -360,8 +358,9 @@ class StaleInformerError(Exception):
 
 class EndpointSliceController(QueueController):
     def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK,
-                 max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> None:
-        super().__init__("endpointslice-controller", workers=workers, clock=clock)
+                 max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("endpointslice-controller", workers=workers, clock=clock, informers=informers)
         self.client = client
         self.max_endpoints_per_slice = max_endpoints_per_slice
         self.services = client.resource("services")
@@ -369,12 +368,11 @@ class EndpointSliceController(QueueController):
         self.nodes = client.resource("nodes")
         self.slices = client.resource("discovery.k8s.io/v1", "endpointslices")
         self.recorder = EventRecorder(client, "endpoint-slice-controller", clock=clock)
-        self.service_informer = self.informer(SharedInformer(self.services, clock=clock))
-        self.pod_informer = self.informer(SharedInformer(self.pods, clock=clock))
-        self.node_informer = self.informer(SharedInformer(self.nodes, clock=clock))
-        self.slice_informer = self.informer(SharedInformer(
-            self.slices, clock=clock, label_selector=f"{MANAGED_BY}={CONTROLLER_NAME}",
-            indexers={SERVICE_NAME_LABEL: label_index(SERVICE_NAME_LABEL)}))
+        self.service_informer = self.shared_informer(self.services)
+        self.pod_informer = self.shared_informer(self.pods)
+        self.node_informer = self.shared_informer(self.nodes)
+        self.slice_informer = self.shared_informer(self.slices, label_selector=f"{MANAGED_BY}={CONTROLLER_NAME}",
+            indexers={SERVICE_NAME_LABEL: label_index(SERVICE_NAME_LABEL)})
         self.tracker = SliceTracker()
         self.triggers = TriggerTimeTracker()
         self.topology = TopologyCache()
@@ -392,7 +390,7 @@ class EndpointSliceController(QueueController):
         self.queue.add(object_key(obj))
 
     def _service_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        self.queue.add(object_key(_unwrap(obj)))
+        self.queue.add(object_key(final_state(obj)))
 
     def _pod_added(self, pod: Obj) -> None:
         for key in services_for_pod(self.service_informer.lister, pod):
@@ -403,7 +401,7 @@ class EndpointSliceController(QueueController):
             self.queue.add(key)
 
     def _pod_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        self._pod_added(_unwrap(obj))
+        self._pod_added(final_state(obj))
 
     def _slice_service(self, slice_: Obj) -> Optional[str]:
         meta = slice_.get("metadata") or {}
@@ -418,7 +416,7 @@ class EndpointSliceController(QueueController):
             self.queue.add(key)
 
     def _slice_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        slice_ = _unwrap(obj)
+        slice_ = final_state(obj)
         key = self._slice_service(slice_)
         if key is not None and self.tracker.deleted(slice_):
             self.queue.add(key)
@@ -441,7 +439,7 @@ class EndpointSliceController(QueueController):
             self._node_changed(new)
 
     def _node_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        self._node_changed(_unwrap(obj))
+        self._node_changed(final_state(obj))
 
     async def start(self) -> None:
         await super().start()

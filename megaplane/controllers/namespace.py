@@ -12,7 +12,7 @@ and the API server deletes the namespace when no finalizer is left.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Hashable, List, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Tuple
 
 from megaplane.apimachinery.meta import now_rfc3339
 from megaplane.client import (
@@ -21,8 +21,8 @@ from megaplane.client import (
     ConflictError,
     MethodNotAllowedError,
     NotFoundError,
-    SharedInformer,
 )
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock
 
@@ -46,11 +46,12 @@ _CONDITIONS_OK: List[Tuple[str, str, str]] = [
 
 
 class NamespaceController(QueueController):
-    def __init__(self, client: Client, *, workers: int = 1, clock: Clock = REAL_CLOCK) -> None:
-        super().__init__("namespace-controller", workers=workers, clock=clock)
+    def __init__(self, client: Client, *, workers: int = 1, clock: Clock = REAL_CLOCK,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("namespace-controller", workers=workers, clock=clock, informers=informers)
         self.client = client
         self.namespaces = client.resource("namespaces")
-        self.informer(SharedInformer(self.namespaces, clock=clock)).add_event_handler(
+        self.shared_informer(self.namespaces).add_event_handler(
             self._enqueue, lambda old, new: self._enqueue(new), None)
         # Every namespaced kind, deleted in the table's order (as discovery would list them);
         # events.k8s.io Events are core Events stored once.

@@ -19,10 +19,12 @@ from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequ
 from megaplane.apimachinery.meta import parse_rfc3339
 
 __all__ = [
+    "CONTROLLER_UID_INDEX",
     "POD_DELETION_COST",
     "SLOW_START_INITIAL_BATCH_SIZE",
     "controller_of",
     "controller_ref",
+    "controller_uid_index",
     "is_pod_active",
     "is_pod_available",
     "is_pod_ready",
@@ -81,6 +83,16 @@ def controller_of(obj: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
         if isinstance(ref, dict) and ref.get("controller"):
             return ref
     return None
+
+
+#: The index of objects by their controller's uid (those without a controller under "").
+CONTROLLER_UID_INDEX = "controllerUID"
+
+
+def controller_uid_index(obj: Obj) -> List[str]:
+    """One function for the index, so controllers sharing an informer share the index (informerfactory)."""
+    ref = controller_of(obj)
+    return [str(ref.get("uid") or "")] if ref is not None else [""]
 
 
 def controller_ref(owner: Mapping[str, Any], api_version: str, kind: str) -> Obj:

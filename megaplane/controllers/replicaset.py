@@ -30,18 +30,21 @@ from megaplane.client import (
     ConflictError,
     DeletedFinalStateUnknown,
     NotFoundError,
-    SharedInformer,
     StatusError,
     object_key,
 )
+from megaplane.client.cache import final_state
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
 from .expectations import ControllerExpectations
 from .podutil import (
+    CONTROLLER_UID_INDEX,
     SLOW_START_INITIAL_BATCH_SIZE,
     controller_of,
     controller_ref,
+    controller_uid_index,
     is_pod_active,
     is_pod_available,
     is_pod_ready,
@@ -58,20 +61,12 @@ log = logging.getLogger("megaplane.controllers.replicaset")
 #: Upstream's BurstReplicas: the most creates or deletes one sync sends.
 BURST_REPLICAS = 500
 #: Pods by the uid of their controller ("" for orphans).
-CONTROLLER_UID_INDEX = "controllerUID"
 REPLICA_FAILURE = "ReplicaFailure"
 API_VERSION, KIND = "apps/v1", "ReplicaSet"
 
 Obj = Dict[str, Any]
 
 
-def _controller_uid_index(pod: Obj) -> List[str]:
-    ref = controller_of(pod)
-    return [str(ref.get("uid") or "")] if ref is not None else [""]
-
-
-def _unwrap(obj: Union[Obj, DeletedFinalStateUnknown]) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
 def replica_set_status(rs: Mapping[str, Any], pods: List[Obj], failure: Optional[BaseException], now: float) -> Obj:
@@ -113,16 +108,17 @@ def replica_set_status(rs: Mapping[str, Any], pods: List[Obj], failure: Optional
 
 class ReplicaSetController(QueueController):
     def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK,
-                 burst_replicas: int = BURST_REPLICAS) -> None:
-        super().__init__("replicaset-controller", workers=workers, clock=clock)
+                 burst_replicas: int = BURST_REPLICAS,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("replicaset-controller", workers=workers, clock=clock, informers=informers)
         self.client = client
         self.replicasets = client.resource("apps/v1", "replicasets")
         self.pods = client.resource("pods")
         self.burst_replicas = burst_replicas
         self.expectations = ControllerExpectations(clock)
-        self.rs_informer = self.informer(SharedInformer(self.replicasets, clock=clock))
-        self.pod_informer = self.informer(SharedInformer(self.pods, clock=clock,
-                                                         indexers={CONTROLLER_UID_INDEX: _controller_uid_index}))
+        self.rs_informer = self.shared_informer(self.replicasets)
+        self.pod_informer = self.shared_informer(self.pods,
+                                                         indexers={CONTROLLER_UID_INDEX: controller_uid_index})
         self.rs_informer.add_event_handler(self._enqueue, lambda old, new: self._enqueue(new), self._rs_deleted)
         self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.created = 0
@@ -134,7 +130,7 @@ class ReplicaSetController(QueueController):
         self.queue.add(object_key(rs))
 
     def _rs_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        key = object_key(_unwrap(obj))
+        key = object_key(final_state(obj))
         self.expectations.delete(key)
         self.queue.add(key)
 
@@ -204,7 +200,7 @@ class ReplicaSetController(QueueController):
                 self._enqueue(rs)
 
     def _pod_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        pod = _unwrap(obj)
+        pod = final_state(obj)
         ref = controller_of(pod)
         if ref is None:
             return

@@ -7,9 +7,10 @@ deleted.
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+from typing import Any, Hashable, Optional
 
-from megaplane.client import AlreadyExistsError, Client, ForbiddenError, NotFoundError, SharedInformer
+from megaplane.client import AlreadyExistsError, Client, ForbiddenError, NotFoundError
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock
 
@@ -19,13 +20,13 @@ DEFAULT = "default"
 
 
 class ServiceAccountController(QueueController):
-    def __init__(self, client: Client, *, workers: int = 1, clock: Clock = REAL_CLOCK) -> None:
-        super().__init__("serviceaccount-controller", workers=workers, clock=clock)
+    def __init__(self, client: Client, *, workers: int = 1, clock: Clock = REAL_CLOCK,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("serviceaccount-controller", workers=workers, clock=clock, informers=informers)
         self.accounts = client.resource("serviceaccounts")
-        self.ns_informer = self.informer(SharedInformer(client.resource("namespaces"), clock=clock))
+        self.ns_informer = self.shared_informer(client.resource("namespaces"))
         self.ns_informer.add_event_handler(self._namespace, lambda old, new: self._namespace(new), None)
-        self.sa_informer = self.informer(SharedInformer(self.accounts, field_selector=f"metadata.name={DEFAULT}",
-                                                        clock=clock))
+        self.sa_informer = self.shared_informer(self.accounts, field_selector=f"metadata.name={DEFAULT}")
         self.sa_informer.add_event_handler(None, None, self._account_deleted)
 
     def _namespace(self, ns: Any) -> None:

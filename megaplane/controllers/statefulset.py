@@ -55,6 +55,8 @@ from megaplane.client import (
     StatusError,
     object_key,
 )
+from megaplane.client.cache import final_state
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
@@ -71,7 +73,15 @@ from .history import (
     template_patch,
     update_revision,
 )
-from .podutil import controller_of, controller_ref, is_pod_available, is_pod_ready, pod_from_template
+from .podutil import (
+    CONTROLLER_UID_INDEX,
+    controller_of,
+    controller_ref,
+    controller_uid_index,
+    is_pod_available,
+    is_pod_ready,
+    pod_from_template,
+)
 from .refmanager import CannotAdoptError, claim
 
 __all__ = ["StatefulSetController", "POD_NAME_LABEL", "POD_INDEX_LABEL", "parent_and_ordinal"]
@@ -81,19 +91,11 @@ log = logging.getLogger("megaplane.controllers.statefulset")
 API_VERSION, KIND = "apps/v1", "StatefulSet"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
-CONTROLLER_UID_INDEX = "controllerUID"
 _ORDINAL = re.compile(r"^(.*)-([0-9]+)$")
 
 Obj = Dict[str, Any]
 
 
-def _unwrap(obj: Union[Obj, DeletedFinalStateUnknown]) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-
-
-def _controller_uid_index(obj: Obj) -> List[str]:
-    ref = controller_of(obj)
-    return [str(ref.get("uid") or "")] if ref is not None else [""]
 
 
 def parent_and_ordinal(pod: Mapping[str, Any]) -> Tuple[str, int]:
@@ -250,18 +252,17 @@ async def _run_for_all(count: int, fn: Callable[[int], Awaitable[bool]], monoton
 
 
 class StatefulSetController(QueueController):
-    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK) -> None:
-        super().__init__("statefulset-controller", workers=workers, clock=clock)
+    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("statefulset-controller", workers=workers, clock=clock, informers=informers)
         self.client = client
         self.sets = client.resource("apps/v1", "statefulsets")
         self.revisions = client.resource("apps/v1", "controllerrevisions")
         self.pods = client.resource("pods")
         self.recorder = EventRecorder(client, "statefulset-controller", clock=clock)
-        self.set_informer = self.informer(SharedInformer(self.sets, clock=clock))
-        self.pod_informer = self.informer(SharedInformer(
-            self.pods, clock=clock, indexers={CONTROLLER_UID_INDEX: _controller_uid_index}))
-        self.revision_informer = self.informer(SharedInformer(
-            self.revisions, clock=clock, indexers={CONTROLLER_UID_INDEX: _controller_uid_index}))
+        self.set_informer = self.shared_informer(self.sets)
+        self.pod_informer = self.shared_informer(self.pods, indexers={CONTROLLER_UID_INDEX: controller_uid_index})
+        self.revision_informer = self.shared_informer(self.revisions, indexers={CONTROLLER_UID_INDEX: controller_uid_index})
         self.set_informer.add_event_handler(self._enqueue, lambda old, new: self._enqueue(new), self._deleted)
         self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.revision_informer.add_event_handler(self._pod_added, lambda old, new: self._pod_added(new),
@@ -279,7 +280,7 @@ class StatefulSetController(QueueController):
         self.queue.add(object_key(sts))
 
     def _deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        self.queue.add(object_key(_unwrap(obj)))
+        self.queue.add(object_key(final_state(obj)))
 
     def _resolve(self, namespace: str, ref: Optional[Mapping[str, Any]]) -> Optional[Obj]:
         if ref is None or ref.get("kind") != KIND or str(ref.get("apiVersion", "")).split("/")[0] != "apps":
@@ -332,7 +333,7 @@ class StatefulSetController(QueueController):
                 self._enqueue(sts)
 
     def _pod_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        o = _unwrap(obj)
+        o = final_state(obj)
         sts = self._resolve((o.get("metadata") or {}).get("namespace") or "", controller_of(o))
         if sts is not None:
             self._enqueue(sts)
