@@ -181,7 +181,7 @@ TERMINATED_POD_GC_THRESHOLD = ControllerFlag("--terminated-pod-gc-threshold", in
 def _nodelifecycle(ctx: ControllerContext) -> Component:
     from .nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
 
-    return NodeLifecycleController(ctx.client, NodeLifecycleConfig(
+    return NodeLifecycleController(ctx.client, informers=ctx.informers, config=NodeLifecycleConfig(
         node_monitor_period=ctx.option(NODE_MONITOR_PERIOD),
         node_monitor_grace_period=ctx.option(NODE_MONITOR_GRACE_PERIOD),
         node_startup_grace_period=ctx.option(NODE_STARTUP_GRACE_PERIOD),
@@ -195,33 +195,33 @@ def _nodelifecycle(ctx: ControllerContext) -> Component:
 def _tainteviction(ctx: ControllerContext) -> Component:
     from .tainteviction import TaintEvictionController
 
-    return TaintEvictionController(ctx.client, clock=ctx.clock)
+    return TaintEvictionController(ctx.client, informers=ctx.informers, clock=ctx.clock)
 
 
 def _podgc(ctx: ControllerContext) -> Component:
     from .podgc import PodGCController
 
-    return PodGCController(ctx.client, terminated_pod_gc_threshold=ctx.option(TERMINATED_POD_GC_THRESHOLD),
+    return PodGCController(ctx.client, informers=ctx.informers, terminated_pod_gc_threshold=ctx.option(TERMINATED_POD_GC_THRESHOLD),
                            clock=ctx.clock)
 
 
 def _job(ctx: ControllerContext) -> Component:
     from .job import JobController
 
-    return JobController(ctx.client, workers=ctx.option(CONCURRENT_JOB_SYNCS), clock=ctx.clock)
+    return JobController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_JOB_SYNCS), clock=ctx.clock)
 
 
 def _ttl_after_finished(ctx: ControllerContext) -> Component:
     from .ttlafterfinished import TTLAfterFinishedController
 
-    return TTLAfterFinishedController(ctx.client, workers=ctx.option(CONCURRENT_TTL_AFTER_FINISHED_SYNCS),
+    return TTLAfterFinishedController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_TTL_AFTER_FINISHED_SYNCS),
                                       clock=ctx.clock)
 
 
 def _cronjob(ctx: ControllerContext) -> Component:
     from .cronjob import CronJobController
 
-    return CronJobController(ctx.client, workers=ctx.option(CONCURRENT_CRON_JOB_SYNCS), clock=ctx.clock)
+    return CronJobController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_CRON_JOB_SYNCS), clock=ctx.clock)
 
 
 #: In start order (upstream starts them in its own order; ours only matters for readability of logs).

@@ -38,10 +38,10 @@ from megaplane.client import (
     Client,
     DeletedFinalStateUnknown,
     NotFoundError,
-    SharedInformer,
     StatusError,
     object_key,
 )
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
@@ -150,12 +150,13 @@ def _job_ref(job: Mapping[str, Any]) -> Obj:
 
 
 class CronJobController(QueueController):
-    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK) -> None:
-        super().__init__("cronjob-controller", workers=workers, clock=clock)
+    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("cronjob-controller", workers=workers, clock=clock, informers=informers)
         self.cronjobs = client.resource("batch/v1", "cronjobs")
         self.jobs = client.resource("batch/v1", "jobs")
-        self.cronjob_informer = self.informer(SharedInformer(self.cronjobs, clock=clock))
-        self.job_informer = self.informer(SharedInformer(self.jobs, clock=clock))
+        self.cronjob_informer = self.shared_informer(self.cronjobs)
+        self.job_informer = self.shared_informer(self.jobs)
         self.cronjob_informer.add_event_handler(self._enqueue, self._cronjob_updated, self._cronjob_deleted)
         self.job_informer.add_event_handler(self._job_changed, lambda old, new: self._job_changed(new),
                                             self._job_deleted)

@@ -44,10 +44,11 @@ from megaplane.client import (
     Client,
     DeletedFinalStateUnknown,
     NotFoundError,
-    SharedInformer,
     StatusError,
     object_key,
 )
+from megaplane.client.cache import final_state
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.client.workers import Workers
 from megaplane.client.workqueue import RateLimitingQueue, default_controller_rate_limiter
 from megaplane.controllers.base import QueueController
@@ -77,9 +78,11 @@ from .jobutil import (
     remaining_backoff,
 )
 from .podutil import (
+    CONTROLLER_UID_INDEX,
     SLOW_START_INITIAL_BATCH_SIZE,
     controller_of,
     controller_ref,
+    controller_uid_index,
     is_pod_active,
     is_pod_ready,
     pod_from_template,
@@ -92,7 +95,6 @@ __all__ = ["JobController", "MAX_UNCOUNTED_PODS", "SYNC_JOB_BATCH_PERIOD"]
 log = logging.getLogger("megaplane.controllers.job")
 
 API_VERSION, KIND = "batch/v1", "Job"
-CONTROLLER_UID_INDEX = "controllerUID"
 #: Upstream's syncJobBatchPeriod, MaxUncountedPods and MaxPodCreateDeletePerSync.
 SYNC_JOB_BATCH_PERIOD = 1.0
 MAX_UNCOUNTED_PODS = 500
@@ -101,13 +103,6 @@ MAX_POD_CREATE_DELETE_PER_SYNC = 500
 Obj = Dict[str, Any]
 
 
-def _controller_uid_index(pod: Obj) -> List[str]:
-    ref = controller_of(pod)
-    return [str(ref.get("uid") or "")] if ref is not None else [""]
-
-
-def _unwrap(obj: Union[Obj, DeletedFinalStateUnknown]) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
 def _uid(pod: Mapping[str, Any]) -> str:
@@ -160,8 +155,9 @@ class JobController(QueueController):
     def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK,
                  pod_failure_backoff: float = DEFAULT_POD_FAILURE_BACKOFF,
                  max_pod_failure_backoff: float = MAX_POD_FAILURE_BACKOFF,
-                 batch_period: float = SYNC_JOB_BATCH_PERIOD) -> None:
-        super().__init__("job-controller", workers=workers, clock=clock)
+                 batch_period: float = SYNC_JOB_BATCH_PERIOD,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("job-controller", workers=workers, clock=clock, informers=informers)
         self.client = client
         self.jobs = client.resource("batch/v1", "jobs")
         self.pods = client.resource("pods")
@@ -172,9 +168,9 @@ class JobController(QueueController):
         #: Job key -> uids of pods whose finalizer removal was sent but not yet seen.
         self.finalizer_expectations: Dict[str, Set[str]] = {}
         self.backoff: Dict[str, BackoffRecord] = {}
-        self.job_informer = self.informer(SharedInformer(self.jobs, clock=clock))
-        self.pod_informer = self.informer(SharedInformer(self.pods, clock=clock,
-                                                         indexers={CONTROLLER_UID_INDEX: _controller_uid_index}))
+        self.job_informer = self.shared_informer(self.jobs)
+        self.pod_informer = self.shared_informer(self.pods,
+                                                         indexers={CONTROLLER_UID_INDEX: controller_uid_index})
         self.job_informer.add_event_handler(self._enqueue_now, self._job_updated, self._job_deleted)
         self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.recorder = EventRecorder(client, "job-controller", clock=clock)
@@ -220,7 +216,7 @@ class JobController(QueueController):
                 self.queue.add_after(object_key(cur), max(0.0, started + deadline - self.clock.time()))
 
     def _job_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        job = _unwrap(obj)
+        job = final_state(obj)
         key = object_key(job)
         self.queue.add(key)
         # Its pods' finalizers are no longer anyone's to remove but ours, from the orphan queue.
@@ -296,7 +292,7 @@ class JobController(QueueController):
                 self._enqueue_batched(job)
 
     def _pod_deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        self._pod_deleted_or_deleting(_unwrap(obj), final=True)
+        self._pod_deleted_or_deleting(final_state(obj), final=True)
 
     def _pod_deleted_or_deleting(self, pod: Obj, *, final: bool) -> None:
         ref = controller_of(pod)

@@ -30,7 +30,8 @@ from typing import Any, Dict, List, Optional, Set
 
 import orjson
 
-from megaplane.client import Client, NotFoundError, SharedInformer, StatusError
+from megaplane.client import Client, NotFoundError, StatusError
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics, cancel_tasks
 
 from .nodelifecycle.records import Node
@@ -70,7 +71,8 @@ class PodGCController:
     """A `megaplane.runtime.Component` (see the module docstring)."""
 
     def __init__(self, client: Client, *, terminated_pod_gc_threshold: int = 12500, gc_period: float = GC_PERIOD,
-                 quarantine: float = QUARANTINE, clock: Clock = REAL_CLOCK) -> None:
+                 quarantine: float = QUARANTINE, clock: Clock = REAL_CLOCK,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
         self.client = client
         self.threshold = terminated_pod_gc_threshold
         self.gc_period = gc_period
@@ -78,7 +80,9 @@ class PodGCController:
         self.clock = clock
         self.pods = client.resource("pods")
         self.nodes = client.resource("nodes")
-        self.pod_informer = SharedInformer(self.pods, clock=clock)
+        factory = informers if informers is not None else SharedInformerFactory(clock=clock)
+        self.pod_informer = factory.informer(self.pods)  # shared: read-only objects
+        self._own_informer = False
         #: Nodes as the few fields read of them (name, Ready, taints), not whole objects.
         self.node_cache: Dict[str, Node] = {}
         self.node_reflector: Reflector[Node] = Reflector(
@@ -211,7 +215,9 @@ class PodGCController:
 
     async def start(self) -> None:
         self._quarantined.clear()
-        await self.pod_informer.start()
+        if not self.pod_informer.running:
+            await self.pod_informer.start()
+            self._own_informer = True
         await self.node_reflector.start()
         if not await self.pod_informer.wait_for_sync(60.0):
             raise RuntimeError(f"{NAME}: pods did not sync within 60 s")
@@ -226,7 +232,9 @@ class PodGCController:
         if task is not None:
             await cancel_tasks([task])
         await self.node_reflector.stop()
-        await self.pod_informer.stop()
+        if self._own_informer:
+            self._own_informer = False
+            await self.pod_informer.stop()
 
     def ready(self) -> bool:
         return self._task is not None and self.pod_informer.has_synced() and self.node_reflector.synced.is_set()

@@ -34,10 +34,11 @@ from megaplane.client import (
     Client,
     DeletedFinalStateUnknown,
     NotFoundError,
-    SharedInformer,
     StatusError,
     node_name_index,
 )
+from megaplane.client.informer import EventHandler
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics, Timer, cancel_tasks
 
 from .events import EventRecorder, object_reference
@@ -115,9 +116,13 @@ class _Work:
 class TaintEvictionController:
     """A `megaplane.runtime.Component` (see the module docstring)."""
 
-    def __init__(self, client: Client, *, clock: Clock = REAL_CLOCK) -> None:
+    def __init__(self, client: Client, *, clock: Clock = REAL_CLOCK,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
         self.client = client
         self.clock = clock
+        self.informer_factory = informers if informers is not None else SharedInformerFactory(clock=clock)
+        self._own_informer = False
+        self._pod_handler: Optional[EventHandler] = None
         self.pods = client.resource("pods")
         self.nodes = client.resource("nodes")
         self._tasks: Set["asyncio.Task[None]"] = set()
@@ -132,9 +137,13 @@ class TaintEvictionController:
         self.recorder = EventRecorder(self.client, NAME, clock=self.clock)
         self.tainted: Dict[str, Tuple[Taint, ...]] = {}
         self.work: Dict[str, _Work] = {}
-        self.pod_informer = SharedInformer(self.pods, indexers={NODE_NAME_INDEX: node_name_index}, clock=self.clock)
-        self.pod_informer.add_event_handler(lambda p: self._pod_updated(None, p), self._pod_updated,
-                                            self._pod_deleted)
+        # Shared with the process's other controllers (read-only objects); a restart (leadership regained)
+        # replaces only the handler, which replays the known pods to it.
+        self.pod_informer = self.informer_factory.informer(self.pods, indexers={NODE_NAME_INDEX: node_name_index})
+        if self._pod_handler is not None:
+            self.pod_informer.remove_event_handler(self._pod_handler)
+        self._pod_handler = self.pod_informer.add_event_handler(
+            lambda p: self._pod_updated(None, p), self._pod_updated, self._pod_deleted)
         self.node_reflector: Reflector[Node] = Reflector(
             self.nodes, Node, lambda n: n.metadata.name, self._node_updated, self._node_deleted, clock=self.clock)
         self.stats = {"evictions": 0, "cancelled": 0, "scheduled": 0, "spared": 0, "failures": 0}
@@ -303,7 +312,9 @@ class TaintEvictionController:
 
     async def start(self) -> None:
         self._reset()
-        await self.pod_informer.start()
+        if not self.pod_informer.running:
+            await self.pod_informer.start()
+            self._own_informer = True
         if not await self.pod_informer.wait_for_sync(60.0):
             raise RuntimeError(f"{NAME}: pods did not sync within 60 s")
         await self.node_reflector.start()
@@ -318,7 +329,12 @@ class TaintEvictionController:
         self.work.clear()
         await cancel_tasks(list(self._tasks))
         await self.node_reflector.stop()
-        await self.pod_informer.stop()
+        if self._pod_handler is not None:
+            self.pod_informer.remove_event_handler(self._pod_handler)
+            self._pod_handler = None
+        if self._own_informer:
+            self._own_informer = False
+            await self.pod_informer.stop()
         await self.recorder.stop()
 
     def ready(self) -> bool:

@@ -18,7 +18,8 @@ import logging
 from typing import Any, Dict, Hashable, Mapping, Optional
 
 from megaplane.apimachinery.meta import parse_rfc3339
-from megaplane.client import Client, NotFoundError, SharedInformer, object_key
+from megaplane.client import Client, NotFoundError, object_key
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics
 
@@ -53,10 +54,11 @@ def expires_in(job: Mapping[str, Any], now: float) -> Optional[float]:
 
 
 class TTLAfterFinishedController(QueueController):
-    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK) -> None:
-        super().__init__("ttl-after-finished-controller", workers=workers, clock=clock)
+    def __init__(self, client: Client, *, workers: int = 5, clock: Clock = REAL_CLOCK,
+                 informers: Optional[SharedInformerFactory] = None) -> None:
+        super().__init__("ttl-after-finished-controller", workers=workers, clock=clock, informers=informers)
         self.jobs = client.resource("batch/v1", "jobs")
-        self.job_informer = self.informer(SharedInformer(self.jobs, clock=clock))
+        self.job_informer = self.shared_informer(self.jobs)
         self.job_informer.add_event_handler(self._maybe_enqueue, lambda old, new: self._maybe_enqueue(new))
         self.deleted = 0
 

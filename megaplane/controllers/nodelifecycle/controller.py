@@ -46,10 +46,11 @@ from megaplane.client import (
     Client,
     ConflictError,
     NotFoundError,
-    SharedInformer,
     StatusError,
     node_name_index,
 )
+from megaplane.client.informer import EventHandler
+from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.client.workqueue import RateLimitingQueue, default_controller_rate_limiter
 from megaplane.runtime import REAL_CLOCK, Clock, Statistics, cancel_tasks
 
@@ -159,8 +160,11 @@ class NodeLifecycleController:
     """A `megaplane.runtime.Component` (see the module docstring)."""
 
     def __init__(self, client: Client, config: Optional[NodeLifecycleConfig] = None, *,
-                 clock: Clock = REAL_CLOCK) -> None:
+                 clock: Clock = REAL_CLOCK, informers: Optional[SharedInformerFactory] = None) -> None:
         self.client = client
+        self.informer_factory = informers if informers is not None else SharedInformerFactory(clock=clock)
+        self._own_informer = False
+        self._pod_handler: Optional[EventHandler] = None
         self.config = cfg = config or NodeLifecycleConfig()
         self.clock = clock
         self.nodes = client.resource("nodes")
@@ -225,8 +229,12 @@ class NodeLifecycleController:
             default_controller_rate_limiter(clock), name="node_lifecycle_controller", clock=clock)
         self.pod_queue: RateLimitingQueue[Hashable] = RateLimitingQueue(
             default_controller_rate_limiter(clock), name="node_lifecycle_controller_pods", clock=clock)
-        self.pod_informer = SharedInformer(self.pods, indexers={NODE_NAME_INDEX: node_name_index}, clock=clock)
-        self.pod_informer.add_event_handler(lambda p: self._pod_updated(None, p), self._pod_updated, None)
+        # Shared with the process's other controllers (read-only objects); a restart replaces only the handler.
+        self.pod_informer = self.informer_factory.informer(self.pods, indexers={NODE_NAME_INDEX: node_name_index})
+        if self._pod_handler is not None:
+            self.pod_informer.remove_event_handler(self._pod_handler)
+        self._pod_handler = self.pod_informer.add_event_handler(
+            lambda p: self._pod_updated(None, p), self._pod_updated, None)
         self.node_reflector: Reflector[Node] = Reflector(
             self.nodes, Node, lambda n: n.metadata.name, self._on_node, self._on_node_deleted,
             sight=self.sight, clock=clock)
@@ -852,7 +860,9 @@ class NodeLifecycleController:
             raise RuntimeError(f"{NAME}: already started")
         self._reset()
         self._started = True
-        await self.pod_informer.start()
+        if not self.pod_informer.running:
+            await self.pod_informer.start()
+            self._own_informer = True
         await self.lease_reflector.start()
         await self.node_reflector.start()
         for what, ev in (("leases", self.lease_reflector.synced), ("nodes", self.node_reflector.synced)):
@@ -879,7 +889,12 @@ class NodeLifecycleController:
         self.pod_queue.shutdown()
         await self.node_reflector.stop()
         await self.lease_reflector.stop()
-        await self.pod_informer.stop()
+        if self._pod_handler is not None:
+            self.pod_informer.remove_event_handler(self._pod_handler)
+            self._pod_handler = None
+        if self._own_informer:
+            self._own_informer = False
+            await self.pod_informer.stop()
         await self.recorder.stop()
 
     def ready(self) -> bool:
