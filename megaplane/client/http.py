@@ -100,12 +100,15 @@ class _Connection(asyncio.Protocol):
         self._deadline = 0.0
         self._timeout = 0.0
         self.on_lost: Optional[Callable[[], None]] = None
+        #: Done once the transport is gone (TLS needs a few loop turns after close() for its shutdown).
+        self.lost: Optional[asyncio.Future[None]] = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check.
         self.transport = cast(asyncio.Transport, transport)
+        self.lost = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
@@ -125,6 +128,8 @@ class _Connection(asyncio.Protocol):
             self._stream._end()
         if self.on_lost is not None:
             self.on_lost()
+        if self.lost is not None and not self.lost.done():
+            self.lost.set_result(None)
 
     # -- httptools callbacks ------------------------------------------------------------------
 
@@ -293,6 +298,10 @@ def _query(params: Optional[Params]) -> str:
     if not params:
         return ""
     return "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+
+
+#: How long close() waits for its connections' transports to finish closing.
+CLOSE_WAIT = 1.0
 
 
 class HTTPTransport:
@@ -574,6 +583,7 @@ class HTTPTransport:
 
     async def close(self) -> None:
         self._closed = True
+        closing = list(self._idle) + list(self._watches)
         for conn in self._idle:
             conn.close()
         self._idle.clear()
@@ -586,6 +596,11 @@ class HTTPTransport:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-        # Let the event loop run the transports' close callbacks before the loop may go away.
-        await asyncio.sleep(0)
+        # Wait (briefly) for the transports to be gone, so none is left to a garbage-collected finalizer
+        # (a ResourceWarning) when the loop ends right after.
+        pending = [c.lost for c in closing if c.lost is not None and not c.lost.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=CLOSE_WAIT)
+        else:
+            await asyncio.sleep(0)
 

@@ -73,17 +73,18 @@ def start_megaplane(root: str, command: str, args: List[str], *, port: int = 0, 
     """
     port, secure = port or free_port(), secure_port or free_port()
     kubeconfig = os.path.join(root, "kubeconfig")
-    log = open(os.path.join(root, f"{command}.log"), "a")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "megaplane.cli", command, "--port", str(port), "--secure-port", str(secure),
-         "--kubeconfig", kubeconfig, *args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = os.path.join(root, f"{command}.log")
+    with open(log_path, "a") as log:  # the child holds its own descriptor; the test's is closed at once
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "megaplane.cli", command, "--port", str(port), "--secure-port", str(secure),
+             "--kubeconfig", kubeconfig, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"megaplane {command} exited with {proc.returncode}; see {log.name}")
+            raise RuntimeError(f"megaplane {command} exited with {proc.returncode}; see {log_path}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200 and os.path.exists(kubeconfig):

@@ -171,6 +171,7 @@ def start_limited(root: str, limits: Dict[str, Any], nofile: Optional[int] = Non
          "--secure-port", str(secure), "--kubeconfig", kubeconfig, "--data-dir", os.path.join(root, "data"), *flags],
         stdout=log, stderr=subprocess.STDOUT, preexec_fn=lower_fd_limit,
     )
+    log.close()  # the child holds its own descriptor
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from megaplane.apiserver.schema import definitions as schema
 from megaplane.apiserver.patch import (
     JSON_PATCH,
     MERGE_PATCH,
@@ -26,6 +25,7 @@ from megaplane.apiserver.patch import (
     apply_strategic_merge_patch,
     decode_patch,
 )
+from megaplane.apiserver.schema import definitions as schema
 
 REJECTED = "the server rejected our request due to an error in our request"
 

@@ -70,6 +70,7 @@ def start_manager(cluster: Cluster) -> Manager:
         [sys.executable, "-m", "megaplane.cli", "-v", "1", "controller-manager", "--kubeconfig", cluster.kubeconfig,
          "--controllers", "nodelifecycle,tainteviction", "--leader-elect=false"],
         stdout=log, stderr=subprocess.STDOUT)
+    log.close()  # the child holds its own descriptor
     manager = Manager(proc, log_path)
     try:
         eventually(lambda: proc.poll() is not None or "controllers" in manager.output(),

@@ -72,6 +72,7 @@ def start_fleet(cluster: Cluster, name: str, args: List[str]) -> Fleet:
         [sys.executable, "-m", "megaplane.cli", "fleet", "--kubeconfig", cluster.kubeconfig, *args],
         stdout=log, stderr=subprocess.STDOUT,
     )
+    log.close()  # the child holds its own descriptor
     fleet = Fleet(proc, log_path)
     try:
         eventually(lambda: proc.poll() is None and "running" in fleet.output() or proc.poll() is not None,

@@ -82,6 +82,7 @@ class EtcdProcess:
     def start(self) -> "EtcdProcess":
         log = open(os.path.join(self.root, f"{self.kind}.log"), "a")
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log)
+        log.close()  # the child holds its own descriptor
         _wait_healthy(self.endpoint, self.proc)
         return self
 
@@ -188,6 +189,7 @@ class TLSEtcdProcess(EtcdProcess):
     def start(self) -> "TLSEtcdProcess":
         log = open(os.path.join(self.root, f"{self.kind}.log"), "a")
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log)
+        log.close()
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -298,6 +300,7 @@ class EtcdCluster:
         for m in self.members:  # all at once: each waits for a quorum
             log = open(os.path.join(m.root, "etcd.log"), "a")
             m.proc = subprocess.Popen(m.command(), stdout=subprocess.DEVNULL, stderr=log)
+            log.close()
         for m in self.members:
             assert m.proc is not None
             _wait_healthy(m.endpoint, m.proc)
