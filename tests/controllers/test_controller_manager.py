@@ -26,7 +26,7 @@ import pytest
 
 from tests.api.conftest import Cluster
 from tests.etcd.conftest import free_port
-from tests.fleet.conftest import eventually, start_server
+from tests.fleet.conftest import eventually, server_in_tmp, start_server
 
 LEASE = 3.0
 RENEW = 2.0
@@ -123,13 +123,8 @@ def holder(cluster: Cluster) -> str:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="megaplane-cm-")
-    c = start_server(root, "apiserver")
-    try:
+    with server_in_tmp("megaplane-cm-", "apiserver") as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -4,15 +4,13 @@ the Python client; a second `megaplane fleet` process adds a node later. Every w
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from typing import Any, Dict, Iterator, List
 
 import kubernetes
 import pytest
 
 from tests.api.conftest import Cluster
-from tests.fleet.conftest import eventually, start_fleet, start_server
+from tests.fleet.conftest import eventually, server_in_tmp, start_fleet
 
 NS = "default"
 UP_FLAGS = ["--nodes", "3", "--zones", "3", "--pod-startup-latency", "100ms", "--node-lease-duration-seconds", "10",
@@ -22,13 +20,8 @@ HASH = "controller-revision-hash"
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="megaplane-daemonset-")
-    c = start_server(root, "up", UP_FLAGS)
-    try:
+    with server_in_tmp("megaplane-daemonset-", "up", UP_FLAGS) as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

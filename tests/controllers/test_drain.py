@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import shutil
-import tempfile
 import threading
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -28,7 +26,7 @@ import pytest
 from megaplane.client import Client, HTTPTransport
 from megaplane.controllers.disruption import DisruptionController
 from tests.api.conftest import Cluster
-from tests.fleet.conftest import eventually, start_server
+from tests.fleet.conftest import eventually, server_in_tmp
 
 NS = "default"
 # The controllers drain needs (named, so the test does not depend on the rest of the catalog).
@@ -41,13 +39,8 @@ Obj = Dict[str, Any]
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="megaplane-drain-")
-    c = start_server(root, "up", UP_FLAGS)
-    try:
+    with server_in_tmp("megaplane-drain-", "up", UP_FLAGS) as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

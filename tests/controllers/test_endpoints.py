@@ -8,15 +8,13 @@ addressType IPv6. Every wait polls for a state.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from typing import Any, Dict, Iterator, List, Optional, Set
 
 import kubernetes
 import pytest
 
 from tests.api.conftest import Cluster
-from tests.fleet.conftest import eventually, start_server
+from tests.fleet.conftest import eventually, server_in_tmp
 
 NS = "default"
 UP_FLAGS = ["--nodes", "3", "--zones", "3", "--pod-startup-latency", "100ms", "--node-lease-duration-seconds", "10",
@@ -27,13 +25,8 @@ MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="megaplane-endpoints-")
-    c = start_server(root, "up", UP_FLAGS)
-    try:
+    with server_in_tmp("megaplane-endpoints-", "up", UP_FLAGS) as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 
 from megaplane.controllers.garbagecollector import Graph, Node, ObjectMeta, ObjectReference, OwnerRef
 from tests.api.conftest import Cluster, start_megaplane
-from tests.fleet.conftest import eventually, start_server
+from tests.fleet.conftest import eventually, server_in_tmp
 
 NS = "default"
 UP_FLAGS = ["--nodes", "3", "--pod-startup-latency", "100ms", "--node-lease-duration-seconds", "10",
@@ -31,13 +31,8 @@ UP_FLAGS = ["--nodes", "3", "--pod-startup-latency", "100ms", "--node-lease-dura
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="megaplane-gc-")
-    c = start_server(root, "up", UP_FLAGS)
-    try:
+    with server_in_tmp("megaplane-gc-", "up", UP_FLAGS) as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ the test drives and checks the pods with the same client.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from typing import Any, Awaitable, Callable, Dict, Iterator, Optional
 
@@ -19,18 +17,13 @@ import pytest
 from megaplane.client import Client, HTTPTransport, NotFoundError
 from megaplane.controllers.podgc import PodGCController
 from tests.api.conftest import Cluster
-from tests.fleet.conftest import start_server
+from tests.fleet.conftest import server_in_tmp
 
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="megaplane-podgc-")
-    c = start_server(root, "apiserver")
-    try:
+    with server_in_tmp("megaplane-podgc-", "apiserver") as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def until(probe: Callable[[], Awaitable[Any]], what: str, timeout: float = 20.0) -> Any:

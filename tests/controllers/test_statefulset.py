@@ -4,8 +4,6 @@ the Python client. Order is observed on a watch of the set's pods; every wait po
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -13,7 +11,7 @@ import kubernetes
 import pytest
 
 from tests.api.conftest import Cluster
-from tests.fleet.conftest import eventually, start_server
+from tests.fleet.conftest import eventually, server_in_tmp
 
 NS = "default"
 UP_FLAGS = ["--nodes", "3", "--zones", "3", "--pod-startup-latency", "300ms", "--node-lease-duration-seconds", "10",
@@ -23,13 +21,8 @@ HASH = "controller-revision-hash"
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="megaplane-statefulset-")
-    c = start_server(root, "up", UP_FLAGS)
-    try:
+    with server_in_tmp("megaplane-statefulset-", "up", UP_FLAGS) as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,15 @@ poll for a state until a deadline; nothing sleeps a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, Iterator, List, Optional, TypeVar
 
 from tests.api.conftest import KUBECTL, Cluster, start_megaplane
 
@@ -41,6 +44,18 @@ def eventually(probe: Callable[[], Optional[T]], what: str, timeout: float = 30.
 def start_server(root: str, command: str = "up", extra: Optional[List[str]] = None) -> Cluster:
     """`megaplane up` / `megaplane apiserver` on free ports, in memory; ready once /readyz and the kubeconfig are."""
     return start_megaplane(root, command, list(extra or []), timeout=60)
+
+
+@contextlib.contextmanager
+def server_in_tmp(prefix: str, command: str = "up", extra: Optional[List[str]] = None) -> Iterator[Cluster]:
+    """`start_server` in a fresh temporary directory, stopped and removed afterwards (a module fixture's body)."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    cluster = start_server(root, command, extra)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 class Fleet:

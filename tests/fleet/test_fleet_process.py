@@ -7,8 +7,6 @@ from a fleet process over HTTPS through the server's kubeconfig.
 from __future__ import annotations
 
 import ipaddress
-import shutil
-import tempfile
 import urllib.request
 from typing import Any, Iterator, List
 
@@ -17,7 +15,7 @@ import pytest
 
 from tests.api.conftest import Cluster
 from tests.etcd.conftest import free_port
-from tests.fleet.conftest import Fleet, eventually, start_fleet, start_server
+from tests.fleet.conftest import Fleet, eventually, server_in_tmp, start_fleet
 
 COMMON = ["--node-lease-duration-seconds", "4", "--node-status-report-frequency", "2s",
           "--pod-startup-latency", "100ms"]
@@ -25,13 +23,8 @@ COMMON = ["--node-lease-duration-seconds", "4", "--node-status-report-frequency"
 
 @pytest.fixture(scope="module")
 def apiserver() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="megaplane-fleet-proc-")
-    c = start_server(root, "apiserver")
-    try:
+    with server_in_tmp("megaplane-fleet-proc-", "apiserver") as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

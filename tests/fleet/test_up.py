@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import shutil
-import tempfile
 import uuid
 from typing import Any, Dict, Iterator, Optional
 
@@ -18,7 +16,7 @@ import kubernetes
 import pytest
 
 from tests.api.conftest import Cluster
-from tests.fleet.conftest import eventually, start_server
+from tests.fleet.conftest import eventually, server_in_tmp
 
 NODES = 3
 UP_FLAGS = [
@@ -35,13 +33,8 @@ UP_FLAGS = [
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="megaplane-fleet-up-")
-    c = start_server(root, "up", UP_FLAGS)
-    try:
+    with server_in_tmp("megaplane-fleet-up-", "up", UP_FLAGS) as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
