@@ -44,7 +44,7 @@ import logging
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple, Union
 
 from megaplane.apimachinery.meta import parse_rfc3339
-from megaplane.apimachinery.selectors import matches_labels, selector_from_dict
+from megaplane.apimachinery.selectors import selector_from_dict
 from megaplane.client import (
     AlreadyExistsError,
     Client,
@@ -76,7 +76,7 @@ from .podutil import (
     pod_from_template,
     slow_start_batch,
 )
-from .refmanager import CannotAdoptError, claim
+from .refmanager import CannotAdoptError, claim, resolve_controller_ref, selecting_owners
 
 __all__ = ["DaemonSetController", "DAEMON_TOLERATIONS", "add_daemon_tolerations", "node_should_run_daemon_pod"]
 
@@ -278,22 +278,10 @@ class DaemonSetController(QueueController):
         self.queue.add(key)
 
     def _resolve(self, namespace: str, ref: Optional[Mapping[str, Any]]) -> Optional[Obj]:
-        if ref is None or ref.get("kind") != KIND or str(ref.get("apiVersion", "")).split("/")[0] != "apps":
-            return None
-        ds = self.ds_informer.lister.get(namespace, str(ref.get("name") or ""))
-        if ds is None or ds["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return ds
+        return resolve_controller_ref(self.ds_informer.lister, namespace, ref, KIND, "apps")
 
     def _matching_sets(self, obj: Obj) -> List[Obj]:
-        meta = obj.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        out = []
-        for ds in self.ds_informer.lister.list(meta.get("namespace") or ""):
-            selector = selector_from_dict((ds.get("spec") or {}).get("selector") or {})
-            if selector is not None and matches_labels(selector, labels):
-                out.append(ds)
-        return out
+        return selecting_owners(self.ds_informer.lister, obj)
 
     def _owned_changed(self, obj: Obj) -> None:
         namespace = (obj.get("metadata") or {}).get("namespace") or ""

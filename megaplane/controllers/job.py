@@ -39,7 +39,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Set, Tuple, Uni
 import orjson
 
 from megaplane.apimachinery.meta import format_rfc3339, parse_rfc3339
-from megaplane.apimachinery.selectors import matches_labels, selector_from_dict
+from megaplane.apimachinery.selectors import selector_from_dict
 from megaplane.client import (
     Client,
     DeletedFinalStateUnknown,
@@ -88,7 +88,7 @@ from .podutil import (
     pod_from_template,
     rank_for_deletion,
 )
-from .refmanager import CannotAdoptError, claim
+from .refmanager import CannotAdoptError, claim, resolve_controller_ref, selecting_owners
 
 __all__ = ["JobController", "MAX_UNCOUNTED_PODS", "SYNC_JOB_BATCH_PERIOD"]
 
@@ -225,22 +225,10 @@ class JobController(QueueController):
                 self.orphan_queue.add(object_key(pod))
 
     def _resolve(self, namespace: str, ref: Mapping[str, Any]) -> Optional[Obj]:
-        if ref.get("kind") != KIND or str(ref.get("apiVersion", "")).split("/")[0] != "batch":
-            return None
-        job = self.job_informer.lister.get(namespace, str(ref.get("name") or ""))
-        if job is None or job["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return job
+        return resolve_controller_ref(self.job_informer.lister, namespace, ref, KIND, "batch")
 
     def _matching_jobs(self, pod: Obj) -> List[Obj]:
-        meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        out = []
-        for job in self.job_informer.lister.list(meta.get("namespace") or ""):
-            selector = selector_from_dict((job.get("spec") or {}).get("selector") or {})
-            if selector and matches_labels(selector, labels):
-                out.append(job)
-        return out
+        return selecting_owners(self.job_informer.lister, pod)
 
     def _pod_added(self, pod: Obj) -> None:
         meta = pod["metadata"]

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence
 
-from megaplane.apimachinery.selectors import LabelSelector, matches_labels
+from megaplane.apimachinery.selectors import LabelSelector, matches_labels, selector_from_dict
 from megaplane.client import NotFoundError, ResourceClient
+from megaplane.client.cache import Lister
 
 from .podutil import controller_of
 
-__all__ = ["claim", "CannotAdoptError"]
+__all__ = ["claim", "CannotAdoptError", "resolve_controller_ref", "selecting_owners"]
 
 Obj = Dict[str, Any]
 
@@ -85,3 +86,28 @@ async def _release(dependents: ResourceClient, obj: Obj, owner_uid: str) -> None
         await dependents.patch(om["name"], patch, om.get("namespace"))
     except NotFoundError:
         pass  # gone already: nothing to release
+
+
+def resolve_controller_ref(lister: Lister, namespace: str, ref: Optional[Mapping[str, Any]], kind: str,
+                           group: str) -> Optional[Dict[str, Any]]:
+    """resolveControllerRef: the owner `ref` names, if it is a `kind` of API `group`, known to `lister` and
+    the same object (uid): a re-created owner of the same name is not the one the reference meant."""
+    if ref is None or ref.get("kind") != kind or str(ref.get("apiVersion", "")).split("/")[0] != group:
+        return None
+    owner = lister.get(namespace, str(ref.get("name") or ""))
+    if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+        return None
+    return owner
+
+
+def selecting_owners(lister: Lister, obj: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The owners in `obj`'s namespace whose selector matches its labels (getPodReplicaSets and its kin:
+    an empty selector matches nothing here)."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    out = []
+    for owner in lister.list(meta.get("namespace") or ""):
+        selector = selector_from_dict((owner.get("spec") or {}).get("selector") or {})
+        if selector is not None and matches_labels(selector, labels):
+            out.append(owner)
+    return out

@@ -24,7 +24,7 @@ import logging
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Union
 
 from megaplane.apimachinery.meta import now_rfc3339
-from megaplane.apimachinery.selectors import matches_labels, selector_from_dict
+from megaplane.apimachinery.selectors import selector_from_dict
 from megaplane.client import (
     Client,
     ConflictError,
@@ -52,7 +52,7 @@ from .podutil import (
     rank_for_deletion,
     slow_start_batch,
 )
-from .refmanager import CannotAdoptError, claim
+from .refmanager import CannotAdoptError, claim, resolve_controller_ref, selecting_owners
 
 __all__ = ["ReplicaSetController", "BURST_REPLICAS", "CONTROLLER_UID_INDEX", "replica_set_status"]
 
@@ -135,22 +135,10 @@ class ReplicaSetController(QueueController):
         self.queue.add(key)
 
     def _resolve(self, namespace: str, ref: Mapping[str, Any]) -> Optional[Obj]:
-        if ref.get("kind") != KIND or str(ref.get("apiVersion", "")).split("/")[0] != "apps":
-            return None
-        rs = self.rs_informer.lister.get(namespace, str(ref.get("name") or ""))
-        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return rs
+        return resolve_controller_ref(self.rs_informer.lister, namespace, ref, KIND, "apps")
 
     def _matching_sets(self, pod: Obj) -> List[Obj]:
-        meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        out = []
-        for rs in self.rs_informer.lister.list(meta.get("namespace") or ""):
-            selector = selector_from_dict((rs.get("spec") or {}).get("selector") or {})
-            if selector and matches_labels(selector, labels):
-                out.append(rs)
-        return out
+        return selecting_owners(self.rs_informer.lister, pod)
 
     def _pod_added(self, pod: Obj) -> None:
         meta = pod["metadata"]

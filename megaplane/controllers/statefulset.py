@@ -45,7 +45,7 @@ import logging
 import re
 from typing import Any, Awaitable, Callable, Dict, Hashable, List, Mapping, Optional, Tuple, Union
 
-from megaplane.apimachinery.selectors import matches_labels, selector_from_dict
+from megaplane.apimachinery.selectors import selector_from_dict
 from megaplane.client import (
     Client,
     ConflictError,
@@ -82,7 +82,7 @@ from .podutil import (
     is_pod_ready,
     pod_from_template,
 )
-from .refmanager import CannotAdoptError, claim
+from .refmanager import CannotAdoptError, claim, resolve_controller_ref, selecting_owners
 
 __all__ = ["StatefulSetController", "POD_NAME_LABEL", "POD_INDEX_LABEL", "parent_and_ordinal"]
 
@@ -283,22 +283,10 @@ class StatefulSetController(QueueController):
         self.queue.add(object_key(final_state(obj)))
 
     def _resolve(self, namespace: str, ref: Optional[Mapping[str, Any]]) -> Optional[Obj]:
-        if ref is None or ref.get("kind") != KIND or str(ref.get("apiVersion", "")).split("/")[0] != "apps":
-            return None
-        sts = self.set_informer.lister.get(namespace, str(ref.get("name") or ""))
-        if sts is None or sts["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return sts
+        return resolve_controller_ref(self.set_informer.lister, namespace, ref, KIND, "apps")
 
     def _matching_sets(self, obj: Obj) -> List[Obj]:
-        meta = obj.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        out = []
-        for sts in self.set_informer.lister.list(meta.get("namespace") or ""):
-            selector = selector_from_dict((sts.get("spec") or {}).get("selector") or {})
-            if selector is not None and matches_labels(selector, labels):
-                out.append(sts)
-        return out
+        return selecting_owners(self.set_informer.lister, obj)
 
     def _pod_added(self, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
