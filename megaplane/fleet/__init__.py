@@ -34,13 +34,14 @@ __all__ = [
 def run(config: FleetConfig, kubeconfig: str, context: str = "") -> None:
     """`megaplane fleet`: run the fleet over HTTP until SIGINT / SIGTERM (progress on stdout)."""
     from megaplane.client import Client
+    from megaplane.client.component import ClientComponent
     from megaplane.runtime import run_forever
 
     def build() -> list:
         # No client-side rate limit: N kubelets each have their own; one limit for all would starve them.
         client = Client.from_kubeconfig(kubeconfig, context or None, qps=0, burst=0,
                                         max_connections=config.max_connections)
-        return [_ClosingClient(client), Fleet(client, config, progress=lambda line: print(line, flush=True))]
+        return [ClientComponent(client), Fleet(client, config, progress=lambda line: print(line, flush=True))]
 
     def started() -> None:
         print(f"megaplane fleet: {config.nodes} nodes {config.node_name(config.node_index_start)}.."
@@ -48,26 +49,3 @@ def run(config: FleetConfig, kubeconfig: str, context: str = "") -> None:
               + (f"; metrics on {config.metrics_bind_address}" if config.metrics_bind_address else ""), flush=True)
 
     run_forever(build, on_started=started)
-
-
-class _ClosingClient:
-    """Closes the client's connections after the fleet stopped (started first, so stopped last)."""
-
-    def __init__(self, client: "object") -> None:
-        self.client = client
-
-    @property
-    def name(self) -> str:
-        return "client"
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        await self.client.close()  # type: ignore[attr-defined]
-
-    def ready(self) -> bool:
-        return True
-
-    def statistics(self) -> dict:
-        return {}
