@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from .nodetable import NodeTable
 from .podspec import PodSpecInfo
-from .profile import FILTERS, score_nodes, unresolvable
+from .profile import DEFAULT_PROFILE, Profile, score_nodes, unresolvable
 
 __all__ = ["Algorithm", "ScheduleResult", "FitError", "NoNodesAvailableError", "num_feasible_nodes_to_find", "fit_error_message",
            "FEASIBLE", "UNSCHEDULABLE", "UNRESOLVABLE"]
@@ -74,20 +74,27 @@ class ScheduleResult:
 
 class Algorithm:
     def __init__(self, table: NodeTable, *, percentage_of_nodes_to_score: int = 0,
-                 rng: Optional[random.Random] = None) -> None:
+                 rng: Optional[random.Random] = None, profiles: Optional[Mapping[str, Profile]] = None) -> None:
         if not 0 <= percentage_of_nodes_to_score <= 100:
             raise ValueError(f"percentageOfNodesToScore must be in 0..100, got {percentage_of_nodes_to_score}")
         self.table = table
         self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
         self.rng = rng or random.Random()
+        #: schedulerName -> its profile; a pod of a name not here gets the default profile.
+        self.profiles: Mapping[str, Profile] = dict(profiles or {})
         self.next_start_node_index = 0
         #: Pending pods with status.nominatedNodeName: key -> (the pod, its nominated node).
         self.nominated: Dict[str, Tuple[PodSpecInfo, str]] = {}
 
+    def profile(self, pod: PodSpecInfo) -> Profile:
+        return self.profiles.get(pod.scheduler_name, DEFAULT_PROFILE)
+
     def _filtered(self, pod: PodSpecInfo) -> np.ndarray:
         table = self.table
         ok = table.valid[: table.size].copy()
-        for _, plugin in FILTERS:
+        profile = self.profile(pod)
+        pod = profile.for_pod(table, pod)
+        for _, plugin in profile.filters:
             result = plugin(table, pod)
             if result is not None:
                 ok &= result[0]
@@ -123,7 +130,9 @@ class Algorithm:
         table = self.table
         remaining = table.valid[: table.size].copy()
         counts: Dict[str, int] = {}
-        for _, plugin in FILTERS:
+        profile = self.profile(pod)
+        pod = profile.for_pod(table, pod)
+        for _, plugin in profile.filters:
             result = plugin(table, pod)
             if result is None:
                 continue
@@ -143,7 +152,9 @@ class Algorithm:
         table = self.table
         remaining = table.valid[: table.size].copy()
         codes = np.full(table.size, FEASIBLE, dtype=np.int8)
-        for _, plugin in FILTERS:
+        profile = self.profile(pod)
+        pod = profile.for_pod(table, pod)
+        for _, plugin in profile.filters:
             result = plugin(table, pod)
             if result is None:
                 continue
@@ -161,7 +172,9 @@ class Algorithm:
     def node_reasons(self, pod: PodSpecInfo, slot: int) -> List[str]:
         """The reasons of the first filter `slot` fails ([] when it fits)."""
         table = self.table
-        for _, plugin in FILTERS:
+        profile = self.profile(pod)
+        pod = profile.for_pod(table, pod)
+        for _, plugin in profile.filters:
             result = plugin(table, pod)
             if result is None or result[0][slot]:
                 continue
@@ -189,7 +202,10 @@ class Algorithm:
             raise FitError(pod, num_nodes, self.diagnose(pod))
         size = table.size
         start = self.next_start_node_index % size
-        want = num_feasible_nodes_to_find(self.percentage_of_nodes_to_score, num_nodes)
+        profile = self.profile(pod)
+        percentage = profile.percentage_of_nodes_to_score
+        want = num_feasible_nodes_to_find(self.percentage_of_nodes_to_score if percentage is None else percentage,
+                                          num_nodes)
         if len(slots) > want:
             pos = int(np.searchsorted(slots, start))
             ordered = np.concatenate([slots[pos:], slots[:pos]])
@@ -202,7 +218,7 @@ class Algorithm:
         if len(cand) == 1:
             slot = int(cand[0])
         else:
-            totals = score_nodes(table, pod, cand)
+            totals = score_nodes(table, profile.for_pod(table, pod), cand, profile)
             best = np.flatnonzero(totals == totals.max())
             slot = int(cand[best[self.rng.randrange(len(best))]])
         return ScheduleResult(table.names[slot], slot, processed, len(cand))

@@ -202,8 +202,9 @@ class _TopologyScore:
         self.touched = True
 
 
-def inter_pod_affinity_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray) -> np.ndarray:
-    """PreScore + Score + NormalizeScore over the candidate slots."""
+def inter_pod_affinity_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray, *,
+                             hard_pod_affinity_weight: int = HARD_POD_AFFINITY_WEIGHT) -> np.ndarray:
+    """PreScore + Score + NormalizeScore over the candidate slots (InterPodAffinityArgs.hardPodAffinityWeight)."""
     k = len(cand)
     n = table.size
     index = table.pod_index
@@ -221,7 +222,7 @@ def inter_pod_affinity_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarra
             continue
         for term in a.required_affinity:
             if term.matches(pod.namespace, pod.labels, ns_labels):
-                topo.add_group(term.topology_key, group, HARD_POD_AFFINITY_WEIGHT)
+                topo.add_group(term.topology_key, group, hard_pod_affinity_weight)
         for weighted, sign in ((a.preferred_affinity, 1), (a.preferred_anti_affinity, -1)):
             for w in weighted:
                 if w.term.matches(pod.namespace, pod.labels, ns_labels):

@@ -56,7 +56,8 @@ from .nodetable import NodeTable
 from .objects import NAMESPACES, REPLICA_SETS, SERVICES, STATEFUL_SETS
 from .podspec import PodSpecInfo, parse_pod, pod_key
 from .preemption import Candidate, Preemptor, pdb_from
-from .queue import QueuedPod, SchedulingQueue
+from .profile import Profile
+from .queue import DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, QueuedPod, SchedulingQueue
 
 __all__ = ["Scheduler", "DEFAULT_SCHEDULER_NAME"]
 
@@ -83,21 +84,28 @@ def _terminal(pod: Obj) -> bool:
 
 
 class Scheduler:
-    """A `megaplane.runtime.Component` scheduling pods of `profiles` (see the module docstring)."""
+    """A `megaplane.runtime.Component` scheduling pods of `profiles` (see the module docstring).
 
-    def __init__(self, client: Client, *, profiles: Sequence[str] = (DEFAULT_SCHEDULER_NAME,),
+    A profile is a schedulerName (the default plugins) or a `Profile` from a configuration file
+    (`megaplane.scheduler.config`); `pod_initial_backoff` / `pod_max_backoff` are the queue's (seconds).
+    """
+
+    def __init__(self, client: Client, *, profiles: Sequence[Union[str, Profile]] = (DEFAULT_SCHEDULER_NAME,),
                  percentage_of_nodes_to_score: int = 0, max_binds_in_flight: int = 256,
-                 clock: Clock = REAL_CLOCK, rng: Optional[random.Random] = None) -> None:
+                 clock: Clock = REAL_CLOCK, rng: Optional[random.Random] = None,
+                 pod_initial_backoff: float = DEFAULT_INITIAL_BACKOFF,
+                 pod_max_backoff: float = DEFAULT_MAX_BACKOFF) -> None:
         if not profiles:
             raise ValueError("the scheduler needs at least one profile (schedulerName)")
         if max_binds_in_flight < 1:
             raise ValueError(f"max_binds_in_flight must be >= 1, got {max_binds_in_flight}")
         self.client = client
-        self.profiles = tuple(profiles)
+        self.profiles = tuple(p if isinstance(p, str) else p.name for p in profiles)
         self.clock = clock
         self.table = NodeTable()
-        self.algorithm = Algorithm(self.table, percentage_of_nodes_to_score=percentage_of_nodes_to_score, rng=rng)
-        self.queue = SchedulingQueue(clock)
+        self.algorithm = Algorithm(self.table, percentage_of_nodes_to_score=percentage_of_nodes_to_score, rng=rng,
+                                   profiles={p.name: p for p in profiles if not isinstance(p, str)})
+        self.queue = SchedulingQueue(clock, initial_backoff=pod_initial_backoff, max_backoff=pod_max_backoff)
         self.recorder = EventRecorder(client, self.profiles[0], clock=clock)
         self.metrics = SchedulerMetrics(self.queue.pending)
         self.pods = client.resource("pods")
@@ -255,7 +263,7 @@ class Scheduler:
             result = self.algorithm.schedule(info)
         except FitError as exc:
             message = exc.message
-            post = self._post_filter(qp)
+            post = self._post_filter(qp) if self.algorithm.profile(info).preemption else ""
             if post:
                 message += " preemption: " + post
             self.metrics.attempt("unschedulable", profile, time.perf_counter() - started)
