@@ -496,9 +496,72 @@ def _add_fleet(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 # -- scheduler --------------------------------------------------------------------
 
 
+#: The scheduler's --leader-elect* defaults (its parser defaults them to None to tell which were given).
+_SCHEDULER_LEADER_FLAGS = {"leader_elect": True, "leader_elect_lease_duration": 15.0,
+                           "leader_elect_renew_deadline": 10.0, "leader_elect_retry_period": 2.0,
+                           "leader_elect_resource_lock": "leases", "leader_elect_resource_name": "kube-scheduler",
+                           "leader_elect_resource_namespace": "kube-system"}
+
+
+def _scheduler_with_config(args: argparse.Namespace, given: "dict[str, object]") -> int:
+    """kube-scheduler's --config: the file's settings; of the flags only the leader election ones that were
+    given override it (the deprecated --kubeconfig / --kube-api-qps / --kube-api-burst are ignored, except
+    that --kubeconfig stands in for an empty clientConnection.kubeconfig: megaplane has no in-cluster config)."""
+    from .client.leaderelection import LeaderElectionConfig
+    from .scheduler import run
+    from .scheduler.config import ConfigError, load_file
+
+    if args.scheduler_name or args.percentage_of_nodes_to_score is not None:
+        print("Error: --scheduler-name and --percentage-of-nodes-to-score cannot be combined with --config "
+              "(profiles and percentageOfNodesToScore come from the file)", file=sys.stderr)
+        return 2
+    fields = {"leader_elect": "leader_elect", "leader_elect_lease_duration": "lease_duration",
+              "leader_elect_renew_deadline": "renew_deadline", "leader_elect_retry_period": "retry_period",
+              "leader_elect_resource_lock": "resource_lock", "leader_elect_resource_name": "resource_name",
+              "leader_elect_resource_namespace": "resource_namespace"}
+    try:
+        cfg = load_file(args.config, {fields[k]: v for k, v in given.items()})
+        le = cfg.leader_election
+        election = None
+        if le.leader_elect:
+            election = LeaderElectionConfig(
+                name=le.resource_name, namespace=le.resource_namespace, lease_duration=le.lease_duration,
+                renew_deadline=le.renew_deadline, retry_period=le.retry_period,
+                event_component=cfg.profiles[0].name)
+            try:
+                election.validate()
+            except ValueError as exc:
+                raise ConfigError(f"leaderElection: {exc}") from None
+        kubeconfig = cfg.client_connection.kubeconfig or args.kubeconfig
+        if not kubeconfig:
+            raise ConfigError("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+                              "KUBERNETES_SERVICE_PORT must be defined (set clientConnection.kubeconfig or "
+                              "--kubeconfig)")
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    cc = cfg.client_connection
+    run(kubeconfig, args.context, qps=cc.qps, burst=cc.burst, bind_address=args.bind_address, port=args.port,
+        profiles=cfg.profiles, percentage_of_nodes_to_score=cfg.percentage_of_nodes_to_score,
+        leader_election=election, pod_initial_backoff=float(cfg.pod_initial_backoff_seconds),
+        pod_max_backoff=float(cfg.pod_max_backoff_seconds))
+    return 0
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     from .scheduler import run
 
+    given = {k: getattr(args, k) for k in _SCHEDULER_LEADER_FLAGS if getattr(args, k) is not None}
+    for k, v in _SCHEDULER_LEADER_FLAGS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if args.config:
+        return _scheduler_with_config(args, given)
+    if not args.kubeconfig:
+        print("Error: --kubeconfig is required (or --config with clientConnection.kubeconfig)", file=sys.stderr)
+        return 2
+    if args.percentage_of_nodes_to_score is None:
+        args.percentage_of_nodes_to_score = 0
     if not 0 <= args.percentage_of_nodes_to_score <= 100:
         print("Error: --percentage-of-nodes-to-score must be in 0..100", file=sys.stderr)
         return 2
@@ -519,7 +582,12 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 def _add_scheduler(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     help_text = "schedule pods onto nodes (kube-scheduler's default profile) against any API server"
     p = sub.add_parser("scheduler", help=help_text, description=help_text)
-    p.add_argument("--kubeconfig", required=True, help="kubeconfig of the API server")
+    p.add_argument("--config", default="",
+                   help="a kubescheduler.config.k8s.io/v1 KubeSchedulerConfiguration file (YAML or JSON): profiles, "
+                        "plugins, pluginConfig, percentageOfNodesToScore, backoff, leaderElection, clientConnection; "
+                        "with it, only the --leader-elect* flags given override the file")
+    p.add_argument("--kubeconfig", default="",
+                   help="kubeconfig of the API server (with --config: only when clientConnection.kubeconfig is empty)")
     p.add_argument("--context", default="", help="kubeconfig context (default: current-context)")
     p.add_argument("--kube-api-qps", type=float, default=50.0, help="QPS to use while talking with the API server (50)")
     p.add_argument("--kube-api-burst", type=int, default=100, help="burst to use while talking with the API server (100)")
@@ -527,9 +595,10 @@ def _add_scheduler(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     p.add_argument("--port", type=int, default=0, help="plain HTTP port for /healthz, /readyz, /metrics (0: off)")
     p.add_argument("--scheduler-name", action="append", default=[],
                    help="a profile's schedulerName (repeatable; default: default-scheduler)")
-    p.add_argument("--percentage-of-nodes-to-score", type=int, default=0,
+    p.add_argument("--percentage-of-nodes-to-score", type=int, default=None,
                    help="percentage of feasible nodes to score (0: adaptive, as upstream)")
     add_leader_election_flags(p, "kube-scheduler")
+    p.set_defaults(**{k: None for k in _SCHEDULER_LEADER_FLAGS})  # None: not given (--config decides)
     p.set_defaults(func=cmd_scheduler)
 
 

@@ -6,7 +6,7 @@ quantities (`quantity`), label selectors (`labels`), what a pod asks for
 match what per node (`podindex`) and the other objects plugins read
 (`objects`), the default filter and score plugins (`plugins`,
 `topologyspread`, `interpodaffinity`, in order and weighted by
-`profile`), one cycle's algorithm (`algorithm`), preemption
+`profile`; `--config` files read by `config`), one cycle's algorithm (`algorithm`), preemption
 (`preemption`), the scheduling queue (`queue`), events (`events`),
 metrics (`metrics`, served with /healthz and /readyz by
 `megaplane.serving`) and the component tying them together
@@ -20,11 +20,12 @@ any Kubernetes API server.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 from .algorithm import Algorithm, FitError, NoNodesAvailableError, num_feasible_nodes_to_find
 from .nodetable import NodeTable
 from .podspec import PodSpecInfo, parse_pod
+from .profile import Profile
 from .queue import SchedulingQueue
 from .scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
 
@@ -47,9 +48,13 @@ __all__ = [
 
 
 def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 100, bind_address: str = "",
-        port: int = 0, profiles: Sequence[str] = (DEFAULT_SCHEDULER_NAME,), percentage_of_nodes_to_score: int = 0,
-        max_connections: int = 8, leader_election: Optional["LeaderElectionConfig"] = None) -> None:
+        port: int = 0, profiles: Sequence[Union[str, Profile]] = (DEFAULT_SCHEDULER_NAME,),
+        percentage_of_nodes_to_score: int = 0, max_connections: int = 8,
+        leader_election: Optional["LeaderElectionConfig"] = None, pod_initial_backoff: float = 1.0,
+        pod_max_backoff: float = 10.0) -> None:
     """`megaplane scheduler`: schedule over HTTP until SIGINT / SIGTERM.
+
+    `profiles` are schedulerNames (the default plugins) or `Profile`s of a `--config` file.
 
     With `leader_election` (the CLI's default, lease kube-system/kube-scheduler) the scheduler starts
     only once this process leads and binds through a client that refuses writes once it no longer
@@ -79,7 +84,8 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
         collectors: List[Any] = []
         checks: Dict[str, HealthCheck] = {}
         if leader_election is None:
-            scheduler = Scheduler(client, profiles=profiles, percentage_of_nodes_to_score=percentage_of_nodes_to_score)
+            scheduler = Scheduler(client, profiles=profiles, percentage_of_nodes_to_score=percentage_of_nodes_to_score,
+                                  pod_initial_backoff=pod_initial_backoff, pod_max_backoff=pod_max_backoff)
             parts.append(scheduler)
             ready = scheduler.ready
         else:
@@ -89,7 +95,8 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
             parts.append(ClientComponent(election_client, name="leader-election-client"))
             elector = LeaderElector(election_client, leader_election)
             scheduler = Scheduler(leader_only_client(client, elector), profiles=profiles,
-                                  percentage_of_nodes_to_score=percentage_of_nodes_to_score)
+                                  percentage_of_nodes_to_score=percentage_of_nodes_to_score,
+                                  pod_initial_backoff=pod_initial_backoff, pod_max_backoff=pod_max_backoff)
             led: List[Any] = [scheduler]
             elected = LeaderElected(elector, lambda: led, name="scheduler-election", on_lost=exit_when_lost,
                                     announce=say)
@@ -107,6 +114,6 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
         where = f"; /healthz and /metrics on http://{bind_address or '0.0.0.0'}:{port}" if port else ""
         election = (f"leader election on lease {leader_election.describe()} as {leader_election.identity}"
                     if leader_election is not None else "no leader election")
-        say(f"scheduling pods of {', '.join(profiles)} ({holder[0].table.count} nodes known){where}; {election}")
+        say(f"scheduling pods of {', '.join(holder[0].profiles)} ({holder[0].table.count} nodes known){where}; {election}")
 
     run_forever(build, on_started=started)

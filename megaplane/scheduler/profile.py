@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -170,7 +170,7 @@ class Profile:
         """The pod as this profile's plugins see it: addedAffinity ANDed into its node affinity; with
         defaultingType List and no constraints of its own, the profile's defaultConstraints with the
         selector deduced from its Services, ReplicaSets and StatefulSets. The default profile: the pod."""
-        changes: Dict[str, object] = {}
+        changes: Dict[str, Any] = {}
         if self.added_required_terms is not None:
             own = pod.required_terms
             changes["required_terms"] = self.added_required_terms if own is None else tuple(
@@ -185,7 +185,7 @@ class Profile:
             else:
                 changes["spread_constraints"] = tuple(dataclasses.replace(c, selector=selector)
                                                       for c in self.default_spread_constraints)
-        return dataclasses.replace(pod, **changes) if changes else pod  # type: ignore[arg-type]
+        return dataclasses.replace(pod, **changes) if changes else pod
 
 
 #: Stands for "no constraints" where an empty tuple would mean "the system defaults": neither
