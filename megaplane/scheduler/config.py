@@ -23,6 +23,7 @@ with status 1, as kube-scheduler does, before it talks to any API server.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -195,17 +196,21 @@ def _go_duration(seconds: float) -> str:
     return out
 
 
-def load_file(path: str) -> SchedulerConfiguration:
-    """LoadConfigFromFile, defaults, validation and the profiles' set-up; ConfigError for any problem."""
+def load_file(path: str, leader_election: Optional[Mapping[str, Any]] = None) -> SchedulerConfiguration:
+    """LoadConfigFromFile, defaults, validation and the profiles' set-up; ConfigError for any problem.
+
+    `leader_election`: LeaderElection fields from the --leader-elect* flags given on the command line,
+    which win over the file before validation (ApplyLeaderElectionTo).
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise ConfigError(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}") from None
-    return load(data)
+    return load(data, leader_election)
 
 
-def load(data: bytes | str) -> SchedulerConfiguration:
+def load(data: bytes | str, leader_election: Optional[Mapping[str, Any]] = None) -> SchedulerConfiguration:
     import yaml
 
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
@@ -217,7 +222,7 @@ def load(data: bytes | str) -> SchedulerConfiguration:
         raise ConfigError(f"couldn't get version/kind; json parse error: json: cannot unmarshal "
                           f"{_json_kind(doc)} into Go value of type struct {{ APIVersion string "
                           f"\"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}")
-    return parse(doc, text)
+    return parse(doc, text, leader_election)
 
 
 _TOP_FIELDS = ("apiVersion", "kind", "parallelism", "leaderElection", "clientConnection", "healthzBindAddress",
@@ -239,7 +244,8 @@ _ARGS_FIELDS: Dict[str, Tuple[str, ...]] = {
 }
 
 
-def parse(doc: Mapping[str, Any], text: str = "") -> SchedulerConfiguration:
+def parse(doc: Mapping[str, Any], text: str = "",
+          leader_election: Optional[Mapping[str, Any]] = None) -> SchedulerConfiguration:
     """A decoded document to a SchedulerConfiguration (see the module docstring); ConfigError."""
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
     if not kind:
@@ -257,6 +263,8 @@ def parse(doc: Mapping[str, Any], text: str = "") -> SchedulerConfiguration:
     initial = d.get(doc, "podInitialBackoffSeconds", int, "int64", s)
     maximum = d.get(doc, "podMaxBackoffSeconds", int, "int64", s)
     leader = _leader_election(d, d.obj(doc, "leaderElection", s))
+    if leader_election:
+        leader = dataclasses.replace(leader, **leader_election)
     client = _client_connection(d, d.obj(doc, "clientConnection", s))
     raw_profiles = d.items(doc, "profiles", s)
     if not raw_profiles:
