@@ -32,11 +32,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from .plugins import MAX_NODE_SCORE
 from .podspec import NodeSelectorTerm, Requirement, SpreadConstraint
 from .profile import (
-    _CONSTANT_SCORES,
-    _FILTER_FUNCS,
+    CONSTANT_SCORE_PLUGINS,
     DEFAULT_PLUGINS,
     DEFAULT_RESOURCES,
     EXTENSION_POINTS,
+    FILTER_PLUGINS,
     MAX_CUSTOM_PRIORITY_SCORE,
     PLUGIN_EXTENSIONS,
     Profile,
@@ -836,8 +836,8 @@ def _build_profile(p: _ProfileDoc) -> Tuple[Profile, Dict[str, List[Tuple[str, i
                 raise ConfigError("megaplane: NodeResourcesBalancedAllocation scores cpu and memory only")
     profile = Profile(
         name=p.name,
-        filters=tuple((n, _FILTER_FUNCS[n]) for n in points["filter"] if n in _FILTER_FUNCS),
-        score_weights={n: w for n, w in weights.items() if n not in _CONSTANT_SCORES},
+        filters=tuple((n, FILTER_PLUGINS[n]) for n in points["filter"] if n in FILTER_PLUGINS),
+        score_weights={n: w for n, w in weights.items() if n not in CONSTANT_SCORE_PLUGINS},
         preemption="DefaultPreemption" in points["postFilter"],
         percentage_of_nodes_to_score=p.percentage, **kwargs)
     summary = {point: [(n, weights.get(n, 0) if point == "score" else 0) for n in names]

@@ -114,9 +114,9 @@ PLUGIN_EXTENSIONS: Dict[str, Tuple[str, ...]] = {
 }
 
 #: Score plugins scoring 0 on every node here (see above); weights count only for the overflow check.
-_CONSTANT_SCORES = frozenset({"ImageLocality", "VolumeBinding"})
+CONSTANT_SCORE_PLUGINS = frozenset({"ImageLocality", "VolumeBinding"})
 
-_FILTER_FUNCS = dict(FILTERS)
+FILTER_PLUGINS = dict(FILTERS)
 _DEFAULT_ORDER = ("SchedulingGates", "PrioritySort", "NodeUnschedulable", "NodeName", "TaintToleration",
                   "NodeAffinity", "NodePorts", "NodeResourcesFit", "VolumeRestrictions", "NodeVolumeLimits",
                   "VolumeBinding", "VolumeZone", "PodTopologySpread", "InterPodAffinity", "DefaultPreemption",
@@ -126,7 +126,7 @@ _DEFAULT_ORDER = ("SchedulingGates", "PrioritySort", "NodeUnschedulable", "NodeN
 #: (ImageLocality's 1 included: it scores 0 here).
 DEFAULT_PLUGINS: Tuple[Tuple[str, int], ...] = tuple(
     (name, SCORE_WEIGHTS.get(name, 1 if name == "ImageLocality" else 0)) for name in _DEFAULT_ORDER)
-assert [n for n, _ in FILTERS] == [n for n in _DEFAULT_ORDER if n in _FILTER_FUNCS]
+assert [n for n, _ in FILTERS] == [n for n in _DEFAULT_ORDER if n in FILTER_PLUGINS]
 
 #: The default resources of NodeResourcesFit's scoring strategy and of BalancedAllocation: (name, weight).
 DEFAULT_RESOURCES: Tuple[Tuple[str, int], ...] = ((CPU, 1), (MEMORY, 1))

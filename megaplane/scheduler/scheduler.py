@@ -106,7 +106,9 @@ class Scheduler:
         self.algorithm = Algorithm(self.table, percentage_of_nodes_to_score=percentage_of_nodes_to_score, rng=rng,
                                    profiles={p.name: p for p in profiles if not isinstance(p, str)})
         self.queue = SchedulingQueue(clock, initial_backoff=pod_initial_backoff, max_backoff=pod_max_backoff)
-        self.recorder = EventRecorder(client, self.profiles[0], clock=clock)
+        #: One recorder per profile, reporting as its schedulerName (upstream's recorder per framework).
+        self.recorders = {name: EventRecorder(client, name, clock=clock) for name in self.profiles}
+        self.recorder = self.recorders[self.profiles[0]]
         self.metrics = SchedulerMetrics(self.queue.pending)
         self.pods = client.resource("pods")
         self.nodes = client.resource("nodes")
@@ -166,6 +168,9 @@ class Scheduler:
             objects.delete(kind, obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj)
 
         return added, updated, deleted
+
+    def _recorder(self, scheduler_name: str) -> EventRecorder:
+        return self.recorders.get(scheduler_name, self.recorder)
 
     def _track_nomination(self, info: PodSpecInfo) -> None:
         if info.nominated_node_name:
@@ -230,7 +235,8 @@ class Scheduler:
         key = pod_key(pod)
         self.queue.delete(key)
         self.algorithm.nominated.pop(key, None)
-        self.recorder.forget(pod)
+        for recorder in self.recorders.values():
+            recorder.forget(pod)
         if self.table.remove_pod(key) is not None:
             self.queue.move_all()
 
@@ -323,7 +329,7 @@ class Scheduler:
                 return
             obj = self.pod_informer.lister.get(v.namespace, v.name) or {
                 "metadata": {"name": v.name, "namespace": v.namespace, "uid": v.uid}}
-            self.recorder.event(obj, "Normal", "Preempted", "Preempting",
+            self._recorder(info.scheduler_name).event(obj, "Normal", "Preempted", "Preempting",
                                 f"Preempted by pod {info.uid} on node {candidate.node}")
         # Less important pods nominated to this node may no longer fit there: they look again elsewhere.
         for other, node in list(self.algorithm.nominated.values()):
@@ -372,7 +378,7 @@ class Scheduler:
         else:
             self.metrics.attempt("scheduled", info.scheduler_name, time.perf_counter() - started)
             self.queue.done(info.key)
-            self.recorder.event(qp.pod, "Normal", "Scheduled", "Binding",
+            self._recorder(info.scheduler_name).event(qp.pod, "Normal", "Scheduled", "Binding",
                                 f"Successfully assigned {info.namespace}/{info.name} to {node}")
         finally:
             self._bind_slots.release()
@@ -380,7 +386,7 @@ class Scheduler:
     def _failed(self, qp: QueuedPod, reason: str, message: str) -> None:
         pod = qp.pod
         qp.failure = message
-        self.recorder.event(pod, "Warning", "FailedScheduling", "Scheduling", message)
+        self._recorder(qp.info.scheduler_name).event(pod, "Warning", "FailedScheduling", "Scheduling", message)
         conditions = (pod.get("status") or {}).get("conditions") or []
         current = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "PodScheduled"), None)
         if current is not None and current.get("status") == "False" and current.get("reason") == reason \
@@ -413,7 +419,8 @@ class Scheduler:
             if not await inf.wait_for_sync(SYNC_TIMEOUT):
                 raise RuntimeError(f"scheduler: {inf.name} did not sync within {SYNC_TIMEOUT:.0f} s")
         self.queue.start()
-        self.recorder.start()
+        for recorder in self.recorders.values():
+            recorder.start()
         self._loop = asyncio.get_running_loop().create_task(self._run(), name="scheduler-loop")
 
     async def stop(self) -> None:
@@ -422,7 +429,8 @@ class Scheduler:
         await cancel_tasks(tasks)
         self._tasks.clear()
         await self.queue.close()
-        await self.recorder.stop()
+        for recorder in self.recorders.values():
+            await recorder.stop()
         for informer in self.object_informers.values():
             await informer.stop()
         await self.pod_informer.stop()

@@ -416,6 +416,12 @@ def test_each_profile_places_the_pods_that_name_it(configured: Cluster) -> None:
     events = json.loads(c.ok("get", "events", "-o", "json", "--field-selector",
                              "involvedObject.name=pack-0,reason=Scheduled"))["items"]
     assert events and events[0]["message"] == f"Successfully assigned default/pack-0 to {packed[0]}"
+    assert events[0]["reportingComponent"] == "default-scheduler"
+    # Each profile's events report as its schedulerName.
+    spread_events = eventually(lambda: json.loads(c.ok("get", "events", "-o", "json", "--field-selector",
+                                                       "involvedObject.name=spread-0,reason=Scheduled"))["items"],
+                               "a Scheduled event for spread-0")
+    assert spread_events[0]["reportingComponent"] == "spread-scheduler"
 
 
 def test_a_profile_without_taint_toleration_schedules_onto_a_tainted_node(configured: Cluster) -> None:
