@@ -215,7 +215,10 @@ def load(data: bytes | str, leader_election: Optional[Mapping[str, Any]] = None)
 
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     try:
-        doc = yaml.safe_load(text)
+        # JSON as JSON (the universal decoder sniffs it; YAML would refuse tab indentation), else YAML.
+        doc = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"couldn't get version/kind; json parse error: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"error converting YAML to JSON: yaml: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, dict):
@@ -453,7 +456,10 @@ def _decode_args(name: str, args: Dict[str, Any]) -> Any:
                 d.unknown(pt, f"scoringStrategy.requestedToCapacityRatio.shape[{j}]", ("utilization", "score"))
                 shape.append((d.get(pt, "utilization", int, "int32", "UtilizationShapePoint") or 0,
                               d.get(pt, "score", int, "int32", "UtilizationShapePoint") or 0))
-        return {"type": d.get(strategy, "type", str, "string", "ScoringStrategy") if strategy else "LeastAllocated",
+        # Only an absent scoringStrategy is defaulted (LeastAllocated); a given one keeps its type, "" included.
+        kind = (d.get(strategy, "type", str, "string", "ScoringStrategy") or "") if "scoringStrategy" in args \
+            else "LeastAllocated"
+        return {"type": kind,
                 "resources": resources or list(DEFAULT_RESOURCES), "shape": shape,
                 "ignored": d.items(args, "ignoredResources", s) + d.items(args, "ignoredResourceGroups", s)}
     if name == "PodTopologySpread":

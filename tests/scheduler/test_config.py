@@ -235,6 +235,9 @@ _FIT = "initializing profiles: creating profile for scheduler name default-sched
      "[scoringStrategy.requestedToCapacityRatio.shape[1].utilization: Invalid value: 10: values must be sorted in "
      "increasing order, scoringStrategy.requestedToCapacityRatio.shape[1].score: Invalid value: 11: not in valid "
      "range [0, 10]]"),
+    # A given scoringStrategy is not defaulted: its type stays empty.
+    ({"resources": [{"name": "cpu"}]}, 'scoringStrategy.type: Unsupported value: "": supported values: '
+                                       '"LeastAllocated", "MostAllocated", "RequestedToCapacityRatio"'),
     ({"type": "LeastAllocated", "requestedToCapacityRatio": {"shape": []}},
      "scoringStrategy.requestedToCapacityRatio: Forbidden: must be nil when type is not RequestedToCapacityRatio"),
 ])
@@ -262,6 +265,12 @@ def test_decoding_is_strict(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(text)
     assert str(info.value) == message
+
+
+def test_json_files_are_read_as_json() -> None:
+    c = load('{\n\t"apiVersion": "kubescheduler.config.k8s.io/v1",\n\t"kind": "KubeSchedulerConfiguration",\n'
+             '\t"profiles": [{"schedulerName": "a"}, {"schedulerName": "b"}]\n}')
+    assert c.scheduler_names == ("a", "b")
 
 
 def test_explicit_leader_election_flags_win_over_the_file_and_are_validated_with_it() -> None:
