@@ -7,6 +7,7 @@ process is killed when its fixture ends.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -310,6 +311,17 @@ class EtcdCluster:
         for m in self.members:
             m.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def leader(self) -> EtcdProcess:
+        """The member that leads now, as `etcdctl endpoint status -w json` reports it (asked of running members)."""
+        running = [m for m in self.members if m.proc is not None and m.proc.poll() is None]
+        status = json.loads(etcdctl(",".join(m.endpoint for m in running), "endpoint", "status", "-w", "json"))
+        by_endpoint = {s["Endpoint"]: s["Status"] for s in status}
+        for m in running:
+            st = by_endpoint.get(m.endpoint)
+            if st is not None and st["leader"] == st["header"]["member_id"]:
+                return m
+        raise RuntimeError(f"no running member leads: {status}")
 
 
 def _member_command(m: EtcdProcess, name: str, initial: str):  # type: ignore[no-untyped-def]
