@@ -159,6 +159,17 @@ class ResourceStore:
             if not await self.cache.wait_until_fresh(revision, FRESHNESS_WAIT):
                 raise too_large_resource_version(revision, self.cache.revision)
 
+    async def _consistent(self) -> None:
+        """Before a read of "the most recent" (resourceVersion ""): wait until the cache has seen storage's
+        current revision (upstream's consistent read from cache), so a read through this API server shows what
+        another one on the same etcd acknowledged, and a cache relisting after a restore is not read half-built.
+        Storage unreachable: the cache is read as it is, as upstream's cacher serves its reads."""
+        try:
+            want = await self.storage.current_revision()
+        except StorageError:
+            return
+        await self._fresh(want)
+
     def _encoder(self, obj: Dict[str, Any], key: bytes) -> Callable[[int], bytes]:
         """Encode `obj` with the revision its write will get; tell the cache its facts."""
         meta = obj["metadata"]
@@ -224,7 +235,7 @@ class ResourceStore:
 
     async def get(self, namespace: str, name: str, resource_version: str = "", subresource: str = "") -> Result:
         want = parse_resource_version(resource_version)
-        await self._fresh(want)
+        await (self._consistent() if not resource_version else self._fresh(want))
         obj = self.current(namespace, name)
         if subresource == "scale":
             return Result(scale.scale_body(orjson.loads(obj.data)), printable=False)
@@ -243,7 +254,7 @@ class ResourceStore:
         # Exact, and (the older rule) a resourceVersion with a limit but no match: the list at exactly that revision.
         if match == "Exact" or (rv not in ("", "0") and limit and not match):
             return await self._list_from_storage(prefix, prefix, revision_wanted, limit, labels, fields, exact=True)
-        await self._fresh(revision_wanted)
+        await (self._consistent() if not rv else self._fresh(revision_wanted))
         cache = self.cache
         revision = cache.revision
         out: List[bytes] = []
