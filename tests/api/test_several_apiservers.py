@@ -27,7 +27,7 @@ import pytest
 
 from tests.api.conftest import KUBECTL, Cluster, start_megaplane
 from tests.etcd.conftest import free_port
-from tests.storage.etcd_servers import EtcdCluster, EtcdProcess, etcdctl
+from tests.storage.etcd_servers import EtcdCluster, EtcdProcess, TCPProxy, etcdctl
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 CMS = "/api/v1/namespaces/default/configmaps"
@@ -306,6 +306,40 @@ def test_stale_resource_version_through_the_other_server_is_a_conflict(setup: Se
         status, body = _request(setup.lb.url, "PUT", f"{CMS}/cas", {**seen_by_b, "data": {"v": "lb"}})
         assert status == 409, body
     assert _request(b.url, "GET", f"{CMS}/cas")[1]["data"] == {"v": "a"}
+
+
+def test_read_waits_for_what_etcd_acknowledged(setup: Setup) -> None:
+    """Server c reaches etcd through a proxy that holds back etcd's answers (watch events included): a write
+    acknowledged through server a cannot be in c's watch cache yet, and a read through c waits for etcd's current
+    revision and for its cache to reach it, instead of answering from the cache as it is."""
+    a = setup.servers[0]
+    proxy = TCPProxy(setup.etcd.port)
+    root = tempfile.mkdtemp(prefix="megaplane-several-c-")
+    c: Optional[Cluster] = None
+    timers: List[threading.Timer] = []
+    try:
+        c = start_megaplane(root, "apiserver", ["--etcd-servers", proxy.url, "--etcd-request-timeout", "10s"])
+        for name in ("held-get", "held-list"):
+            proxy.hold()
+            status, made = _request(a.url, "POST", CMS, _cm(name))
+            assert status == 201
+            timers.append(threading.Timer(0.5, proxy.release))
+            timers[-1].start()
+            if name == "held-get":
+                status, got = _request(c.url, "GET", f"{CMS}/{name}")
+                assert status == 200 and got["metadata"]["resourceVersion"] == made["metadata"]["resourceVersion"]
+            else:
+                status, listed = _request(c.url, "GET", CMS)
+                assert status == 200 and name in {o["metadata"]["name"] for o in listed["items"]}
+                assert int(listed["metadata"]["resourceVersion"]) >= int(made["metadata"]["resourceVersion"])
+    finally:
+        for t in timers:
+            t.cancel()
+        proxy.release()
+        if c is not None:
+            c.stop()
+        proxy.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_one_server_killed_the_balancer_keeps_serving(setup: Setup) -> None:

@@ -226,9 +226,11 @@ class TCPProxy:
 
         asyncio.set_event_loop(self._loop)
 
-        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answers: bool = False) -> None:
             try:
                 while data := await reader.read(65536):
+                    if answers:
+                        await self._answers_flow.wait()
                     writer.write(data)
                     await writer.drain()
             except (ConnectionError, OSError):
@@ -246,9 +248,11 @@ class TCPProxy:
                 writer.transport.abort()
                 return
             self._writers += [writer, up_writer]
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer, answers=True))
 
         async def main() -> None:
+            self._answers_flow = asyncio.Event()
+            self._answers_flow.set()
             self._server = await asyncio.start_server(handle, "127.0.0.1", self.port)
             self._ready.set()
 
@@ -270,6 +274,13 @@ class TCPProxy:
 
     def restore(self) -> None:
         self._loop.call_soon_threadsafe(setattr, self, "open", True)
+
+    def hold(self) -> None:
+        """Keep the server's answers (and watch events) from the client until `release`; requests still go out."""
+        self._loop.call_soon_threadsafe(self._answers_flow.clear)
+
+    def release(self) -> None:
+        self._loop.call_soon_threadsafe(self._answers_flow.set)
 
     def stop(self) -> None:
         self.cut()
