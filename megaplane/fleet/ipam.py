@@ -51,19 +51,14 @@ class PodAddresses:
 
     def __init__(self, config: FleetConfig) -> None:
         self.families = [_FamilyRanges(n, config.mask_for(n)) for n in config.pod_networks]
-        primary = self.families[0]
-        self.network: Network = primary.network
-        self.mask = primary.mask
+        #: The first family's ranges: the one slots are chosen, and addresses recognised, in.
+        self.primary = self.families[0]
         self.slots_total = min(f.slots_total for f in self.families)
-        self._base = primary.base
-        self._shift = primary.shift
-        self._per_node = primary.per_node
         self._start = config.node_index_start
         count = config.nodes
         self.slots = array("q", range(self._start, self._start + count))
         # Pod addresses handed out per node (offsets from 2), never reused while the fleet runs.
         self.next_pod = array("q", bytes(8 * count))
-        self._version = self.network.version
 
     @property
     def dual_stack(self) -> bool:
@@ -74,9 +69,10 @@ class PodAddresses:
             net = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             return None
-        if net.version != self._version or not net.subnet_of(self.network):  # type: ignore[arg-type]
+        primary = self.primary
+        if net.version != primary.network.version or not net.subnet_of(primary.network):  # type: ignore[arg-type]
             return None
-        return (int(net.network_address) - self._base) >> self._shift
+        return (int(net.network_address) - primary.base) >> primary.shift
 
     def assign(self, taken: Iterable[int], kept: "dict[int, int]") -> None:
         """Give each node a slot: `kept` (index -> slot) from its existing Node, else its index unless `taken`."""
@@ -91,7 +87,7 @@ class PodAddresses:
                 while cursor in taken_set:
                     cursor += 1
                 if cursor >= self.slots_total:
-                    raise ValueError(f"--pod-cidr {self.network} has no free node range left")
+                    raise ValueError(f"--pod-cidr {self.primary.network} has no free node range left")
                 slot = cursor
                 cursor += 1
             self.slots[local] = slot
@@ -111,7 +107,7 @@ class PodAddresses:
         return [str(ipaddress.ip_address(f.node_base(slot) + 1)) for f in self.families]
 
     def node_ip(self, local: int) -> str:
-        return str(ipaddress.ip_address(self._base + (self.slots[local] << self._shift) + 1))
+        return str(ipaddress.ip_address(self.primary.node_base(self.slots[local]) + 1))
 
     def pod_ips(self, local: int) -> List[str]:
         """The next pod's addresses on node `local`, one per family (each wraps within the node's range,
@@ -131,7 +127,6 @@ class PodAddresses:
             value = int(ipaddress.ip_address(ip))
         except ValueError:
             return
-        node_base = self._base + (self.slots[local] << self._shift)
-        offset = value - node_base - 2
-        if 0 <= offset < self._per_node and offset >= self.next_pod[local]:
+        offset = value - self.primary.node_base(self.slots[local]) - 2
+        if 0 <= offset < self.primary.per_node and offset >= self.next_pod[local]:
             self.next_pod[local] = offset + 1
