@@ -24,6 +24,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from megaplane import __version__
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource, lookup
+from megaplane.apiserver.authn import AnonymousOnly, RequestAuthenticator
+from megaplane.apiserver.authz import AllowAll, RequestAuthorizer
 from megaplane.apiserver.discovery import Discovery
 from megaplane.apiserver.flowcontrol import FlowControlConfig, FlowController, FlowControlMetrics
 from megaplane.apiserver.flowcontrol.objects import ensure_objects
@@ -128,6 +130,9 @@ class APIServer:
         #: What /readyz reports; the process that runs this server points it at its runner's readiness.
         self.readiness: Callable[[], bool] = lambda: self.started
         self._verb_handlers = self.endpoints.verbs()
+        #: Who a request is from (authn/) and whether they may (authz/); the process wires the configured ones.
+        self.authenticator: RequestAuthenticator = AnonymousOnly()
+        self.authorizer: RequestAuthorizer = AllowAll()
         # Flow control: admits, queues or answers 429 before a resource handler runs (see _resource).
         self.flowcontrol = FlowController(
             FlowControlConfig(cfg.enable_priority_and_fairness, cfg.max_requests_inflight,
@@ -197,17 +202,20 @@ class APIServer:
     # -- request routing ---------------------------------------------------------------------
 
     def handle(self, req: Request) -> Any:
+        req.user = self.authenticator.authenticate(req)
         path = req.path
         if path.startswith("/api/") or path.startswith("/apis/"):
             q = parse_query(req.query)
             info = parse_path(req.method, path, q)
             if info is not None:
                 return self._resource(info, req, q)
+        self.authorizer.authorize_path(req, req.path, _NON_RESOURCE_VERBS.get(req.method, req.method.lower()))
         return self._other(req)
 
     def _resource(self, info: Any, req: Request, q: Dict[str, str]) -> Any:
         handler = self._verb_handlers[info.verb]
         r = info.resource
+        self.authorizer.authorize_resource(req, info)
         allowed = SUBRESOURCE_VERBS[info.subresource] if info.subresource else r.verbs
         if info.verb not in allowed:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
@@ -307,6 +315,10 @@ class APIServer:
                 return Response(200, doc)
         # Paths no API group or handler owns fall through to Go's http.NotFound upstream: plain text.
         return Response(404, b"404 page not found\n", b"text/plain; charset=utf-8")
+
+
+# Non-resource request verbs are the lower-cased HTTP method (request info's NonResourceURL verbs), HEAD as get.
+_NON_RESOURCE_VERBS = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}
 
 
 def request_scope(info: Any) -> str:

@@ -64,7 +64,7 @@ def _date_header() -> bytes:
 class Request:
     """One parsed request. `path` and `query` are the raw URL parts; headers are lower-cased."""
 
-    __slots__ = ("method", "path", "query", "headers", "body", "peer", "started")
+    __slots__ = ("method", "path", "query", "headers", "body", "peer", "started", "user", "peer_certificate")
 
     def __init__(self, method: str, path: str, query: str, headers: Dict[str, str], body: bytes, peer: Any) -> None:
         self.method = method
@@ -74,6 +74,10 @@ class Request:
         self.body = body
         self.peer = peer
         self.started = time.perf_counter()
+        #: The authenticated user (megaplane.apimachinery.user.UserInfo), set by the server's authentication step.
+        self.user: Any = None
+        #: The TLS client certificate the connection presented (DER bytes), verified against --client-ca-file.
+        self.peer_certificate: Optional[bytes] = None
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}?{self.query}>"
