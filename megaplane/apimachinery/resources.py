@@ -24,6 +24,7 @@ SUBRESOURCE_VERBS = {
     "binding": ("create",),
     "eviction": ("create",),
     "finalize": ("update",),
+    "token": ("create",),
 }
 
 _COMMON_FIELDS = ("metadata.name", "metadata.namespace")
@@ -61,6 +62,9 @@ class Resource:
     # DELETE answers with the deleted object (the store's ReturnDeletedObject), not a Status.
     returns_deleted_object: bool = False
     extra: Dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+    # False: a create-only review kind (TokenReview, SubjectAccessReview, ...) answered by a handler the
+    # registry is given (Registry.serve_create), never stored: no watch cache, no store, no storage prefix.
+    stored: bool = True
 
     @cached_property
     def group_version(self) -> str:
@@ -139,7 +143,10 @@ RESOURCES: List[Resource] = [
     _r("", "v1", "events", "event", "Event", True, "/registry/events/", short_names=("ev",),
        field_selectors=_EVENT_FIELDS, field_label_conversion="core", allow_create_on_update=True),
     _r("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, "/registry/serviceaccounts/",
-       short_names=("sa",), returns_deleted_object=True),
+       short_names=("sa",), returns_deleted_object=True, subresources=("token",)),
+    _r("", "v1", "resourcequotas", "resourcequota", "ResourceQuota", True, "/registry/resourcequotas/",
+       short_names=("quota",), subresources=("status",), returns_deleted_object=True),
+    _r("", "v1", "limitranges", "limitrange", "LimitRange", True, "/registry/limitranges/", short_names=("limits",)),
     _r("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, "/registry/leases/",
        allow_create_on_update=True, allow_unconditional_update=False),
     _r("apps", "v1", "deployments", "deployment", "Deployment", True, "/registry/deployments/", short_names=("deploy",),
@@ -171,6 +178,11 @@ RESOURCES: List[Resource] = [
        "/registry/endpointslices/", generation=True),
     _r("scheduling.k8s.io", "v1", "priorityclasses", "priorityclass", "PriorityClass", False,
        "/registry/priorityclasses/", short_names=("pc",), generation=True),
+    # Create-only reviews, never stored (answered by registry.serve_create handlers: apiserver.authn).
+    _r("authentication.k8s.io", "v1", "tokenreviews", "tokenreview", "TokenReview", False, "", verbs=("create",),
+       stored=False),
+    _r("authentication.k8s.io", "v1", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview", False, "",
+       verbs=("create",), stored=False),
     # API Priority and Fairness: the bootstrap configuration, served read-only (apiserver.flowcontrol.objects).
     _r("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", "flowschema", "FlowSchema", False,
        "/registry/flowschemas/", verbs=("get", "list", "watch")),

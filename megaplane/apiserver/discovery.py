@@ -22,7 +22,7 @@ AGGREGATED_V2 = b"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscove
 AGGREGATED_V2BETA1 = b"application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
 _SUB_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "binding": ["create"],
-              "eviction": ["create"], "finalize": ["update"]}
+              "eviction": ["create"], "finalize": ["update"], "token": ["create"]}
 
 
 def _sub_kind(r: Resource, sub: str) -> Tuple[str, str, str]:
@@ -32,6 +32,8 @@ def _sub_kind(r: Resource, sub: str) -> Tuple[str, str, str]:
         return ("", "v1", "Binding")
     if sub == "eviction":
         return ("policy", "v1", "Eviction")  # kubectl drain finds the Eviction version here
+    if sub == "token":
+        return ("authentication.k8s.io", "v1", "TokenRequest")
     return (r.group, r.version, r.kind)
 
 
@@ -100,7 +102,8 @@ class Discovery:
                     entry["shortNames"] = list(r.short_names)
                 if r.categories:
                     entry["categories"] = list(r.categories)
-                entry["storageVersionHash"] = _hash(r)
+                if r.stored:  # reviews have no storage version
+                    entry["storageVersionHash"] = _hash(r)
                 out.append(entry)
                 for sub in r.subresources:
                     g, v, k = _sub_kind(r, sub)

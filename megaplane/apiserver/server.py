@@ -24,7 +24,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from megaplane import __version__
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource, lookup
-from megaplane.apiserver.authn import AnonymousOnly, RequestAuthenticator
+from megaplane.apiserver.authn import RequestAuthenticator
+from megaplane.apiserver.authn.config import AuthenticationConfig
+from megaplane.apiserver.authn.config import build as build_authenticator
 from megaplane.apiserver.authz import AllowAll, RequestAuthorizer
 from megaplane.apiserver.discovery import Discovery
 from megaplane.apiserver.flowcontrol import FlowControlConfig, FlowController, FlowControlMetrics
@@ -94,6 +96,8 @@ class APIServerConfig:
     #: --default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds (DefaultTolerationSeconds).
     default_not_ready_toleration_seconds: int = 300
     default_unreachable_toleration_seconds: int = 300
+    #: --client-ca-file, --token-auth-file, --service-account-*, --anonymous-auth (apiserver.authn.config).
+    authentication: AuthenticationConfig = dataclasses.field(default_factory=AuthenticationConfig)
 
 
 class APIServer:
@@ -131,7 +135,7 @@ class APIServer:
         self.readiness: Callable[[], bool] = lambda: self.started
         self._verb_handlers = self.endpoints.verbs()
         #: Who a request is from (authn/) and whether they may (authz/); the process wires the configured ones.
-        self.authenticator: RequestAuthenticator = AnonymousOnly()
+        self.authenticator: RequestAuthenticator = build_authenticator(self.registry, cfg.authentication)
         self.authorizer: RequestAuthorizer = AllowAll()
         # Flow control: admits, queues or answers 429 before a resource handler runs (see _resource).
         self.flowcontrol = FlowController(

@@ -123,6 +123,10 @@ def _descriptor_source() -> str:
     return pinned if os.path.exists(pinned) else KUBECTL
 
 
+# Proto fields whose JSON name differs (the generator's JSON_NAME_EXCEPTIONS).
+JSON_NAMES = {("k8s.io.api.authentication.v1.BoundObjectReference", "uID"): "uid"}
+
+
 class ReferenceEncoder:
     """JSON-form API objects marshalled from upstream's descriptors the way gogo-protobuf marshals the Go struct."""
 
@@ -199,6 +203,8 @@ class ReferenceEncoder:
         elif name in RAW_JSON:
             if value is not None:
                 setattr(msg, msg.DESCRIPTOR.fields[0].name, json.dumps(value, separators=(",", ":")).encode())
+        elif name.endswith(".ExtraValue"):  # a Go []string with a message of its own
+            msg.items.extend(value)
         else:
             assert isinstance(value, dict), f"{name}: {value!r} is not an object"
             unused = set(value) - self._fill_fields(msg, value)
@@ -218,9 +224,10 @@ class ReferenceEncoder:
                 inner.SetInParent()
                 used |= self._fill_fields(inner, obj)
                 continue
-            if field.name in obj:
-                used.add(field.name)
-            value = obj.get(field.name)
+            key = JSON_NAMES.get((desc.full_name, field.name), field.name)
+            if key in obj:
+                used.add(key)
+            value = obj.get(key)
             is_message = field.type == FieldDescriptor.TYPE_MESSAGE
             if field.is_repeated:
                 target = getattr(msg, field.name)
@@ -749,6 +756,16 @@ KINDS: List[Tuple[str, str, Obj]] = [
                                                "value": 1000, "globalDefault": True, "description": "d",
                                                "preemptionPolicy": "Never"}),
     ("scheduling.k8s.io/v1", "PriorityClass", {"metadata": {"name": "zero", "creationTimestamp": None}, "value": 0}),
+    ("authentication.k8s.io/v1", "TokenRequest", {
+        "metadata": {"name": "default", "namespace": "ns", "creationTimestamp": None},
+        "spec": {"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 3600,
+                 "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "u-1"}},
+        "status": {"token": "", "expirationTimestamp": None}}),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", {"metadata": {"creationTimestamp": None},
+                                                       "status": {"userInfo": {}}}),
+    ("authentication.k8s.io/v1", "TokenReview", {
+        "metadata": {"creationTimestamp": None}, "spec": {"token": "t"},
+        "status": {"user": {"username": "u", "groups": ["g"], "extra": {"k": ["v1", "v2"]}}}}),
 ]
 
 
@@ -770,6 +787,12 @@ def test_every_kind_the_server_needs_has_a_table() -> None:
         ("*", "DeleteOptions"),
         ("policy/v1", "PodDisruptionBudget"), ("policy/v1", "Eviction"), ("policy/v1beta1", "Eviction"),
         ("scheduling.k8s.io/v1", "PriorityClass"),
+        ("authentication.k8s.io/v1", "TokenRequest"), ("authentication.k8s.io/v1", "TokenReview"),
+        ("authentication.k8s.io/v1", "SelfSubjectReview"), ("authorization.k8s.io/v1", "SubjectAccessReview"),
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview"), ("authorization.k8s.io/v1", "LocalSubjectAccessReview"),
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview"), ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
     }
     for kind in ("Pod", "Deployment", "Node"):  # and whatever they hold resolves
         message = SCHEMA["kinds"][("apps/v1/" if kind == "Deployment" else "v1/") + kind]

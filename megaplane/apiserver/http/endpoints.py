@@ -199,6 +199,11 @@ class ResourceEndpoints:
     async def create(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
         assert r is not None
+        creator = self.registry.creators.get((r, info.subresource))
+        if creator is not None:  # a review or serviceaccounts/token: answered, never stored (registry.virtual)
+            opts = write_options(q, "CreateOptions")
+            body = decode_body(req, creator.body)
+            return self.respond(req, r, await creator.create(req.user, info.namespace, info.name, body, opts))
         store = self.registry.store(r)
         opts = write_options(q, "CreateOptions")
         if info.subresource == "eviction":

@@ -21,6 +21,7 @@ from megaplane.apiserver.registry.admission import NamespaceAdmission
 from megaplane.apiserver.registry.eviction import PodEviction
 from megaplane.apiserver.registry.kinds import StrategyConfig, strategy_for
 from megaplane.apiserver.registry.store import ResourceStore
+from megaplane.apiserver.registry.virtual import CreateHandler
 from megaplane.apiserver.watchcache import CachedObject, WatchCache
 from megaplane.storage import Storage
 from megaplane.storage.etcd3.split import SplitStorage
@@ -45,7 +46,7 @@ class Registry:
         self.config = cfg = config or RegistryConfig()
         self.caches: Dict[bytes, WatchCache] = {}
         for r in RESOURCES:
-            if r.storage_of is None and r.prefix not in self.caches:
+            if r.stored and r.storage_of is None and r.prefix not in self.caches:
                 self.caches[r.prefix] = WatchCache(
                     r,
                     self.backend_for(r),
@@ -61,6 +62,8 @@ class Registry:
         self._schemas: Dict[Resource, Optional[Dict[str, Any]]] = {}
         self.stores: Dict[Resource, ResourceStore] = {}
         for r in RESOURCES:
+            if not r.stored:
+                continue
             self.stores[r] = ResourceStore(
                 r,
                 strategy_for(r, cfg.strategies),
@@ -73,6 +76,12 @@ class Registry:
         assert pods is not None and pdbs is not None
         #: POST pods/{name}/eviction (over the pods' and the PDBs' stores).
         self.eviction = PodEviction(self.stores[pods], self.stores[pdbs])
+        #: Create-only endpoints by (resource, subresource): reviews and serviceaccounts/token (registry.virtual).
+        self.creators: Dict[Tuple[Resource, str], CreateHandler] = {}
+
+    def serve_create(self, resource: Resource, subresource: str, handler: CreateHandler) -> None:
+        """POST to resource (subresource "": a `stored=False` kind) or to its subresource is answered by handler."""
+        self.creators[(resource, subresource)] = handler
 
     async def start(self) -> None:
         """Fill the caches from storage; strategies re-learn what stored objects hold (allocations)."""

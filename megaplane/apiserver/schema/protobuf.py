@@ -366,6 +366,22 @@ def _fields_v1(buf: bytes, start: int, stop: int) -> Any:
     return _raw_json(buf, _single_field(buf, start, stop, 0x0A), "FieldsV1")
 
 
+def _extra_value(buf: bytes, start: int, stop: int) -> Any:
+    """ExtraValue (authentication/authorization UserInfo.extra): a Go []string carried as `repeated string items = 1`."""
+    items = []
+    pos = start
+    while pos < stop:
+        key, pos = _varint(buf, pos)
+        if key == 0x0A:
+            a, pos = _length(buf, pos, stop)
+            items.append(_string(buf, a, pos))
+        else:
+            pos = _skip(buf, pos, stop, key & 7, key >> 3)
+    if pos != stop:
+        raise ProtobufError("proto: unexpected EOF")
+    return items
+
+
 # (converter, zero value as Go prints it)
 _SPECIALS: Dict[str, Tuple[Callable[[bytes, int, int], Any], Any]] = {
     "time": (_time, None),
@@ -375,6 +391,7 @@ _SPECIALS: Dict[str, Tuple[Callable[[bytes, int, int], Any], Any]] = {
     "intorstring": (_int_or_string, 0),
     "rawextension": (_raw_extension, None),
     "fieldsv1": (_fields_v1, None),
+    "extravalue": (_extra_value, None),
 }
 
 

@@ -258,7 +258,7 @@ def build_storage(
         return embedded(), None
     backends = EtcdBackends(config)
     overridden = set(config.overrides)
-    default_prefixes = [r.prefix for r in RESOURCES if r.storage_of is None and r.prefix not in overridden]
+    default_prefixes = [r.prefix for r in RESOURCES if r.stored and r.storage_of is None and r.prefix not in overridden]
 
     def backend(servers: List[str], prefixes: List[bytes]) -> Storage:
         return embedded() if _is_embedded(servers) else backends.storage(servers, prefixes)

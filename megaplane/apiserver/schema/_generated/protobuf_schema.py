@@ -35,9 +35,22 @@ SCHEMA: Dict[str, Any] = {
         'policy/v1/Eviction': 'k8s.io.api.policy.v1.Eviction',
         'policy/v1beta1/Eviction': 'k8s.io.api.policy.v1beta1.Eviction',
         'scheduling.k8s.io/v1/PriorityClass': 'k8s.io.api.scheduling.v1.PriorityClass',
+        'authentication.k8s.io/v1/TokenRequest': 'k8s.io.api.authentication.v1.TokenRequest',
+        'authentication.k8s.io/v1/TokenReview': 'k8s.io.api.authentication.v1.TokenReview',
+        'authentication.k8s.io/v1/SelfSubjectReview': 'k8s.io.api.authentication.v1.SelfSubjectReview',
+        'authorization.k8s.io/v1/SubjectAccessReview': 'k8s.io.api.authorization.v1.SubjectAccessReview',
+        'authorization.k8s.io/v1/SelfSubjectAccessReview': 'k8s.io.api.authorization.v1.SelfSubjectAccessReview',
+        'authorization.k8s.io/v1/LocalSubjectAccessReview': 'k8s.io.api.authorization.v1.LocalSubjectAccessReview',
+        'authorization.k8s.io/v1/SelfSubjectRulesReview': 'k8s.io.api.authorization.v1.SelfSubjectRulesReview',
+        'rbac.authorization.k8s.io/v1/Role': 'k8s.io.api.rbac.v1.Role',
+        'rbac.authorization.k8s.io/v1/ClusterRole': 'k8s.io.api.rbac.v1.ClusterRole',
+        'rbac.authorization.k8s.io/v1/RoleBinding': 'k8s.io.api.rbac.v1.RoleBinding',
+        'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'k8s.io.api.rbac.v1.ClusterRoleBinding',
         'DeleteOptions': 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions',
     },
     'special': {
+        'k8s.io.api.authentication.v1.ExtraValue': 'extravalue',
+        'k8s.io.api.authorization.v1.ExtraValue': 'extravalue',
         'k8s.io.apimachinery.pkg.api.resource.Quantity': 'quantity',
         'k8s.io.apimachinery.pkg.apis.meta.v1.Duration': 'duration',
         'k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1': 'fieldsv1',
@@ -204,6 +217,134 @@ SCHEMA: Dict[str, Any] = {
         'k8s.io.api.apps.v1.StatefulSetUpdateStrategy': [
             {'n': 1, 'json': 'type', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 2, 'json': 'rollingUpdate', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.apps.v1.RollingUpdateStatefulSetStrategy'},
+        ],
+        'k8s.io.api.authentication.v1.BoundObjectReference': [
+            {'n': 1, 'json': 'kind', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'apiVersion', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'name', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 4, 'json': 'uid', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.authentication.v1.SelfSubjectReview': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.authentication.v1.SelfSubjectReviewStatus'},
+        ],
+        'k8s.io.api.authentication.v1.SelfSubjectReviewStatus': [
+            {'n': 1, 'json': 'userInfo', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.authentication.v1.UserInfo'},
+        ],
+        'k8s.io.api.authentication.v1.TokenRequest': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'type': '@k8s.io.api.authentication.v1.TokenRequestSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.authentication.v1.TokenRequestStatus'},
+        ],
+        'k8s.io.api.authentication.v1.TokenRequestSpec': [
+            {'n': 1, 'json': 'audiences', 'go': 'slice', 'repeated': True, 'type': 'string'},
+            {'n': 4, 'json': 'expirationSeconds', 'go': 'ptr', 'type': 'int64'},
+            {'n': 3, 'json': 'boundObjectRef', 'go': 'ptr', 'type': '@k8s.io.api.authentication.v1.BoundObjectReference'},
+        ],
+        'k8s.io.api.authentication.v1.TokenRequestStatus': [
+            {'n': 1, 'json': 'token', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'expirationTimestamp', 'go': 'struct', 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
+        ],
+        'k8s.io.api.authentication.v1.TokenReview': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'type': '@k8s.io.api.authentication.v1.TokenReviewSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.authentication.v1.TokenReviewStatus'},
+        ],
+        'k8s.io.api.authentication.v1.TokenReviewSpec': [
+            {'n': 1, 'json': 'token', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'audiences', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+        ],
+        'k8s.io.api.authentication.v1.TokenReviewStatus': [
+            {'n': 1, 'json': 'authenticated', 'go': 'value', 'omitempty': True, 'type': 'bool'},
+            {'n': 2, 'json': 'user', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.authentication.v1.UserInfo'},
+            {'n': 4, 'json': 'audiences', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+            {'n': 3, 'json': 'error', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.authentication.v1.UserInfo': [
+            {'n': 1, 'json': 'username', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'uid', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'groups', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+            {'n': 4, 'json': 'extra', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.api.authentication.v1.ExtraValue'},
+        ],
+        'k8s.io.api.authorization.v1.FieldSelectorAttributes': [
+            {'n': 1, 'json': 'rawSelector', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'requirements', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement'},
+        ],
+        'k8s.io.api.authorization.v1.LabelSelectorAttributes': [
+            {'n': 1, 'json': 'rawSelector', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'requirements', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement'},
+        ],
+        'k8s.io.api.authorization.v1.LocalSubjectAccessReview': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'type': '@k8s.io.api.authorization.v1.SubjectAccessReviewSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.SubjectAccessReviewStatus'},
+        ],
+        'k8s.io.api.authorization.v1.NonResourceAttributes': [
+            {'n': 1, 'json': 'path', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'verb', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.authorization.v1.NonResourceRule': [
+            {'n': 1, 'json': 'verbs', 'go': 'slice', 'repeated': True, 'type': 'string'},
+            {'n': 2, 'json': 'nonResourceURLs', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+        ],
+        'k8s.io.api.authorization.v1.ResourceAttributes': [
+            {'n': 1, 'json': 'namespace', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'verb', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'group', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 4, 'json': 'version', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 5, 'json': 'resource', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 6, 'json': 'subresource', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 7, 'json': 'name', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 8, 'json': 'fieldSelector', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.FieldSelectorAttributes'},
+            {'n': 9, 'json': 'labelSelector', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.LabelSelectorAttributes'},
+        ],
+        'k8s.io.api.authorization.v1.ResourceRule': [
+            {'n': 1, 'json': 'verbs', 'go': 'slice', 'repeated': True, 'type': 'string'},
+            {'n': 2, 'json': 'apiGroups', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+            {'n': 3, 'json': 'resources', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+            {'n': 4, 'json': 'resourceNames', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+        ],
+        'k8s.io.api.authorization.v1.SelfSubjectAccessReview': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'type': '@k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.SubjectAccessReviewStatus'},
+        ],
+        'k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec': [
+            {'n': 1, 'json': 'resourceAttributes', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.ResourceAttributes'},
+            {'n': 2, 'json': 'nonResourceAttributes', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.NonResourceAttributes'},
+        ],
+        'k8s.io.api.authorization.v1.SelfSubjectRulesReview': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'type': '@k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.SubjectRulesReviewStatus'},
+        ],
+        'k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec': [
+            {'n': 1, 'json': 'namespace', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.authorization.v1.SubjectAccessReview': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'type': '@k8s.io.api.authorization.v1.SubjectAccessReviewSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.SubjectAccessReviewStatus'},
+        ],
+        'k8s.io.api.authorization.v1.SubjectAccessReviewSpec': [
+            {'n': 1, 'json': 'resourceAttributes', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.ResourceAttributes'},
+            {'n': 2, 'json': 'nonResourceAttributes', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.authorization.v1.NonResourceAttributes'},
+            {'n': 3, 'json': 'user', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 4, 'json': 'groups', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+            {'n': 5, 'json': 'extra', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.api.authorization.v1.ExtraValue'},
+            {'n': 6, 'json': 'uid', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.authorization.v1.SubjectAccessReviewStatus': [
+            {'n': 1, 'json': 'allowed', 'go': 'value', 'type': 'bool'},
+            {'n': 4, 'json': 'denied', 'go': 'value', 'omitempty': True, 'type': 'bool'},
+            {'n': 2, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'evaluationError', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.authorization.v1.SubjectRulesReviewStatus': [
+            {'n': 1, 'json': 'resourceRules', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.authorization.v1.ResourceRule'},
+            {'n': 2, 'json': 'nonResourceRules', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.authorization.v1.NonResourceRule'},
+            {'n': 3, 'json': 'incomplete', 'go': 'value', 'type': 'bool'},
+            {'n': 4, 'json': 'evaluationError', 'go': 'value', 'omitempty': True, 'type': 'string'},
         ],
         'k8s.io.api.autoscaling.v1.Scale': [
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
@@ -1460,6 +1601,46 @@ SCHEMA: Dict[str, Any] = {
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
             {'n': 2, 'json': 'deleteOptions', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions'},
         ],
+        'k8s.io.api.rbac.v1.AggregationRule': [
+            {'n': 1, 'json': 'clusterRoleSelectors', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'},
+        ],
+        'k8s.io.api.rbac.v1.ClusterRole': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'rules', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.rbac.v1.PolicyRule'},
+            {'n': 3, 'json': 'aggregationRule', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.rbac.v1.AggregationRule'},
+        ],
+        'k8s.io.api.rbac.v1.ClusterRoleBinding': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'subjects', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.rbac.v1.Subject'},
+            {'n': 3, 'json': 'roleRef', 'go': 'struct', 'type': '@k8s.io.api.rbac.v1.RoleRef'},
+        ],
+        'k8s.io.api.rbac.v1.PolicyRule': [
+            {'n': 1, 'json': 'verbs', 'go': 'slice', 'repeated': True, 'type': 'string'},
+            {'n': 2, 'json': 'apiGroups', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+            {'n': 3, 'json': 'resources', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+            {'n': 4, 'json': 'resourceNames', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+            {'n': 5, 'json': 'nonResourceURLs', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+        ],
+        'k8s.io.api.rbac.v1.Role': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'rules', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.rbac.v1.PolicyRule'},
+        ],
+        'k8s.io.api.rbac.v1.RoleBinding': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'subjects', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.rbac.v1.Subject'},
+            {'n': 3, 'json': 'roleRef', 'go': 'struct', 'type': '@k8s.io.api.rbac.v1.RoleRef'},
+        ],
+        'k8s.io.api.rbac.v1.RoleRef': [
+            {'n': 1, 'json': 'apiGroup', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'kind', 'go': 'value', 'type': 'string'},
+            {'n': 3, 'json': 'name', 'go': 'value', 'type': 'string'},
+        ],
+        'k8s.io.api.rbac.v1.Subject': [
+            {'n': 1, 'json': 'kind', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'apiGroup', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'name', 'go': 'value', 'type': 'string'},
+            {'n': 4, 'json': 'namespace', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
         'k8s.io.api.scheduling.v1.PriorityClass': [
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
             {'n': 2, 'json': 'value', 'go': 'value', 'type': 'int32'},
@@ -1482,6 +1663,11 @@ SCHEMA: Dict[str, Any] = {
             {'n': 4, 'json': 'propagationPolicy', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
             {'n': 5, 'json': 'dryRun', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
             {'n': 6, 'json': 'ignoreStoreReadErrorWithClusterBreakingPotential', 'go': 'ptr', 'omitempty': True, 'type': 'bool'},
+        ],
+        'k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement': [
+            {'n': 1, 'json': 'key', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'operator', 'go': 'value', 'type': 'string'},
+            {'n': 3, 'json': 'values', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
         ],
         'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector': [
             {'n': 1, 'json': 'matchLabels', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': 'string'},

@@ -37,6 +37,7 @@ _SUBRESOURCES: Dict[str, Tuple[Optional[Tuple[str, str, str]], Tuple[str, ...]]]
     "scale": (("autoscaling", "v1", "Scale"), ("get", "update", "patch")),
     "binding": (("", "v1", "Binding"), ("create",)),
     "eviction": (("policy", "v1", "Eviction"), ("create",)),
+    "token": (("authentication.k8s.io", "v1", "TokenRequest"), ("create",)),
     "ephemeralcontainers": (None, ("get", "update", "patch")),
     "resize": (None, ("get", "update", "patch")),
     "approval": (None, ("get", "update", "patch")),
