@@ -777,6 +777,20 @@ def test_kinds_decode_from_the_reference_encoding(
     assert decode(reference.encode(api_version, kind, obj)) == expected
 
 
+LISTED = [
+    ("v1", k) for k in ("Namespace", "Node", "Pod", "Service", "Endpoints", "ConfigMap", "Secret", "Event",
+                        "ServiceAccount", "ResourceQuota", "LimitRange")
+] + [
+    ("coordination.k8s.io/v1", "Lease"), ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"),
+    ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"), ("apps/v1", "ControllerRevision"), ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"), ("events.k8s.io/v1", "Event"), ("discovery.k8s.io/v1", "EndpointSlice"),
+    ("policy/v1", "PodDisruptionBudget"), ("scheduling.k8s.io/v1", "PriorityClass"),
+    ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"), ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration"),
+]
+
+
 def test_every_kind_the_server_needs_has_a_table() -> None:
     assert set(protobuf.supported_kinds()) == {
         ("v1", "Namespace"), ("v1", "Node"), ("v1", "Pod"), ("v1", "Service"), ("v1", "Endpoints"),
@@ -793,6 +807,11 @@ def test_every_kind_the_server_needs_has_a_table() -> None:
         ("authorization.k8s.io/v1", "SelfSubjectRulesReview"), ("rbac.authorization.k8s.io/v1", "Role"),
         ("rbac.authorization.k8s.io/v1", "ClusterRole"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+        # what responses need besides (megaplane.apiserver.schema.protobuf_encode)
+        ("v1", "ResourceQuota"), ("v1", "LimitRange"), ("apps/v1", "ControllerRevision"),
+        ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"), ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration"),
+        ("*", "Status"), ("*", "WatchEvent"),
+        *((gv, kind + "List") for gv, kind in LISTED),
     }
     for kind in ("Pod", "Deployment", "Node"):  # and whatever they hold resolves
         message = SCHEMA["kinds"][("apps/v1/" if kind == "Deployment" else "v1/") + kind]

@@ -3,7 +3,7 @@
 Owns turning such a body into the plain dict `orjson.loads` would give for
 the JSON the same Go client would have sent, so everything after decoding
 (defaulting, validation, storage) sees one form. Only decoding lives here:
-responses stay JSON, which every client accepts.
+responses are encoded from the same table by `protobuf_encode`.
 
 Wire format: the 4 bytes `k8s\\x00`, then a `runtime.Unknown` message
 {typeMeta{apiVersion, kind}, raw, contentEncoding, contentType} whose `raw`

@@ -47,6 +47,42 @@ SCHEMA: Dict[str, Any] = {
         'rbac.authorization.k8s.io/v1/RoleBinding': 'k8s.io.api.rbac.v1.RoleBinding',
         'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'k8s.io.api.rbac.v1.ClusterRoleBinding',
         'DeleteOptions': 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions',
+        'v1/ResourceQuota': 'k8s.io.api.core.v1.ResourceQuota',
+        'v1/LimitRange': 'k8s.io.api.core.v1.LimitRange',
+        'apps/v1/ControllerRevision': 'k8s.io.api.apps.v1.ControllerRevision',
+        'flowcontrol.apiserver.k8s.io/v1/FlowSchema': 'k8s.io.api.flowcontrol.v1.FlowSchema',
+        'flowcontrol.apiserver.k8s.io/v1/PriorityLevelConfiguration': 'k8s.io.api.flowcontrol.v1.PriorityLevelConfiguration',
+        'Status': 'k8s.io.apimachinery.pkg.apis.meta.v1.Status',
+        'WatchEvent': 'k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent',
+        'v1/NamespaceList': 'k8s.io.api.core.v1.NamespaceList',
+        'v1/NodeList': 'k8s.io.api.core.v1.NodeList',
+        'v1/PodList': 'k8s.io.api.core.v1.PodList',
+        'v1/ServiceList': 'k8s.io.api.core.v1.ServiceList',
+        'v1/EndpointsList': 'k8s.io.api.core.v1.EndpointsList',
+        'v1/ConfigMapList': 'k8s.io.api.core.v1.ConfigMapList',
+        'v1/SecretList': 'k8s.io.api.core.v1.SecretList',
+        'v1/EventList': 'k8s.io.api.core.v1.EventList',
+        'v1/ServiceAccountList': 'k8s.io.api.core.v1.ServiceAccountList',
+        'coordination.k8s.io/v1/LeaseList': 'k8s.io.api.coordination.v1.LeaseList',
+        'apps/v1/DeploymentList': 'k8s.io.api.apps.v1.DeploymentList',
+        'apps/v1/ReplicaSetList': 'k8s.io.api.apps.v1.ReplicaSetList',
+        'apps/v1/DaemonSetList': 'k8s.io.api.apps.v1.DaemonSetList',
+        'apps/v1/StatefulSetList': 'k8s.io.api.apps.v1.StatefulSetList',
+        'batch/v1/JobList': 'k8s.io.api.batch.v1.JobList',
+        'batch/v1/CronJobList': 'k8s.io.api.batch.v1.CronJobList',
+        'events.k8s.io/v1/EventList': 'k8s.io.api.events.v1.EventList',
+        'discovery.k8s.io/v1/EndpointSliceList': 'k8s.io.api.discovery.v1.EndpointSliceList',
+        'policy/v1/PodDisruptionBudgetList': 'k8s.io.api.policy.v1.PodDisruptionBudgetList',
+        'scheduling.k8s.io/v1/PriorityClassList': 'k8s.io.api.scheduling.v1.PriorityClassList',
+        'rbac.authorization.k8s.io/v1/RoleList': 'k8s.io.api.rbac.v1.RoleList',
+        'rbac.authorization.k8s.io/v1/ClusterRoleList': 'k8s.io.api.rbac.v1.ClusterRoleList',
+        'rbac.authorization.k8s.io/v1/RoleBindingList': 'k8s.io.api.rbac.v1.RoleBindingList',
+        'rbac.authorization.k8s.io/v1/ClusterRoleBindingList': 'k8s.io.api.rbac.v1.ClusterRoleBindingList',
+        'v1/ResourceQuotaList': 'k8s.io.api.core.v1.ResourceQuotaList',
+        'v1/LimitRangeList': 'k8s.io.api.core.v1.LimitRangeList',
+        'apps/v1/ControllerRevisionList': 'k8s.io.api.apps.v1.ControllerRevisionList',
+        'flowcontrol.apiserver.k8s.io/v1/FlowSchemaList': 'k8s.io.api.flowcontrol.v1.FlowSchemaList',
+        'flowcontrol.apiserver.k8s.io/v1/PriorityLevelConfigurationList': 'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationList',
     },
     'special': {
         'k8s.io.api.authentication.v1.ExtraValue': 'extravalue',
@@ -60,6 +96,15 @@ SCHEMA: Dict[str, Any] = {
         'k8s.io.apimachinery.pkg.util.intstr.IntOrString': 'intorstring',
     },
     'messages': {
+        'k8s.io.api.apps.v1.ControllerRevision': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'data', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.runtime.RawExtension'},
+            {'n': 3, 'json': 'revision', 'go': 'value', 'type': 'int64'},
+        ],
+        'k8s.io.api.apps.v1.ControllerRevisionList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.apps.v1.ControllerRevision'},
+        ],
         'k8s.io.api.apps.v1.DaemonSet': [
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
             {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.apps.v1.DaemonSetSpec'},
@@ -71,6 +116,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 3, 'json': 'lastTransitionTime', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
             {'n': 4, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 5, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.apps.v1.DaemonSetList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.apps.v1.DaemonSet'},
         ],
         'k8s.io.api.apps.v1.DaemonSetSpec': [
             {'n': 1, 'json': 'selector', 'go': 'ptr', 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'},
@@ -108,6 +157,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 4, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 5, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
         ],
+        'k8s.io.api.apps.v1.DeploymentList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.apps.v1.Deployment'},
+        ],
         'k8s.io.api.apps.v1.DeploymentSpec': [
             {'n': 1, 'json': 'replicas', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
             {'n': 2, 'json': 'selector', 'go': 'ptr', 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'},
@@ -143,6 +196,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 3, 'json': 'lastTransitionTime', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
             {'n': 4, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 5, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.apps.v1.ReplicaSetList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.apps.v1.ReplicaSet'},
         ],
         'k8s.io.api.apps.v1.ReplicaSetSpec': [
             {'n': 1, 'json': 'replicas', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
@@ -181,6 +238,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 3, 'json': 'lastTransitionTime', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
             {'n': 4, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 5, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.apps.v1.StatefulSetList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.apps.v1.StatefulSet'},
         ],
         'k8s.io.api.apps.v1.StatefulSetOrdinals': [
             {'n': 1, 'json': 'start', 'go': 'value', 'type': 'int32'},
@@ -363,6 +424,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.batch.v1.CronJobSpec'},
             {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.batch.v1.CronJobStatus'},
         ],
+        'k8s.io.api.batch.v1.CronJobList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.batch.v1.CronJob'},
+        ],
         'k8s.io.api.batch.v1.CronJobSpec': [
             {'n': 1, 'json': 'schedule', 'go': 'value', 'type': 'string'},
             {'n': 8, 'json': 'timeZone', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
@@ -390,6 +455,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 4, 'json': 'lastTransitionTime', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
             {'n': 5, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 6, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.batch.v1.JobList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.batch.v1.Job'},
         ],
         'k8s.io.api.batch.v1.JobSpec': [
             {'n': 1, 'json': 'parallelism', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
@@ -457,6 +526,10 @@ SCHEMA: Dict[str, Any] = {
         'k8s.io.api.coordination.v1.Lease': [
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
             {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.coordination.v1.LeaseSpec'},
+        ],
+        'k8s.io.api.coordination.v1.LeaseList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.coordination.v1.Lease'},
         ],
         'k8s.io.api.coordination.v1.LeaseSpec': [
             {'n': 1, 'json': 'holderIdentity', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
@@ -552,6 +625,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 1, 'json': '', 'go': 'struct', 'type': '@k8s.io.api.core.v1.LocalObjectReference'},
             {'n': 2, 'json': 'key', 'go': 'value', 'type': 'string'},
             {'n': 3, 'json': 'optional', 'go': 'ptr', 'omitempty': True, 'type': 'bool'},
+        ],
+        'k8s.io.api.core.v1.ConfigMapList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.ConfigMap'},
         ],
         'k8s.io.api.core.v1.ConfigMapNodeConfigSource': [
             {'n': 1, 'json': 'namespace', 'go': 'value', 'type': 'string'},
@@ -693,6 +770,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
             {'n': 2, 'json': 'subsets', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.core.v1.EndpointSubset'},
         ],
+        'k8s.io.api.core.v1.EndpointsList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.Endpoints'},
+        ],
         'k8s.io.api.core.v1.EnvFromSource': [
             {'n': 1, 'json': 'prefix', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 2, 'json': 'configMapRef', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.core.v1.ConfigMapEnvSource'},
@@ -758,6 +839,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 13, 'json': 'related', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.core.v1.ObjectReference'},
             {'n': 14, 'json': 'reportingComponent', 'go': 'value', 'type': 'string'},
             {'n': 15, 'json': 'reportingInstance', 'go': 'value', 'type': 'string'},
+        ],
+        'k8s.io.api.core.v1.EventList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.Event'},
         ],
         'k8s.io.api.core.v1.EventSeries': [
             {'n': 1, 'json': 'count', 'go': 'value', 'omitempty': True, 'type': 'int32'},
@@ -862,6 +947,25 @@ SCHEMA: Dict[str, Any] = {
             {'n': 3, 'json': 'tcpSocket', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.core.v1.TCPSocketAction'},
             {'n': 4, 'json': 'sleep', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.core.v1.SleepAction'},
         ],
+        'k8s.io.api.core.v1.LimitRange': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.core.v1.LimitRangeSpec'},
+        ],
+        'k8s.io.api.core.v1.LimitRangeItem': [
+            {'n': 1, 'json': 'type', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'max', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
+            {'n': 3, 'json': 'min', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
+            {'n': 4, 'json': 'default', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
+            {'n': 5, 'json': 'defaultRequest', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
+            {'n': 6, 'json': 'maxLimitRequestRatio', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
+        ],
+        'k8s.io.api.core.v1.LimitRangeList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.LimitRange'},
+        ],
+        'k8s.io.api.core.v1.LimitRangeSpec': [
+            {'n': 1, 'json': 'limits', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.LimitRangeItem'},
+        ],
         'k8s.io.api.core.v1.LinuxContainerUser': [
             {'n': 1, 'json': 'uid', 'go': 'value', 'type': 'int64'},
             {'n': 2, 'json': 'gid', 'go': 'value', 'type': 'int64'},
@@ -899,6 +1003,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 4, 'json': 'lastTransitionTime', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
             {'n': 5, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 6, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.core.v1.NamespaceList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.Namespace'},
         ],
         'k8s.io.api.core.v1.NamespaceSpec': [
             {'n': 1, 'json': 'finalizers', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
@@ -942,6 +1050,10 @@ SCHEMA: Dict[str, Any] = {
         ],
         'k8s.io.api.core.v1.NodeFeatures': [
             {'n': 1, 'json': 'supplementalGroupsPolicy', 'go': 'ptr', 'omitempty': True, 'type': 'bool'},
+        ],
+        'k8s.io.api.core.v1.NodeList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.Node'},
         ],
         'k8s.io.api.core.v1.NodeRuntimeHandler': [
             {'n': 1, 'json': 'name', 'go': 'value', 'type': 'string'},
@@ -1098,6 +1210,10 @@ SCHEMA: Dict[str, Any] = {
         ],
         'k8s.io.api.core.v1.PodIP': [
             {'n': 1, 'json': 'ip', 'go': 'value', 'type': 'string'},
+        ],
+        'k8s.io.api.core.v1.PodList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.Pod'},
         ],
         'k8s.io.api.core.v1.PodOS': [
             {'n': 1, 'json': 'name', 'go': 'value', 'type': 'string'},
@@ -1260,6 +1376,24 @@ SCHEMA: Dict[str, Any] = {
             {'n': 1, 'json': 'resourceID', 'go': 'value', 'type': 'string'},
             {'n': 2, 'json': 'health', 'go': 'value', 'omitempty': True, 'type': 'string'},
         ],
+        'k8s.io.api.core.v1.ResourceQuota': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.core.v1.ResourceQuotaSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.core.v1.ResourceQuotaStatus'},
+        ],
+        'k8s.io.api.core.v1.ResourceQuotaList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.ResourceQuota'},
+        ],
+        'k8s.io.api.core.v1.ResourceQuotaSpec': [
+            {'n': 1, 'json': 'hard', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
+            {'n': 2, 'json': 'scopes', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+            {'n': 3, 'json': 'scopeSelector', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.core.v1.ScopeSelector'},
+        ],
+        'k8s.io.api.core.v1.ResourceQuotaStatus': [
+            {'n': 1, 'json': 'hard', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
+            {'n': 2, 'json': 'used', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
+        ],
         'k8s.io.api.core.v1.ResourceRequirements': [
             {'n': 1, 'json': 'limits', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
             {'n': 2, 'json': 'requests', 'go': 'map', 'omitempty': True, 'type': 'map', 'key': 'string', 'value': '@k8s.io.apimachinery.pkg.api.resource.Quantity'},
@@ -1287,6 +1421,14 @@ SCHEMA: Dict[str, Any] = {
             {'n': 9, 'json': 'fsType', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 10, 'json': 'readOnly', 'go': 'value', 'omitempty': True, 'type': 'bool'},
         ],
+        'k8s.io.api.core.v1.ScopeSelector': [
+            {'n': 1, 'json': 'matchExpressions', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.core.v1.ScopedResourceSelectorRequirement'},
+        ],
+        'k8s.io.api.core.v1.ScopedResourceSelectorRequirement': [
+            {'n': 1, 'json': 'scopeName', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'operator', 'go': 'value', 'type': 'string'},
+            {'n': 3, 'json': 'values', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+        ],
         'k8s.io.api.core.v1.SeccompProfile': [
             {'n': 1, 'json': 'type', 'go': 'value', 'type': 'string'},
             {'n': 2, 'json': 'localhostProfile', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
@@ -1306,6 +1448,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 1, 'json': '', 'go': 'struct', 'type': '@k8s.io.api.core.v1.LocalObjectReference'},
             {'n': 2, 'json': 'key', 'go': 'value', 'type': 'string'},
             {'n': 3, 'json': 'optional', 'go': 'ptr', 'omitempty': True, 'type': 'bool'},
+        ],
+        'k8s.io.api.core.v1.SecretList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.Secret'},
         ],
         'k8s.io.api.core.v1.SecretProjection': [
             {'n': 1, 'json': '', 'go': 'struct', 'type': '@k8s.io.api.core.v1.LocalObjectReference'},
@@ -1343,10 +1489,18 @@ SCHEMA: Dict[str, Any] = {
             {'n': 3, 'json': 'imagePullSecrets', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.core.v1.LocalObjectReference'},
             {'n': 4, 'json': 'automountServiceAccountToken', 'go': 'ptr', 'omitempty': True, 'type': 'bool'},
         ],
+        'k8s.io.api.core.v1.ServiceAccountList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.ServiceAccount'},
+        ],
         'k8s.io.api.core.v1.ServiceAccountTokenProjection': [
             {'n': 1, 'json': 'audience', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 2, 'json': 'expirationSeconds', 'go': 'ptr', 'omitempty': True, 'type': 'int64'},
             {'n': 3, 'json': 'path', 'go': 'value', 'type': 'string'},
+        ],
+        'k8s.io.api.core.v1.ServiceList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.core.v1.Service'},
         ],
         'k8s.io.api.core.v1.ServicePort': [
             {'n': 1, 'json': 'name', 'go': 'value', 'omitempty': True, 'type': 'string'},
@@ -1549,6 +1703,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 2, 'json': 'endpoints', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.discovery.v1.Endpoint'},
             {'n': 3, 'json': 'ports', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.discovery.v1.EndpointPort'},
         ],
+        'k8s.io.api.discovery.v1.EndpointSliceList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.discovery.v1.EndpointSlice'},
+        ],
         'k8s.io.api.discovery.v1.ForZone': [
             {'n': 1, 'json': 'name', 'go': 'value', 'type': 'string'},
         ],
@@ -1569,9 +1727,119 @@ SCHEMA: Dict[str, Any] = {
             {'n': 14, 'json': 'deprecatedLastTimestamp', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
             {'n': 15, 'json': 'deprecatedCount', 'go': 'value', 'omitempty': True, 'type': 'int32'},
         ],
+        'k8s.io.api.events.v1.EventList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.events.v1.Event'},
+        ],
         'k8s.io.api.events.v1.EventSeries': [
             {'n': 1, 'json': 'count', 'go': 'value', 'type': 'int32'},
             {'n': 2, 'json': 'lastObservedTime', 'go': 'struct', 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime'},
+        ],
+        'k8s.io.api.flowcontrol.v1.ExemptPriorityLevelConfiguration': [
+            {'n': 1, 'json': 'nominalConcurrencyShares', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
+            {'n': 2, 'json': 'lendablePercent', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
+        ],
+        'k8s.io.api.flowcontrol.v1.FlowDistinguisherMethod': [
+            {'n': 1, 'json': 'type', 'go': 'value', 'type': 'string'},
+        ],
+        'k8s.io.api.flowcontrol.v1.FlowSchema': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.FlowSchemaSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.FlowSchemaStatus'},
+        ],
+        'k8s.io.api.flowcontrol.v1.FlowSchemaCondition': [
+            {'n': 1, 'json': 'type', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'status', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'lastTransitionTime', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
+            {'n': 4, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 5, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.flowcontrol.v1.FlowSchemaList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.flowcontrol.v1.FlowSchema'},
+        ],
+        'k8s.io.api.flowcontrol.v1.FlowSchemaSpec': [
+            {'n': 1, 'json': 'priorityLevelConfiguration', 'go': 'struct', 'type': '@k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationReference'},
+            {'n': 2, 'json': 'matchingPrecedence', 'go': 'value', 'type': 'int32'},
+            {'n': 3, 'json': 'distinguisherMethod', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.FlowDistinguisherMethod'},
+            {'n': 4, 'json': 'rules', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.flowcontrol.v1.PolicyRulesWithSubjects'},
+        ],
+        'k8s.io.api.flowcontrol.v1.FlowSchemaStatus': [
+            {'n': 1, 'json': 'conditions', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.flowcontrol.v1.FlowSchemaCondition'},
+        ],
+        'k8s.io.api.flowcontrol.v1.GroupSubject': [
+            {'n': 1, 'json': 'name', 'go': 'value', 'type': 'string'},
+        ],
+        'k8s.io.api.flowcontrol.v1.LimitResponse': [
+            {'n': 1, 'json': 'type', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'queuing', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.QueuingConfiguration'},
+        ],
+        'k8s.io.api.flowcontrol.v1.LimitedPriorityLevelConfiguration': [
+            {'n': 1, 'json': 'nominalConcurrencyShares', 'go': 'ptr', 'type': 'int32'},
+            {'n': 2, 'json': 'limitResponse', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.LimitResponse'},
+            {'n': 3, 'json': 'lendablePercent', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
+            {'n': 4, 'json': 'borrowingLimitPercent', 'go': 'ptr', 'omitempty': True, 'type': 'int32'},
+        ],
+        'k8s.io.api.flowcontrol.v1.NonResourcePolicyRule': [
+            {'n': 1, 'json': 'verbs', 'go': 'slice', 'repeated': True, 'type': 'string'},
+            {'n': 6, 'json': 'nonResourceURLs', 'go': 'slice', 'repeated': True, 'type': 'string'},
+        ],
+        'k8s.io.api.flowcontrol.v1.PolicyRulesWithSubjects': [
+            {'n': 1, 'json': 'subjects', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.flowcontrol.v1.Subject'},
+            {'n': 2, 'json': 'resourceRules', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.flowcontrol.v1.ResourcePolicyRule'},
+            {'n': 3, 'json': 'nonResourceRules', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.flowcontrol.v1.NonResourcePolicyRule'},
+        ],
+        'k8s.io.api.flowcontrol.v1.PriorityLevelConfiguration': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
+            {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationSpec'},
+            {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationStatus'},
+        ],
+        'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationCondition': [
+            {'n': 1, 'json': 'type', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'status', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'lastTransitionTime', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.Time'},
+            {'n': 4, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 5, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.flowcontrol.v1.PriorityLevelConfiguration'},
+        ],
+        'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationReference': [
+            {'n': 1, 'json': 'name', 'go': 'value', 'type': 'string'},
+        ],
+        'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationSpec': [
+            {'n': 1, 'json': 'type', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'limited', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.LimitedPriorityLevelConfiguration'},
+            {'n': 3, 'json': 'exempt', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.ExemptPriorityLevelConfiguration'},
+        ],
+        'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationStatus': [
+            {'n': 1, 'json': 'conditions', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationCondition'},
+        ],
+        'k8s.io.api.flowcontrol.v1.QueuingConfiguration': [
+            {'n': 1, 'json': 'queues', 'go': 'value', 'type': 'int32'},
+            {'n': 2, 'json': 'handSize', 'go': 'value', 'type': 'int32'},
+            {'n': 3, 'json': 'queueLengthLimit', 'go': 'value', 'type': 'int32'},
+        ],
+        'k8s.io.api.flowcontrol.v1.ResourcePolicyRule': [
+            {'n': 1, 'json': 'verbs', 'go': 'slice', 'repeated': True, 'type': 'string'},
+            {'n': 2, 'json': 'apiGroups', 'go': 'slice', 'repeated': True, 'type': 'string'},
+            {'n': 3, 'json': 'resources', 'go': 'slice', 'repeated': True, 'type': 'string'},
+            {'n': 4, 'json': 'clusterScope', 'go': 'value', 'omitempty': True, 'type': 'bool'},
+            {'n': 5, 'json': 'namespaces', 'go': 'slice', 'repeated': True, 'type': 'string'},
+        ],
+        'k8s.io.api.flowcontrol.v1.ServiceAccountSubject': [
+            {'n': 1, 'json': 'namespace', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'name', 'go': 'value', 'type': 'string'},
+        ],
+        'k8s.io.api.flowcontrol.v1.Subject': [
+            {'n': 1, 'json': 'kind', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'user', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.UserSubject'},
+            {'n': 3, 'json': 'group', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.GroupSubject'},
+            {'n': 4, 'json': 'serviceAccount', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.api.flowcontrol.v1.ServiceAccountSubject'},
+        ],
+        'k8s.io.api.flowcontrol.v1.UserSubject': [
+            {'n': 1, 'json': 'name', 'go': 'value', 'type': 'string'},
         ],
         'k8s.io.api.policy.v1.Eviction': [
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
@@ -1581,6 +1849,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
             {'n': 2, 'json': 'spec', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.policy.v1.PodDisruptionBudgetSpec'},
             {'n': 3, 'json': 'status', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.api.policy.v1.PodDisruptionBudgetStatus'},
+        ],
+        'k8s.io.api.policy.v1.PodDisruptionBudgetList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.policy.v1.PodDisruptionBudget'},
         ],
         'k8s.io.api.policy.v1.PodDisruptionBudgetSpec': [
             {'n': 1, 'json': 'minAvailable', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.util.intstr.IntOrString'},
@@ -1614,6 +1886,14 @@ SCHEMA: Dict[str, Any] = {
             {'n': 2, 'json': 'subjects', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.rbac.v1.Subject'},
             {'n': 3, 'json': 'roleRef', 'go': 'struct', 'type': '@k8s.io.api.rbac.v1.RoleRef'},
         ],
+        'k8s.io.api.rbac.v1.ClusterRoleBindingList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.rbac.v1.ClusterRoleBinding'},
+        ],
+        'k8s.io.api.rbac.v1.ClusterRoleList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.rbac.v1.ClusterRole'},
+        ],
         'k8s.io.api.rbac.v1.PolicyRule': [
             {'n': 1, 'json': 'verbs', 'go': 'slice', 'repeated': True, 'type': 'string'},
             {'n': 2, 'json': 'apiGroups', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
@@ -1629,6 +1909,14 @@ SCHEMA: Dict[str, Any] = {
             {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'},
             {'n': 2, 'json': 'subjects', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.api.rbac.v1.Subject'},
             {'n': 3, 'json': 'roleRef', 'go': 'struct', 'type': '@k8s.io.api.rbac.v1.RoleRef'},
+        ],
+        'k8s.io.api.rbac.v1.RoleBindingList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.rbac.v1.RoleBinding'},
+        ],
+        'k8s.io.api.rbac.v1.RoleList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.rbac.v1.Role'},
         ],
         'k8s.io.api.rbac.v1.RoleRef': [
             {'n': 1, 'json': 'apiGroup', 'go': 'value', 'type': 'string'},
@@ -1647,6 +1935,10 @@ SCHEMA: Dict[str, Any] = {
             {'n': 3, 'json': 'globalDefault', 'go': 'value', 'omitempty': True, 'type': 'bool'},
             {'n': 4, 'json': 'description', 'go': 'value', 'omitempty': True, 'type': 'string'},
             {'n': 5, 'json': 'preemptionPolicy', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.api.scheduling.v1.PriorityClassList': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'items', 'go': 'slice', 'repeated': True, 'type': '@k8s.io.api.scheduling.v1.PriorityClass'},
         ],
         'k8s.io.apimachinery.pkg.apis.meta.v1.Condition': [
             {'n': 1, 'json': 'type', 'go': 'value', 'type': 'string'},
@@ -1677,6 +1969,12 @@ SCHEMA: Dict[str, Any] = {
             {'n': 1, 'json': 'key', 'go': 'value', 'type': 'string'},
             {'n': 2, 'json': 'operator', 'go': 'value', 'type': 'string'},
             {'n': 3, 'json': 'values', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': 'string'},
+        ],
+        'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta': [
+            {'n': 1, 'json': 'selfLink', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'resourceVersion', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'continue', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 4, 'json': 'remainingItemCount', 'go': 'ptr', 'omitempty': True, 'type': 'int64'},
         ],
         'k8s.io.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry': [
             {'n': 1, 'json': 'manager', 'go': 'value', 'omitempty': True, 'type': 'string'},
@@ -1715,6 +2013,31 @@ SCHEMA: Dict[str, Any] = {
         'k8s.io.apimachinery.pkg.apis.meta.v1.Preconditions': [
             {'n': 1, 'json': 'uid', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
             {'n': 2, 'json': 'resourceVersion', 'go': 'ptr', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.apimachinery.pkg.apis.meta.v1.Status': [
+            {'n': 1, 'json': 'metadata', 'go': 'struct', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta'},
+            {'n': 2, 'json': 'status', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 4, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 5, 'json': 'details', 'go': 'ptr', 'omitempty': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.StatusDetails'},
+            {'n': 6, 'json': 'code', 'go': 'value', 'omitempty': True, 'type': 'int32'},
+        ],
+        'k8s.io.apimachinery.pkg.apis.meta.v1.StatusCause': [
+            {'n': 1, 'json': 'reason', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'message', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'field', 'go': 'value', 'omitempty': True, 'type': 'string'},
+        ],
+        'k8s.io.apimachinery.pkg.apis.meta.v1.StatusDetails': [
+            {'n': 1, 'json': 'name', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 2, 'json': 'group', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 3, 'json': 'kind', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 6, 'json': 'uid', 'go': 'value', 'omitempty': True, 'type': 'string'},
+            {'n': 4, 'json': 'causes', 'go': 'slice', 'omitempty': True, 'repeated': True, 'type': '@k8s.io.apimachinery.pkg.apis.meta.v1.StatusCause'},
+            {'n': 5, 'json': 'retryAfterSeconds', 'go': 'value', 'omitempty': True, 'type': 'int32'},
+        ],
+        'k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent': [
+            {'n': 1, 'json': 'type', 'go': 'value', 'type': 'string'},
+            {'n': 2, 'json': 'object', 'go': 'struct', 'type': '@k8s.io.apimachinery.pkg.runtime.RawExtension'},
         ],
     },
 }
