@@ -295,12 +295,19 @@ def add_etcd_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--etcd-client-transport", choices=["megaplane", "grpcio"], default="megaplane",
                    help="the etcd client's gRPC transport: megaplane's own HTTP/2 client (default: about half the "
                         "CPU per call, benchmarks/etcd_backend.py), or grpcio's asyncio API")
+    g.add_argument("--encryption-provider-config", default="",
+                   help="an EncryptionConfiguration file: the providers (aescbc, aesgcm, secretbox, identity) "
+                        "storing each resource's values encrypted at rest")
     g.add_argument("--storage-media-type", default="application/json",
                    help="how objects are stored in etcd (application/json, the only one megaplane writes)")
 
 
 def etcd_backend_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .storage.etcd3 import BackendConfig, parse_overrides, parse_servers
+    from .storage.value import load_encryption_config
+
+    if args.encryption_provider_config:
+        load_encryption_config(args.encryption_provider_config)  # a bad file fails here, before starting
 
     return BackendConfig(
         servers=parse_servers(args.etcd_servers),
@@ -314,6 +321,7 @@ def etcd_backend_config(args: argparse.Namespace):  # type: ignore[no-untyped-de
         request_timeout=args.etcd_request_timeout,
         media_type=args.storage_media_type,
         transport=args.etcd_client_transport,
+        encryption_provider_config=args.encryption_provider_config,
     )
 
 

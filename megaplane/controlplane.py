@@ -162,6 +162,7 @@ class ControlPlane:
                 await self.api.listen(cfg.also_bind_address, self.port)
         if cfg.secure_port:
             pki = os.path.join(cfg.data_dir or tempfile.mkdtemp(prefix="megaplane-pki-"), "pki")
+            os.makedirs(pki, mode=0o700, exist_ok=True)  # beside the store's, as private (etcd's 0700)
             sans = [*cfg.tls_sans, *_kubernetes_service_ips(cfg.api.service_cluster_ip_range)]
             self._ca, crt, key = ensure_certs(pki, sans)
             ssl = server_ssl_context(crt, key)

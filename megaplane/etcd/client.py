@@ -825,6 +825,7 @@ def save_snapshot_from_endpoint(endpoint: str, path: str, timeout: float = 300.0
         size = 0
         revision = 0
         with open(tmp, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)  # a snapshot holds every Secret: etcdctl writes it 0600 too
             for resp in call(pb.SnapshotRequest(), timeout=timeout):
                 if not revision:
                     revision = resp.header.revision

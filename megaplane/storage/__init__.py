@@ -5,7 +5,8 @@ the contract (`interface`: `Storage` and its halves, `StoredObject`,
 `WatchEvent`, ...), the error tree and its translation into API Status
 errors, one function per verb (`errors`), the resourceVersion splice on
 served bytes (`versioner`), precondition checks and TTL lease sharing used
-by every backend, and the backends themselves: `embedded` over the
+by every backend, the value transformers that encrypt resources at rest
+(`value`: --encryption-provider-config), and the backends themselves: `embedded` over the
 in-process store; etcd3 (real etcd) plugs in beside it.
 
 Imports only downward (megaplane.store, megaplane.apimachinery, megaplane.etcd's

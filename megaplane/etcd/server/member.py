@@ -35,6 +35,7 @@ def _identity(data_dir: Optional[str], name: str) -> Tuple[int, int]:
     if data_dir is not None:
         tmp = os.path.join(data_dir, "member.json.tmp")
         with open(tmp, "w") as f:
+            os.fchmod(f.fileno(), 0o600)  # etcd's PrivateFileMode, as every file of the data dir
             json.dump({"member_id": member_id, "cluster_id": cluster_id, "name": name}, f)
         os.replace(tmp, os.path.join(data_dir, "member.json"))
     return member_id, cluster_id

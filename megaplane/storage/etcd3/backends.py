@@ -19,7 +19,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ...apimachinery.resources import RESOURCES, lookup
 from ...etcd.client import ClientConfig, EtcdClient, EtcdError
+from ..embedded import EmbeddedStorage
 from ..interface import Storage
+from ..value import ResourceTransformers, load_encryption_config
 from .compactor import DEFAULT_COMPACTION_INTERVAL, Compactor
 from .split import SplitStorage
 from .storage import DEFAULT_PREFIX, Etcd3Storage
@@ -69,6 +71,8 @@ class BackendConfig:
     media_type: str = MEDIA_TYPE
     #: --etcd-client-transport: "grpcio" (grpc.aio) or "megaplane" (megaplane.etcd.grpc's HTTP/2 client).
     transport: str = "megaplane"
+    #: --encryption-provider-config: an EncryptionConfiguration file ("": values stored as written).
+    encryption_provider_config: str = ""
 
     @property
     def uses_etcd(self) -> bool:
@@ -152,8 +156,9 @@ class _CountPoller:
 class EtcdBackends:
     """The etcd clusters one API server uses, as a Component: checked at start, loops run, clients closed."""
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: BackendConfig, transformers: Optional[ResourceTransformers] = None) -> None:
         self.config = config
+        self.transformers = transformers
         #: One storage per distinct server list (the default cluster first).
         self.storages: Dict[Tuple[str, ...], Etcd3Storage] = {}
         self.compactors: List[Compactor] = []
@@ -178,7 +183,7 @@ class EtcdBackends:
             client = EtcdClient(ClientConfig(servers, ca_file=cfg.ca_file, cert_file=cfg.cert_file,
                                              key_file=cfg.key_file, request_timeout=cfg.request_timeout,
                                              transport=cfg.transport))
-            s = self.storages[key] = Etcd3Storage(client, prefix=cfg.prefix.encode())
+            s = self.storages[key] = Etcd3Storage(client, prefix=cfg.prefix.encode(), transformers=self.transformers)
         self._prefixes.setdefault(key, []).extend(prefixes)
         return s
 
@@ -254,14 +259,23 @@ def build_storage(
     """
     if config.media_type != MEDIA_TYPE:
         raise ValueError(f"--storage-media-type {config.media_type!r}: megaplane stores {MEDIA_TYPE} only")
+    transformers = load_encryption_config(config.encryption_provider_config) \
+        if config.encryption_provider_config else None
+
+    def own() -> Storage:
+        s = embedded()
+        if transformers is not None and isinstance(s, EmbeddedStorage):
+            s.use_transformers(transformers)
+        return s
+
     if not config.uses_etcd:
-        return embedded(), None
-    backends = EtcdBackends(config)
+        return own(), None
+    backends = EtcdBackends(config, transformers)
     overridden = set(config.overrides)
     default_prefixes = [r.prefix for r in RESOURCES if r.stored and r.storage_of is None and r.prefix not in overridden]
 
     def backend(servers: List[str], prefixes: List[bytes]) -> Storage:
-        return embedded() if _is_embedded(servers) else backends.storage(servers, prefixes)
+        return own() if _is_embedded(servers) else backends.storage(servers, prefixes)
 
     default = backend(config.servers, default_prefixes)
     if not config.overrides:

@@ -23,6 +23,11 @@ delivered the write (bounded by `settle_timeout`): the watch cache fed by
 them is then current when the API server answers, so a client reads its
 own writes through the cache as it does on the embedded store.
 
+With --encryption-provider-config (`transformers`) values are transformed
+on their way to etcd and back from every read, conflict and watch event,
+keyed (and for aesgcm authenticated) by the etcd key as upstream's
+`authenticatedDataString`, so `etcdctl get` shows ``k8s:enc:...``.
+
 etcd errors become storage errors in one place, `_translate`: unreachable
 -> UnavailableError, a deadline -> RequestTimeoutError, "required revision
 has been compacted" -> ExpiredError (with the compact revision, asked from
@@ -85,6 +90,7 @@ from ..interface import (
 from ..keys import prefix_end
 from ..leases import LeaseManager
 from ..preconditions import check_preconditions
+from ..value import ResourceTransformers, TransformError
 from ..versioner import set_resource_version
 
 if TYPE_CHECKING:
@@ -130,8 +136,11 @@ class Etcd3Storage:
         prefix: bytes = DEFAULT_PREFIX,
         settle_timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        transformers: Optional[ResourceTransformers] = None,
     ) -> None:
         self.client = client
+        #: --encryption-provider-config's transformers (None: values stored as written).
+        self.transformers = transformers
         prefix = prefix.rstrip(b"/")
         # Keys arrive as /registry/...; on the wire they start with --etcd-prefix instead.
         self._rewrite = prefix != DEFAULT_PREFIX
@@ -171,10 +180,20 @@ class Etcd3Storage:
             return DEFAULT_PREFIX + key[len(self._wire_prefix):]
         return key
 
+    def _plain(self, key: bytes, value: bytes, wire: bytes) -> bytes:
+        """A stored value as written (decrypted); `key` is the registry's key, `wire` etcd's."""
+        tf = self.transformers
+        if tf is None:
+            return value
+        try:
+            return tf.from_storage(key, value, wire)
+        except TransformError as e:
+            raise InternalError(key, 0, f"unable to transform key {wire.decode(errors='replace')!r}: {e}") from None
+
     def _object(self, kv: KeyValue, key: Optional[bytes] = None) -> StoredObject:
         k = key if key is not None else self._local(kv.key)
         rev = kv.mod_revision
-        return StoredObject(k, _served(kv.value, rev, k), rev, kv.create_revision, kv.lease)
+        return StoredObject(k, _served(self._plain(k, kv.value, kv.key), rev, k), rev, kv.create_revision, kv.lease)
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -239,7 +258,7 @@ class Etcd3Storage:
         if not resp.kvs:
             return None
         kv = resp.kvs[0]
-        return _Current(kv.value, self._object(kv, key))
+        return _Current(self._plain(key, kv.value, kv.key), self._object(kv, key))
 
     async def get(self, key: bytes, *, revision: int = 0) -> StoredObject:
         cur = await self._read(key, revision if revision > 0 else 0)
@@ -296,6 +315,8 @@ class Etcd3Storage:
     ) -> Tuple[bool, int, Optional[KeyValue], int]:
         """One compare-and-put (expected 0: absent): (succeeded, revision, kv, lease). A vanished lease is replaced once."""
         wire = self._wire(key)
+        if self.transformers is not None:
+            data = self.transformers.to_storage(key, data, wire)
         lease = await self._lease(ttl) if ttl > 0 else 0
         try:
             try:
@@ -396,7 +417,7 @@ class Etcd3Storage:
                 return StoredObject(key, _served(data, rev, key), rev, create_rev, lease)
             # Lost the race (or the guess was stale): retry on what won, read by the failed txn.
             suggested = False
-            current = None if kv is None else _Current(kv.value, self._object(kv, key))
+            current = None if kv is None else _Current(self._plain(key, kv.value, kv.key), self._object(kv, key))
 
     async def delete(
         self,
@@ -441,7 +462,7 @@ class Etcd3Storage:
                 current = None if kv is None else self._object(kv, key)
                 continue
             await self._settle(key, rev)
-            last = kv.value if kv is not None else b""
+            last = self._plain(key, kv.value, kv.key) if kv is not None else b""
             # The last state at the delete's revision, as upstream's Delete decodes it.
             return StoredObject(key, _served(last, rev, key) if last else current.data, rev,
                                 current.create_revision)
@@ -660,6 +681,8 @@ class Etcd3Watch:
     def _convert(self, events: Sequence[Event]) -> List[WatchEvent]:
         out: List[WatchEvent] = []
         local = self._storage._local
+        tf = self._storage.transformers
+        plain = self._storage._plain
         for e in events:
             kv = e.kv
             rev = kv.mod_revision
@@ -669,13 +692,20 @@ class Etcd3Watch:
             if e.type == DELETE:
                 if not has_prev:
                     raise InternalError(key, rev, "etcd event received with PrevKv=nil")
-                out.append(WatchEvent(DELETED, key, _served(prev.value, rev, key),
-                                      _served(prev.value, prev.mod_revision, key), rev, prev.create_revision))
+                last = prev.value if tf is None else plain(key, prev.value, kv.key)
+                out.append(WatchEvent(DELETED, key, _served(last, rev, key),
+                                      _served(last, prev.mod_revision, key), rev, prev.create_revision))
             elif kv.create_revision == rev:
-                out.append(WatchEvent(ADDED, key, _served(kv.value, rev, key), None, rev, rev))
+                value = kv.value if tf is None else plain(key, kv.value, kv.key)
+                out.append(WatchEvent(ADDED, key, _served(value, rev, key), None, rev, rev))
             else:
-                prev_value = _served(prev.value, prev.mod_revision, key) if has_prev else None
-                out.append(WatchEvent(MODIFIED, key, _served(kv.value, rev, key), prev_value, rev,
+                value = kv.value if tf is None else plain(key, kv.value, kv.key)
+                if has_prev:
+                    before = prev.value if tf is None else plain(key, prev.value, kv.key)
+                    prev_value: Optional[bytes] = _served(before, prev.mod_revision, key)
+                else:
+                    prev_value = None
+                out.append(WatchEvent(MODIFIED, key, _served(value, rev, key), prev_value, rev,
                                       kv.create_revision))
         return out
 

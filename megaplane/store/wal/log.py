@@ -58,6 +58,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
+from .fileutil import PRIVATE_FILE_MODE, private_dir
+
 __all__ = [
     "MODES",
     "WalStream",
@@ -220,7 +222,7 @@ class WriteAheadLog:
         on_durable: Optional[Callable[[int], None]] = None,
     ) -> None:
         self.dir = directory
-        os.makedirs(directory, exist_ok=True)
+        private_dir(directory)
         self.flush_interval = flush_interval
         self.streams: Dict[bytes, WalStream] = {}
         self.dirty: List[WalStream] = []
@@ -375,9 +377,9 @@ class WriteAheadLog:
             self._thread.start()
 
     def _open_segment(self, s: WalStream) -> int:
-        os.makedirs(s.dir, exist_ok=True)
+        private_dir(s.dir)
         path = os.path.join(s.dir, "%016d%s" % (s.seq, SEGMENT_SUFFIX))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, PRIVATE_FILE_MODE)
         header = json.dumps({"prefix": s.prefix.hex(), "mode": s.mode, "seq": s.seq}).encode()
         os.write(fd, _encode_frame(0, 0, 0, header))
         _fsync_dir(s.dir)

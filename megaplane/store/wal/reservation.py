@@ -49,6 +49,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
+from .fileutil import PRIVATE_FILE_MODE
+
 __all__ = [
     "FILE_NAME",
     "ReservationRecord",
@@ -111,7 +113,7 @@ def write_record(data_dir: str, record: ReservationRecord) -> None:
     path = os.path.join(data_dir, FILE_NAME)
     tmp = path + ".part"
     doc = {"format": _FORMAT, "revision": record.revision, "clean": record.clean, "modes": record.modes}
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     try:
         data = json.dumps(doc).encode()
         view = memoryview(data)

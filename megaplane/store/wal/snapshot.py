@@ -43,6 +43,7 @@ from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 from ..keyspace import Partition
 from ..kv import KeyValue, partition_prefix
 from ..lessor import Lessor
+from .fileutil import PRIVATE_FILE_MODE, private_dir, private_file
 
 __all__ = [
     "SnapshotView",
@@ -182,7 +183,7 @@ def write(path: str, view: SnapshotView, *, etcd_trailer: bool = False) -> Dict[
         "partitions": [p.hex() for p, _ in view.partitions],
         "created": time.time(),
     }
-    with open(tmp, "wb") as f:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE), "wb") as f:
 
         def emit(data: bytes) -> None:
             nonlocal crc, size
@@ -217,7 +218,7 @@ def write(path: str, view: SnapshotView, *, etcd_trailer: bool = False) -> Dict[
 
 def write_checkpoint(snap_dir: str, view: SnapshotView) -> str:
     """Write a checkpoint snapshot and delete older ones. Returns its path."""
-    os.makedirs(snap_dir, exist_ok=True)
+    private_dir(snap_dir)
     path = os.path.join(snap_dir, "%016d-%016d.snap" % (view.revision, view.wal_cycle))
     write(path, view)
     for name in os.listdir(snap_dir):
@@ -363,8 +364,9 @@ def restore_data_dir(
     meta, records, _ = read(snapshot_path)
     revision = int(meta["revision"]) + bump_revision
     snap_dir = os.path.join(data_dir, "snap")
-    os.makedirs(snap_dir, exist_ok=True)
-    os.makedirs(os.path.join(data_dir, "wal"), exist_ok=True)
+    private_dir(data_dir)
+    private_dir(snap_dir)
+    private_dir(os.path.join(data_dir, "wal"))
     target = os.path.join(snap_dir, "%016d-%016d.snap" % (revision, 0))
     if bump_revision:
         # The same records and leases at the bumped revision, which restore makes the compaction floor.
@@ -375,6 +377,7 @@ def restore_data_dir(
         write(target, SnapshotView(revision, revision, 0, sorted(parts.items()), leases))
     else:
         shutil.copyfile(snapshot_path, target + ".part")
+        private_file(target + ".part")
         with open(target + ".part", "rb+") as f:
             os.fsync(f.fileno())
         os.replace(target + ".part", target)
