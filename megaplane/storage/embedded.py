@@ -160,7 +160,7 @@ class EmbeddedStorage:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def current_revision(self) -> int:
+    async def current_revision(self, key: bytes = b"") -> int:
         return self.store.publish_revision
 
     async def get(self, key: bytes, *, revision: int = 0) -> StoredObject:

@@ -104,8 +104,14 @@ class WatchHandle(Protocol):
 
 
 class Reader(Protocol):
-    async def current_revision(self) -> int:
-        """The newest revision whose writes are acknowledged and whose events are delivered to watches."""
+    async def current_revision(self, key: bytes = b"") -> int:
+        """The newest revision whose writes are acknowledged and whose events are delivered to watches.
+
+        `key` (a key or a prefix) names whose revision: a storage split across
+        clusters (--etcd-servers-overrides) answers the revision of the
+        cluster holding it, the only one comparable with its objects'
+        resourceVersions; b"" asks the default cluster.
+        """
 
     async def get(self, key: bytes, *, revision: int = 0) -> StoredObject:
         """The object at `key`, now (revision 0) or exactly at `revision`.

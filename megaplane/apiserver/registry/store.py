@@ -165,7 +165,7 @@ class ResourceStore:
         another one on the same etcd acknowledged, and a cache relisting after a restore is not read half-built.
         Storage unreachable: the cache is read as it is, as upstream's cacher serves its reads."""
         try:
-            want = await self.storage.current_revision()
+            want = await self.storage.current_revision(self.resource.prefix)  # its own cluster's (overrides)
         except StorageError:
             return
         await self._fresh(want)

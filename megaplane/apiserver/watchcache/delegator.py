@@ -175,14 +175,14 @@ class CacheDelegator:
     # A consistent read asks storage for its current revision and reads the cache once the cache has
     # seen it; the wait is a coroutine of its own only when the cache is behind (the hot path is one frame).
 
-    async def current_revision(self) -> int:
-        return await self.storage.current_revision()
+    async def current_revision(self, key: bytes = b"") -> int:
+        return await self.storage.current_revision(key)
 
     async def get(self, key: bytes, *, revision: int = 0) -> StoredObject:
         if revision <= 0:
             cache = self.cache_for(key)
             if cache is not None and cache.ready:
-                want = await self.storage.current_revision()
+                want = await self.storage.current_revision(key)
                 if cache.revision >= want or await self._caught_up(cache, want):
                     obj: Optional[CachedObject] = cache.objects.get(key)
                     if obj is None:
@@ -196,7 +196,7 @@ class CacheDelegator:
         if revision <= 0 and start_key <= prefix:
             cache = self.cache_for(prefix)
             if cache is not None and cache.ready:
-                want = await self.storage.current_revision()
+                want = await self.storage.current_revision(prefix)
                 if cache.revision >= want or await self._caught_up(cache, want):
                     return _page(cache, prefix, limit)
         return await self.storage.list(prefix, revision=revision, limit=limit, start_key=start_key)
@@ -204,7 +204,7 @@ class CacheDelegator:
     async def count(self, prefix: bytes) -> int:
         cache = self.cache_for(prefix)
         if cache is not None and cache.ready:
-            want = await self.storage.current_revision()
+            want = await self.storage.current_revision(prefix)
             if cache.revision >= want or await self._caught_up(cache, want):
                 return cache.count_prefix(prefix)
         return await self.storage.count(prefix)
@@ -439,7 +439,7 @@ class _CacheWatch:
         try:
             while self._progress_wanted:
                 self._progress_wanted = False
-                target = await self._delegator.storage.current_revision()
+                target = await self._delegator.storage.current_revision(self._prefix)
                 while cache.revision < target and self._resume_task is None and not self._done:
                     await cache.wait_until_fresh(target, self._delegator.block_timeout)
                 if self._done:

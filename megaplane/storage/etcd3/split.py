@@ -5,8 +5,10 @@ longest registered prefix (``/registry/leases/``, ``/registry/events/``)
 that the key starts with, else the default backend. Revisions are each
 backend's own, as with kube-apiserver's overrides: a resourceVersion is
 only comparable within its resource. `backend_for` lets the API server
-give each resource's cache and store its own backend directly, so only
-calls without a key (`current_revision`, `compact`) reach the default.
+give each resource's cache and store its own backend directly; a keyed
+`current_revision(key)` answers the revision of the key's own cluster (a
+consistent read of an overridden resource waits for that one), only calls
+without a key (`current_revision()`, `compact`) reach the default.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ class SplitStorage:
                 out.append(s)
         return out
 
-    async def current_revision(self) -> int:
-        return await self.default.current_revision()
+    async def current_revision(self, key: bytes = b"") -> int:
+        return await (self.backend_for(key) if key else self.default).current_revision(key)
 
     async def get(self, key: bytes, *, revision: int = 0) -> StoredObject:
         return await self.backend_for(key).get(key, revision=revision)

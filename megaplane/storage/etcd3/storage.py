@@ -243,7 +243,7 @@ class Etcd3Storage:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def current_revision(self) -> int:
+    async def current_revision(self, key: bytes = b"") -> int:
         try:
             resp = await self.client.range(self._wire_prefix + b"/", keys_only=True, limit=1)
         except EtcdError as e:
