@@ -336,6 +336,7 @@ def _flag_bool(value: str) -> bool:
 
 
 def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from megaplane.apiserver.authn.flags import authentication_config
     from megaplane.apiserver.server import APIServerConfig
 
     from .controllers.catalog import controller_options
@@ -365,6 +366,7 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,
             default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
             default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+            authentication=authentication_config(args),
         ),
         bind_address=args.bind_address,
         also_bind_address=also_bind,
@@ -455,6 +457,9 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             default="",
             help="also serve the etcd v3 API over the store on these URLs (e.g. http://127.0.0.1:2379)",
         )
+        from .apiserver.authn.flags import add_authentication_flags
+
+        add_authentication_flags(p)
         add_store_flags(p)
         add_etcd_flags(p)
         if name == "up":

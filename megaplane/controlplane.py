@@ -19,7 +19,23 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from megaplane.apiserver.http.tls import ensure_certs, server_ssl_context, write_kubeconfig
+from megaplane.apimachinery.user import (
+    ADMIN_USER,
+    FLEET_GROUP,
+    FLEET_USER,
+    KUBE_CONTROLLER_MANAGER_USER,
+    KUBE_SCHEDULER_USER,
+    NODES_GROUP,
+    SYSTEM_MASTERS,
+)
+from megaplane.apiserver.authn.flags import DEFAULT_ISSUER
+from megaplane.apiserver.http.tls import (
+    ensure_certs,
+    ensure_service_account_key,
+    issue_client_cert,
+    server_ssl_context,
+    write_kubeconfig,
+)
 from megaplane.apiserver.loopback import LoopbackTransport
 from megaplane.apiserver.registry.services import family_of, parse_service_cidrs
 from megaplane.apiserver.server import APIServer, APIServerConfig
@@ -40,9 +56,18 @@ from megaplane.storage.etcd3 import BackendConfig, build_storage
 from megaplane.store import Store, StoreConfig
 from megaplane.store.component import StoreComponent
 
-__all__ = ["ControlPlaneConfig", "ControlPlane", "run"]
+__all__ = ["ControlPlaneConfig", "ControlPlane", "run", "CLIENT_IDENTITIES"]
 
 log = logging.getLogger("megaplane")
+
+#: The client certificates the PKI issues, (file name, CN = user, O = groups), and so <data-dir>/<name>.kubeconfig:
+#: the admin's (also written to --kubeconfig) and one per component that can run as a process of its own.
+CLIENT_IDENTITIES: List[Tuple[str, str, Tuple[str, ...]]] = [
+    ("admin", ADMIN_USER, (SYSTEM_MASTERS,)),
+    ("scheduler", KUBE_SCHEDULER_USER, ()),
+    ("controller-manager", KUBE_CONTROLLER_MANAGER_USER, ()),
+    ("fleet", FLEET_USER, (FLEET_GROUP, NODES_GROUP)),
+]
 
 @dataclass
 class ControlPlaneConfig:
@@ -105,6 +130,7 @@ class ControlPlane:
         if config.secure_port or config.port:
             config.api.endpoint_port = config.secure_port or config.port
         self._embedded: Optional[EmbeddedStorage] = None
+        self._prepare_pki()  # before the API server: its authenticators read the CA and the token key
         storage, self.etcd_backends = build_storage(config.storage_backends, self._embedded_storage)
         self.api = APIServer(storage, config.api)
         if self.etcd_backends is not None and config.storage_backends.count_poll_period > 0:
@@ -114,7 +140,6 @@ class ControlPlane:
         self.etcd: Any = None
         self.port = 0
         self.secure_port = 0
-        self._ca: Optional[str] = None
         components: List[Component] = [StoreComponent(self.store)]
         if self.etcd_backends is not None:
             components.append(self.etcd_backends)  # the clusters are checked before the caches list them
@@ -147,6 +172,28 @@ class ControlPlane:
         self.runner = Runner(components, name="control-plane")
         self.api.readiness = self.runner.ready
 
+    def _prepare_pki(self) -> None:
+        """The cluster PKI in <data-dir>/pki (a temporary dir without one), made once and reused: the serving
+        certificate, the CA that also verifies client certificates, the ServiceAccount token key, and a client
+        certificate per CLIENT_IDENTITIES entry. Authentication flags left empty default to these."""
+        cfg = self.config
+        self._pki = pki = os.path.join(cfg.data_dir or tempfile.mkdtemp(prefix="megaplane-pki-"), "pki")
+        os.makedirs(pki, mode=0o700, exist_ok=True)  # beside the store's, as private (etcd's 0700)
+        sans = [*cfg.tls_sans, *_kubernetes_service_ips(cfg.api.service_cluster_ip_range)]
+        self._ca, self._serving_crt, self._serving_key = ensure_certs(pki, sans)
+        auth = cfg.api.authentication
+        if not auth.client_ca_file:
+            auth.client_ca_file = self._ca
+        if not auth.service_account_signing_key_file:
+            auth.service_account_signing_key_file = ensure_service_account_key(pki)[0]
+        if not auth.service_account_issuers:
+            auth.service_account_issuers = [DEFAULT_ISSUER]
+        self._clients = {name: issue_client_cert(pki, name, user, groups) for name, user, groups in CLIENT_IDENTITIES}
+
+    def component_kubeconfig(self, name: str) -> str:
+        """Where the kubeconfig of CLIENT_IDENTITIES' `name` is written: beside the pki dir (the data dir)."""
+        return os.path.join(os.path.dirname(self._pki), f"{name}.kubeconfig")
+
     def _embedded_storage(self) -> Storage:
         """This process's own store as storage (one instance: it shares TTL leases between writes)."""
         if self._embedded is None:
@@ -161,11 +208,7 @@ class ControlPlane:
             if cfg.also_bind_address:
                 await self.api.listen(cfg.also_bind_address, self.port)
         if cfg.secure_port:
-            pki = os.path.join(cfg.data_dir or tempfile.mkdtemp(prefix="megaplane-pki-"), "pki")
-            os.makedirs(pki, mode=0o700, exist_ok=True)  # beside the store's, as private (etcd's 0700)
-            sans = [*cfg.tls_sans, *_kubernetes_service_ips(cfg.api.service_cluster_ip_range)]
-            self._ca, crt, key = ensure_certs(pki, sans)
-            ssl = server_ssl_context(crt, key)
+            ssl = server_ssl_context(self._serving_crt, self._serving_key, cfg.api.authentication.client_ca_file)
             self.secure_port = await self.api.listen(host, cfg.secure_port, ssl)
             if cfg.also_bind_address:
                 await self.api.listen(cfg.also_bind_address, self.secure_port, ssl)
@@ -173,14 +216,18 @@ class ControlPlane:
     async def start(self) -> None:
         await self.runner.start()
         cfg = self.config
+        host = cfg.bind_address
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        if self.secure_port:
+            server = f"https://{shown}:{self.secure_port}"
+        else:
+            server = f"http://{shown}:{self.port}"  # not authenticated: the kubeconfigs carry no credentials
+        for name, user, _ in CLIENT_IDENTITIES:
+            crt, key = self._clients[name]
+            write_kubeconfig(self.component_kubeconfig(name), server, self._ca, crt, key, user)
         if cfg.kubeconfig:
-            host = cfg.bind_address
-            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            if self.secure_port:
-                server = f"https://{shown}:{self.secure_port}"
-            else:
-                server = f"http://{shown}:{self.port}"
-            write_kubeconfig(cfg.kubeconfig, server, self._ca)
+            crt, key = self._clients["admin"]
+            write_kubeconfig(cfg.kubeconfig, server, self._ca, crt, key, ADMIN_USER)
 
     async def stop(self) -> None:
         await self.runner.stop()

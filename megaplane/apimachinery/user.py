@@ -24,6 +24,12 @@ __all__ = [
     "SERVICE_ACCOUNT_USER_PREFIX",
     "LOOPBACK_USER",
     "UNAUTHENTICATED_USER",
+    "INSECURE_USER",
+    "ADMIN_USER",
+    "KUBE_SCHEDULER_USER",
+    "KUBE_CONTROLLER_MANAGER_USER",
+    "FLEET_USER",
+    "FLEET_GROUP",
 ]
 
 ANONYMOUS = "system:anonymous"
@@ -54,3 +60,15 @@ class UserInfo:
 LOOPBACK_USER = UserInfo(APISERVER_USER, groups=(SYSTEM_MASTERS, ALL_AUTHENTICATED))
 #: A request that carried no credentials, when anonymous requests are enabled.
 UNAUTHENTICATED_USER = UserInfo(ANONYMOUS, groups=(ALL_UNAUTHENTICATED,))
+#: Requests on the plain HTTP port (--port): upstream's insecure port ran them as this privileged user.
+INSECURE_USER = UserInfo("system:unsecured", groups=(SYSTEM_MASTERS, ALL_AUTHENTICATED))
+
+# The identities `megaplane up` issues client certificates for (CN = user, O = groups), as kubeadm's.
+ADMIN_USER = "kubernetes-admin"  # O=system:masters
+KUBE_SCHEDULER_USER = "system:kube-scheduler"
+KUBE_CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+#: The simulated fleet's one shared identity (all its nodes write through one client): user FLEET_USER in
+#: groups FLEET_GROUP and NODES_GROUP. Not a system:node:<name> user, so the Node authorizer has no opinion
+#: on it; authorization decides from its groups what a fleet may write.
+FLEET_USER = "system:megaplane:fleet"
+FLEET_GROUP = "system:megaplane:fleets"

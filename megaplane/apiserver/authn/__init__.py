@@ -2,14 +2,19 @@
 
 The server asks its `RequestAuthenticator` for every request before
 routing it; the answer is a `megaplane.apimachinery.user.UserInfo` put on
-`Request.user`, or a 401 StatusError. Without configured authenticators
+`Request.user`, or a 401 StatusError. A request that arrives with its user
+already set (the plain HTTP port: `http.tls.connection_credentials`) keeps
+it. The authenticators live one concept per module: x509 (client
+certificates), tokenfile (static tokens), serviceaccount (JWTs),
+tokenrequest (serviceaccounts/token), reviews (SelfSubjectReview,
+TokenReview), union (their order), config (the flags). Without configured authenticators
 every request is the anonymous user (kube-apiserver's defaults: no
 authenticator flags, --anonymous-auth=true).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Optional, Protocol
 
 from megaplane.apimachinery.user import UNAUTHENTICATED_USER, UserInfo
 from megaplane.apiserver.http.messages import Request
@@ -26,4 +31,5 @@ class AnonymousOnly:
     """No authenticator configured: every request is system:anonymous."""
 
     def authenticate(self, req: Request) -> UserInfo:
-        return UNAUTHENTICATED_USER
+        user: Optional[UserInfo] = req.user  # set by the transport for the plain HTTP port
+        return user if user is not None else UNAUTHENTICATED_USER

@@ -61,6 +61,7 @@ from megaplane.apiserver.http.limits import (
     watch_timeout,
 )
 from megaplane.apiserver.http.messages import _STATUS_LINES, Request, Response, StreamResponse, _date_header
+from megaplane.apiserver.http.tls import connection_credentials
 
 __all__ = [
     "Request",
@@ -243,6 +244,8 @@ class HTTPConnection(asyncio.Protocol):
         "stalled_since",
         "write_paused",
         "generation",
+        "peer_certificate",
+        "user",
     )
 
     def __init__(self, server: HTTPServer) -> None:
@@ -266,6 +269,8 @@ class HTTPConnection(asyncio.Protocol):
         self.stalled_since = 0.0
         self.write_paused = False
         self.generation = 0  # bumped when a request is answered for its handler (timeout): its late result is dropped
+        self.peer_certificate: Optional[bytes] = None
+        self.user: Any = None
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
@@ -279,6 +284,7 @@ class HTTPConnection(asyncio.Protocol):
         server.connections.add(self)
         server.idle[self] = None
         self.peer = transport.get_extra_info("peername")
+        self.peer_certificate, self.user = connection_credentials(transport)  # once per connection (tls.py)
         transport.set_write_buffer_limits(high=server.limits.write_high_water)  # type: ignore[attr-defined]
         # No TCP_NODELAY here: asyncio and uvloop set it on every TCP transport already.
 
@@ -394,6 +400,7 @@ class HTTPConnection(asyncio.Protocol):
             b"".join(self.body) if len(self.body) != 1 else self.body[0],
             self.peer,
         )
+        req.peer_certificate, req.user = self.peer_certificate, self.user
         keep_alive = self.parser.should_keep_alive()
         if self.busy or self.queue or self.write_paused:
             self.queue.append((req, keep_alive))
