@@ -4,7 +4,9 @@ Each endpoint takes the routed `RequestInfo`, the `Request` and its query;
 it decodes the body and the options (with upstream's errors for each),
 calls the resource's `ResourceStore`, and frames the answer: the stored
 bytes as they are, a server-side Table when the client asks for one
-(kubectl does), list bodies joined from item bytes, watch event lines.
+(kubectl does), list bodies joined from item bytes, watch event lines;
+protobuf bodies, frames and errors when the client prefers protobuf and
+the kind has a message (`encoding.negotiate`), else JSON or a 406.
 Nothing here knows how objects are stored or what a kind's rules are.
 """
 
@@ -23,7 +25,20 @@ from megaplane.apimachinery.listoptions import list_options
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.scheme import check_kind
 from megaplane.apiserver.http.decode import content_type, decode_body, delete_options
-from megaplane.apiserver.http.encoding import event_line, list_body, table_body, table_watch_line, wants_table
+from megaplane.apiserver.http.encoding import (
+    PROTOBUF,
+    PROTOBUF_STREAM,
+    event_line,
+    list_body,
+    negotiate,
+    not_acceptable,
+    pb_body,
+    pb_json_frame,
+    pb_list_body,
+    table_body,
+    table_watch_line,
+    wants_table,
+)
 from megaplane.apiserver.http.routing import RequestInfo
 from megaplane.apiserver.http.transport import Request, Response, StreamResponse, watch_timeout
 from megaplane.apiserver.http.watch import HTTPWatcher, WatchFanout
@@ -33,6 +48,7 @@ from megaplane.apiserver.registry.eviction import EVICTION
 from megaplane.apiserver.registry.options import write_options
 from megaplane.apiserver.registry.registry import Registry
 from megaplane.apiserver.registry.store import ListResult, Result, patch_status
+from megaplane.apiserver.schema.protobuf_encode import encodable
 from megaplane.apiserver.watchcache import CachedObject, WatchCache
 
 __all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT"]
@@ -105,10 +121,13 @@ class ResourceEndpoints:
     # -- framing -------------------------------------------------------------------------------
 
     def respond(self, req: Request, resource: Resource, result: Result) -> Response:
-        if result.printable and wants_table(req.headers.get("accept", "")):
+        accept = req.headers.get("accept", "")
+        if result.printable and wants_table(accept):
             obj = orjson.loads(result.data)
             rv = (obj.get("metadata") or {}).get("resourceVersion", "0")
             resp = Response(result.status, table_body(resource, [obj], int(rv) if str(rv).isdigit() else 0))
+        elif accept and negotiate(accept)[0] == "protobuf" and (body := pb_body(result.data)) is not None:
+            resp = Response(result.status, body, PROTOBUF)
         else:
             resp = Response(result.status, result.data)
         if result.warnings:
@@ -116,9 +135,14 @@ class ResourceEndpoints:
         return resp
 
     def respond_list(self, req: Request, r: Resource, result: ListResult) -> Response:
-        if wants_table(req.headers.get("accept", "")):
+        accept = req.headers.get("accept", "")
+        if wants_table(accept):
             objs = [orjson.loads(b) for b in result.items]
             return Response(200, table_body(r, objs, result.revision, result.continue_token, "Metadata"))
+        if accept and negotiate(accept)[0] == "protobuf" and encodable(r.group_version, r.kind):
+            objects = getattr(result, "objects", None)  # the cached entries, whose messages are memoised
+            return Response(200, pb_list_body(r, result.items, objects, result.revision, result.continue_token,
+                                              result.remaining), PROTOBUF)
         return Response(200, list_body(r, result.items, result.revision, result.continue_token, result.remaining))
 
     # -- reads ---------------------------------------------------------------------------------
@@ -143,7 +167,10 @@ class ResourceEndpoints:
         plan = self.registry.store(r).watch(info.namespace, info.name, opts)
         bookmarks = opts.allow_bookmarks
         seconds = watch_timeout(opts.timeout_seconds, self.min_request_timeout)  # Go's Duration: may be <= 0 (ends at once)
-        table = wants_table(req.headers.get("accept", ""))
+        accept = req.headers.get("accept", "")
+        table = wants_table(accept)
+        protobuf = not table and bool(accept) and negotiate(accept)[0] == "protobuf" and encodable(r.group_version,
+                                                                                                   r.kind)
         render: Optional[Callable[[str, CachedObject], bytes]] = None
         if table or r.storage_of is not None:
 
@@ -153,6 +180,8 @@ class ResourceEndpoints:
                     data = events_v1_from_core(data)
                 if table:
                     return table_watch_line(r, etype, data)
+                if protobuf:
+                    return pb_json_frame(etype, data)
                 return event_line(etype, orjson.dumps(data))
 
         cache = plan.cache
@@ -161,7 +190,7 @@ class ResourceEndpoints:
         scope = "resource" if info.name else "namespace" if plan.filter.namespace else "cluster"
 
         def start(sink: Any) -> None:
-            w = HTTPWatcher(fanout, sink, plan.filter, bookmarks=bookmarks, render=render)
+            w = HTTPWatcher(fanout, sink, plan.filter, bookmarks=bookmarks, render=render, protobuf=protobuf)
             loop = asyncio.get_event_loop()
             timers = [loop.call_later(seconds, w.close)]
             if bookmarks and seconds > 2:
@@ -192,7 +221,7 @@ class ResourceEndpoints:
             fanout.add(w)
             observer.watchers_started(r)
 
-        return StreamResponse(start, timeout=seconds)
+        return StreamResponse(start, PROTOBUF_STREAM if protobuf else b"application/json", timeout=seconds)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -271,7 +300,7 @@ class ResourceEndpoints:
         return self.respond_list(req, r, result)
 
     def verbs(self) -> Dict[str, Callable[[RequestInfo, Request, Dict[str, str]], Any]]:
-        return {
+        handlers: Dict[str, Callable[[RequestInfo, Request, Dict[str, str]], Any]] = {
             "get": self.get,
             "list": self.list,
             "watch": self.watch,
@@ -281,3 +310,50 @@ class ResourceEndpoints:
             "delete": self.delete,
             "deletecollection": self.deletecollection,
         }
+        return {verb: _negotiated(h) for verb, h in handlers.items()}
+
+
+def _negotiated(
+    handler: Callable[[RequestInfo, Request, Dict[str, str]], Any]
+) -> Callable[[RequestInfo, Request, Dict[str, str]], Any]:
+    """The handler behind upstream's output negotiation: 406 before anything runs when no format the resource
+    has is acceptable, and its errors as protobuf Status when the client prefers protobuf (JSON clients go
+    straight through)."""
+
+    def run(info: RequestInfo, req: Request, q: Dict[str, str]) -> Any:
+        accept = req.headers.get("accept")
+        if not accept:
+            return handler(info, req, q)
+        fmt, json_ok = negotiate(accept)
+        if fmt == "json":
+            return handler(info, req, q)
+        r = info.resource
+        protobuf = r is not None and encodable(r.group_version, r.kind)
+        if fmt != "protobuf" or not (protobuf or json_ok):
+            raise not_acceptable(protobuf)
+        if not protobuf:  # a custom resource: JSON, as upstream (its only serializers are JSON and YAML)
+            return handler(info, req, q)
+        try:
+            result = handler(info, req, q)
+        except errors.StatusError as exc:
+            return _pb_status(exc)
+        if asyncio.iscoroutine(result):
+            return _pb_errors(result)
+        return result
+
+    return run
+
+
+def _pb_status(exc: errors.StatusError) -> Response:
+    body = pb_body(exc.body())
+    headers = [(k.encode(), v.encode()) for k, v in exc.headers.items()] if exc.headers else None
+    if body is None:  # pragma: no cover - a Status always has a message
+        return Response(exc.code, exc.body(), headers=headers)
+    return Response(exc.code, body, PROTOBUF, headers)
+
+
+async def _pb_errors(coro: Any) -> Any:
+    try:
+        return await coro
+    except errors.StatusError as exc:
+        return _pb_status(exc)

@@ -6,7 +6,10 @@ selectors ("broadcast") share each event's JSON line and, per event-loop
 turn, one pre-framed chunk: a burst of writes is one `write()` per
 watcher. Other watchers filter (`WatchFilter`: selector transitions as
 upstream's cacheWatcher), queue their lines and are flushed in the same
-turn. Table and events.k8s.io watchers render their own lines.
+turn. Table and events.k8s.io watchers render their own lines. Protobuf
+watchers (`;stream=watch` frames) are the same with each event's frame
+(`encoding.pb_event_frame`) in place of its JSON line: encoded once per
+event for all of them, in their own broadcast group.
 
 A watcher whose connection cannot keep up (the sink refuses more) is
 closed, as upstream terminates a blocked watcher: the client rewatches
@@ -22,6 +25,7 @@ from typing import Callable, List, Optional, Protocol
 import orjson
 
 from megaplane.apimachinery.watchevent import event_line
+from megaplane.apiserver.http.encoding import pb_event_frame, pb_frame, pb_json_frame
 from megaplane.apiserver.watchcache import CachedObject, CacheEvent, WatchCache
 from megaplane.apiserver.watchcache.cache import json_line
 from megaplane.apiserver.watchcache.filter import WatchFilter
@@ -54,6 +58,9 @@ class WatchFanout:
         # pre-framed chunk per loop iteration instead of per-event work.
         self.broadcast: List["HTTPWatcher"] = []
         self._batch: List[bytes] = []
+        # The same for protobuf watchers, with each event's protobuf frame.
+        self.pb_broadcast: List["HTTPWatcher"] = []
+        self._pb_batch: List[bytes] = []
         self._dirty: List["HTTPWatcher"] = []
         self._flush_scheduled = False
         # Watch event lines queued for clients, all watchers together (apiserver_watch_events_total).
@@ -62,11 +69,15 @@ class WatchFanout:
         cache.on_reset.append(self.close_all)
 
     def __len__(self) -> int:
-        return len(self.watchers) + len(self.broadcast)
+        return len(self.watchers) + len(self.broadcast) + len(self.pb_broadcast)
 
     def offer(self, events: List[CacheEvent]) -> None:
         if self.broadcast:
             self._batch.extend([json_line(ev) for ev in events])
+            self._schedule_flush()
+        if self.pb_broadcast:
+            r = self.cache.resource
+            self._pb_batch.extend([pb_event_frame(r, ev) for ev in events])
             self._schedule_flush()
         for w in self.watchers:
             w.offer(events)
@@ -75,12 +86,12 @@ class WatchFanout:
         if w.plain and not w.filter.namespace:
             # Events already batched predate this watcher: send them to the others first.
             self.flush_now()
-            self.broadcast.append(w)
+            (self.pb_broadcast if w.protobuf else self.broadcast).append(w)
         else:
             self.watchers.append(w)
 
     def remove(self, w: "HTTPWatcher") -> None:
-        for group in (self.broadcast, self.watchers):
+        for group in (self.broadcast, self.watchers, self.pb_broadcast):
             try:
                 group.remove(w)
                 return
@@ -88,14 +99,14 @@ class WatchFanout:
                 pass
 
     def close_all(self) -> None:
-        for w in list(self.watchers) + list(self.broadcast):
+        for w in list(self.watchers) + list(self.broadcast) + list(self.pb_broadcast):
             w.close()
 
     def bookmark_all(self) -> None:
         """A BOOKMARK to every watcher that asked for them and has nothing queued."""
         self.flush_now()  # events queued for broadcast go out before a bookmark that covers them
         rev = self.cache.revision
-        for w in list(self.watchers) + list(self.broadcast):
+        for w in list(self.watchers) + list(self.broadcast) + list(self.pb_broadcast):
             if w.bookmarks and not w.pending:
                 w.bookmark(rev)
 
@@ -119,18 +130,19 @@ class WatchFanout:
         dirty, self._dirty = self._dirty, []
         for w in dirty:
             w.flush()
-        batch = self._batch
-        if batch:
-            self._batch = []
-            data = b"".join(batch)
-            chunk = b"%x\r\n%s\r\n" % (len(data), data)
-            self.sent_total += len(batch) * len(self.broadcast)
-            for w in list(self.broadcast):
-                w.write_chunk(chunk)
+        for batch, group in ((self._batch, self.broadcast), (self._pb_batch, self.pb_broadcast)):
+            if batch:
+                data = b"".join(batch)
+                self.sent_total += len(batch) * len(group)
+                batch.clear()
+                chunk = b"%x\r\n%s\r\n" % (len(data), data)
+                for w in list(group):
+                    w.write_chunk(chunk)
 
 
 class HTTPWatcher:
-    __slots__ = ("fanout", "cache", "sink", "filter", "bookmarks", "render", "pending", "closed", "plain", "on_close")
+    __slots__ = ("fanout", "cache", "sink", "filter", "bookmarks", "render", "pending", "closed", "plain", "on_close",
+                 "protobuf", "wire")
 
     def __init__(
         self,
@@ -140,6 +152,7 @@ class HTTPWatcher:
         *,
         bookmarks: bool = False,
         render: Optional[Render] = None,
+        protobuf: bool = False,
     ) -> None:
         self.fanout = fanout
         self.cache = fanout.cache
@@ -152,6 +165,11 @@ class HTTPWatcher:
         # No selector and no renderer: every event's shared line as is.
         self.plain = not watch_filter.selective and render is None
         self.on_close: Optional[Callable[[], None]] = None
+        #: `;stream=watch` protobuf frames instead of JSON lines (a renderer, if any, makes its own frames).
+        self.protobuf = protobuf
+        r = self.cache.resource
+        # An event's shared wire form: its JSON line, or its protobuf frame.
+        self.wire: Callable[[CacheEvent], bytes] = (lambda ev: pb_event_frame(r, ev)) if protobuf else json_line
 
     def __repr__(self) -> str:
         return f"<HTTPWatcher {self.cache.resource.plural} ns={self.filter.namespace!r} pending={len(self.pending)}>"
@@ -160,7 +178,9 @@ class HTTPWatcher:
         if self.render is not None:
             return self.render(etype, obj)
         if ev is not None and etype == ev.type and obj is ev.obj:
-            return json_line(ev)
+            return self.wire(ev)
+        if self.protobuf:
+            return pb_frame(self.cache.resource, etype, obj)
         return event_line(etype, obj.data)
 
     def offer(self, events: List[CacheEvent]) -> None:
@@ -171,13 +191,14 @@ class HTTPWatcher:
         before = len(pending)
         ns = self.filter.namespace
         if self.plain:
+            wire = self.wire
             if ns:
                 for ev in events:
                     if ev.obj.facts.namespace == ns:
-                        pending.append(json_line(ev))
+                        pending.append(wire(ev))
             else:
                 for ev in events:
-                    pending.append(json_line(ev))
+                    pending.append(wire(ev))
         else:
             convert = self.filter.convert
             for ev in events:
@@ -209,13 +230,16 @@ class HTTPWatcher:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": r.kind, "apiVersion": r.group_version, "metadata": meta}
         was_empty = not self.pending
-        self.pending.append(event_line("BOOKMARK", orjson.dumps(obj)))
+        self.pending.append(pb_json_frame("BOOKMARK", obj) if self.protobuf else event_line("BOOKMARK", orjson.dumps(obj)))
         if was_empty:
             self.fanout.mark_dirty(self)
 
     def error(self, status_body: bytes) -> None:
         """An ERROR event (e.g. 410 Expired) and the end of the watch."""
-        self.pending.append(event_line("ERROR", status_body))
+        if self.protobuf:
+            self.pending.append(pb_json_frame("ERROR", orjson.loads(status_body)))
+        else:
+            self.pending.append(event_line("ERROR", status_body))
         self.flush()
         self.close()
 

@@ -64,6 +64,7 @@ __all__ = [
     "encodable",
     "encode",
     "encode_json",
+    "envelope",
     "list_body",
     "watch_frame",
     "object_raw",
@@ -419,6 +420,11 @@ def _envelope(api_version: str, kind: str, raw_parts: Iterable[bytes], raw_len: 
     av, k = api_version.encode(), kind.encode()
     type_meta = _delimited(b"\x0a", av) + _delimited(b"\x12", k)
     return b"".join((MAGIC, _delimited(b"\x0a", type_meta), b"\x12", _uvarint(raw_len), *raw_parts, b"\x1a\x00\x22\x00"))
+
+
+def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
+    """The response body around an object's bare message (object_raw)."""
+    return _envelope(api_version, kind, (raw,), len(raw))
 
 
 def object_raw(api_version: str, kind: str, obj: Dict[str, Any]) -> bytes:

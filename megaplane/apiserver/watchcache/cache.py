@@ -70,6 +70,9 @@ class CachedObject(msgspec.Struct, gc=False):
     #: The revision that created this incarnation of the key (storage's create_revision), so the
     #: cache can answer in storage's own shapes (`delegator`).
     create_revision: int
+    #: The object's bare protobuf message, filled by the first protobuf list or watch that needs it
+    #: (`apiserver.http.encoding`): once per revision for every protobuf client.
+    pb: Optional[bytes] = None
 
 
 class CacheEvent(msgspec.Struct, gc=False):
@@ -86,6 +89,8 @@ class CacheEvent(msgspec.Struct, gc=False):
     time: float
     #: The event's JSON watch line, memoised by whoever encodes it first (`json_line`): once for all watchers.
     wire: Optional[bytes] = None
+    #: Its protobuf watch frame, memoised the same way (`apiserver.http.encoding.pb_event_frame`).
+    pb_wire: Optional[bytes] = None
 
 
 def json_line(ev: CacheEvent) -> bytes:
