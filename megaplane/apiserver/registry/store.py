@@ -106,6 +106,8 @@ class ListResult(NamedTuple):
     revision: int
     continue_token: str = ""
     remaining: Optional[int] = None
+    #: The cache entries the items are the bytes of, when they are (the protobuf encoder memoises on them).
+    objects: Optional[List[CachedObject]] = None
 
 
 def patch_status(exc: PatchError) -> errors.StatusError:
@@ -257,7 +259,7 @@ class ResourceStore:
         await (self._consistent() if not rv else self._fresh(revision_wanted))
         cache = self.cache
         revision = cache.revision
-        out: List[bytes] = []
+        objs: List[CachedObject] = []
         next_key = b""
         remaining = None
         for obj in cache.iter_prefix(prefix):
@@ -265,16 +267,17 @@ class ResourceStore:
                 f = obj.facts
                 if not matches_labels(labels, f.labels) or not matches_fields(fields, f.fields):
                     continue
-            if limit and len(out) == limit:
+            if limit and len(objs) == limit:
                 next_key = obj.key
                 break
-            out.append(obj.data)
+            objs.append(obj)
+        out = [obj.data for obj in objs]
         cont = ""
         if next_key:
             cont = encode_continue(next_key, prefix, revision)
             if not labels and not fields:
                 remaining = cache.count_prefix(prefix) - len(out)
-        return ListResult(self._views(out), revision, cont, remaining)
+        return ListResult(self._views(out), revision, cont, remaining, None if self.converted else objs)
 
     def _views(self, items: List[bytes]) -> List[bytes]:
         return [view_bytes(self.resource, b) for b in items] if self.converted else items
