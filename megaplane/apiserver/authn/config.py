@@ -57,6 +57,23 @@ class AuthenticationConfig:
     def audiences(self) -> List[str]:
         return list(self.api_audiences or self.service_account_issuers)
 
+    def check_files(self) -> None:
+        """Read every file the flags name; a missing or malformed one is a ValueError naming it."""
+        try:
+            if self.token_auth_file:
+                load_token_file(self.token_auth_file)
+            if self.service_account_signing_key_file:
+                TokenSigner(load_private_key(self.service_account_signing_key_file))
+            for path in self.service_account_key_files:
+                load_public_keys(path)
+            if self.client_ca_file:
+                with open(self.client_ca_file, "rb"):
+                    pass
+        except OSError as exc:
+            raise ValueError(f"{exc.filename}: {exc.strerror}") from None
+        except (TypeError, ValueError) as exc:  # cryptography's unreadable keys
+            raise ValueError(str(exc)) from None
+
 
 def build(registry: Registry, config: AuthenticationConfig) -> RequestAuthenticator:
     """The request authenticator for `config`; registers the authentication.k8s.io endpoints on `registry`.

@@ -61,7 +61,8 @@ def add_authentication_flags(p: argparse.ArgumentParser) -> None:
 
 
 def authentication_config(args: argparse.Namespace) -> AuthenticationConfig:
-    return AuthenticationConfig(
+    """The flags as a config, its files read once to check them (ValueError: the command exits 2 with it)."""
+    config = AuthenticationConfig(
         anonymous_auth=args.anonymous_auth,
         client_ca_file=args.client_ca_file,
         token_auth_file=args.token_auth_file,
@@ -72,3 +73,5 @@ def authentication_config(args: argparse.Namespace) -> AuthenticationConfig:
         service_account_lookup=args.service_account_lookup,
         service_account_max_token_expiration=args.service_account_max_token_expiration,
     )
+    config.check_files()
+    return config
