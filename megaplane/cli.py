@@ -366,6 +366,8 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,
             default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
             default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+            admission_plugins=_admission_plugins(args),
+            audit=_audit_config(args),
             authentication=authentication_config(args),
         ),
         bind_address=args.bind_address,
@@ -379,6 +381,22 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
         controller_options=controller_options(args),
         storage_backends=etcd_backend_config(args),
     )
+
+
+def _admission_plugins(args: argparse.Namespace) -> "frozenset[str]":
+    from megaplane.apiserver.registry.plugins import DEFAULT_ADMISSION_PLUGINS, admission_plugins
+
+    defaults = set(DEFAULT_ADMISSION_PLUGINS)
+    if "serviceaccount-controller" in (getattr(args, "controllers", None) or ()):
+        defaults.add("ServiceAccount")  # the `default` accounts are made in this process (registry.plugins)
+    return admission_plugins(getattr(args, "enable_admission_plugins", ""),
+                             getattr(args, "disable_admission_plugins", ""), defaults)
+
+
+def _audit_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from megaplane.apiserver.audit.flags import audit_config
+
+    return audit_config(args)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -452,6 +470,10 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
         g.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
                        help="tolerationSeconds of the unreachable:NoExecute toleration added to pods that have "
                             "none (300)")
+        g.add_argument("--enable-admission-plugins", default="",
+                       help="admission plugins to turn on beside the defaults (comma separated; see README)")
+        g.add_argument("--disable-admission-plugins", default="",
+                       help="admission plugins to turn off, even default ones (comma separated)")
         g.add_argument(
             "--listen-client-urls",
             default="",
@@ -462,6 +484,9 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
         add_authentication_flags(p)
         add_store_flags(p)
         add_etcd_flags(p)
+        from megaplane.apiserver.audit.flags import add_audit_flags
+
+        add_audit_flags(p)
         if name == "up":
             from .fleet.flags import add_fleet_flags
 

@@ -27,6 +27,7 @@ from megaplane.apimachinery.user import LOOPBACK_USER
 from megaplane.apimachinery.watchevent import event_line
 from megaplane.apiserver.http.decode import delete_options_from
 from megaplane.apiserver.http.encoding import list_body
+from megaplane.apiserver.http.endpoints import apply_options, decode_apply
 from megaplane.apiserver.patch import PatchError, decode_patch
 from megaplane.apiserver.registry.eviction import EVICTION
 from megaplane.apiserver.registry.options import write_options
@@ -139,9 +140,10 @@ class LoopbackTransport:
             if ptype is None:
                 raise errors.StatusError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
             if ptype == "apply":
-                raise errors.StatusError(
-                    415, "UnsupportedMediaType",
-                    "server-side apply (application/apply-patch+yaml) is not implemented by megaplane yet")
+                aopts, force = apply_options(dict(params or _EMPTY))
+                result = await self._store(r).apply(namespace or "", name, decode_apply(body), aopts, force,
+                                                    subresource)
+                return result.data
             opts = write_options(params, "PatchOptions")
             try:
                 patch = decode_patch(body, content_type)

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -24,6 +24,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from megaplane import __version__
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource, lookup
+from megaplane.apiserver.audit.config import AuditConfig
+from megaplane.apiserver.audit.config import build as build_auditor
+from megaplane.apiserver.audit.filter import AuditMetrics
 from megaplane.apiserver.authn import RequestAuthenticator
 from megaplane.apiserver.authn.config import AuthenticationConfig
 from megaplane.apiserver.authn.config import build as build_authenticator
@@ -38,6 +41,8 @@ from megaplane.apiserver.http.transport import HTTPServer, Request, Response, St
 from megaplane.apiserver.metrics import APIMetrics
 from megaplane.apiserver.registry.admission import DefaultTolerationSeconds
 from megaplane.apiserver.registry.kinds import StrategyConfig
+from megaplane.apiserver.registry.plugins import DEFAULT_ADMISSION_PLUGINS
+from megaplane.apiserver.registry.plugins import install as install_admission
 from megaplane.apiserver.registry.priority import CachedPriorityClasses, PriorityAdmission
 from megaplane.apiserver.registry.registry import Registry, RegistryConfig
 from megaplane.apiserver.registry.services import DEFAULT_SERVICE_CLUSTER_IP_RANGE
@@ -96,6 +101,10 @@ class APIServerConfig:
     #: --default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds (DefaultTolerationSeconds).
     default_not_ready_toleration_seconds: int = 300
     default_unreachable_toleration_seconds: int = 300
+    #: --enable-admission-plugins / --disable-admission-plugins: the enabled ones (registry.plugins).
+    admission_plugins: FrozenSet[str] = DEFAULT_ADMISSION_PLUGINS
+    #: --audit-policy-file, --audit-log-* (apiserver.audit): off unless both a policy and a log path are given.
+    audit: AuditConfig = dataclasses.field(default_factory=AuditConfig)
     #: --client-ca-file, --token-auth-file, --service-account-*, --anonymous-auth (apiserver.authn.config).
     authentication: AuthenticationConfig = dataclasses.field(default_factory=AuthenticationConfig)
 
@@ -111,14 +120,17 @@ class APIServer:
             watch_cache_max_events=cfg.watch_cache_max_events,
         ))
         self.caches = self.registry.caches
-        self.registry.admission.mutating.append(DefaultTolerationSeconds(
-            cfg.default_not_ready_toleration_seconds, cfg.default_unreachable_toleration_seconds))
+        if "DefaultTolerationSeconds" in cfg.admission_plugins:
+            self.registry.admission.mutating.append(DefaultTolerationSeconds(
+                cfg.default_not_ready_toleration_seconds, cfg.default_unreachable_toleration_seconds))
         # Priority (on by default in kube-apiserver): pods' priority from their PriorityClass, one default class.
         priority_classes = lookup("scheduling.k8s.io", "priorityclasses")
         assert priority_classes is not None
-        priority = PriorityAdmission(CachedPriorityClasses(self.registry.cache_for(priority_classes)))
-        self.registry.admission.mutating.append(priority)
-        self.registry.admission.validating.append(priority)
+        if "Priority" in cfg.admission_plugins:
+            priority = PriorityAdmission(CachedPriorityClasses(self.registry.cache_for(priority_classes)))
+            self.registry.admission.mutating.append(priority)
+            self.registry.admission.validating.append(priority)
+        install_admission(self.registry, cfg.admission_plugins)  # LimitRanger, ServiceAccount, ResourceQuota
         self.discovery = Discovery(self.config.advertise_address)
         self.metrics = APIMetrics(self.registry)
         self.endpoints = ResourceEndpoints(self.registry, self.metrics, min_request_timeout=cfg.min_request_timeout)
@@ -143,6 +155,11 @@ class APIServer:
                               cfg.max_mutating_requests_inflight, self.http.request_timeout),
             object_count=lambda r: len(self.registry.cache_for(r).objects))
         self.prometheus.register(FlowControlMetrics(self.flowcontrol))
+        # Audit wraps the whole handler (every listener, both HTTP versions); without a policy nothing is wrapped.
+        self.auditor = build_auditor(cfg.audit)
+        if self.auditor is not None:
+            self.http.handler = self.auditor.wrap(self.http.handler)
+            self.prometheus.register(AuditMetrics(self.auditor))
 
     # -- the Component contract ------------------------------------------------------------------
 
@@ -156,6 +173,8 @@ class APIServer:
         await self.registry.start()
         await ensure_objects(self.registry)  # the flowcontrol.apiserver.k8s.io bootstrap objects
         self._tasks.append(loop.create_task(self._bookmarks()))
+        if self.auditor is not None:
+            self.auditor.start()
         self.started = True
 
     async def listen(self, host: str, port: int, ssl: Any = None) -> int:
@@ -166,6 +185,8 @@ class APIServer:
             t.cancel()
         self._tasks = []
         await self.http.close()
+        if self.auditor is not None:
+            self.auditor.stop()
         self.registry.stop()
         self.started = False
 

@@ -75,6 +75,8 @@ def _table() -> Dict[Tuple[str, str], ResourceRef]:
         ("", "v1", "secrets", "Secret", True),
         ("", "v1", "events", "Event", True),
         ("", "v1", "serviceaccounts", "ServiceAccount", True),
+        ("", "v1", "resourcequotas", "ResourceQuota", True),
+        ("", "v1", "limitranges", "LimitRange", True),
         ("coordination.k8s.io", "v1", "leases", "Lease", True),
         ("apps", "v1", "deployments", "Deployment", True),
         ("apps", "v1", "replicasets", "ReplicaSet", True),

@@ -224,6 +224,18 @@ def _cronjob(ctx: ControllerContext) -> Component:
     return CronJobController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_CRON_JOB_SYNCS), clock=ctx.clock)
 
 
+CONCURRENT_RESOURCE_QUOTA_SYNCS = _syncs("--concurrent-resource-quota-syncs", 5, "resource quotas")
+RESOURCE_QUOTA_SYNC_PERIOD = ControllerFlag("--resource-quota-sync-period", _duration, 300.0,
+                                            "how often every quota's usage is recounted (5m0s)")
+
+
+def _resourcequota(ctx: ControllerContext) -> Component:
+    from .resourcequota import ResourceQuotaController
+
+    return ResourceQuotaController(ctx.client, informers=ctx.informers, workers=ctx.option(CONCURRENT_RESOURCE_QUOTA_SYNCS),
+                                   resync=ctx.option(RESOURCE_QUOTA_SYNC_PERIOD), clock=ctx.clock)
+
+
 #: In start order (upstream starts them in its own order; ours only matters for readability of logs).
 #: Add a controller here: its spec is all `up` and `controller-manager` need.
 CATALOG: List[ControllerSpec] = [
@@ -249,6 +261,8 @@ CATALOG: List[ControllerSpec] = [
                     SECONDARY_NODE_EVICTION_RATE, UNHEALTHY_ZONE_THRESHOLD, LARGE_CLUSTER_SIZE_THRESHOLD)),
     ControllerSpec("taint-eviction-controller", _tainteviction, ("tainteviction",)),
     ControllerSpec("pod-garbage-collector-controller", _podgc, ("podgc",), (TERMINATED_POD_GC_THRESHOLD,)),
+    ControllerSpec("resourcequota-controller", _resourcequota, ("resourcequota",),
+                   (CONCURRENT_RESOURCE_QUOTA_SYNCS, RESOURCE_QUOTA_SYNC_PERIOD)),
 ]
 
 

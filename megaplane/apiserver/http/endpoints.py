@@ -13,18 +13,21 @@ Nothing here knows how objects are stored or what a kind's rules are.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 import orjson
+import yaml
 
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.errors import field_error
 from megaplane.apimachinery.listoptions import list_options
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.scheme import check_kind
-from megaplane.apiserver.http.decode import content_type, decode_body, delete_options
+from megaplane.apiserver.fieldmanager import default_manager
+from megaplane.apiserver.http.decode import MAX_DEPTH, content_type, decode_body, delete_options
 from megaplane.apiserver.http.encoding import (
     PROTOBUF,
     PROTOBUF_STREAM,
@@ -42,16 +45,17 @@ from megaplane.apiserver.http.encoding import (
 from megaplane.apiserver.http.routing import RequestInfo
 from megaplane.apiserver.http.transport import Request, Response, StreamResponse, watch_timeout
 from megaplane.apiserver.http.watch import HTTPWatcher, WatchFanout
+from megaplane.apiserver.http.yamljson import YAMLBodyError, yaml_to_json_value
 from megaplane.apiserver.patch import PatchError, decode_patch
 from megaplane.apiserver.registry.eventsv1 import events_v1_from_core
 from megaplane.apiserver.registry.eviction import EVICTION
-from megaplane.apiserver.registry.options import write_options
+from megaplane.apiserver.registry.options import WriteOptions, write_options
 from megaplane.apiserver.registry.registry import Registry
 from megaplane.apiserver.registry.store import ListResult, Result, patch_status
 from megaplane.apiserver.schema.protobuf_encode import encodable
 from megaplane.apiserver.watchcache import CachedObject, WatchCache
 
-__all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT"]
+__all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT", "apply_options", "decode_apply", "with_manager"]
 
 JSON = b"application/json"
 PATCH_TYPES = {
@@ -95,6 +99,40 @@ def _warning_headers(warnings: Tuple[str, ...]) -> List[Tuple[bytes, bytes]]:
         quoted = w.replace("\\", "\\\\").replace('"', '\\"')
         out.append((b"Warning", b'299 - "' + quoted.encode("utf-8", "replace") + b'"'))
     return out
+
+
+def with_manager(opts: WriteOptions, user_agent: str) -> WriteOptions:
+    """managerOrUserAgent: the request's fieldManager, else the prefix of its User-Agent."""
+    if opts.field_manager:
+        return opts
+    return dataclasses.replace(opts, field_manager=default_manager(user_agent))
+
+
+def apply_options(q: Dict[str, str]) -> Tuple[WriteOptions, bool]:
+    """PatchOptions of an apply: fieldManager is required (ValidatePatchOptions), force a bool."""
+    opts = write_options(q, "PatchOptions")
+    if not opts.field_manager:
+        # kubectl defaults it to "kubectl"; controllers have to set it.
+        raise errors.invalid("meta.k8s.io", "PatchOptions", "", [
+            field_error("", "fieldManager", None, "is required for apply patch", "FieldValueRequired")])
+    force = q.get("force", "")
+    if force not in ("", "true", "false", "True", "False", "1", "0", "t", "f", "T", "F", "TRUE", "FALSE"):
+        raise errors.bad_request(f'strconv.ParseBool: parsing "{force}": invalid syntax')
+    return opts, force in ("true", "True", "1", "t", "T", "TRUE")
+
+
+def decode_apply(body: bytes) -> Dict[str, Any]:
+    """An apply patch body (YAML, or JSON which is YAML) as an object; 400 "error decoding YAML" otherwise."""
+    try:
+        config = yaml_to_json_value(bytes(body), MAX_DEPTH)
+    except YAMLBodyError as exc:
+        raise errors.bad_request(f"error decoding YAML: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise errors.bad_request(f"error decoding YAML: yaml: {exc}") from None
+    if not isinstance(config, dict):
+        shown = "null" if config is None else type(config).__name__
+        raise errors.bad_request(f"error decoding YAML: json: cannot unmarshal {shown} into Go value of type map[string]interface {{}}")
+    return config
 
 
 class ResourceEndpoints:
@@ -234,7 +272,7 @@ class ResourceEndpoints:
             body = decode_body(req, creator.body)
             return self.respond(req, r, await creator.create(req.user, info.namespace, info.name, body, opts))
         store = self.registry.store(r)
-        opts = write_options(q, "CreateOptions")
+        opts = with_manager(write_options(q, "CreateOptions"), req.headers.get("user-agent", ""))
         if info.subresource == "eviction":
             eviction = decode_body(req, EVICTION)
             return self.respond(req, r, await self.registry.eviction.create(info.namespace, info.name, eviction, opts))
@@ -255,6 +293,7 @@ class ResourceEndpoints:
         else:
             opts = write_options(q, "UpdateOptions")
             obj = decode_body(req, r)
+        opts = with_manager(opts, req.headers.get("user-agent", ""))
         result = await self.registry.store(r).update(info.namespace, info.name, obj, opts, info.subresource)
         return self.respond(req, r, result)
 
@@ -272,12 +311,12 @@ class ResourceEndpoints:
                 [field_error("", "force", None, "may not be specified for non-apply patch", "FieldValueForbidden")],
             )
         if ptype == "apply":
-            raise errors.StatusError(
-                415,
-                "UnsupportedMediaType",
-                "server-side apply (application/apply-patch+yaml) is not implemented by megaplane yet",
-            )
-        opts = write_options(q, "PatchOptions")
+            aopts, force = apply_options(q)
+            config = decode_apply(req.body)
+            result = await self.registry.store(r).apply(info.namespace, info.name, config, aopts, force,
+                                                        info.subresource)
+            return self.respond(req, r, result)
+        opts = with_manager(write_options(q, "PatchOptions"), req.headers.get("user-agent", ""))
         try:
             patch = decode_patch(req.body, ctype)
         except PatchError as exc:

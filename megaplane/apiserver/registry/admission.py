@@ -20,7 +20,7 @@ from megaplane.apimachinery.resources import Resource
 from megaplane.apiserver.watchcache import CachedObject
 
 __all__ = ["DefaultTolerationSeconds", "IMMORTAL_NAMESPACES", "MutatingPlugin", "NamespaceAdmission",
-           "ValidatingPlugin"]
+           "QuotaPlugin", "ValidatingPlugin", "WaitingPlugin"]
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 
@@ -39,6 +39,17 @@ class ValidatingPlugin(Protocol):
 
         It may also complete `obj` from `old` where upstream's mutating half would have (Priority puts back a
         pod priority the body left out, which validation would otherwise see as a change)."""
+
+
+class WaitingPlugin(Protocol):
+    async def wait_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
+        """Wait (briefly) for what the plugin's synchronous admission of `obj` will look up."""
+
+
+class QuotaPlugin(Protocol):
+    async def admit(self, resource: Resource, obj: Dict[str, Any], old: Optional[Dict[str, Any]],
+                    dry_run: bool) -> None:
+        """Refuse a create (old None) or update beyond quota, else charge it (last step before storage)."""
 
 
 class DefaultTolerationSeconds:
@@ -94,6 +105,14 @@ class NamespaceAdmission:
         self.mutating: List[MutatingPlugin] = []
         #: Validating plugins run on every create and update of a main resource, in order (the server adds Priority).
         self.validating: List[ValidatingPlugin] = []
+        #: Awaited before the mutating plugins of a create (ServiceAccount waits for a new namespace's `default`).
+        self.waiting: List[WaitingPlugin] = []
+        #: ResourceQuota: awaited last, before storage (it writes the quotas' status.used); None when disabled.
+        self.quota: Optional[QuotaPlugin] = None
+
+    async def wait_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
+        for plugin in self.waiting:
+            await plugin.wait_create(resource, obj)
 
     def admit_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
         for plugin in self.mutating:

@@ -365,6 +365,8 @@ class ResourceStore:
         warnings = self._validate(obj, opts.field_validation)
         name = meta["name"]
         self.namespaces.admit_content(r, ns, name)
+        if self.namespaces.waiting:
+            await self.namespaces.wait_create(r, obj)
         self.namespaces.admit_create(r, obj)
         strategy.defaults(obj)
         meta["uid"] = new_uid()  # before the strategy: a Job's generated selector names it
@@ -375,6 +377,8 @@ class ResourceStore:
         key = r.key(ns, name)
         if self.cache.get(key) is not None:
             raise errors.already_exists(r.group, r.plural, name)
+        if self.namespaces.quota is not None:
+            await self.namespaces.quota.admit(r, obj, None, opts.dry_run)
         strategy.admit_create(obj)  # allocations (service IPs, node ports): given back on any failure
         try:
             if opts.dry_run:
@@ -457,6 +461,8 @@ class ResourceStore:
         done = tuple(warnings)
         if obj == old:
             return Result(self.view(cur.data), 200, done)  # no-op: nothing written, the revision stays
+        if not subresource and self.namespaces.quota is not None:
+            await self.namespaces.quota.admit(r, obj, old, opts.dry_run)
         if strategy.should_delete_during_update(obj, old):
             if opts.dry_run:
                 return Result(self.view(orjson.dumps(obj)), 200, done)

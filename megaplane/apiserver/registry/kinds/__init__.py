@@ -15,11 +15,13 @@ from megaplane.apiserver.registry.kinds.daemonsets import DaemonSetStrategy
 from megaplane.apiserver.registry.kinds.deployments import DeploymentStrategy
 from megaplane.apiserver.registry.kinds.endpointslices import EndpointSliceStrategy
 from megaplane.apiserver.registry.kinds.jobs import JobStrategy
+from megaplane.apiserver.registry.kinds.limitranges import LimitRangeStrategy
 from megaplane.apiserver.registry.kinds.namespaces import NamespaceStrategy
 from megaplane.apiserver.registry.kinds.nodes import NodeStrategy
 from megaplane.apiserver.registry.kinds.poddisruptionbudgets import PodDisruptionBudgetStrategy
 from megaplane.apiserver.registry.kinds.pods import PodStrategy
 from megaplane.apiserver.registry.kinds.priorityclasses import PriorityClassStrategy
+from megaplane.apiserver.registry.kinds.resourcequotas import ResourceQuotaStrategy
 from megaplane.apiserver.registry.kinds.services import ServiceStrategy
 from megaplane.apiserver.registry.strategy import Strategy
 
@@ -52,6 +54,8 @@ _KINDS: Dict[Tuple[str, str], Callable[[Resource, StrategyConfig], Strategy]] = 
     ("", "nodes"): lambda r, c: NodeStrategy(r),
     ("", "services"): lambda r, c: ServiceStrategy(r, c.service_cluster_ip_range, c.service_node_port_range),
     ("", "events"): _events,
+    ("", "resourcequotas"): lambda r, c: ResourceQuotaStrategy(r),
+    ("", "limitranges"): lambda r, c: LimitRangeStrategy(r),
     ("apps", "deployments"): lambda r, c: DeploymentStrategy(r),
     ("apps", "daemonsets"): lambda r, c: DaemonSetStrategy(r),
     ("apps", "controllerrevisions"): lambda r, c: ControllerRevisionStrategy(r),
