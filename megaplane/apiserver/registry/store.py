@@ -36,6 +36,7 @@ from megaplane.apimachinery.meta import generate_name, new_uid, now_rfc3339
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.scheme import check_kind
 from megaplane.apimachinery.selectors import matches_fields, matches_labels
+from megaplane.apiserver.fieldmanager import FieldManager
 from megaplane.apiserver.patch import (
     PatchError,
     apply_json_patch,
@@ -137,6 +138,8 @@ class ResourceStore:
         self._schema = schema
         #: events.k8s.io Events: stored in core form, served in their own.
         self.converted = resource.storage_of is not None
+        #: managedFields on every write, and server-side apply (megaplane.apiserver.fieldmanager).
+        self.fields = FieldManager(resource.group, resource.version, resource.kind, resource.has_status)
 
     def __repr__(self) -> str:
         return f"<ResourceStore {self.resource.group_version} {self.resource.plural}>"
@@ -354,7 +357,7 @@ class ResourceStore:
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         return await self._create(namespace, obj, opts)
 
-    async def _create(self, namespace: str, obj: Dict[str, Any], opts: WriteOptions) -> Result:
+    async def _create(self, namespace: str, obj: Dict[str, Any], opts: WriteOptions, applied: bool = False) -> Result:
         r = self.resource
         strategy = self.strategy
         meta = obj["metadata"]
@@ -372,6 +375,8 @@ class ResourceStore:
         meta["uid"] = new_uid()  # before the strategy: a Job's generated selector names it
         strategy.prepare_for_create(obj)
         strategy.fill_zero_values(obj)
+        if not applied and not self.converted:
+            self.fields.updated(None, obj, opts.field_manager)
         self.namespaces.validate_create(r, obj)
         stored = self._stored_form(obj)
         key = r.key(ns, name)
@@ -436,6 +441,8 @@ class ResourceStore:
         opts: WriteOptions,
         subresource: str,
         cur: CachedObject,
+        applied: bool = False,
+        record_subresource: Optional[str] = None,
     ) -> Result:
         r = self.resource
         strategy = self.strategy
@@ -454,6 +461,8 @@ class ResourceStore:
         strategy.defaults(obj)
         strategy.prepare_for_update(obj, old, subresource)
         strategy.fill_zero_values(obj)
+        if not applied and not self.converted:
+            self.fields.updated(old, obj, opts.field_manager, subresource, record_subresource)
         if not subresource:
             self.namespaces.validate_update(r, obj, old)
         meta = obj["metadata"]
@@ -538,6 +547,52 @@ class ResourceStore:
         warnings = self._validate(new, opts.field_validation, "patch")
         return await self._write_update(name, new, patch_rv or str(cur.rv), warnings, opts, subresource, cur)
 
+    # -- server-side apply -------------------------------------------------------------------------
+
+    async def apply(
+        self, namespace: str, name: str, config: Dict[str, Any], opts: WriteOptions, force: bool = False,
+        subresource: str = "",
+    ) -> Result:
+        """PATCH with application/apply-patch+yaml: merge `config` as `opts.field_manager`'s intent (creates)."""
+        for _ in range(6):
+            try:
+                # Each attempt takes its own copy: the merge hands parts of the config to the result.
+                return await self._apply_once(namespace, name, orjson.loads(orjson.dumps(config)), opts, force,
+                                              subresource)
+            except errors.StatusError as exc:
+                # A write that moved the object meanwhile (not a field conflict, which has causes): merge again.
+                if exc.reason != "Conflict" or (exc.details or {}).get("causes") or (config.get("metadata") or {}).get(
+                        "resourceVersion"):
+                    raise
+            await self._fresh(await self.storage.current_revision())
+        raise errors.conflict_modified(self.resource.group, self.resource.plural, name)
+
+    async def _apply_once(
+        self, namespace: str, name: str, config: Dict[str, Any], opts: WriteOptions, force: bool, subresource: str
+    ) -> Result:
+        r = self.resource
+        check_kind(config, r)
+        meta = _metadata(config)
+        if meta.get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        meta["name"] = name
+        want = meta.get("resourceVersion", "")
+        cur = self.cache.get(r.key(self._ns(namespace), name))
+        if cur is None:
+            if subresource or self.converted:
+                raise errors.not_found(r.group, r.plural, name)
+            meta.pop("resourceVersion", None)
+            obj = self.fields.apply(None, config, opts.field_manager, force)
+            return await self._create(namespace, obj, opts, applied=True)
+        if self.converted:
+            raise errors.StatusError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
+        merged = self.fields.apply(orjson.loads(cur.data), config, opts.field_manager, force, subresource)
+        warnings = self._validate(merged, opts.field_validation, "patch")
+        return await self._write_update(name, merged, want or str(cur.rv), warnings, opts, subresource, cur,
+                                        applied=True)
+
     # -- subresources ------------------------------------------------------------------------------
 
     async def _apply_scale(
@@ -549,7 +604,7 @@ class ResourceStore:
             raise errors.conflict_modified(r.group, r.plural, name)
         workload = orjson.loads(cur.data)
         workload.setdefault("spec", {})["replicas"] = replicas
-        written = await self._write_update(name, workload, str(cur.rv), [], opts, "", cur)
+        written = await self._write_update(name, workload, str(cur.rv), [], opts, "", cur, record_subresource="scale")
         return Result(scale.scale_body(orjson.loads(written.data)), printable=False)
 
     async def _finalize_namespace(self, name: str, obj: Dict[str, Any], opts: WriteOptions) -> Result:
