@@ -86,6 +86,12 @@ class NodeTable:
         self.generation = 0
         #: Answers that depend on the nodes only (domain columns per topology key...), dropped when a node changes.
         self.node_derived: Dict[Any, Any] = {}
+        #: Slots whose resource rows (allocatable, requested, non-zero requests) changed, in order, so per-slot
+        #: answers over them (scorecache) are brought up to date for those slots alone.
+        self.resource_journal: List[int] = []
+        #: Bumped when the resource arrays are replaced (grown, widened) or the journal restarts: per-slot answers
+        #: from before are void.
+        self.resource_epoch = 0
 
     def __repr__(self) -> str:
         return f"<NodeTable nodes={self.count} pods={len(self.pods)} resources={len(self.resources)}>"
@@ -111,6 +117,24 @@ class NodeTable:
             self.label_columns[key] = grown(col, -1)
         self.pod_index.grow(new)
         self._cap = new
+        self._restart_journal()
+
+    #: The journal restarts (and every per-slot answer is recomputed once) past this many entries.
+    MAX_JOURNAL = 1 << 20
+
+    def _restart_journal(self) -> None:
+        self.resource_epoch += 1
+        self.resource_journal = []
+
+    def _resources_changed(self, slot: int) -> None:
+        journal = self.resource_journal
+        journal.append(slot)
+        if len(journal) > self.MAX_JOURNAL:
+            self._restart_journal()
+
+    @property
+    def capacity(self) -> int:
+        return self._cap
 
     def resource_column(self, name: str) -> int:
         """The column of resource `name`, added (zero everywhere) when first seen."""
@@ -122,6 +146,7 @@ class NodeTable:
             pad = np.zeros((self._cap, 1), dtype=np.int64)
             self.allocatable = np.hstack([self.allocatable, pad])
             self.requested = np.hstack([self.requested, pad.copy()])
+            self._restart_journal()
         return col
 
     def _label_id(self, key: str, val: str) -> int:
@@ -184,6 +209,7 @@ class NodeTable:
         self._facts[slot] = facts
         self.generation += 1
         self.node_derived.clear()
+        self._resources_changed(slot)
         self.allocatable[slot, :] = 0
         for rname, qty in allocatable.items():
             try:
@@ -225,6 +251,7 @@ class NodeTable:
         if not waiting:
             del self._waiting[name]
         self.valid[slot] = False
+        self._resources_changed(slot)
         self.allocatable[slot, :] = 0
         self.requested[slot, :] = 0
         self.non_zero[slot, :] = 0
@@ -246,6 +273,7 @@ class NodeTable:
     # -- pods --------------------------------------------------------------------------------------
 
     def _apply(self, slot: int, info: PodSpecInfo, sign: int) -> None:
+        self._resources_changed(slot)
         for rname, amount in info.requests.items():
             col = self.resource_index.get(rname)
             if col is None:

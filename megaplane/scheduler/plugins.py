@@ -4,6 +4,10 @@ Filters return a boolean array over the table's slots (True: the node
 passes) and, for the nodes that fail, upstream's reason strings; the
 framework runs them in upstream's order and charges each node to the
 first plugin it fails, as `RunFilterPlugins` stops at the first failure.
+The per-node filters (`WINDOWED_FILTERS`) also take a window, a slice of
+slots, and answer over it alone: a scheduling cycle filters only as many
+nodes as it needs to find its `percentageOfNodesToScore` share, as
+upstream stops once it has found enough, instead of every node.
 Scores take the candidate slots and return int64 arrays with upstream's
 integer arithmetic; `normalize` is `DefaultNormalizeScore`.
 
@@ -36,7 +40,7 @@ __all__ = [
     "MAX_NODE_SCORE", "Filter", "FilterResult",
     "node_unschedulable", "node_name", "taint_toleration", "node_affinity", "node_ports", "node_resources_fit",
     "least_allocated", "balanced_allocation", "taint_toleration_score", "node_affinity_score", "normalize",
-    "match_term",
+    "match_term", "WINDOWED_FILTERS",
 ]
 
 MAX_NODE_SCORE = 100
@@ -54,6 +58,14 @@ FilterResult = Tuple[np.ndarray, Callable[[np.ndarray], List[Tuple[str, np.ndarr
 Filter = Callable[[NodeTable, PodSpecInfo], Optional[FilterResult]]
 
 
+def _window(table: NodeTable, window: Optional[slice]) -> Tuple[slice, int, int]:
+    """(the window, its first slot, its length); None is every slot."""
+    if window is None:
+        return slice(0, table.size), 0, table.size
+    lo, hi, _ = window.indices(table.size)
+    return window, lo, hi - lo
+
+
 def _one_reason(reason: str) -> Callable[[np.ndarray], List[Tuple[str, np.ndarray]]]:
     return lambda fail: [(reason, fail)]
 
@@ -61,22 +73,24 @@ def _one_reason(reason: str) -> Callable[[np.ndarray], List[Tuple[str, np.ndarra
 # -- filters ------------------------------------------------------------------------------------
 
 
-def node_unschedulable(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterResult]:
-    n = table.size
-    if not table.unschedulable[:n].any():
+def node_unschedulable(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = None) -> Optional[FilterResult]:
+    sel, _, _ = _window(table, window)
+    unschedulable = table.unschedulable[sel]
+    if not unschedulable.any():
         return None
     if any(t.tolerates(TAINT_UNSCHEDULABLE, "", "NoSchedule") for t in pod.tolerations):
         return None
-    return ~table.unschedulable[:n], _one_reason(REASON_UNSCHEDULABLE)
+    return ~unschedulable, _one_reason(REASON_UNSCHEDULABLE)
 
 
-def node_name(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterResult]:
+def node_name(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = None) -> Optional[FilterResult]:
     if not pod.node_name:
         return None
-    ok = np.zeros(table.size, dtype=bool)
+    _, lo, n = _window(table, window)
+    ok = np.zeros(n, dtype=bool)
     slot = table.index.get(pod.node_name)
-    if slot is not None:
-        ok[slot] = True
+    if slot is not None and lo <= slot < lo + n:
+        ok[slot - lo] = True
     return ok, _one_reason(REASON_NODE_NAME)
 
 
@@ -84,7 +98,7 @@ def _untolerated(taints: Sequence[Taint], tolerations: Tuple[Toleration, ...], e
     return [t for t in taints if t[2] in effects and not any(tol.tolerates(*t) for tol in tolerations)]
 
 
-def taint_toleration(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterResult]:
+def taint_toleration(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = None) -> Optional[FilterResult]:
     if len(table.taint_sets) == 1:
         return None  # no node has a taint
     first: List[Optional[Taint]] = []
@@ -94,7 +108,7 @@ def taint_toleration(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterResul
     set_ok = np.array([f is None for f in first], dtype=bool)
     if set_ok.all():
         return None
-    ids = table.taint_set[: table.size]
+    ids = table.taint_set[_window(table, window)[0]]
 
     def reasons(fail: np.ndarray) -> List[Tuple[str, np.ndarray]]:
         by_reason: Dict[str, np.ndarray] = {}
@@ -109,14 +123,14 @@ def taint_toleration(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterResul
     return set_ok[ids], reasons
 
 
-def _match_requirement(table: NodeTable, req: Requirement) -> np.ndarray:
-    n = table.size
+def _match_requirement(table: NodeTable, req: Requirement, window: Optional[slice] = None) -> np.ndarray:
+    sel, _, n = _window(table, window)
     col = table.label_columns.get(req.key)
     op = req.operator
     if col is None:
         # No node has the key: only the operators that accept an absent label match.
         return np.full(n, op in ("NotIn", "DoesNotExist"), dtype=bool)
-    col = col[:n]
+    col = col[sel]
     if op in ("In", "NotIn"):
         known = table.label_values[req.key]
         ids = [known[v] for v in req.values if v in known]
@@ -141,62 +155,65 @@ def _match_requirement(table: NodeTable, req: Requirement) -> np.ndarray:
     return np.zeros(n, dtype=bool)
 
 
-def _match_field(table: NodeTable, req: Requirement) -> np.ndarray:
-    n = table.size
+def _match_field(table: NodeTable, req: Requirement, window: Optional[slice] = None) -> np.ndarray:
+    _, lo, n = _window(table, window)
     if req.key != "metadata.name" or req.operator not in ("In", "NotIn") or len(req.values) != 1:
         return np.zeros(n, dtype=bool)
     hit = np.zeros(n, dtype=bool)
     slot = table.index.get(req.values[0])
-    if slot is not None:
-        hit[slot] = True
+    if slot is not None and lo <= slot < lo + n:
+        hit[slot - lo] = True
     return hit if req.operator == "In" else ~hit
 
 
-def match_term(table: NodeTable, term: NodeSelectorTerm) -> np.ndarray:
+def match_term(table: NodeTable, term: NodeSelectorTerm, window: Optional[slice] = None) -> np.ndarray:
     """Slots a node selector term matches (its expressions and fields ANDed; an empty term matches none)."""
-    n = table.size
+    _, _, n = _window(table, window)
     if not term.expressions and not term.fields:
         return np.zeros(n, dtype=bool)
     ok = np.ones(n, dtype=bool)
     for req in term.expressions:
-        ok &= _match_requirement(table, req)
+        ok &= _match_requirement(table, req, window)
     for req in term.fields:
-        ok &= _match_field(table, req)
+        ok &= _match_field(table, req, window)
     return ok
 
 
-def node_affinity(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterResult]:
+def node_affinity(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = None) -> Optional[FilterResult]:
     if not pod.node_selector and pod.required_terms is None:
         return None
-    n = table.size
+    _, _, n = _window(table, window)
     ok = np.ones(n, dtype=bool)
     for key, val in pod.node_selector.items():
-        ok &= _match_requirement(table, Requirement(key, "In", (val,)))
+        ok &= _match_requirement(table, Requirement(key, "In", (val,)), window)
     if pod.required_terms is not None:
         any_term = np.zeros(n, dtype=bool)
         for term in pod.required_terms:
-            any_term |= match_term(table, term)
+            any_term |= match_term(table, term, window)
         ok &= any_term
     return ok, _one_reason(REASON_NODE_AFFINITY)
 
 
-def node_ports(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterResult]:
+def node_ports(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = None) -> Optional[FilterResult]:
     if not pod.host_ports or not table.host_ports:
         return None
-    ok = np.ones(table.size, dtype=bool)
+    _, lo, n = _window(table, window)
+    ok = np.ones(n, dtype=bool)
     for slot, used in table.host_ports.items():
+        if not lo <= slot < lo + n:
+            continue
         for want in pod.host_ports:
             if any(u.port == want.port and u.protocol == want.protocol
                    and (u.ip == want.ip or "0.0.0.0" in (u.ip, want.ip)) for u in used):
-                ok[slot] = False
+                ok[slot - lo] = False
                 break
     return ok, _one_reason(REASON_NODE_PORTS)
 
 
-def node_resources_fit(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterResult]:
-    n = table.size
-    alloc = table.allocatable[:n]
-    used = table.requested[:n]
+def node_resources_fit(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = None) -> Optional[FilterResult]:
+    sel, _, n = _window(table, window)
+    alloc = table.allocatable[sel]
+    used = table.requested[sel]
     checks: List[Tuple[str, np.ndarray]] = []
     pods_col = table.resource_index[PODS]
     checks.append((REASON_TOO_MANY_PODS, used[:, pods_col] + 1 > alloc[:, pods_col]))
@@ -217,6 +234,11 @@ def node_resources_fit(table: NodeTable, pod: PodSpecInfo) -> Optional[FilterRes
     for _, mask in checks[1:]:
         bad |= mask
     return ~bad, lambda fail: [(reason, fail & mask) for reason, mask in checks]
+
+
+#: The filters that answer over a window of slots (each node judged on its own row alone).
+WINDOWED_FILTERS = frozenset({node_unschedulable, node_name, taint_toleration, node_affinity, node_ports,
+                              node_resources_fit})
 
 
 # -- scores -------------------------------------------------------------------------------------

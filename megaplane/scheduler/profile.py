@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -188,6 +188,12 @@ class Profile:
         return dataclasses.replace(pod, **changes) if changes else pod
 
 
+class ResourceScores(Protocol):
+    """Per-slot LeastAllocated and BalancedAllocation scores kept across cycles (scorecache.ResourceScoreCache)."""
+
+    def scores(self, pod: PodSpecInfo, cand: np.ndarray) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
 #: Stands for "no constraints" where an empty tuple would mean "the system defaults": neither
 #: DoNotSchedule nor ScheduleAnyway, so neither the filter nor the score picks it up.
 _NO_SPREADING = SpreadConstraint(1, "", "", Selector(), 1, "Honor", "Ignore", ())
@@ -261,16 +267,24 @@ def fit_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray, strategy: Sc
 
 
 def score_nodes(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray,
-                profile: Optional[Profile] = None) -> np.ndarray:
+                profile: Optional[Profile] = None, cache: Optional["ResourceScores"] = None) -> np.ndarray:
     """Weighted sum of the profile's score plugins (default: upstream's) over the candidate slots, as the
-    framework totals them."""
+    framework totals them. `cache` (scorecache.ResourceScoreCache) answers LeastAllocated and BalancedAllocation
+    from per-slot scores kept across cycles."""
     p = profile if profile is not None else DEFAULT_PROFILE
     weights = p.score_weights
     total = np.zeros(len(cand), dtype=np.int64)
+    fit = balanced = None
+    if cache is not None and p.scoring_strategy == DEFAULT_PROFILE.scoring_strategy:
+        fit, balanced = cache.scores(pod, cand)
     if "NodeResourcesFit" in weights:
-        total += fit_score(table, pod, cand, p.scoring_strategy) * weights["NodeResourcesFit"]
+        if fit is None:
+            fit = fit_score(table, pod, cand, p.scoring_strategy)
+        total += fit * weights["NodeResourcesFit"]
     if "NodeResourcesBalancedAllocation" in weights:
-        total += balanced_allocation(table, pod, cand) * weights["NodeResourcesBalancedAllocation"]
+        if balanced is None:
+            balanced = balanced_allocation(table, pod, cand)
+        total += balanced * weights["NodeResourcesBalancedAllocation"]
     if "TaintToleration" in weights:
         total += normalize(taint_toleration_score(table, pod, cand), reverse=True) * weights["TaintToleration"]
     if pod.preferred_terms and "NodeAffinity" in weights:
