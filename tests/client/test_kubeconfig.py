@@ -110,9 +110,9 @@ def test_missing_file_and_bad_yaml(tmp_path: Any) -> None:
         load_kubeconfig(str(tmp_path / "bad"))
 
 
-def test_https_with_the_ca_and_token_megaplane_writes(cluster: Cluster) -> None:
+def test_https_with_the_ca_and_client_certificate_megaplane_writes(cluster: Cluster) -> None:
     kc = load_kubeconfig(cluster.kubeconfig)
-    assert kc.is_https and kc.ca_data and kc.token
+    assert kc.is_https and kc.ca_data and kc.client_cert_data and kc.client_key_data and not kc.token
 
     async def main() -> str:
         async with Client.from_kubeconfig(cluster.kubeconfig) as client:
