@@ -1,6 +1,9 @@
 """--anonymous-auth=false: a request without credentials is a 401 on the secure port, health endpoints too.
 
-Also: flags naming unreadable files stop the command before it starts (exit 2 with the reason).
+So the scheduler and the fleet, run as processes of their own with the
+kubeconfigs the server wrote, can only be working as their own users.
+Also: flags naming unreadable files stop the command before it starts (exit
+2 with the reason).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from typing import Iterator, Optional, Tuple
@@ -56,6 +60,37 @@ def test_no_credentials_is_401_everywhere(closed: Tuple[Cluster, str]) -> None:
         assert _get(server, ca, path) == (401, UNAUTHORIZED), path
     status, _ = _get(server, ca, "/api/v1/namespaces", (os.path.join(pki, "admin.crt"), os.path.join(pki, "admin.key")))
     assert status == 200
+
+
+def test_scheduler_and_fleet_processes_run_as_their_own_users(closed: Tuple[Cluster, str]) -> None:
+    cluster, root = closed
+    data = os.path.join(root, "data")
+    procs = []
+    try:
+        for name, args in (("fleet", ["--nodes", "1", "--node-name-prefix", "authn-", "--pod-startup-latency", "0s"]),
+                           ("scheduler", ["--leader-elect=false"])):
+            with open(os.path.join(root, f"{name}.log"), "w") as log:
+                procs.append(subprocess.Popen([sys.executable, "-m", "megaplane.cli", name, "--kubeconfig",
+                                               os.path.join(data, f"{name}.kubeconfig"), *args],
+                                              stdout=log, stderr=subprocess.STDOUT))
+        cluster.ok("run", "authn-pod", "--image", "busybox", "--restart", "Never")
+        deadline = time.monotonic() + 60
+        while True:
+            pod = json.loads(cluster.ok("get", "pod", "authn-pod", "-o", "json"))
+            if pod["status"].get("phase") in ("Running", "Succeeded"):
+                break
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), pod["status"]
+            time.sleep(0.2)
+        assert pod["spec"]["nodeName"] == "authn-0"
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def test_unreadable_credential_files_stop_the_command() -> None:
