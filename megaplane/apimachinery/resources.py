@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
-__all__ = ["Resource", "RESOURCES", "by_path", "lookup", "GROUP_VERSIONS", "preferred_group_versions"]
+__all__ = ["Resource", "RESOURCES", "by_path", "lookup", "GROUP_VERSIONS", "preferred_group_versions", "SERVED_GROUPS",
+           "KINDS", "add_resource", "remove_resource", "generation"]
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 # What each subresource route serves (upstream installs no other verb on them: the rest is 405).
@@ -191,6 +192,10 @@ RESOURCES: List[Resource] = [
        "/registry/flowschemas/", verbs=("get", "list", "watch")),
     _r("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations", "prioritylevelconfiguration",
        "PriorityLevelConfiguration", False, "/registry/prioritylevelconfigurations/", verbs=("get", "list", "watch")),
+    # CustomResourceDefinitions (apiserver.apiextensions): their custom resources join this table at runtime.
+    _r("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition",
+       "CustomResourceDefinition", False, "/registry/apiextensions.k8s.io/customresourcedefinitions/",
+       short_names=("crd", "crds"), categories=("api-extensions",), subresources=("status",), generation=True),
 ]
 
 _BY_PATH: Dict[Tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in RESOURCES}
@@ -200,6 +205,13 @@ GROUP_VERSIONS: List[Tuple[str, str]] = []
 for _res in RESOURCES:
     if (_res.group, _res.version) not in GROUP_VERSIONS:
         GROUP_VERSIONS.append((_res.group, _res.version))
+
+#: Every API group served (routing answers a JSON 404 under one, plain text elsewhere); kept with the table.
+SERVED_GROUPS: Set[str] = {g for g, _ in GROUP_VERSIONS}
+#: (apiVersion, kind) of every served kind: what the scheme decodes (scheme.REGISTERED_KINDS is this set).
+KINDS: Set[Tuple[str, str]] = {(r.group_version, r.kind) for r in RESOURCES}
+# Bumped by every runtime change of the table: documents built from it (discovery, OpenAPI) compare it.
+_generation = [0]
 
 
 def by_path(group: str, version: str, plural: str) -> Optional[Resource]:
@@ -216,5 +228,52 @@ def lookup(group: str, plural: str) -> Optional[Resource]:
 
 
 def preferred_group_versions() -> Dict[str, str]:
-    """group -> its preferred (here: only) version."""
-    return {g: v for g, v in GROUP_VERSIONS}
+    """group -> its preferred version (the first listed)."""
+    out: Dict[str, str] = {}
+    for g, v in GROUP_VERSIONS:
+        out.setdefault(g, v)
+    return out
+
+
+def generation() -> int:
+    """How many runtime changes the table has seen (0: only the static kinds)."""
+    return _generation[0]
+
+
+def add_resource(r: Resource, before_version: Optional[str] = None) -> None:
+    """Serve `r` from now on (custom resources): replaces the resource at the same path, if any.
+
+    `before_version`: a version of the same group to list this one's group version before
+    (discovery lists a group's versions by priority, the first preferred)."""
+    old = _BY_PATH.get((r.group, r.version, r.plural))
+    if old is not None:
+        RESOURCES[RESOURCES.index(old)] = r
+        KINDS.discard((old.group_version, old.kind))
+    else:
+        RESOURCES.append(r)
+    _BY_PATH[(r.group, r.version, r.plural)] = r
+    KINDS.add((r.group_version, r.kind))
+    gv = (r.group, r.version)
+    if gv not in GROUP_VERSIONS:
+        before = (r.group, before_version or "")
+        if before_version and before in GROUP_VERSIONS:
+            GROUP_VERSIONS.insert(GROUP_VERSIONS.index(before), gv)
+        else:
+            GROUP_VERSIONS.append(gv)
+    SERVED_GROUPS.add(r.group)
+    _generation[0] += 1
+
+
+def remove_resource(r: Resource) -> None:
+    """Stop serving the resource at r's path (a deleted custom resource definition); no-op if not served."""
+    old = _BY_PATH.pop((r.group, r.version, r.plural), None)
+    if old is None:
+        return
+    RESOURCES.remove(old)
+    if not any(x.group_version == old.group_version and x.kind == old.kind for x in RESOURCES):
+        KINDS.discard((old.group_version, old.kind))
+    if not any(x.group == r.group and x.version == r.version for x in RESOURCES):
+        GROUP_VERSIONS.remove((r.group, r.version))
+    if not any(x.group == r.group for x in RESOURCES):
+        SERVED_GROUPS.discard(r.group)
+    _generation[0] += 1

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from megaplane.apimachinery import errors
-from megaplane.apimachinery.resources import RESOURCES, Resource
+from megaplane.apimachinery.resources import KINDS, Resource
 
 __all__ = ["REGISTERED_KINDS", "check_kind"]
 
-REGISTERED_KINDS = frozenset((r.group_version, r.kind) for r in RESOURCES)
+# The resource table's own set: kinds added at runtime (custom resources) are registered too.
+REGISTERED_KINDS = KINDS
 
 
 def check_kind(obj: Dict[str, Any], resource: Resource, kind: str = "", group_version: str = "") -> None:

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import orjson
 
+from megaplane.apimachinery import resources as table
 from megaplane.apimachinery.resources import GROUP_VERSIONS, RESOURCES, Resource
 
 __all__ = ["Discovery", "AGGREGATED_V2", "AGGREGATED_V2BETA1"]
@@ -45,8 +46,12 @@ class Discovery:
     def __init__(self, server_address: str = "") -> None:
         self.server_address = server_address
         self._cache: Dict[Any, bytes] = {}
+        self._generation = table.generation()
 
     def _memo(self, key: Any, build: Any) -> bytes:
+        if self._generation != table.generation():  # custom resources came or went: rebuild every document
+            self._cache.clear()
+            self._generation = table.generation()
         body = self._cache.get(key)
         if body is None:
             body = self._cache[key] = orjson.dumps(build())

@@ -23,7 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from megaplane import __version__
 from megaplane.apimachinery import errors
+from megaplane.apimachinery import resources as resource_table
 from megaplane.apimachinery.resources import RESOURCES, SUBRESOURCE_VERBS, Resource, lookup
+from megaplane.apiserver.apiextensions import CustomResourceDefinitions
 from megaplane.apiserver.audit.config import AuditConfig
 from megaplane.apiserver.audit.config import build as build_auditor
 from megaplane.apiserver.audit.filter import AuditMetrics
@@ -120,6 +122,8 @@ class APIServer:
             watch_cache_max_events=cfg.watch_cache_max_events,
         ))
         self.caches = self.registry.caches
+        #: CustomResourceDefinitions: serves the custom resources of established CRDs (apiserver.apiextensions).
+        self.apiextensions = CustomResourceDefinitions(self.registry)
         if "DefaultTolerationSeconds" in cfg.admission_plugins:
             self.registry.admission.mutating.append(DefaultTolerationSeconds(
                 cfg.default_not_ready_toleration_seconds, cfg.default_unreachable_toleration_seconds))
@@ -142,6 +146,7 @@ class APIServer:
             http_limits.DEFAULT_LIMITS, request_timeout=cfg.request_timeout, min_request_timeout=cfg.min_request_timeout))
         self._tasks: List[asyncio.Task] = []
         self._openapi: Any = None
+        self._openapi_generation = 0
         self.started = False
         #: What /readyz reports; the process that runs this server points it at its runner's readiness.
         self.readiness: Callable[[], bool] = lambda: self.started
@@ -171,6 +176,7 @@ class APIServer:
         """Fill the caches from storage and start the built-in loops (listening is `listen`)."""
         loop = asyncio.get_running_loop()
         await self.registry.start()
+        await self.apiextensions.start()
         await ensure_objects(self.registry)  # the flowcontrol.apiserver.k8s.io bootstrap objects
         self._tasks.append(loop.create_task(self._bookmarks()))
         if self.auditor is not None:
@@ -187,6 +193,7 @@ class APIServer:
         await self.http.close()
         if self.auditor is not None:
             self.auditor.stop()
+        self.apiextensions.stop()
         self.registry.stop()
         self.started = False
 
@@ -207,14 +214,17 @@ class APIServer:
 
     @property
     def openapi(self) -> Any:
-        if self._openapi is None:
+        if self._openapi is None or self._openapi_generation != resource_table.generation():
             from megaplane.apiserver.schema.openapi import OpenAPI, ResourceInfo
 
+            self._openapi_generation = resource_table.generation()  # custom resources came or went: rebuild
             infos = [
                 ResourceInfo(r.group, r.version, r.plural, r.kind, r.namespaced, r.subresources, r.verbs)
                 for r in RESOURCES
             ]
-            self._openapi = OpenAPI(infos)
+            # Custom resources carry their published schema (apiserver.apiextensions.openapi).
+            schemas = {(r.group, r.version, r.kind): r.extra["openapi"] for r in RESOURCES if "openapi" in r.extra}
+            self._openapi = OpenAPI(infos, schemas)  # type: ignore[arg-type]
         return self._openapi
 
     # -- built-in loops ------------------------------------------------------------------------

@@ -148,7 +148,7 @@ class ResourceEndpoints:
 
     def fanout(self, cache: WatchCache) -> WatchFanout:
         f = self.fanouts.get(cache.prefix)
-        if f is None:
+        if f is None or f.cache is not cache:  # a custom resource's cache made anew (its CRD recreated)
             f = self.fanouts[cache.prefix] = WatchFanout(cache)
         return f
 

@@ -22,11 +22,11 @@ from typing import Dict, Optional
 from urllib.parse import parse_qsl, unquote
 
 from megaplane.apimachinery import errors
-from megaplane.apimachinery.resources import GROUP_VERSIONS, Resource, by_path
+from megaplane.apimachinery.resources import SERVED_GROUPS, Resource, by_path
 
 # /api and every /apis/<group> are go-restful web services upstream: an unknown path under one gets
 # a JSON Status 404; a path under no group falls through to the plain-text NotFound handler.
-SERVED_GROUPS = frozenset(g for g, _ in GROUP_VERSIONS)
+# SERVED_GROUPS is the resource table's live set (groups of custom resources come and go).
 
 __all__ = ["RequestInfo", "parse_path", "parse_query"]
 

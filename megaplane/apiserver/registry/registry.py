@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple, Type
 
 import orjson
 
@@ -21,6 +21,7 @@ from megaplane.apiserver.registry.admission import NamespaceAdmission
 from megaplane.apiserver.registry.eviction import PodEviction
 from megaplane.apiserver.registry.kinds import StrategyConfig, strategy_for
 from megaplane.apiserver.registry.store import ResourceStore
+from megaplane.apiserver.registry.strategy import Strategy
 from megaplane.apiserver.registry.virtual import CreateHandler
 from megaplane.apiserver.watchcache import CachedObject, WatchCache
 from megaplane.storage import Storage
@@ -78,6 +79,33 @@ class Registry:
         self.eviction = PodEviction(self.stores[pods], self.stores[pdbs])
         #: Create-only endpoints by (resource, subresource): reviews and serviceaccounts/token (registry.virtual).
         self.creators: Dict[Tuple[Resource, str], CreateHandler] = {}
+
+    async def serve(self, r: Resource, strategy: Strategy, store_class: Type[ResourceStore] = ResourceStore) -> ResourceStore:
+        """Serve a resource added at runtime (custom resources): a store over the watch cache of its prefix,
+        made and filled on first use (a custom resource's versions share one), replacing any store of `r`."""
+        cfg = self.config
+        cache = self.caches.get(r.prefix)
+        if cache is None:
+            cache = WatchCache(r, self.backend_for(r), window_seconds=cfg.watch_cache_window,
+                               min_events=cfg.watch_cache_min_events,
+                               max_events=max(cfg.watch_cache_max_events, cfg.watch_cache_min_events))
+            await cache.start()
+            if r.prefix in self.caches:  # another serve() of the prefix won the race while this one listed
+                cache.stop()
+            else:
+                self.caches[r.prefix] = cache
+        store = store_class(r, strategy, self.caches[r.prefix], self.backend_for(r), self.admission,
+                            functools.partial(self.schema_for, r))
+        self.stores[r] = store
+        return store
+
+    def unserve(self, r: Resource) -> None:
+        """Stop serving a runtime resource; its watch cache goes with the last store over its prefix."""
+        self.stores.pop(r, None)
+        if not any(s.resource.prefix == r.prefix for s in self.stores.values()):
+            cache = self.caches.pop(r.prefix, None)
+            if cache is not None:
+                cache.stop()
 
     def serve_create(self, resource: Resource, subresource: str, handler: CreateHandler) -> None:
         """POST to resource (subresource "": a `stored=False` kind) or to its subresource is answered by handler."""

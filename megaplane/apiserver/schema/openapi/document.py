@@ -20,8 +20,11 @@ from megaplane.apiserver.schema.openapi.v3 import _build_v3
 class OpenAPI:
     """Builds and caches the OpenAPI documents for a fixed list of served resources."""
 
-    def __init__(self, resources: List[ResourceInfo]) -> None:
+    def __init__(self, resources: List[ResourceInfo],
+                 schemas: Optional[Dict[Tuple[str, str, str], Schema]] = None) -> None:
         self._resources = list(resources)
+        # (group, version, kind) -> the kind's schema where the 1.32 schemas have none (custom resources).
+        self._schemas = dict(schemas or {})
         self._lock = threading.Lock()
         self._v3: Optional[Dict[str, bytes]] = None
         self._v3_hashes: Dict[str, str] = {}
@@ -117,7 +120,10 @@ class OpenAPI:
         # Synthesize a name in upstream's style (reverse-DNS group) for a kind without a schema.
         rev = ".".join(reversed(group.split("."))) if group else "io.k8s.api.core"
         name = f"{rev}.{version}.{kind}"
-        if name not in self._synth:
+        given = self._schemas.get((group, version, kind))
+        if given is not None:
+            self._synth[name] = given
+        elif name not in self._synth:
             self._synth[name] = {
                 "description": f"{kind} ({group or 'core'}/{version}); no schema is published for this kind.",
                 "type": "object",

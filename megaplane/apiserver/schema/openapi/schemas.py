@@ -77,7 +77,8 @@ def _convert(node: Any, ref_prefix: str, drop_type_enums: bool = False) -> Any:
                     conv.pop("enum", None)
                 props[name] = conv
             out[key] = props
-        elif key.startswith("x-kubernetes-") or key in ("enum", "required", "description", "format"):
+        elif key.startswith("x-kubernetes-") or key in ("enum", "required", "description", "format", "default",
+                                                         "example"):
             out[key] = value  # data, not schemas: copy as is
         else:
             out[key] = _convert(value, ref_prefix)
@@ -91,6 +92,28 @@ def _converted_definition(name: str, ref_prefix: str) -> Schema:
         return dict(special)
     d = schema.definitions()[name]
     return _convert(d, ref_prefix, drop_type_enums="x-kubernetes-group-version-kind" in d)  # type: ignore[no-any-return]
+
+
+def _v2_form(node: Any) -> Any:
+    """A given v3 schema as upstream publishes it in v2 (ToStructuralOpenAPIV2): no nullable, oneOf, anyOf,
+    allOf or not, and no type on an int-or-string (OpenAPI 2 cannot say it)."""
+    if isinstance(node, list):
+        return [_v2_form(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out: Schema = {}
+    for key, value in node.items():
+        if key in ("nullable", "oneOf", "anyOf", "allOf", "not"):
+            continue
+        if key in ("properties", "patternProperties", "definitions"):
+            out[key] = {k: _v2_form(v) for k, v in value.items()} if isinstance(value, dict) else value
+        elif key in ("items", "additionalProperties"):
+            out[key] = _v2_form(value)
+        else:
+            out[key] = value
+    if out.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+    return out
 
 
 def _refs(node: Any, acc: set) -> None:
@@ -115,7 +138,10 @@ def _closure(roots: Iterable[str], ref_prefix: str, extra: Dict[str, Schema]) ->
         if name in out:
             continue
         if name in extra:
-            d = extra[name]
+            # Given schemas (custom resources) name their $refs in either form; v2 has no nullable nor *Of.
+            d = _convert(extra[name], ref_prefix)
+            if ref_prefix == _REF_V2:
+                d = _v2_form(d)
         elif name in schema.definitions():
             d = _converted_definition(name, ref_prefix)
         else:
