@@ -43,12 +43,12 @@ class RotatingFile:
         self.max_age_days = max_age_days
         self._file: Optional[IO[bytes]] = None
         self._size = 0
+        directory = os.path.dirname(path)
+        if directory:  # at start, as kube-apiserver's ensureLogFile (the file itself is opened by the writer)
+            os.makedirs(directory, exist_ok=True)
 
     def _open(self) -> IO[bytes]:
         if self._file is None:
-            directory = os.path.dirname(self.path)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._file = os.fdopen(fd, "ab", buffering=0)
             try:
