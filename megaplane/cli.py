@@ -335,8 +335,18 @@ def _flag_bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
 
 
+def _authorization_modes(text: str) -> List[str]:
+    from megaplane.apiserver.authz.modes import parse_modes
+
+    try:
+        return parse_modes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from megaplane.apiserver.authn.flags import authentication_config
+    from megaplane.apiserver.authz.config import AuthorizationConfig
     from megaplane.apiserver.server import APIServerConfig
 
     from .controllers.catalog import controller_options
@@ -366,9 +376,11 @@ def _control_plane_config(args: argparse.Namespace):  # type: ignore[no-untyped-
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,
             default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
             default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+            authentication=authentication_config(args),
+            authorization=AuthorizationConfig(list(args.authorization_mode)),
+            http2_max_streams_per_connection=args.http2_max_streams_per_connection,
             admission_plugins=_admission_plugins(args),
             audit=_audit_config(args),
-            authentication=authentication_config(args),
         ),
         bind_address=args.bind_address,
         also_bind_address=also_bind,
@@ -455,6 +467,9 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
                        help="how long a non-long-running request may take before it gets 504 (1m0s)")
         g.add_argument("--min-request-timeout", type=int, default=1800,
                        help="seconds a watch without timeoutSeconds lasts at least (randomised up to twice that) (1800)")
+        g.add_argument("--http2-max-streams-per-connection", type=int, default=0,
+                       help="the limit that the server gives to clients for the maximum number of streams in an "
+                            "HTTP/2 connection (0: kube-apiserver's 100)")
         # Flow control (megaplane.apiserver.flowcontrol), with kube-apiserver's flags and defaults.
         g.add_argument("--max-requests-inflight", type=int, default=400,
                        help="most non-mutating requests at once; with APF, part of the server's concurrency limit "
@@ -482,6 +497,9 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
         from .apiserver.authn.flags import add_authentication_flags
 
         add_authentication_flags(p)
+        g.add_argument("--authorization-mode", type=_authorization_modes, default=["Node", "RBAC"],
+                       help="ordered comma list of authorizers for the secure port: Node, RBAC, AlwaysAllow, "
+                            "AlwaysDeny (default Node,RBAC, as kubeadm; system:masters is always allowed)")
         add_store_flags(p)
         add_etcd_flags(p)
         from megaplane.apiserver.audit.flags import add_audit_flags

@@ -21,12 +21,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from megaplane.apimachinery.user import (
     ADMIN_USER,
+    ALL_AUTHENTICATED,
     FLEET_GROUP,
     FLEET_USER,
     KUBE_CONTROLLER_MANAGER_USER,
     KUBE_SCHEDULER_USER,
     NODES_GROUP,
     SYSTEM_MASTERS,
+    UserInfo,
 )
 from megaplane.apiserver.authn.flags import DEFAULT_ISSUER
 from megaplane.apiserver.http.tls import (
@@ -100,6 +102,24 @@ class ControlPlaneConfig:
     storage_backends: BackendConfig = field(default_factory=BackendConfig)
 
 
+class _ListsAs:
+    """A controller's transport: lists and watches as kube-controller-manager (upstream's controllers read
+    through informers the manager's own client feeds), everything else as the controller itself."""
+
+    def __init__(self, own: Any, lists: Any) -> None:
+        self._own = own
+        self._lists = lists
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._own, name)
+
+    async def list(self, *args: Any, **kw: Any) -> Any:
+        return await self._lists.list(*args, **kw)
+
+    async def watch(self, *args: Any, **kw: Any) -> Any:
+        return await self._lists.watch(*args, **kw)
+
+
 class _Listeners:
     """The API server's ports, bound once the server has started (a component of their own, so order is explicit)."""
 
@@ -151,26 +171,48 @@ class ControlPlane:
             components.append(self.etcd)
         components.append(SystemBootstrap(self.client, config.api.advertise_address, config.api.endpoint_port))
         self.elector: Optional[LeaderElector] = None
+        manager = self.client_as(KUBE_CONTROLLER_MANAGER_USER)
         if config.controllers and config.leader_election is not None:
             # Elected like a kube-controller-manager, so one standing by against this cluster takes over only
             # if this process stops leading; losing the lease stops these controllers and campaigns again.
-            self.elector = elector = LeaderElector(self.client, config.leader_election)
-            fenced = leader_only_client(self.client, elector)
+            self.elector = elector = LeaderElector(manager, config.leader_election)
             components.append(LeaderElected(
-                elector, lambda: build_controllers(config.controllers, fenced, config.controller_options),
+                elector, lambda: build_controllers(
+                    config.controllers, leader_only_client(manager, elector), config.controller_options,
+                    client_for=lambda name: leader_only_client(self.controller_client(name), elector)),
                 name="controllers", announce=log.info))
             self.api.prometheus.register(LeaderElectionMetrics([elector]))
         else:
-            components.extend(build_controllers(config.controllers, self.client, config.controller_options))
+            components.extend(build_controllers(config.controllers, manager, config.controller_options,
+                                                client_for=self.controller_client))
         if config.scheduler:
             from megaplane.scheduler import Scheduler
 
-            components.append(Scheduler(self.client))
+            components.append(Scheduler(self.client_as(KUBE_SCHEDULER_USER)))
         if config.fleet is not None and config.fleet.nodes:
-            components.append(Fleet(self.client, config.fleet, progress=log.info))
+            components.append(Fleet(self.client_as(FLEET_USER, (FLEET_GROUP, NODES_GROUP)), config.fleet,
+                                    progress=log.info))
         components.append(_Listeners(self))
         self.runner = Runner(components, name="control-plane")
         self.api.readiness = self.runner.ready
+
+    def client_as(self, name: str, groups: Tuple[str, ...] = ()) -> Client:
+        """A loopback client for a component running as `name`: each verb authorized as over HTTP (the shared
+        unchecked client when authorization is AlwaysAllow alone)."""
+        if self.config.api.authorization.modes == ["AlwaysAllow"]:
+            return self.client
+        user = UserInfo(name, groups=(*groups, ALL_AUTHENTICATED))
+        return Client(LoopbackTransport(self.api.registry, user, self.api.authz))
+
+    def controller_client(self, controller: str) -> Client:
+        """A controller's own client: its ServiceAccount in kube-system (--use-service-account-credentials)."""
+        from megaplane.apiserver.authz.policy import controller_user
+
+        name, groups = controller_user(controller)
+        if self.config.api.authorization.modes == ["AlwaysAllow"]:
+            return self.client
+        own = LoopbackTransport(self.api.registry, UserInfo(name, groups=groups), self.api.authz)
+        return Client(_ListsAs(own, self.client_as(KUBE_CONTROLLER_MANAGER_USER).transport))
 
     def _prepare_pki(self) -> None:
         """The cluster PKI in <data-dir>/pki (a temporary dir without one), made once and reused: the serving

@@ -23,7 +23,7 @@ from megaplane.apimachinery import errors
 from megaplane.apimachinery.listoptions import list_options
 from megaplane.apimachinery.resources import SUBRESOURCE_VERBS, Resource, by_path
 from megaplane.apimachinery.scheme import check_kind
-from megaplane.apimachinery.user import LOOPBACK_USER
+from megaplane.apimachinery.user import LOOPBACK_USER, UserInfo
 from megaplane.apimachinery.watchevent import event_line
 from megaplane.apiserver.http.decode import delete_options_from
 from megaplane.apiserver.http.encoding import list_body
@@ -54,11 +54,22 @@ def _typed(exc: errors.StatusError) -> errors.StatusError:
 class LoopbackTransport:
     """`megaplane.client.Transport` over a registry in this process."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, user: UserInfo = LOOPBACK_USER, authorizer: Any = None) -> None:
         self.registry = registry
+        #: Who this client is (a component's identity inside `megaplane up`), and the server's authorizer
+        #: (apiserver.authz.modes.ModeAuthorizer: `check` raises its 403) every verb is checked with; None: the
+        #: server's own privileged loopback, never checked.
+        self.user = user
+        self.authorizer = authorizer
         self._resources: Dict[ResourceRef, Resource] = {}
         self._watches: List["LoopbackWatch"] = []
         self.closed = False
+
+    def _authorize(self, r: Resource, verb: str, subresource: str, namespace: Optional[str], name: str) -> None:
+        try:
+            self.authorizer.check(self.user, verb, r.group, r.plural, subresource, namespace or "", name)
+        except errors.StatusError as exc:
+            raise _typed(exc) from None
 
     def _resource(self, ref: ResourceRef, verb: str, subresource: str = "") -> Resource:
         r = self._resources.get(ref)
@@ -81,6 +92,8 @@ class LoopbackTransport:
     async def get(self, ref: ResourceRef, namespace: Optional[str], name: str, subresource: str = "",
                   params: Optional[Mapping[str, str]] = None) -> bytes:
         r = self._resource(ref, "get", subresource)
+        if self.authorizer is not None:
+            self._authorize(r, "get", subresource, namespace, name)
         try:
             result = await self._store(r).get(namespace or "", name, (params or _EMPTY).get("resourceVersion", ""),
                                               subresource)
@@ -90,6 +103,8 @@ class LoopbackTransport:
 
     async def list(self, ref: ResourceRef, namespace: Optional[str], params: Optional[Mapping[str, str]] = None) -> bytes:
         r = self._resource(ref, "list")
+        if self.authorizer is not None:
+            self._authorize(r, "list", "", namespace, "")
         try:
             opts = list_options(dict(params or _EMPTY), r, watch=False)
             page = await self._store(r).list(namespace or "", opts)
@@ -100,11 +115,13 @@ class LoopbackTransport:
     async def create(self, ref: ResourceRef, namespace: Optional[str], body: bytes, subresource: str = "",
                      params: Optional[Mapping[str, str]] = None, name: str = "") -> bytes:
         r = self._resource(ref, "create", subresource)
+        if self.authorizer is not None:
+            self._authorize(r, "create", subresource, namespace, name)
         try:
-            opts = write_options(params, "CreateOptions")
+            opts = write_options(params, "CreateOptions", self.user)
             creator = self.registry.creators.get((r, subresource))
             if creator is not None:  # reviews, serviceaccounts/token (registry.virtual): the server's own user
-                return (await creator.create(LOOPBACK_USER, namespace or "", name, _object(body, creator.body),
+                return (await creator.create(self.user, namespace or "", name, _object(body, creator.body),
                                              opts)).data
             if subresource == "eviction":
                 result = await self.registry.eviction.create(namespace or "", name, _object(body, EVICTION), opts)
@@ -125,8 +142,10 @@ class LoopbackTransport:
     async def update(self, ref: ResourceRef, namespace: Optional[str], name: str, body: bytes, subresource: str = "",
                      params: Optional[Mapping[str, str]] = None) -> bytes:
         r = self._resource(ref, "update", subresource)
+        if self.authorizer is not None:
+            self._authorize(r, "update", subresource, namespace, name)
         try:
-            opts = write_options(params, "UpdateOptions")
+            opts = write_options(params, "UpdateOptions", self.user)
             result = await self._store(r).update(namespace or "", name, _object(body, r), opts, subresource)
         except errors.StatusError as exc:
             raise _typed(exc) from None
@@ -135,6 +154,8 @@ class LoopbackTransport:
     async def patch(self, ref: ResourceRef, namespace: Optional[str], name: str, content_type: str, body: bytes,
                     subresource: str = "", params: Optional[Mapping[str, str]] = None) -> bytes:
         r = self._resource(ref, "patch", subresource)
+        if self.authorizer is not None:
+            self._authorize(r, "patch", subresource, namespace, name)
         try:
             ptype = _PATCH_TYPES.get(content_type)
             if ptype is None:
@@ -144,7 +165,7 @@ class LoopbackTransport:
                 result = await self._store(r).apply(namespace or "", name, decode_apply(body), aopts, force,
                                                     subresource)
                 return result.data
-            opts = write_options(params, "PatchOptions")
+            opts = write_options(params, "PatchOptions", self.user)
             try:
                 patch = decode_patch(body, content_type)
             except PatchError as exc:
@@ -157,6 +178,8 @@ class LoopbackTransport:
     async def delete(self, ref: ResourceRef, namespace: Optional[str], name: str, body: Optional[bytes] = None,
                      params: Optional[Mapping[str, str]] = None) -> bytes:
         r = self._resource(ref, "delete")
+        if self.authorizer is not None:
+            self._authorize(r, "delete", "", namespace, name)
         try:
             opts = delete_options_from(body or b"", dict(params or _EMPTY))
             result = await self._store(r).delete(namespace or "", name, opts)
@@ -167,6 +190,8 @@ class LoopbackTransport:
     async def delete_collection(self, ref: ResourceRef, namespace: Optional[str], body: Optional[bytes] = None,
                                 params: Optional[Mapping[str, str]] = None) -> bytes:
         r = self._resource(ref, "deletecollection")
+        if self.authorizer is not None:
+            self._authorize(r, "deletecollection", "", namespace, "")
         try:
             q = dict(params or _EMPTY)
             lopts = list_options(q, r, watch=False)
@@ -179,6 +204,8 @@ class LoopbackTransport:
     async def watch(self, ref: ResourceRef, namespace: Optional[str],
                     params: Optional[Mapping[str, str]] = None) -> "LoopbackWatch":
         r = self._resource(ref, "watch")
+        if self.authorizer is not None:
+            self._authorize(r, "watch", "", namespace, "")
         try:
             opts = list_options(dict(params or _EMPTY), r, watch=True)
             plan = self._store(r).watch(namespace or "", "", opts)

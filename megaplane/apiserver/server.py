@@ -32,7 +32,10 @@ from megaplane.apiserver.audit.filter import AuditMetrics
 from megaplane.apiserver.authn import RequestAuthenticator
 from megaplane.apiserver.authn.config import AuthenticationConfig
 from megaplane.apiserver.authn.config import build as build_authenticator
-from megaplane.apiserver.authz import AllowAll, RequestAuthorizer
+from megaplane.apiserver.authz import RequestAuthorizer
+from megaplane.apiserver.authz.config import AuthorizationConfig
+from megaplane.apiserver.authz.config import build as build_authorizer
+from megaplane.apiserver.authz.reconcile import ensure_policy
 from megaplane.apiserver.discovery import Discovery
 from megaplane.apiserver.flowcontrol import FlowControlConfig, FlowController, FlowControlMetrics
 from megaplane.apiserver.flowcontrol.objects import ensure_objects
@@ -103,12 +106,16 @@ class APIServerConfig:
     #: --default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds (DefaultTolerationSeconds).
     default_not_ready_toleration_seconds: int = 300
     default_unreachable_toleration_seconds: int = 300
+    #: --http2-max-streams-per-connection: streams an HTTP/2 client may open at once (0: 100, as upstream).
+    http2_max_streams_per_connection: int = 0
+    #: --client-ca-file, --token-auth-file, --service-account-*, --anonymous-auth (apiserver.authn.config).
+    authentication: AuthenticationConfig = dataclasses.field(default_factory=AuthenticationConfig)
+    #: --authorization-mode (apiserver.authz.config); in process AlwaysAllow, `megaplane up`/`apiserver` Node,RBAC.
+    authorization: AuthorizationConfig = dataclasses.field(default_factory=AuthorizationConfig)
     #: --enable-admission-plugins / --disable-admission-plugins: the enabled ones (registry.plugins).
     admission_plugins: FrozenSet[str] = DEFAULT_ADMISSION_PLUGINS
     #: --audit-policy-file, --audit-log-* (apiserver.audit): off unless both a policy and a log path are given.
     audit: AuditConfig = dataclasses.field(default_factory=AuditConfig)
-    #: --client-ca-file, --token-auth-file, --service-account-*, --anonymous-auth (apiserver.authn.config).
-    authentication: AuthenticationConfig = dataclasses.field(default_factory=AuthenticationConfig)
 
 
 class APIServer:
@@ -143,7 +150,8 @@ class APIServer:
         self.prometheus.register(self.metrics)
         # The flags' limits over the package defaults (tests lower the others through DEFAULT_LIMITS).
         self.http = HTTPServer(self.handle, limits=dataclasses.replace(
-            http_limits.DEFAULT_LIMITS, request_timeout=cfg.request_timeout, min_request_timeout=cfg.min_request_timeout))
+            http_limits.DEFAULT_LIMITS, request_timeout=cfg.request_timeout, min_request_timeout=cfg.min_request_timeout,
+            http2_max_streams_per_connection=cfg.http2_max_streams_per_connection))
         self._tasks: List[asyncio.Task] = []
         self._openapi: Any = None
         self._openapi_generation = 0
@@ -153,7 +161,10 @@ class APIServer:
         self._verb_handlers = self.endpoints.verbs()
         #: Who a request is from (authn/) and whether they may (authz/); the process wires the configured ones.
         self.authenticator: RequestAuthenticator = build_authenticator(self.registry, cfg.authentication)
-        self.authorizer: RequestAuthorizer = AllowAll()
+        self.authorizer: RequestAuthorizer
+        #: The authorizer loopback clients with an identity and the reviews ask (modes.ModeAuthorizer).
+        self.authz: Any
+        self.authorizer, self.authz = build_authorizer(self.registry, cfg.authorization)
         # Flow control: admits, queues or answers 429 before a resource handler runs (see _resource).
         self.flowcontrol = FlowController(
             FlowControlConfig(cfg.enable_priority_and_fairness, cfg.max_requests_inflight,
@@ -178,6 +189,8 @@ class APIServer:
         await self.registry.start()
         await self.apiextensions.start()
         await ensure_objects(self.registry)  # the flowcontrol.apiserver.k8s.io bootstrap objects
+        if "RBAC" in self.config.authorization.modes:
+            await ensure_policy(self.registry)  # the bootstrap ClusterRoles and ClusterRoleBindings
         self._tasks.append(loop.create_task(self._bookmarks()))
         if self.auditor is not None:
             self.auditor.start()

@@ -17,7 +17,7 @@ client-go requires).
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from .cache import IndexFunc
 from .client import ResourceClient
@@ -34,8 +34,12 @@ _Key = Tuple[str, str, str, str, str, str]
 class SharedInformerFactory:
     """Informers shared by key (resource, namespace, selectors); a `megaplane.runtime.Component`."""
 
-    def __init__(self, *, clock: Clock = REAL_CLOCK, name: str = "informers") -> None:
+    def __init__(self, *, clock: Clock = REAL_CLOCK, name: str = "informers", transport: Any = None) -> None:
         self.clock = clock
+        #: What every informer lists and watches through (client-go's factory is made with one client: in
+        #: kube-controller-manager its own identity, while each controller writes as itself); None: the
+        #: transport of the resource client that first asks.
+        self.transport = transport
         self._name = name
         self._informers: Dict[_Key, SharedInformer] = {}
         self._started: List[SharedInformer] = []
@@ -52,6 +56,8 @@ class SharedInformerFactory:
         key = (ref.group, ref.version, ref.plural, namespace or "", label_selector or "", field_selector or "")
         informer = self._informers.get(key)
         if informer is None:
+            if self.transport is not None:
+                resource = ResourceClient(self.transport, ref)
             informer = SharedInformer(resource, namespace=namespace, label_selector=label_selector,
                                       field_selector=field_selector, indexers=indexers, clock=self.clock)
             self._informers[key] = informer

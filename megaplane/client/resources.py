@@ -89,6 +89,10 @@ def _table() -> Dict[Tuple[str, str], ResourceRef]:
         ("events.k8s.io", "v1", "events", "Event", True),
         ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True),
         ("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False),
+        ("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+        ("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+        ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+        ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     ]
     table: Dict[Tuple[str, str], ResourceRef] = {}
     for group, version, plural, kind, namespaced in entries:

@@ -15,6 +15,7 @@ import every controller.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -236,6 +237,12 @@ def _resourcequota(ctx: ControllerContext) -> Component:
                                    resync=ctx.option(RESOURCE_QUOTA_SYNC_PERIOD), clock=ctx.clock)
 
 
+def _clusterroleaggregation(ctx: ControllerContext) -> Component:
+    from .clusterroleaggregation import ClusterRoleAggregationController
+
+    return ClusterRoleAggregationController(ctx.client, informers=ctx.informers)
+
+
 #: In start order (upstream starts them in its own order; ours only matters for readability of logs).
 #: Add a controller here: its spec is all `up` and `controller-manager` need.
 CATALOG: List[ControllerSpec] = [
@@ -261,6 +268,7 @@ CATALOG: List[ControllerSpec] = [
                     SECONDARY_NODE_EVICTION_RATE, UNHEALTHY_ZONE_THRESHOLD, LARGE_CLUSTER_SIZE_THRESHOLD)),
     ControllerSpec("taint-eviction-controller", _tainteviction, ("tainteviction",)),
     ControllerSpec("pod-garbage-collector-controller", _podgc, ("podgc",), (TERMINATED_POD_GC_THRESHOLD,)),
+    ControllerSpec("clusterrole-aggregation-controller", _clusterroleaggregation, ("clusterrole-aggregation",)),
     ControllerSpec("resourcequota-controller", _resourcequota, ("resourcequota",),
                    (CONCURRENT_RESOURCE_QUOTA_SYNCS, RESOURCE_QUOTA_SYNC_PERIOD)),
 ]
@@ -328,15 +336,25 @@ def controller_options(args: argparse.Namespace, catalog: Sequence[ControllerSpe
 
 
 def build_controllers(names: Sequence[str], client: Client, options: Optional[Mapping[str, Any]] = None, *,
-                      clock: Clock = REAL_CLOCK, catalog: Sequence[ControllerSpec] = CATALOG) -> List[Component]:
-    """The chosen controllers (names or aliases), built in catalog order."""
+                      clock: Clock = REAL_CLOCK, catalog: Sequence[ControllerSpec] = CATALOG,
+                      client_for: Optional[Callable[[str], Client]] = None) -> List[Component]:
+    """The chosen controllers (names or aliases), built in catalog order.
+
+    `client_for(name)`, when given, is each controller's own client (its identity: kube-controller-manager's
+    --use-service-account-credentials); otherwise they all share `client`."""
     by_name = _by_name(catalog)
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError(f"unknown controllers: {', '.join(unknown)} (known: {', '.join(s.name for s in catalog)})")
     wanted = {by_name[n].name for n in names}
-    ctx = ControllerContext(client, options or {}, clock, SharedInformerFactory(clock=clock))
-    controllers = [spec.build(ctx) for spec in catalog if spec.name in wanted]
+    # With identities of their own, the controllers still share informers listing and watching as `client`.
+    factory = SharedInformerFactory(clock=clock, transport=client.transport if client_for is not None else None)
+    ctx = ControllerContext(client, options or {}, clock, factory)
+    if client_for is None:
+        controllers = [spec.build(ctx) for spec in catalog if spec.name in wanted]
+    else:
+        controllers = [spec.build(dataclasses.replace(ctx, client=client_for(spec.name)))
+                       for spec in catalog if spec.name in wanted]
     # The factory first: the runner starts it before the controllers (which wait for its informers to sync)
     # and stops it after them.
     return [ctx.informers, *controllers] if controllers else []

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional
 
 import orjson
 
-from megaplane.client import AlreadyExistsError, Client, lookup
+from megaplane.client import AlreadyExistsError, Client, ForbiddenError, lookup
 from megaplane.runtime import REAL_CLOCK, Clock
 
 from .config import FleetConfig
@@ -86,8 +86,8 @@ class Fleet:
             try:
                 await transport.create(NAMESPACES, None, orjson.dumps(
                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NAMESPACE}}))
-            except AlreadyExistsError:
-                pass
+            except (AlreadyExistsError, ForbiddenError):
+                pass  # forbidden: a node identity may not create namespaces; the API server keeps this one
             await self._adopt_existing()
             await self._register()
             await self._find_leases()

@@ -101,11 +101,24 @@ def _warning_headers(warnings: Tuple[str, ...]) -> List[Tuple[bytes, bytes]]:
     return out
 
 
+_WITH_MANAGER: Dict[Tuple[WriteOptions, str], WriteOptions] = {}
+
+
 def with_manager(opts: WriteOptions, user_agent: str) -> WriteOptions:
     """managerOrUserAgent: the request's fieldManager, else the prefix of its User-Agent."""
     if opts.field_manager:
         return opts
-    return dataclasses.replace(opts, field_manager=default_manager(user_agent))
+    key = (opts, user_agent)
+    try:
+        found = _WITH_MANAGER.get(key)
+    except TypeError:  # options holding something unhashable: made per request
+        return dataclasses.replace(opts, field_manager=default_manager(user_agent))
+    if found is None:
+        # Writes without query parameters share their options (kubelets renewing Leases): so do their managers.
+        if len(_WITH_MANAGER) > 4096:
+            _WITH_MANAGER.clear()
+        found = _WITH_MANAGER[key] = dataclasses.replace(opts, field_manager=default_manager(user_agent))
+    return found
 
 
 def apply_options(q: Dict[str, str]) -> Tuple[WriteOptions, bool]:
@@ -268,11 +281,11 @@ class ResourceEndpoints:
         assert r is not None
         creator = self.registry.creators.get((r, info.subresource))
         if creator is not None:  # a review or serviceaccounts/token: answered, never stored (registry.virtual)
-            opts = write_options(q, "CreateOptions")
+            opts = write_options(q, "CreateOptions", req.user)
             body = decode_body(req, creator.body)
             return self.respond(req, r, await creator.create(req.user, info.namespace, info.name, body, opts))
         store = self.registry.store(r)
-        opts = with_manager(write_options(q, "CreateOptions"), req.headers.get("user-agent", ""))
+        opts = with_manager(write_options(q, "CreateOptions", req.user), req.headers.get("user-agent", ""))
         if info.subresource == "eviction":
             eviction = decode_body(req, EVICTION)
             return self.respond(req, r, await self.registry.eviction.create(info.namespace, info.name, eviction, opts))
@@ -289,9 +302,9 @@ class ResourceEndpoints:
         # handler decodes its Scale first, the others check their options first.
         if info.subresource == "scale":
             obj = decode_body(req, r)
-            opts = write_options(q, "UpdateOptions")
+            opts = write_options(q, "UpdateOptions", req.user)
         else:
-            opts = write_options(q, "UpdateOptions")
+            opts = write_options(q, "UpdateOptions", req.user)
             obj = decode_body(req, r)
         opts = with_manager(opts, req.headers.get("user-agent", ""))
         result = await self.registry.store(r).update(info.namespace, info.name, obj, opts, info.subresource)
@@ -316,7 +329,7 @@ class ResourceEndpoints:
             result = await self.registry.store(r).apply(info.namespace, info.name, config, aopts, force,
                                                         info.subresource)
             return self.respond(req, r, result)
-        opts = with_manager(write_options(q, "PatchOptions"), req.headers.get("user-agent", ""))
+        opts = with_manager(write_options(q, "PatchOptions", req.user), req.headers.get("user-agent", ""))
         try:
             patch = decode_patch(req.body, ctype)
         except PatchError as exc:

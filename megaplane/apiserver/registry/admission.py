@@ -20,7 +20,7 @@ from megaplane.apimachinery.resources import Resource
 from megaplane.apiserver.watchcache import CachedObject
 
 __all__ = ["DefaultTolerationSeconds", "IMMORTAL_NAMESPACES", "MutatingPlugin", "NamespaceAdmission",
-           "QuotaPlugin", "ValidatingPlugin", "WaitingPlugin"]
+           "QuotaPlugin", "ValidatingPlugin", "WaitingPlugin", "WriteGuard"]
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 
@@ -50,6 +50,13 @@ class QuotaPlugin(Protocol):
     async def admit(self, resource: Resource, obj: Dict[str, Any], old: Optional[Dict[str, Any]],
                     dry_run: bool) -> None:
         """Refuse a create (old None) or update beyond quota, else charge it (last step before storage)."""
+
+
+class WriteGuard(Protocol):
+    def check_write(self, resource: Resource, subresource: str, obj: Dict[str, Any], old: Optional[Dict[str, Any]],
+                    opts: Any) -> None:
+        """Refuse a create (old None) or an update (of the main resource or a subresource) for the requesting
+        user (`opts.user`, a WriteOptions'): RBAC escalation checks, NodeRestriction."""
 
 
 class DefaultTolerationSeconds:
@@ -105,6 +112,8 @@ class NamespaceAdmission:
         self.mutating: List[MutatingPlugin] = []
         #: Validating plugins run on every create and update of a main resource, in order (the server adds Priority).
         self.validating: List[ValidatingPlugin] = []
+        #: Checks of who writes (apiserver.authz: escalation, NodeRestriction), after validation, before storage.
+        self.guards: List[WriteGuard] = []
         #: Awaited before the mutating plugins of a create (ServiceAccount waits for a new namespace's `default`).
         self.waiting: List[WaitingPlugin] = []
         #: ResourceQuota: awaited last, before storage (it writes the quotas' status.used); None when disabled.
@@ -113,6 +122,11 @@ class NamespaceAdmission:
     async def wait_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
         for plugin in self.waiting:
             await plugin.wait_create(resource, obj)
+
+    def guard(self, resource: Resource, subresource: str, obj: Dict[str, Any], old: Optional[Dict[str, Any]],
+              opts: Any) -> None:
+        for g in self.guards:
+            g.check_write(resource, subresource, obj, old, opts)
 
     def admit_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
         for plugin in self.mutating:

@@ -378,6 +378,8 @@ class ResourceStore:
         if not applied and not self.converted:
             self.fields.updated(None, obj, opts.field_manager)
         self.namespaces.validate_create(r, obj)
+        if self.namespaces.guards:
+            self.namespaces.guard(r, "", obj, None, opts)
         stored = self._stored_form(obj)
         key = r.key(ns, name)
         if self.cache.get(key) is not None:
@@ -465,6 +467,8 @@ class ResourceStore:
             self.fields.updated(old, obj, opts.field_manager, subresource, record_subresource)
         if not subresource:
             self.namespaces.validate_update(r, obj, old)
+        if self.namespaces.guards:
+            self.namespaces.guard(r, subresource, obj, old, opts)
         meta = obj["metadata"]
         meta["resourceVersion"] = str(cur.rv)
         done = tuple(warnings)

@@ -63,10 +63,14 @@ def name_rule(plural: str, group: str) -> str:
         return "label"
     if group == "" and plural == "services":
         return "dns1035"
+    if group == "rbac.authorization.k8s.io":
+        return "path"  # ValidateRBACName: path.ValidatePathSegmentName (system:controller:... names)
     return "subdomain"
 
 
 def validate_name(name: str, rule: str, path: str = "metadata.name") -> List[Cause]:
+    if rule == "path":
+        return [field_error("", path, name, why) for why in _path_segment_errors(name)]
     pattern, message, limit = _RULES[rule]
     causes = []
     if len(name) > limit:
@@ -74,6 +78,13 @@ def validate_name(name: str, rule: str, path: str = "metadata.name") -> List[Cau
     if not pattern.match(name):
         causes.append(field_error("", path, name, message))
     return causes
+
+
+def _path_segment_errors(name: str) -> List[str]:
+    """IsValidPathSegmentName."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in "/%" if c in name]
 
 
 QUALIFIED_NAME_WITH_PREFIX_MSG = (

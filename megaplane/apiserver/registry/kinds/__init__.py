@@ -21,6 +21,7 @@ from megaplane.apiserver.registry.kinds.nodes import NodeStrategy
 from megaplane.apiserver.registry.kinds.poddisruptionbudgets import PodDisruptionBudgetStrategy
 from megaplane.apiserver.registry.kinds.pods import PodStrategy
 from megaplane.apiserver.registry.kinds.priorityclasses import PriorityClassStrategy
+from megaplane.apiserver.registry.kinds.rbac import RoleBindingStrategy, RoleStrategy
 from megaplane.apiserver.registry.kinds.resourcequotas import ResourceQuotaStrategy
 from megaplane.apiserver.registry.kinds.services import ServiceStrategy
 from megaplane.apiserver.registry.strategy import Strategy
@@ -64,6 +65,10 @@ _KINDS: Dict[Tuple[str, str], Callable[[Resource, StrategyConfig], Strategy]] = 
     ("batch", "cronjobs"): lambda r, c: CronJobStrategy(r),
     ("policy", "poddisruptionbudgets"): lambda r, c: PodDisruptionBudgetStrategy(r),
     ("scheduling.k8s.io", "priorityclasses"): lambda r, c: PriorityClassStrategy(r),
+    ("rbac.authorization.k8s.io", "roles"): lambda r, c: RoleStrategy(r),
+    ("rbac.authorization.k8s.io", "clusterroles"): lambda r, c: RoleStrategy(r),
+    ("rbac.authorization.k8s.io", "rolebindings"): lambda r, c: RoleBindingStrategy(r),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): lambda r, c: RoleBindingStrategy(r),
 }
 
 

@@ -1,0 +1,94 @@
+"""NodeRestriction admission: a node writes only its own Node, its own Lease and pods bound to it.
+
+As plugin/pkg/admission/noderestriction, for users the Node authorizer
+knows as nodes (`system:node:<name>` in system:nodes):
+
+* nodes: create or update only the Node named as itself; on create no
+  labels under `node-restriction.kubernetes.io/`, on update no change to
+  such labels nor to its taints;
+* pods: create only mirror pods (annotation `kubernetes.io/config.mirror`)
+  bound to itself; status updates only of pods bound to itself; no other
+  pod update;
+* leases: only in kube-node-lease, only the Lease named as itself.
+
+Refusals are admission's 403 `<resource> "<name>" is forbidden: node "x" ...`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from megaplane.apimachinery import errors
+from megaplane.apimachinery.resources import Resource
+from megaplane.apiserver.authz.node import LEASE_NAMESPACE, node_name
+
+__all__ = ["NodeRestriction"]
+
+RESTRICTED_PREFIX = "node-restriction.kubernetes.io/"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+
+
+def _restricted(labels: Any) -> Dict[str, Any]:
+    if not isinstance(labels, dict):
+        return {}
+    out = {}
+    for k, v in labels.items():
+        domain = k.split("/", 1)[0] + "/" if "/" in k else ""
+        if domain == RESTRICTED_PREFIX or domain.endswith("." + RESTRICTED_PREFIX):
+            out[k] = v
+    return out
+
+
+class NodeRestriction:
+    """A registry WriteGuard."""
+
+    def check_write(self, resource: Resource, subresource: str, obj: Dict[str, Any], old: Optional[Dict[str, Any]],
+                    opts: Any) -> None:
+        node = node_name(getattr(opts, "user", None))
+        if node is None or resource.group not in ("", "coordination.k8s.io"):
+            return
+        meta = obj.get("metadata") or {}
+        name = meta.get("name", "")
+        plural = resource.plural
+
+        def refuse(why: str) -> None:
+            raise errors.forbidden(resource.group, plural, name, why)
+
+        if resource.group == "coordination.k8s.io":
+            if plural != "leases":
+                return
+            if meta.get("namespace") != LEASE_NAMESPACE:
+                refuse(f'can only access leases in the "{LEASE_NAMESPACE}" namespace')
+            if name != node:
+                refuse("can only access node lease with the same name as the requesting node")
+            return
+        if plural == "nodes":
+            if name != node:
+                refuse(f'node "{node}" is not allowed to modify node "{name}"')
+            if old is None:
+                bad = sorted(_restricted(meta.get("labels")))
+                if bad:
+                    refuse(f'node "{node}" is not allowed to set the following labels: {", ".join(bad)}')
+                return
+            if subresource:
+                return
+            before, after = _restricted((old.get("metadata") or {}).get("labels")), _restricted(meta.get("labels"))
+            changed: List[str] = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            if changed:
+                refuse(f'node "{node}" is not allowed to modify labels: {", ".join(changed)}')
+            if (obj.get("spec") or {}).get("taints") != (old.get("spec") or {}).get("taints"):
+                refuse(f'node "{node}" is not allowed to modify taints')
+            return
+        if plural == "pods":
+            if old is None:
+                if MIRROR_ANNOTATION not in (meta.get("annotations") or {}):
+                    refuse(f'pod does not have "{MIRROR_ANNOTATION}" annotation, node "{node}" can only create '
+                           "mirror pods")
+                if (obj.get("spec") or {}).get("nodeName") != node:
+                    refuse(f'node "{node}" can only create pods with spec.nodeName set to itself')
+                return
+            if subresource == "status":
+                if (old.get("spec") or {}).get("nodeName") != node:
+                    refuse(f'node "{node}" can only update pod status for pods with their own node as spec.nodeName')
+                return
+            refuse(f'unexpected operation "UPDATE", node "{node}" can only create and delete mirror pods')
