@@ -53,6 +53,9 @@ class TransportLimits:
     #: File descriptors kept free below RLIMIT_NOFILE for everything that is not a client connection
     #: (0: a tenth of the limit, at least 64).
     fd_reserve: int = 0
+    #: --http2-max-streams-per-connection: SETTINGS_MAX_CONCURRENT_STREAMS of an HTTP/2 connection (0: 100, as
+    #: kube-apiserver's secure_serving.go sets when the flag is 0).
+    http2_max_streams_per_connection: int = 0
 
 
 #: The limits an HTTPServer gets when given none (a package variable, so tests and CLI flags can set it).

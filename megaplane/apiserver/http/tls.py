@@ -107,7 +107,7 @@ def server_ssl_context(crt: str, key: str, client_ca: Optional[str] = None) -> s
     if client_ca:
         ctx.load_verify_locations(client_ca)
         ctx.verify_mode = ssl.CERT_OPTIONAL  # kube-apiserver's RequestClientCert: no certificate is anonymous/token
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(["h2", "http/1.1"])  # h2 first, as kube-apiserver offers
     return ctx
 
 

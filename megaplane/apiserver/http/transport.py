@@ -180,9 +180,13 @@ class HTTPServer:
 
     async def listen(self, host: str, port: int, ssl: Any = None) -> int:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: HTTPConnection(self), host, port, ssl=ssl, reuse_address=True, backlog=4096
-        )
+        factory: Callable[[], asyncio.Protocol] = lambda: HTTPConnection(self)  # noqa: E731
+        if ssl is not None:
+            # TLS: the protocol ALPN chose (h2 or HTTP/1.1) takes over once the handshake is done.
+            from megaplane.apiserver.http.h2 import ALPNSwitch
+
+            factory = lambda: ALPNSwitch(self)  # noqa: E731
+        server = await loop.create_server(factory, host, port, ssl=ssl, reuse_address=True, backlog=4096)
         self.servers.append(server)
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep())
@@ -195,7 +199,10 @@ class HTTPServer:
         for s in self.servers:
             s.close()
         for c in list(self.connections):
-            if c.transport is not None:
+            goaway = getattr(c, "goaway", None)  # HTTP/2 connections say GOAWAY first
+            if goaway is not None:
+                goaway()
+            elif c.transport is not None:
                 c.transport.close()
         for s in self.servers:
             await s.wait_closed()
