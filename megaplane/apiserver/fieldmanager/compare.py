@@ -21,7 +21,7 @@ managed fields of a created object show.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from megaplane.apiserver.fieldmanager import fieldpath
 from megaplane.apiserver.fieldmanager.fieldpath import FieldSet
@@ -128,64 +128,85 @@ def _put(out: FieldSet, pe: str, member: bool, children: Optional[FieldSet]) -> 
         out[pe] = children
 
 
-Result = Tuple[int, Optional[FieldSet], Optional[FieldSet], Optional[FieldSet]]
+class _Out:
+    """The added / modified / removed children of one node, made on first use (most subtrees did not change)."""
+
+    __slots__ = ("a", "m", "r")
+
+    def __init__(self) -> None:
+        self.a: Optional[FieldSet] = None
+        self.m: Optional[FieldSet] = None
+        self.r: Optional[FieldSet] = None
 
 
-def _cmp(lhs: Any, rhs: Any, t: Type) -> Result:
+def _attach(out: _Out, pe: str, flag: int, child: Optional[_Out]) -> None:
+    ca = child.a if child is not None else None
+    cm = child.m if child is not None else None
+    cr = child.r if child is not None else None
+    if flag == _ADDED or ca:
+        if out.a is None:
+            out.a = {}
+        _put(out.a, pe, flag == _ADDED, ca)
+    if flag == _MODIFIED or cm:
+        if out.m is None:
+            out.m = {}
+        _put(out.m, pe, flag == _MODIFIED, cm)
+    if flag == _REMOVED or cr:
+        if out.r is None:
+            out.r = {}
+        _put(out.r, pe, flag == _REMOVED, cr)
+
+
+def _cmp(lhs: Any, rhs: Any, t: Type, pe: str, out: _Out) -> None:
+    """Record what changed at `pe` (lhs -> rhs, either MISSING) into its parent's `out`."""
+    if lhs == rhs:
+        return  # equal values: nothing below changed either
     kind = t.kind
     if kind == UNTYPED:
         kind = _deduce(rhs if rhs is not MISSING else lhs)
         if kind == LIST:
-            return _leaf(lhs, rhs), None, None, None  # deduced lists are atomic
+            kind = ""  # deduced lists are atomic
     # A null container is there but empty: its items are added or removed, not the container itself.
     if kind == MAP and not t.atomic:
         lm = {} if lhs is ZERO or lhs is None else lhs
         rm = {} if rhs is None else rhs
         if (lm is MISSING or isinstance(lm, dict)) and (rm is MISSING or isinstance(rm, dict)):
             if (lm is not MISSING and lm) or (rm is not MISSING and rm):
-                return _cmp_map(lm, rm, t, lhs is ZERO)
-        return _leaf(lhs, rhs), None, None, None
-    if kind == LIST and not t.atomic:
+                flag = _ADDED if lm is MISSING else _REMOVED if rm is MISSING else _NONE
+                child = _Out()
+                _cmp_map({} if lm is MISSING else lm, {} if rm is MISSING else rm, t, lhs is ZERO, child)
+                _attach(out, pe, flag, child)
+                return
+    elif kind == LIST and not t.atomic:
         lm = [] if lhs is None else lhs
         rm = [] if rhs is None else rhs
         if (lm is MISSING or isinstance(lm, list)) and (rm is MISSING or isinstance(rm, list)):
             if (lm is not MISSING and lm) or (rm is not MISSING and rm):
-                return _cmp_list(lm, rm, t)
-        return _leaf(lhs, rhs), None, None, None
-    return _leaf(lhs, rhs), None, None, None
+                flag = _ADDED if lm is MISSING else _REMOVED if rm is MISSING else _NONE
+                child = _Out()
+                _cmp_list(lm, rm, t, child)
+                _attach(out, pe, flag, child)
+                return
+    flag = _leaf(lhs, rhs)
+    if flag:
+        _attach(out, pe, flag, None)
 
 
-def _cmp_children(
-    items: List[Tuple[str, Any, Any, Type]]
-) -> Tuple[FieldSet, FieldSet, FieldSet]:
-    added: FieldSet = {}
-    modified: FieldSet = {}
-    removed: FieldSet = {}
-    for pe, lv, rv, ct in items:
-        if lv is rv:
-            continue  # the same object on both sides (unchanged subtree shared by the caller)
-        flag, ca, cm, cr = _cmp(lv, rv, ct)
-        _put(added, pe, flag == _ADDED, ca)
-        _put(modified, pe, flag == _MODIFIED, cm)
-        _put(removed, pe, flag == _REMOVED, cr)
-    return added, modified, removed
-
-
-def _cmp_map(lhs: Any, rhs: Any, t: Type, zero: bool) -> Result:
-    flag = _ADDED if lhs is MISSING else _REMOVED if rhs is MISSING else _NONE
-    lm = {} if lhs is MISSING else lhs
-    rm = {} if rhs is MISSING else rhs
-    items = []
-    for k, lv in lm.items():
-        items.append(("f:" + k, lv, rm.get(k, MISSING), t.child(k)))
+def _cmp_map(lm: Dict[str, Any], rm: Dict[str, Any], t: Type, zero: bool, out: _Out,
+             skip: frozenset = frozenset()) -> None:
     for k, rv in rm.items():
-        if k not in lm:
-            lv = MISSING
+        if k in skip:
+            continue
+        lv = lm.get(k, MISSING)
+        if lv is MISSING:
             if zero and t.is_field(k):
                 lv = ZERO if k in _VALUE_STRUCTS else None if k in _NULL_LISTS else MISSING
-            items.append(("f:" + k, lv, rv, t.child(k)))
-    a, m, r = _cmp_children(items)
-    return flag, a, m, r
+        elif lv == rv:
+            continue
+        _cmp(lv, rv, t.child(k), "f:" + k, out)
+    for k, lv in lm.items():
+        if k not in rm and k not in skip:
+            _cmp(lv, MISSING, t.child(k), "f:" + k, out)
 
 
 def _index(t: Type, items: Any) -> Dict[str, Any]:
@@ -199,46 +220,21 @@ def _index(t: Type, items: Any) -> Dict[str, Any]:
     return out
 
 
-def _cmp_list(lhs: Any, rhs: Any, t: Type) -> Result:
-    flag = _ADDED if lhs is MISSING else _REMOVED if rhs is MISSING else _NONE
+def _cmp_list(lhs: Any, rhs: Any, t: Type, out: _Out) -> None:
     lx = _index(t, lhs)
     rx = _index(t, rhs)
     et = t.item()
-    items = [(pe, lv, rx.get(pe, MISSING), et) for pe, lv in lx.items()]
-    items.extend((pe, MISSING, rv, et) for pe, rv in rx.items() if pe not in lx)
-    a, m, r = _cmp_children(items)
-    return flag, a, m, r
+    for pe, lv in lx.items():
+        _cmp(lv, rx.get(pe, MISSING), et, pe, out)
+    for pe, rv in rx.items():
+        if pe not in lx:
+            _cmp(MISSING, rv, et, pe, out)
 
 
-def _root_items(old: Any, new: Any, t: Type, reset: str, zero: bool) -> List[Tuple[str, Any, Any, Type]]:
-    items = []
-    keys = list(new) + [k for k in old if k not in new]
-    for k in keys:
-        if k in _STRIPPED_ROOT or (reset == "status" and k == "status") or (reset == "spec" and k not in ("status", "metadata")):
-            continue
-        lv = old.get(k, ZERO if zero and k in _VALUE_STRUCTS else MISSING)
-        rv = new.get(k, MISSING)
-        if k == "metadata":
-            lm = {} if lv is MISSING or lv is ZERO or not isinstance(lv, dict) else lv
-            rm = {} if not isinstance(rv, dict) else rv
-            mt = t.child("metadata")
-            for mk in list(rm) + [x for x in lm if x not in rm]:
-                if mk in STRIPPED_METADATA:
-                    continue
-                items.append(("f:metadata\x00f:" + mk, lm.get(mk, MISSING), rm.get(mk, MISSING), mt.child(mk)))
-            continue
-        items.append(("f:" + k, lv, rv, t.child(k)))
-    return items
-
-
-def _nest_metadata(s: FieldSet) -> FieldSet:
-    """Move the flattened metadata entries under f:metadata (which is never a member itself)."""
-    meta: FieldSet = {}
-    for pe in [p for p in s if p.startswith("f:metadata\x00")]:
-        meta[pe[len("f:metadata\x00"):]] = s.pop(pe)
-    if meta:
-        s["f:metadata"] = meta
-    return s
+_SKIP_ROOT = {
+    "": _STRIPPED_ROOT | {"metadata"},
+    "status": _STRIPPED_ROOT | {"metadata", "status"},
+}
 
 
 def compare(old: Any, new: Dict[str, Any], t: Type, reset: str = "") -> Comparison:
@@ -247,8 +243,21 @@ def compare(old: Any, new: Dict[str, Any], t: Type, reset: str = "") -> Comparis
     `reset`: "status" leaves status out (writes through the main resource), "spec" leaves out all but
     status and metadata (writes through the status subresource)."""
     zero = old is ZERO
-    a, m, r = _cmp_children(_root_items({} if zero else old, new, t, reset, zero))
-    return Comparison(_nest_metadata(a), _nest_metadata(m), _nest_metadata(r))
+    lm: Dict[str, Any] = {} if zero else old
+    out = _Out()
+    if reset == "spec":
+        for k in ("status",):
+            _cmp(lm.get(k, ZERO if zero else MISSING), new.get(k, MISSING), t.child(k), "f:" + k, out)
+    else:
+        _cmp_map(lm, new, t, zero, out, _SKIP_ROOT[reset])
+    lmeta = lm.get("metadata")
+    rmeta = new.get("metadata")
+    if lmeta != rmeta:
+        meta = _Out()
+        _cmp_map(lmeta if isinstance(lmeta, dict) else {}, rmeta if isinstance(rmeta, dict) else {},
+                 t.child("metadata"), False, meta, STRIPPED_METADATA)
+        _attach(out, "f:metadata", _NONE, meta)  # metadata itself is never a member (stripMeta)
+    return Comparison(out.a or {}, out.m or {}, out.r or {})
 
 
 # -- the fields an object sets ------------------------------------------------------------------------

@@ -29,12 +29,12 @@ name, operation, subresource and, for Update, the apiVersion.
 
 from __future__ import annotations
 
+import time as _time
 from typing import Any, Dict, List, Optional, Tuple
 
 import orjson
 
 from megaplane.apimachinery import errors
-from megaplane.apimachinery.meta import now_rfc3339
 from megaplane.apiserver.fieldmanager import fieldpath
 from megaplane.apiserver.fieldmanager.compare import MISSING, ZERO, compare, field_set
 from megaplane.apiserver.fieldmanager.conflicts import conflict_error
@@ -58,9 +58,32 @@ _KUBECTL = "kubectl"
 
 Entry = Dict[str, Any]
 
+_clock: List[Any] = [0, ""]
+
+
+def now_rfc3339() -> str:
+    """metav1.Time of now (seconds), formatted once per second: the entries of a hot write share it."""
+    t = int(_time.time())
+    if t != _clock[0]:
+        _clock[1] = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t))
+        _clock[0] = t
+    return str(_clock[1])
+
+
+_MANAGERS: Dict[str, str] = {}
+
 
 def default_manager(user_agent: str) -> str:
     """prefixFromUserAgent: the User-Agent up to its first "/", printable characters, at most 128 bytes."""
+    name = _MANAGERS.get(user_agent)
+    if name is None:
+        if len(_MANAGERS) > 4096:  # clients repeat their User-Agent: a small table serves them
+            _MANAGERS.clear()
+        name = _MANAGERS[user_agent] = _prefix(user_agent)
+    return name
+
+
+def _prefix(user_agent: str) -> str:
     out: List[str] = []
     size = 0
     for ch in user_agent.split("/", 1)[0]:
@@ -179,21 +202,35 @@ class FieldManager:
         me = (manager, "Update", self.api_version, sub)
         out: List[Entry] = []
         mine: FieldSet = {}
+        mine_entry: Optional[Entry] = None
+        moved = False
         for e in managed:
             if _identity(e) == me:
+                mine_entry = e
                 mine = _set(e)
                 continue
             s = _set(e)
             s2 = fieldpath.difference(fieldpath.difference(s, changed), removed)
             if not s2:
+                moved = True
                 continue
-            out.append(e if s2 is s else {**e, "fieldsV1": s2})
+            if s2 is not s:
+                moved = True
+                e = {**e, "fieldsV1": s2}
+            out.append(e)
         before = mine
         mine = fieldpath.union(fieldpath.difference(mine, removed), changed)
+        now = now_rfc3339()
+        if mine is before and mine_entry is not None and not moved:
+            if mine_entry.get("time") == now:
+                # The hot path (a Lease renewed by its holder): nobody's set moved and the time is this
+                # second's: the entries are the stored ones, as they were.
+                meta["managedFields"] = managed
+                return
         if mine:
-            if mine is not before:  # the hot path (a Lease renewed by its holder) keeps its set as it was
+            if mine is not before:
                 mine = fieldpath.canonical(mine)
-            out.append(_entry(manager, "Update", self.api_version, now_rfc3339(), mine, sub))
+            out.append(_entry(manager, "Update", self.api_version, now, mine, sub))
         if out:
             meta["managedFields"] = _sorted(out)
         else:
