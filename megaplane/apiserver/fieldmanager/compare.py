@@ -193,7 +193,7 @@ def _cmp(lhs: Any, rhs: Any, t: Type, pe: str, out: _Out) -> None:
 
 
 def _cmp_map(lm: Dict[str, Any], rm: Dict[str, Any], t: Type, zero: bool, out: _Out,
-             skip: frozenset = frozenset()) -> None:
+             skip: "frozenset[str]" = frozenset()) -> None:
     for k, rv in rm.items():
         if k in skip:
             continue

@@ -104,9 +104,6 @@ def _warning_headers(warnings: Tuple[str, ...]) -> List[Tuple[bytes, bytes]]:
 _WITH_MANAGER: Dict[Tuple[WriteOptions, str], WriteOptions] = {}
 
 
-_WITH_MANAGER: Dict[Tuple[WriteOptions, str], WriteOptions] = {}
-
-
 def with_manager(opts: WriteOptions, user_agent: str) -> WriteOptions:
     """managerOrUserAgent: the request's fieldManager, else the prefix of its User-Agent."""
     if opts.field_manager:
