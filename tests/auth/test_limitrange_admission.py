@@ -28,6 +28,9 @@ def test_defaults_and_limits(tenancy: Tenancy) -> None:
     # The LimitRange's own defaults (SetDefaults_LimitRangeItem): defaultRequest memory from default.
     lr = t.get(f"/api/v1/namespaces/{ns}/limitranges/limits")
     assert lr["spec"]["limits"][0]["defaultRequest"] == {"cpu": "100m", "memory": "256Mi"}
+    table = t.ok("-n", ns, "get", "limits").splitlines()
+    assert table[0].split() == ["NAME", "CREATED", "AT"] and table[1].split() == [
+        "limits", lr["metadata"]["creationTimestamp"]]
 
     t.ok("-n", ns, "run", "plain", "--image=nginx", "--restart=Never")
     created = t.get(f"/api/v1/namespaces/{ns}/pods/plain")

@@ -60,6 +60,9 @@ def test_pods_beyond_quota_are_refused_and_describe_shows_used(tenancy: Tenancy)
     assert rows["pods"] == ["2", "2"]
     assert rows["requests.cpu"] == ["800m", "1"]
     assert rows["limits.memory"] == ["1Gi", "1Gi"]
+    table = t.ok("-n", ns, "get", "quota", "compute").splitlines()
+    assert table[0].split() == ["NAME", "AGE", "REQUEST", "LIMIT"]
+    assert "pods: 2/2, requests.cpu: 800m/1" in table[1] and table[1].rstrip().endswith("limits.memory: 1Gi/1Gi")
 
     # A deletion is given back by the controller; then there is room again.
     t.ok("-n", ns, "delete", "pod", "a", "--wait=false")

@@ -1,4 +1,5 @@
-"""Printers for the other core/v1 kinds: nodes, namespaces, services, endpoints, configmaps, secrets, serviceaccounts.
+"""Printers for the other core/v1 kinds: nodes, namespaces, services, endpoints, configmaps, secrets, serviceaccounts,
+resourcequotas, limitranges.
 
 Each follows its print<Kind> function in k8s.io/kubernetes pkg/printers/internalversion/printers.go.
 """
@@ -9,6 +10,7 @@ import datetime
 from typing import Any, Dict, List, Tuple
 
 from megaplane.apiserver.printers.base import (
+    _DESC_AGE,
     Obj,
     Printer,
     _age,
@@ -335,6 +337,36 @@ def _print_service_account(sa: Obj, now: datetime.datetime) -> List[Any]:
     return [_name(sa), len(_l(sa.get("secrets"))), _age(sa, now)]
 
 
+_RESOURCE_QUOTA_COLUMNS = [
+    _name_col(),
+    _age_col(),
+    _col("Request", "string", "Request represents a minimum amount of cpu/memory that a container may consume."),
+    _col("Limit", "string", "Limits control the maximum amount of cpu/memory that a container may use independent "
+         "of contention on the node."),
+]
+_LIMIT_RANGE_COLUMNS = [
+    _name_col(),
+    _col("Created At", "date", _DESC_AGE),
+]
+
+
+def _print_resource_quota(quota: Obj, now: datetime.datetime) -> List[Any]:
+    """printResourceQuota: `name: used/hard` of status.hard, limits.* in the Limit column, the rest in Request."""
+    status = _d(quota.get("status"))
+    hard, used = _d(status.get("hard")), _d(status.get("used"))
+    request: List[str] = []
+    limit: List[str] = []
+    for name in sorted(hard):
+        pieces = name.split(".")
+        (limit if len(pieces) > 1 and pieces[0] == "limits" else request).append(
+            f"{name}: {used.get(name, '0')}/{hard[name]}")
+    return [_name(quota), _age(quota, now), ", ".join(request), ", ".join(limit)]
+
+
+def _print_limit_range(lr: Obj, now: datetime.datetime) -> List[Any]:
+    return [_name(lr), _s(_d(lr.get("metadata")).get("creationTimestamp"))]
+
+
 # What this module prints, by (API group, resource).
 TABLES: Dict[Tuple[str, str], Tuple[List[Obj], Printer]] = {
     ("", "nodes"): (_NODE_COLUMNS, _print_node),
@@ -344,4 +376,6 @@ TABLES: Dict[Tuple[str, str], Tuple[List[Obj], Printer]] = {
     ("", "configmaps"): (_CONFIGMAP_COLUMNS, _print_configmap),
     ("", "secrets"): (_SECRET_COLUMNS, _print_secret),
     ("", "serviceaccounts"): (_SERVICE_ACCOUNT_COLUMNS, _print_service_account),
+    ("", "resourcequotas"): (_RESOURCE_QUOTA_COLUMNS, _print_resource_quota),
+    ("", "limitranges"): (_LIMIT_RANGE_COLUMNS, _print_limit_range),
 }
