@@ -3,6 +3,14 @@
     python benchmarks/api_lease_updates.py           # quick: 200 leases, 6 s, < 1 minute
     python benchmarks/api_lease_updates.py --full    # 2000 leases, 20 s
 
+The same server is then measured on its secure port with the same Lease
+load twice, without watchers: over HTTP/1.1 (one TLS connection per
+renewer) and over HTTP/2 (100 renewers' streams per connection, the
+server's SETTINGS_MAX_CONCURRENT_STREAMS), each renewing its own leases
+(benchmarks/loadgen_tls.py): server CPU per update and updates/s for both
+protocols (issue #16: do many streams on few connections make a renewal
+cheaper?).
+
 Each renewer is one keep-alive connection doing PUT with the Lease's last
 resourceVersion (optimistic concurrency, as a kubelet does). The server is
 `megaplane apiserver` on the embedded store (Leases without a WAL, as
@@ -21,16 +29,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (  # noqa: E402
+    CLIENT_CORE,
+    LOADGEN,
     apiserver,
     create_namespace,
+    free_port,
     loadgen,
     markdown_table,
     measure,
+    pinned,
     python_server,
     result,
     without_resource_version,
@@ -69,6 +82,27 @@ def renew(port: int, rvs: dict, seconds: float, procs: int, root: str) -> dict:
     }
 
 
+def renew_tls(port: int, kubeconfig: str, protocol: str, rvs: dict, seconds: float, root: str) -> dict:
+    """One load generator renewing `rvs`' leases over TLS with `protocol` (http1 or h2) for `seconds`."""
+    objects = os.path.join(root, f"leases-{protocol}.txt")
+    with open(objects, "w") as f:
+        f.writelines(f"{n}={v}\n" for n, v in sorted(rvs.items()))
+    script = os.path.join(os.path.dirname(LOADGEN), "loadgen_tls.py")
+    proc = subprocess.Popen(pinned([sys.executable, script, "--port", str(port), "--kubeconfig", kubeconfig, "update",
+                                    protocol, "/apis/coordination.k8s.io/v1/namespaces/bench/leases/@NAME@", objects,
+                                    os.path.join(root, "lease.json"), str(seconds)], CLIENT_CORE),
+                            stdout=subprocess.PIPE, text=True)
+    return result(proc)
+
+
+def create_leases(port: int, prefix: str, leases: int, root: str) -> dict:
+    made = result(loadgen(["--port", str(port), "create", "/apis/coordination.k8s.io/v1/namespaces/bench/leases",
+                           os.path.join(root, "lease-create.json"), prefix, str(leases), "--rvs"]))
+    if made["created"] != leases:
+        raise SystemExit(f"creating leases failed: {made}")
+    return made["rvs"]  # type: ignore[no-any-return]
+
+
 def per_update(cpu: float, wall: float, seconds: float, res: dict) -> float:
     """Server CPU per update, over the measured window (the load generators' warm-up excluded)."""
     return cpu * (seconds / wall) / max(res["updates"], 1) * 1e6
@@ -96,16 +130,17 @@ def main() -> None:
     print(f"api_lease_updates: {leases} renewing connections for {seconds:.0f} s, {args.watchers} lease watchers", flush=True)
 
     # 1. megaplane apiserver
-    with apiserver() as (server, base):
+    secure_port = free_port()
+    kubeconfig = os.path.join(root, "kubeconfig")
+    with apiserver(["--secure-port", str(secure_port), "--kubeconfig", kubeconfig]) as (server, base):
         port = int(base.rsplit(":", 1)[1])
         create_namespace(base, "bench")
         with open(os.path.join(root, "lease-create.json"), "wb") as f:
             f.write(without_resource_version(LEASE))
-        made = result(loadgen(["--port", str(port), "create", "/apis/coordination.k8s.io/v1/namespaces/bench/leases",
-                               os.path.join(root, "lease-create.json"), "node", str(leases), "--rvs"]))
-        if made["created"] != leases:
-            raise SystemExit(f"creating leases failed: {made}")
-        rvs = made["rvs"]
+        with open(os.path.join(root, "lease.json"), "wb") as f:
+            f.write(LEASE)
+        rvs = create_leases(port, "node", leases, root)
+        tls_rvs = {p: create_leases(port, p, leases, root) for p in ("http1", "h2")}
         list_rv = max(int(v) for v in rvs.values())
         watchers = loadgen(["--port", str(port), "watch", f"/apis/coordination.k8s.io/v1/leases?watch=true&resourceVersion={list_rv}",
                             str(args.watchers), str(seconds)])
@@ -117,6 +152,13 @@ def main() -> None:
         res["server_cpu_cores"] = cpu / wall
         res["watch_events_per_s"] = watch_out["events_per_s"]
         results["megaplane"] = res
+        # 1b. the secure port, HTTP/1.1 then HTTP/2, no watchers
+        for protocol in ("http1", "h2"):
+            out, cpu, wall = measure(server.pid, lambda p=protocol: renew_tls(secure_port, kubeconfig, p,  # type: ignore[misc]
+                                                                              tls_rvs[p], seconds, root))
+            out["server_cpu_us_per_update"] = per_update(cpu, wall, seconds, out)
+            out["server_cpu_cores"] = cpu / wall
+            results[f"tls_{protocol}"] = out
     print(f"  megaplane apiserver  {res['updates_per_s']:>9,.0f} updates/s  p50 {res['p50_ms']:.2f} ms  "
           f"p99 {res['p99_ms']:.2f} ms  {res['server_cpu_us_per_update']:.0f} us CPU/update  "
           f"watch events {res['watch_events_per_s']:,.0f}/s  errors {res['errors']}", flush=True)
@@ -128,6 +170,13 @@ def main() -> None:
         results["ceiling_bare_httptools"] = ceil
     print(f"  ceiling (bare)       {ceil['updates_per_s']:>9,.0f} updates/s  p50 {ceil['p50_ms']:.2f} ms  "
           f"p99 {ceil['p99_ms']:.2f} ms  {ceil['server_cpu_us_per_update']:.0f} us CPU/update", flush=True)
+    for protocol, label in (("http1", "TLS HTTP/1.1"), ("h2", "TLS HTTP/2")):
+        out = results[f"tls_{protocol}"]
+        print(f"  {label:<20} {out['updates_per_s']:>9,.0f} updates/s  p50 {out['p50_ms']:.2f} ms  "
+              f"p99 {out['p99_ms']:.2f} ms  {out['server_cpu_us_per_update']:.0f} us CPU/update  "
+              f"{out['connections']} connections  errors {out['errors']}", flush=True)
+    h1, h2 = results["tls_http1"], results["tls_h2"]
+    results["h2_vs_http1_cpu_per_update"] = h2["server_cpu_us_per_update"] / max(h1["server_cpu_us_per_update"], 1e-9)
     ratio = res["updates_per_s"] / max(ceil["updates_per_s"], 1)
     results["ratio_vs_ceiling"] = ratio
     print()
@@ -139,6 +188,10 @@ def main() -> None:
             ["bare asyncio+httptools+uvloop (ceiling)", f"{ceil['updates_per_s']:,.0f}", f"{ceil['p50_ms']:.2f}",
              f"{ceil['p99_ms']:.2f}", f"{ceil['server_cpu_us_per_update']:.0f}", "-", "-"],
             ["ratio megaplane / ceiling", f"{ratio:.2f}", "", "", "", "", ">= 0.50"],
+            ["megaplane, TLS HTTP/1.1 (no watchers)", f"{h1['updates_per_s']:,.0f}", f"{h1['p50_ms']:.2f}",
+             f"{h1['p99_ms']:.2f}", f"{h1['server_cpu_us_per_update']:.0f}", "-", "-"],
+            ["megaplane, TLS HTTP/2 (no watchers)", f"{h2['updates_per_s']:,.0f}", f"{h2['p50_ms']:.2f}",
+             f"{h2['p99_ms']:.2f}", f"{h2['server_cpu_us_per_update']:.0f}", "-", "-"],
         ],
     ))
     print(json.dumps(results))
