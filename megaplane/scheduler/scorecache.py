@@ -20,11 +20,13 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .nodetable import NodeTable
-from .plugins import balanced_allocation, least_allocated
+from .plugins import balanced_allocation, balanced_allocation_at, least_allocated, least_allocated_at
 from .podspec import CPU, MEMORY, PodSpecInfo
 
 __all__ = ["ResourceScoreCache"]
 
+#: Up to this many changed slots are rescored one by one in plain Python, more at once with numpy.
+SCALAR_SLOTS = 16
 #: (non-zero cpu, non-zero memory, cpu request, memory request): what the two scores read of a pod.
 RequestKey = Tuple[int, int, int, int]
 
@@ -68,9 +70,17 @@ class ResourceScoreCache:
             if len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
         elif entry.position < len(journal):
-            dirty = np.unique(np.asarray(journal[entry.position:], dtype=np.int64))
-            entry.fit[dirty] = least_allocated(table, pod, dirty)
-            entry.balanced[dirty] = balanced_allocation(table, pod, dirty)
+            changed = journal[entry.position:]
+            if len(changed) <= SCALAR_SLOTS:
+                # The usual case (the node the last pod went to): plain arithmetic beats numpy's per-call cost.
+                fit, balanced = entry.fit, entry.balanced
+                for slot in set(changed):
+                    fit[slot] = least_allocated_at(table, pod, slot)
+                    balanced[slot] = balanced_allocation_at(table, pod, slot)
+            else:
+                dirty = np.unique(np.asarray(changed, dtype=np.int64))
+                entry.fit[dirty] = least_allocated(table, pod, dirty)
+                entry.balanced[dirty] = balanced_allocation(table, pod, dirty)
             entry.position = len(journal)
         self._entries.move_to_end(key)
         return entry.fit[cand], entry.balanced[cand]

@@ -28,7 +28,7 @@ Obj = Dict[str, Any]
 
 
 def random_node(rng: random.Random, i: int) -> Obj:
-    alloc = {"cpu": str(rng.choice([1, 2, 4, 8])), "memory": f"{rng.choice([2, 4, 16])}Gi",
+    alloc = {"cpu": str(rng.choice([0, 1, 2, 4, 8])), "memory": f"{rng.choice([0, 2, 4, 16])}Gi",
              "pods": str(rng.choice([3, 10, 110])), "ephemeral-storage": "100Gi"}
     if rng.random() < 0.2:
         alloc["example.com/nic"] = str(rng.choice([0, 1, 2]))
@@ -81,7 +81,9 @@ def test_score_cache_matches_fresh_scores_while_the_cluster_changes(seed: int) -
     cache = ResourceScoreCache(table, max_entries=3)  # fewer than the request shapes: entries are evicted too
     shapes = [parse_pod(random_pod(rng, 10_000 + i)) for i in range(6)]
     for step in range(400):
-        mutate(rng, table, step)
+        # Mostly one change between uses (rescored one slot at a time), sometimes a burst (rescored with numpy).
+        for burst in range(40 if step % 25 == 0 else 1):
+            mutate(rng, table, step * 100 + burst)
         pod = rng.choice(shapes)
         cand = np.flatnonzero(table.valid[: table.size])
         if len(cand) == 0:
