@@ -10,6 +10,9 @@ CRD validation and deletion.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +21,8 @@ from typing import Any, Callable, Dict
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
+
+from tests.api.conftest import KUBECTL
 
 GROUP = "crd.example.com"
 NS = "default"
@@ -120,6 +125,7 @@ def test_crd_status_and_discovery(cluster, api, widgets):  # type: ignore[no-unt
     assert conds["NamesAccepted"] == ("True", "NoConflicts")
     assert conds["Established"] == ("True", "InitialNamesAccepted")
     assert crd.status.stored_versions == ["v1"]
+    assert cluster.ok("get", "crd", f"widgets.{GROUP}").splitlines()[0].split() == ["NAME", "CREATED", "AT"]
     # kubectl reads aggregated discovery (v2) first.
     agg = _get(cluster, "/apis", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
     group = next(g for g in agg["items"] if g["metadata"]["name"] == GROUP)
@@ -263,11 +269,19 @@ def test_versions_conversion_none(cluster, api, widgets):  # type: ignore[no-unt
     _poll(lambda: _served(cluster, GROUP, "v1beta1", "gizmos") and _served(cluster, GROUP, "v1", "gizmos"),
           "gizmos in both versions")
     objs = client.CustomObjectsApi(api)
+    rv = objs.list_cluster_custom_object(GROUP, "v1beta1", "gizmos")["metadata"]["resourceVersion"]
     made = objs.create_cluster_custom_object(GROUP, "v1beta1", "gizmos",
                                              {"apiVersion": f"{GROUP}/v1beta1", "kind": "Gizmo",
                                               "metadata": {"name": "g"}, "spec": {"x": 1}})
     assert made["apiVersion"] == f"{GROUP}/v1beta1"
     assert objs.get_cluster_custom_object(GROUP, "v1", "gizmos", "g")["apiVersion"] == f"{GROUP}/v1"
+    assert [i["apiVersion"] for i in objs.list_cluster_custom_object(GROUP, "v1beta1", "gizmos")["items"]] == [
+        f"{GROUP}/v1beta1"]
+    w = watch.Watch()
+    for ev in w.stream(objs.list_cluster_custom_object, GROUP, "v1beta1", "gizmos", resource_version=rv,
+                       timeout_seconds=30):
+        assert (ev["type"], ev["object"]["apiVersion"]) == ("ADDED", f"{GROUP}/v1beta1")
+        w.stop()
     group = _get(cluster, f"/apis/{GROUP}")
     assert group["preferredVersion"]["version"] == "v1"
     assert [v["version"] for v in group["versions"]] == ["v1", "v1beta1"]
@@ -312,3 +326,42 @@ def test_crd_deletion_removes_objects_and_endpoints(cluster, api, widgets):  # t
     ext.create_custom_resource_definition(_crd("doomeds", "Doomed", versions))
     _poll(lambda: _served(cluster, GROUP, "v1", "doomeds"), "doomeds to be served again")
     assert objs.list_namespaced_custom_object(GROUP, "v1", NS, "doomeds")["items"] == []
+
+
+KPT = shutil.which("kpt") or os.path.join(os.path.dirname(os.path.realpath(KUBECTL)), "kpt")
+
+
+@pytest.mark.skipif(not os.path.exists(KPT), reason="kpt is not installed")
+def test_kpt_live_init_and_apply(cluster, api, widgets, tmp_path):  # type: ignore[no-untyped-def]
+    """kpt installs its ResourceGroup CRD (a fixed wait of kpt's: ~10 s), then server-side applies the package
+    (a built-in kind and a custom resource) and records it in its ResourceGroup inventory."""
+    (tmp_path / "Kptfile").write_text("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: pkg\n")
+    (tmp_path / "cm.yaml").write_text(json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                                                  "metadata": {"name": "kpt-cm", "namespace": NS}, "data": {"a": "b"}}))
+    (tmp_path / "widget.yaml").write_text(json.dumps({**_widget("kpt-widget", color="green"),
+                                                      "metadata": {"name": "kpt-widget", "namespace": NS}}))
+    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig}
+
+    def kpt(*args: str) -> str:
+        out = subprocess.run([KPT, "live", *args, str(tmp_path)], capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert out.returncode == 0, f"kpt live {' '.join(args)}: {out.stdout}\n{out.stderr}"
+        return out.stdout
+
+    kpt("init", "--namespace", NS)
+    out = kpt("apply", "--server-side", "--reconcile-timeout=1m")
+    assert "apply result: 2 attempted, 2 successful, 0 skipped, 0 failed" in out
+    assert "reconcile result: 2 attempted, 2 successful" in out
+    objs = client.CustomObjectsApi(api)
+    groups = objs.list_namespaced_custom_object("kpt.dev", "v1alpha1", NS, "resourcegroups")["items"]
+    listed = {(r["kind"], r["name"]) for g in groups for r in (g.get("spec") or {}).get("resources") or ()}
+    assert {("ConfigMap", "kpt-cm"), ("Widget", "kpt-widget")} <= listed
+    widget = objs.get_namespaced_custom_object(GROUP, "v1", NS, "widgets", "kpt-widget")
+    assert widget["spec"] == {"color": "green", "replicas": 1, "size": "medium"}
+    assert [(m["manager"], m["operation"]) for m in widget["metadata"]["managedFields"]] == [("kubectl", "Apply")]
+    # Changed configuration, applied again: the fields kpt owns move, the defaults stay.
+    (tmp_path / "widget.yaml").write_text(json.dumps({**_widget("kpt-widget", color="blue", replicas=2),
+                                                      "metadata": {"name": "kpt-widget", "namespace": NS}}))
+    kpt("apply", "--server-side", "--reconcile-timeout=1m")
+    widget = objs.get_namespaced_custom_object(GROUP, "v1", NS, "widgets", "kpt-widget")
+    assert widget["spec"] == {"color": "blue", "replicas": 2, "size": "medium"}

@@ -16,6 +16,7 @@ same, so each serves what the others accept). Per CRD, one at a time:
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set
@@ -42,6 +43,7 @@ from megaplane.apiserver.apiextensions.customresource import (
 from megaplane.apiserver.apiextensions.names import desired_status, set_condition
 from megaplane.apiserver.apiextensions.openapi import published_schema
 from megaplane.apiserver.apiextensions.printers import table_for
+from megaplane.apiserver.printers.base import _DESC_AGE, _col, _name_col
 from megaplane.apiserver.registry.options import WriteOptions
 from megaplane.apiserver.registry.registry import Registry
 from megaplane.apiserver.watchcache import CacheEvent
@@ -49,6 +51,15 @@ from megaplane.apiserver.watchcache import CacheEvent
 __all__ = ["CustomResourceDefinitions"]
 
 log = logging.getLogger("megaplane.apiserver.apiextensions")
+
+
+def _created_at(obj: Dict[str, Any], now: datetime.datetime) -> List[Any]:
+    meta = _d(obj.get("metadata"))
+    return [meta.get("name", ""), meta.get("creationTimestamp")]
+
+
+# The CRD's Table is the default table convertor's: Name and "Created At" (RFC 3339).
+_CRD_TABLE = ([_name_col(), _col("Created At", "date", _DESC_AGE)], _created_at)
 
 
 @dataclass
@@ -73,6 +84,7 @@ class CustomResourceDefinitions:
         default = registry.stores[crd]
         registry.stores[crd] = CRDStore(crd, CRDStrategy(crd), default.cache, default.storage, default.namespaces,
                                         default._schema)
+        crd.extra["table"] = _CRD_TABLE
         self.served: Dict[str, _Served] = {}
         self._queue: "Optional[asyncio.Queue[str]]" = None
         self._pending: Set[str] = set()
@@ -182,6 +194,8 @@ class CustomResourceDefinitions:
             )
             version = CustomResourceVersion(group, r.version, kind, plural, storage, schema, entry.state,
                                             "status" in subs, _d(subs.get("scale")) if "scale" in subs else None)
+            if version.version != storage or version.defaults:
+                r.extra["watch_view"] = version.view
             await self.registry.serve(r, CustomResourceStrategy(r, version), CustomResourceStore)
             fresh.append(r)
         paths = {(r.group, r.version, r.plural) for r in fresh}

@@ -27,6 +27,7 @@ from megaplane.apiserver.apiextensions.defaulting import apply_defaults, has_def
 from megaplane.apiserver.apiextensions.printers import jsonpath, parse_jsonpath
 from megaplane.apiserver.apiextensions.pruning import prune
 from megaplane.apiserver.apiextensions.validator import validate
+from megaplane.apiserver.fieldmanager import FieldManager, type_for_schema
 from megaplane.apiserver.patch import PatchError, apply_json_patch, apply_merge_patch
 from megaplane.apiserver.registry import scale
 from megaplane.apiserver.registry.options import WriteOptions
@@ -79,6 +80,12 @@ class CustomResourceVersion:
     def storage_group_version(self) -> str:
         return f"{self.group}/{self.storage_version}"
 
+    def view(self, obj: Dict[str, Any]) -> None:
+        """A stored object as this version shows it: defaults applied, apiVersion rewritten (conversion None)."""
+        if self.defaults:
+            apply_defaults(obj, self.schema)
+        obj["apiVersion"] = f"{self.group}/{self.version}"
+
 
 class CustomResourceStrategy(Strategy):
     """customResourceStrategy (its status and scale rules; see the module docstring)."""
@@ -108,6 +115,12 @@ class CustomResourceStrategy(Strategy):
 
 class CustomResourceStore(ResourceStore):
     """The verbs of one custom resource version (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        v = self.version
+        # Field ownership follows the version's schema (list types, maps), not a deduced one.
+        self.fields = FieldManager(v.group, v.version, v.kind, v.status, type_for_schema(v.schema))
 
     @property
     def version(self) -> CustomResourceVersion:
@@ -153,9 +166,7 @@ class CustomResourceStore(ResourceStore):
         if v.version == v.storage_version and not v.defaults:
             return data
         obj = orjson.loads(data)
-        if v.defaults:
-            apply_defaults(obj, v.schema)
-        obj["apiVersion"] = self.resource.group_version
+        v.view(obj)
         return orjson.dumps(obj)
 
     def _views(self, items: List[bytes]) -> List[bytes]:
@@ -239,7 +250,7 @@ class CustomResourceStore(ResourceStore):
         causes = validate(cr, self.version.schema)
         if causes:
             raise errors.invalid(r.group, r.kind, name, causes)
-        written = await self._write_update(name, cr, str(cur.rv), [], opts, "", cur)
+        written = await self._write_update(name, cr, str(cur.rv), [], opts, "", cur, record_subresource="scale")
         return Result(self._scale_body(orjson.loads(written.data)), printable=False)
 
 

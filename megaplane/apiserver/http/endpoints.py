@@ -223,12 +223,16 @@ class ResourceEndpoints:
         protobuf = not table and bool(accept) and negotiate(accept)[0] == "protobuf" and encodable(r.group_version,
                                                                                                    r.kind)
         render: Optional[Callable[[str, CachedObject], bytes]] = None
-        if table or r.storage_of is not None:
+        # A custom resource seen through a version other than its storage one (or with defaults to apply).
+        view: Any = r.extra.get("watch_view")
+        if table or r.storage_of is not None or view is not None:
 
             def render(etype: str, obj: CachedObject) -> bytes:
                 data = orjson.loads(obj.data)
                 if r.storage_of is not None:
                     data = events_v1_from_core(data)
+                if view is not None:
+                    view(data)
                 if table:
                     return table_watch_line(r, etype, data)
                 if protobuf:
