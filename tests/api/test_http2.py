@@ -318,3 +318,31 @@ def test_body_over_the_limit_gets_413_as_over_http11(server: Server, client: H2C
     status, body = client.wait(sid)
     assert (status, body) == (413, b11)
     assert client.request("GET", "/version")[0] == 200
+
+
+def test_a_watcher_that_grants_no_window_is_cut_off(server: Server, client: H2Client) -> None:
+    base = "/api/v1/namespaces/default/secrets"
+    status, body = client.request("GET", base)
+    rv = json.loads(body)["metadata"]["resourceVersion"]
+    sid = client.start("GET", f"{base}?watch=true&resourceVersion={rv}")
+    deadline = time.monotonic() + 60
+    while sid not in client.status:
+        assert time.monotonic() < deadline
+        client.read()
+    assert _watchers(server, "secrets") == 1
+    # From here the client reads nothing, so it grants no window: past its first 64 KiB the events wait in the
+    # server, and past 4 MiB waiting the watch is closed (its client relists), as an HTTP/1.1 watcher that
+    # stops reading is once its socket backs up.
+    payload = base64.b64encode(b"x" * 200_000).decode()
+    for i in range(30):  # ~8 MiB of events
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"h2-window-{i}"}, "data": {"k": payload}}
+        s, b, _ = server.https11("POST", base, json.dumps(secret).encode(), alpn=["http/1.1"])
+        assert s == 201, b
+    while _watchers(server, "secrets") != 0:
+        assert time.monotonic() < deadline, "a watcher that grants no window kept its watch"
+        time.sleep(0.05)
+    other = H2Client(server)  # the server carries on
+    try:
+        assert other.request("GET", "/version")[0] == 200
+    finally:
+        other.close()
