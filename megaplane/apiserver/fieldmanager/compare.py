@@ -23,9 +23,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+import orjson
+
 from megaplane.apiserver.fieldmanager import fieldpath
 from megaplane.apiserver.fieldmanager.fieldpath import FieldSet
-from megaplane.apiserver.fieldmanager.typemodel import LIST, MAP, UNTYPED, Type
+from megaplane.apiserver.fieldmanager.typemodel import LIST, MAP, SCALAR, UNTYPED, Type
 
 __all__ = ["compare", "field_set", "ZERO", "MISSING", "item_element", "Comparison", "STRIPPED_METADATA"]
 
@@ -86,14 +88,20 @@ def item_element(t: Type, item: Any, index: int) -> str:
     """The path element of a list item: by its keys (associative list), its value (set), else its index."""
     lt = t.list_type
     if lt == "map" and isinstance(item, dict):
-        keys: Dict[str, Any] = {}
-        for k in t.keys:
+        # KeyByFields' compact JSON built directly (the key names sorted once, in the type): this runs for
+        # every item of every associative list a write compares.
+        parts = []
+        for k in t.sorted_keys:
             v = item.get(k, MISSING)
             if v is MISSING:
                 v = t.key_defaults.get(k, MISSING)
-            if v is not MISSING:
-                keys[k] = v
-        return fieldpath.key_element(keys)
+                if v is MISSING:
+                    continue
+            if type(v) is str and v.isalnum():
+                parts.append('"' + k + '":"' + v + '"')
+            else:
+                parts.append('"' + k + '":' + orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode())
+        return "k:{" + ",".join(parts) + "}"
     if lt == "set":
         return fieldpath.value_element(item)
     return fieldpath.index_element(index)
@@ -203,7 +211,13 @@ def _cmp_map(lm: Dict[str, Any], rm: Dict[str, Any], t: Type, zero: bool, out: _
                 lv = ZERO if k in _VALUE_STRUCTS else None if k in _NULL_LISTS else MISSING
         elif lv == rv:
             continue
-        _cmp(lv, rv, t.child(k), "f:" + k, out)
+        ct = t.child(k)
+        if ct.kind == SCALAR and lv is not MISSING:
+            if out.m is None:  # a scalar on both sides that differs: modified (the common change, inline)
+                out.m = {}
+            out.m["f:" + k] = {}
+            continue
+        _cmp(lv, rv, ct, "f:" + k, out)
     for k, lv in lm.items():
         if k not in rm and k not in skip:
             _cmp(lv, MISSING, t.child(k), "f:" + k, out)

@@ -42,7 +42,7 @@ _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 class Type:
     """One node of the type model. `kind` is SCALAR, MAP, LIST or UNTYPED (deduced from the value)."""
 
-    __slots__ = ("kind", "atomic", "list_type", "keys", "key_defaults", "_props", "_extra", "_items", "_fields",
+    __slots__ = ("kind", "atomic", "list_type", "keys", "sorted_keys", "key_defaults", "_props", "_extra", "_items", "_fields",
                  "_elem", "_overrides")
 
     def __init__(self, kind: str) -> None:
@@ -52,6 +52,7 @@ class Type:
         #: For lists: "atomic", "set" or "map".
         self.list_type = "atomic"
         self.keys: Tuple[str, ...] = ()
+        self.sorted_keys: Tuple[str, ...] = ()
         self.key_defaults: Dict[str, Any] = {}
         self._props: Optional[Dict[str, Any]] = None
         self._extra: Any = None
@@ -142,6 +143,7 @@ def _build(schema: Dict[str, Any]) -> Type:
         out.list_type = list_type
         out.atomic = list_type == "atomic"
         out.keys = keys
+        out.sorted_keys = tuple(sorted(keys))
         out.key_defaults = {k: _KEY_DEFAULTS[k] for k in keys if k in _KEY_DEFAULTS}
         return out
     if props or isinstance(extra, dict):
