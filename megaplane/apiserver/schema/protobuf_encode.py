@@ -226,19 +226,51 @@ class _Field:
         self.fixed = _FIXED_FORMATS.get(code)
 
 
+# Codes of the plan's repeated fields (the plan dispatches on one code per field).
+_RSTRING, _RMSG, _RVALUE = 100, 101, 102
+
+
 class _Message:
-    __slots__ = ("name", "fields", "_zero")
+    __slots__ = ("name", "fields", "_zero", "_plan")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.fields: List[_Field] = []
         self._zero: Optional[bytes] = None
+        self._plan: Optional[List[Tuple[str, int, bytes, bytes, _Field]]] = None
 
     def zero(self) -> bytes:
         """What gogo writes for the zero struct (its value fields and struct fields)."""
         if self._zero is None:
             self._zero = _encode(self, {})
         return self._zero
+
+    def plan(self) -> List[Tuple[str, int, bytes, bytes, _Field]]:
+        """Per field in number order: (json key, code, tag, the bytes written when the JSON lacks it, field).
+
+        Built on first use, after the whole table is compiled (a struct field's absent bytes are its
+        message's zero encoding)."""
+        if self._plan is None:
+            plan = []
+            for f in self.fields:
+                code, tag = f.code, f.tag
+                absent = b""
+                if f.repeated:
+                    code = _RSTRING if code == _STRING else _RMSG if code == _MSG else _RVALUE
+                elif code == _INLINE:
+                    pass
+                elif not f.nullable:
+                    if code == _MSG:
+                        absent = _delimited(tag, f.sub.zero())
+                    elif code in (_TIME, _MICROTIME, _RAW, _EXTRA):
+                        absent = tag + b"\x00"  # Go's zero time and a nil raw marshal to nothing
+                    elif code == _STRING:
+                        absent = tag + b"\x00"
+                    else:
+                        absent = tag + _value(code, None, f)
+                plan.append((f.key, code, tag, absent, f))
+            self._plan = plan
+        return self._plan
 
 
 def _compile() -> Tuple[Dict[str, _Message], Dict[str, _Message]]:
@@ -299,52 +331,51 @@ def _encode(msg: _Message, obj: Dict[str, Any]) -> bytes:
     """The message's bytes (without tag or length) from a JSON object."""
     out: List[bytes] = []
     append = out.append
-    for f in msg.fields:
-        code = f.code
+    get = obj.get
+    for key, code, tag, absent, f in msg._plan or msg.plan():
         if code == _INLINE:
-            append(_delimited(f.tag, _encode(f.sub, obj)))
+            append(_delimited(tag, _encode(f.sub, obj)))
             continue
-        v: Any = obj.get(f.key)
-        if f.repeated:
-            if not v:
-                continue
-            tag = f.tag
-            if code == _STRING:
-                for s in v:
-                    b = s.encode()
-                    n = len(b)
-                    append(tag + (_SMALL[n] if n < 16384 else _uvarint(n)) + b)
-            elif code == _MSG:
-                sub = f.sub
-                for item in v:
-                    append(_delimited(tag, _encode(sub, item) if item else sub.zero()))
-            else:
-                for item in v:
-                    append(tag + _value(code, item, f))
-            continue
+        v: Any = get(key)
         if v is None:
-            if f.nullable:
-                continue
-            if code == _MSG:
-                append(_delimited(f.tag, f.sub.zero()))
-                continue
-            if code == _TIME or code == _MICROTIME or code == _RAW or code == _EXTRA:
-                append(f.tag + b"\x00")  # Go's zero time and a nil raw marshal to nothing
-                continue
+            if absent:
+                append(absent)
+            continue
         if code == _STRING:
-            if v is None:
-                append(f.tag + b"\x00")
-            else:
-                b = v.encode()
-                n = len(b)
-                append(f.tag + (_SMALL[n] if n < 16384 else _uvarint(n)) + b)
+            b = v.encode()
+            n = len(b)
+            append(tag + (_SMALL[n] if n < 16384 else _uvarint(n)) + b)
         elif code == _MSG:
-            append(_delimited(f.tag, _encode(f.sub, v)))
+            b = _encode(f.sub, v)
+            n = len(b)
+            append(tag + (_SMALL[n] if n < 16384 else _uvarint(n)) + b)
+        elif code == _INT:
+            if v.__class__ is int and 0 <= v < 16384:
+                append(tag + _SMALL[v])
+            else:
+                append(tag + _scalar(code, v, None))
+        elif code == _BOOL:
+            append(tag + (b"\x01" if v else b"\x00"))
+        elif code == _RMSG:
+            sub = f.sub
+            for item in v:
+                b = _encode(sub, item) if item else sub.zero()
+                n = len(b)
+                append(tag + (_SMALL[n] if n < 16384 else _uvarint(n)) + b)
         elif code == _MAP:
             if v:
                 _map(f, v, append)
+        elif code == _RSTRING:
+            for item in v:
+                b = item.encode()
+                n = len(b)
+                append(tag + (_SMALL[n] if n < 16384 else _uvarint(n)) + b)
+        elif code == _RVALUE:
+            code = f.code
+            for item in v:
+                append(tag + _value(code, item, f))
         else:
-            append(f.tag + _value(code, v, f))
+            append(tag + _value(code, v, f))
     return b"".join(out)
 
 
