@@ -78,10 +78,12 @@ class Type:
             if self._props is not None and name in self._props:
                 t = _compile(self._props[name])
             elif isinstance(self._extra, dict):
-                t = self._elem if self._elem is not None else _compile(self._extra)
-                self._elem = t
+                # A map entry: one type for every key, and the keys (labels, data...) are not remembered.
+                if self._elem is None:
+                    self._elem = _compile(self._extra)
+                return self._elem
             else:
-                t = DEDUCED
+                return DEDUCED
         self._fields[name] = t
         return t
 
