@@ -48,7 +48,11 @@ from benchmarks import harness  # noqa: E402
 ZONE, HOST = "topology.kubernetes.io/zone", "kubernetes.io/hostname"
 #: Upstream scheduler_perf thresholds at 5000 nodes (pods/s).
 THRESHOLDS = {"SchedulingBasic": 680.0, "TopologySpreading": 460.0, "DefaultTopologySpreading": 160.0,
-              "SchedulingPodAntiAffinity": 60.0, "SchedulingPodAffinity": 35.0}
+              "SchedulingPodAntiAffinity": 60.0, "SchedulingPodAffinity": 35.0, "SchedulingNodeAffinity": 220.0,
+              "PreferredTopologySpreading": 340.0, "SchedulingWithExtendedResource": 180.0, "PreemptionAsync": 570.0,
+              "Unschedulable": 590.0}
+#: Churn workloads inject one pod per this many measured pods: upstream's 5 pods/s next to its ~500 pods/s.
+CHURN_EVERY = 100
 
 Obj = Dict[str, Any]
 PodMaker = Callable[[int], Obj]
@@ -76,6 +80,29 @@ def pod_spreading(prefix: str) -> PodMaker:
     constraint = {"maxSkew": 5, "topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule",
                   "labelSelector": {"matchLabels": {"color": "blue"}}}
     return lambda i: _pod(f"{prefix}-{i}", "default", {"color": "blue"}, topologySpreadConstraints=[constraint])
+
+
+def pod_preferred_spreading(prefix: str) -> PodMaker:
+    constraint = {"maxSkew": 5, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
+                  "labelSelector": {"matchLabels": {"color": "blue"}}}
+    return lambda i: _pod(f"{prefix}-{i}", "default", {"color": "blue"}, topologySpreadConstraints=[constraint])
+
+
+def pod_node_affinity(prefix: str) -> PodMaker:
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": ZONE, "operator": "In", "values": ["zone1", "zone2"]}]}]}}}
+    return lambda i: _pod(f"{prefix}-{i}", "default", {}, affinity=affinity)
+
+
+def pod_requesting(prefix: str, cpu: str, priority: int = 0, extended: str = "") -> PodMaker:
+    def make(i: int) -> Obj:
+        obj = _pod(f"{prefix}-{i}", "default", {}, priority=priority)
+        requests = obj["spec"]["containers"][0]["resources"]["requests"]
+        requests["cpu"] = cpu
+        if extended:
+            requests[extended.format(i=i)] = "1"
+        return obj
+    return make
 
 
 def pod_of_service(prefix: str) -> PodMaker:
@@ -111,7 +138,28 @@ WORKLOADS: Dict[str, Tuple[List[str], PodMaker, PodMaker, Dict[str, Tuple[int, i
                                   {"500Nodes": (500, 100, 400), "5000Nodes_2000Pods": (5000, 1000, 1000)}),
     "SchedulingPodAffinity": (["zone1"], pod_affinity("init", "sched-0"), pod_affinity("measure", "sched-1"),
                               {"500Nodes": (500, 500, 1000), "5000Nodes_5000Pods": (5000, 5000, 5000)}),
+    "SchedulingNodeAffinity": (["zone1"], pod_node_affinity("init"), pod_node_affinity("measure"),
+                               {"500Nodes": (500, 500, 1000), "5000Nodes_10000Pods": (5000, 5000, 10000)}),
+    "PreferredTopologySpreading": (["moon-1", "moon-2", "moon-3"], pod_default("init"),
+                                   pod_preferred_spreading("measure"),
+                                   {"500Nodes": (500, 1000, 1000), "5000Nodes_5000Pods": (5000, 5000, 5000)}),
+    # Each node has its own extended resource foo.com/bar-<i> and pod i asks for it: one feasible node per pod.
+    # Upstream's size is 5000: NodeTable keeps a column per resource, so 5000 resources would be a 5000x5000
+    # table; the 500-node shape is run in both modes.
+    "SchedulingWithExtendedResource": ([], pod_default("init"), pod_requesting("measure", "100m",
+                                                                                extended="foo.com/bar-{i}"),
+                                       {"500Nodes": (500, 0, 500), "5000Nodes_500Pods": (500, 0, 500)}),
+    # 4 low-priority pods of 900m per 4-CPU node; a high-priority 3-CPU pod (which must preempt three of them)
+    # every CHURN_EVERY measured pods; the measured pods (100m) always fit.
+    "PreemptionAsync": ([], pod_requesting("init", "900m"), pod_default("measure"),
+                        {"500Nodes": (500, 2000, 500), "5000Nodes": (5000, 20000, 5000)}),
+    # A 9-CPU high-priority pod, which fits nowhere and preempts nothing, every CHURN_EVERY measured pods.
+    "Unschedulable": ([], pod_default("init"), pod_default("measure"),
+                      {"500Nodes": (500, 10, 1000), "5000Nodes_10000Pods": (5000, 100, 10000)}),
 }
+#: The churn pods of the churn workloads.
+CHURN: Dict[str, PodMaker] = {"PreemptionAsync": pod_requesting("churn", "3", priority=10),
+                              "Unschedulable": pod_requesting("churn", "9", priority=10)}
 
 
 def run(name: str, size: str) -> Dict[str, Any]:
@@ -119,31 +167,51 @@ def run(name: str, size: str) -> Dict[str, Any]:
     from megaplane.scheduler.nodetable import NodeTable
     from megaplane.scheduler.podspec import parse_pod
 
+    from megaplane.scheduler.preemption import Preemptor
+
     zones, make_init, make_measured, sizes = WORKLOADS[name]
     nodes, init, measured = sizes[size]
     table = NodeTable(capacity=nodes)
     for i in range(nodes):
-        table.upsert_node(node(i, zones[i % len(zones)]))
+        n = node(i, zones[i % len(zones)] if zones else "")
+        if name == "SchedulingWithExtendedResource":
+            n["status"]["allocatable"][f"foo.com/bar-{i}"] = "1"
+        table.upsert_node(n)
     # DefaultTopologySpreading's pods belong to a Service: the system default constraints apply to them.
     table.objects.upsert("services", {"metadata": {"name": "web", "namespace": "default"},
                                       "spec": {"selector": {"app": "web"}}})
     algorithm = Algorithm(table, rng=random.Random(1))
+    preemptor = Preemptor(table, algorithm, rng=random.Random(2))
+    churn = CHURN.get(name)
 
-    def place(make: PodMaker, count: int) -> int:
+    def schedule(info: Any) -> bool:
+        try:
+            result = algorithm.schedule(info)
+        except FitError:
+            # DefaultPreemption as the scheduler runs it; victims are taken off at once (their deletion is the
+            # API server's part) and the preemptor placed on the node it was nominated to.
+            candidate, _ = preemptor.preempt(info, algorithm.statuses(info))
+            if candidate is None:
+                return False
+            for victim in candidate.victims:
+                table.remove_pod(victim.info.key)
+            table.add_pod(info, candidate.node, assumed=True)
+            return True
+        table.add_pod(info, result.node, assumed=True)
+        return True
+
+    def place(make: PodMaker, count: int, churning: bool = False) -> int:
         failed = 0
         for i in range(count):
-            info = parse_pod(make(i))
-            try:
-                result = algorithm.schedule(info)
-            except FitError:
+            if churning and churn is not None and i % CHURN_EVERY == 0:
+                schedule(parse_pod(churn(i)))
+            if not schedule(parse_pod(make(i))):
                 failed += 1
-                continue
-            table.add_pod(info, result.node, assumed=True)
         return failed
 
     place(make_init, init)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    failed = place(make_measured, measured)
+    failed = place(make_measured, measured, churning=True)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {"workload": f"{name}/{size}", "nodes": nodes, "init_pods": init, "measured_pods": measured,
             "seconds": elapsed, "pods_per_s": measured / elapsed, "cpu_us_per_pod": 1e6 * cpu / measured,
