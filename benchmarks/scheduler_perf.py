@@ -166,7 +166,6 @@ def run(name: str, size: str) -> Dict[str, Any]:
     from megaplane.scheduler.algorithm import Algorithm, FitError
     from megaplane.scheduler.nodetable import NodeTable
     from megaplane.scheduler.podspec import parse_pod
-
     from megaplane.scheduler.preemption import Preemptor
 
     zones, make_init, make_measured, sizes = WORKLOADS[name]
