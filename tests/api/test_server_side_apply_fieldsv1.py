@@ -111,3 +111,28 @@ def test_schema_given_by_a_crd() -> None:
     t = type_for_schema(schema)
     obj = {"spec": {"size": 1, "items": [{"id": "a", "v": 1}]}}
     assert field_set(obj, t) == {"f:spec": {"f:size": {}, "f:items": {'k:{"id":"a"}': {".": {}, "f:id": {}, "f:v": {}}}}}
+
+
+def test_custom_resource_apply_merges_by_schema_keys_and_conflicts() -> None:
+    """What C2's CustomResourceStore does with a CRD version's schema: apply by its list-map keys."""
+    from megaplane.apimachinery.errors import StatusError
+
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "items": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"],
+                  "items": {"type": "object", "properties": {"id": {"type": "string"}, "v": {"type": "integer"}}}},
+        "size": {"type": "integer"}}}}}
+    fm = FieldManager("example.com", "v1", "Widget", True, type_for_schema(schema))
+    a = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+         "spec": {"size": 1, "items": [{"id": "a", "v": 1}]}}
+    live = fm.apply(None, copy.deepcopy(a), "alice", False)
+    b = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+         "spec": {"items": [{"id": "b", "v": 2}]}}
+    live = fm.apply(copy.deepcopy(live), b, "bob", False)
+    assert [i["id"] for i in live["spec"]["items"]] == ["a", "b"]
+    with pytest.raises(StatusError) as err:
+        fm.apply(copy.deepcopy(live), {**b, "spec": {"size": 2}}, "bob", False)
+    assert err.value.code == 409
+    assert err.value.message == 'Apply failed with 1 conflict: conflict with "alice": .spec.size'
+    # Alice lets go of her item: it goes; bob's stays.
+    live = fm.apply(copy.deepcopy(live), {**a, "spec": {"size": 1}}, "alice", False)
+    assert live["spec"]["items"] == [{"id": "b", "v": 2}]
