@@ -202,6 +202,27 @@ def test_lists_in_protobuf_equal_the_json_lists(cluster: Cluster, ref: Reference
         ref, as_json)
 
 
+def test_subresources_and_converted_kinds_in_protobuf(cluster: Cluster, ref: ReferenceEncoder, created: Any) -> None:
+    # the scale subresource (autoscaling/v1 Scale) and events.k8s.io/v1 Events (a view of the core Events)
+    for path in ("/apis/apps/v1/namespaces/pb/deployments/dep/scale", "/apis/events.k8s.io/v1/namespaces/pb/events/ev",
+                 "/apis/events.k8s.io/v1/namespaces/pb/events"):
+        as_json = ok(cluster, "GET", path)
+        for item in as_json.get("items", []):
+            item.pop("kind", None), item.pop("apiVersion", None)
+        status, ctype, body = call(cluster, "GET", path, CLIENT_GO)
+        assert (status, ctype) == (200, PB) and body == ref_encode(ref, as_json), path
+    rv = ok(cluster, "GET", "/api/v1/namespaces/pb/events")["metadata"]["resourceVersion"]
+    watch = Stream(cluster, f"/apis/events.k8s.io/v1/namespaces/pb/events?watch=1&resourceVersion={rv}", CLIENT_GO)
+    try:
+        ok(cluster, "POST", "/api/v1/namespaces/pb/events", {
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": "ev2"}, "reason": "R", "message": "m",
+            "involvedObject": {"kind": "Pod", "namespace": "pb", "name": "web"}, "type": "Normal"})
+        ((etype, obj),) = watch.frames(ref, 1)
+    finally:
+        watch.close()
+    assert etype == "ADDED" and obj == ref_encode(ref, ok(cluster, "GET", "/apis/events.k8s.io/v1/namespaces/pb/events/ev2"))
+
+
 def test_update_patch_delete_answer_in_protobuf(cluster: Cluster, ref: ReferenceEncoder, created: Any) -> None:
     path = "/api/v1/namespaces/pb/configmaps/cm"
     cm = ok(cluster, "GET", path)
