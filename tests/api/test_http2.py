@@ -29,6 +29,9 @@ import h2.events
 import pytest
 import yaml
 
+from megaplane.apiserver.http.limits import TransportLimits
+from megaplane.apiserver.http.messages import Request, Response
+from megaplane.apiserver.http.transport import HTTPServer
 from tests.api.conftest import KUBECTL, Cluster, start_megaplane
 
 
@@ -346,3 +349,122 @@ def test_a_watcher_that_grants_no_window_is_cut_off(server: Server, client: H2Cl
         assert other.request("GET", "/version")[0] == 200
     finally:
         other.close()
+
+
+# -- the transport alone: an HTTPServer in this process, on a real TLS socket, with a handler that waits ----------
+
+
+class InProcess:
+    """An HTTPServer with a handler that answers `/wait` only when told, on a loop in a thread of its own."""
+
+    def __init__(self, root: str, limits: TransportLimits) -> None:
+        import asyncio
+        import threading
+
+        from megaplane.apiserver.http.tls import ensure_certs, server_ssl_context
+
+        self.ca, crt, key = ensure_certs(os.path.join(root, "pki"))
+        self.loop = asyncio.new_event_loop()
+        self.waiting: "asyncio.Future[None]" = self.loop.create_future()
+        self.http = HTTPServer(self.handle, limits=limits)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.port = self.call(self.http.listen("127.0.0.1", 0, server_ssl_context(crt, key)))
+
+    async def handle(self, req: Request) -> Response:
+        if req.path == "/wait":
+            await self.waiting
+        return Response(200, b'{"path":"%s"}' % req.path.encode())
+
+    def call(self, coro):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def protocols(self) -> List[str]:
+        async def names() -> List[str]:
+            return sorted(type(c).__name__ for c in self.http.connections)
+
+        return self.call(names())  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        import asyncio
+
+        self.call(self.http.close())
+        deadline = time.monotonic() + 10
+        while self.http.connections and time.monotonic() < deadline:  # TLS shutdowns take a few loop turns
+            self.call(asyncio.sleep(0.05))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()  # nothing left to a finalizer (late ResourceWarnings upset CPython 3.11.7's AST checks)
+
+
+@pytest.fixture(scope="module")
+def in_process() -> Iterator[InProcess]:
+    root = tempfile.mkdtemp(prefix="megaplane-h2-transport-")
+    server = InProcess(root, TransportLimits(request_timeout=1.0, idle_timeout=1.0))
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class _Local:
+    """What H2Client needs of a Server, for the in-process one (no credentials)."""
+
+    def __init__(self, server: InProcess) -> None:
+        self.secure_port = server.port
+        self.auth: List[Tuple[str, str]] = []
+        self.ca = server.ca
+        self.cert = None
+
+    def context(self, alpn: Optional[List[str]]) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca)
+        if alpn is not None:
+            ctx.set_alpn_protocols(alpn)
+        return ctx
+
+
+def test_a_waiting_handler_gets_504_on_its_stream_and_the_others_are_answered(in_process: InProcess) -> None:
+    client = H2Client(_Local(in_process))  # type: ignore[arg-type]
+    try:
+        slow = client.start("GET", "/wait")
+        assert client.request("GET", "/fast") == (200, b'{"path":"/fast"}')  # not behind the waiting one
+        status, body = client.wait(slow)
+        assert status == 504
+        assert json.loads(body)["reason"] == "Timeout"
+        assert client.request("GET", "/after") == (200, b'{"path":"/after"}')
+    finally:
+        client.close()
+
+
+def test_goaway_when_idle_and_when_the_server_closes(in_process: InProcess) -> None:
+    client = H2Client(_Local(in_process))  # type: ignore[arg-type]
+    try:
+        assert in_process.protocols() == ["H2Connection"]  # counted with the server's connections
+        assert client.request("GET", "/x")[0] == 200
+        deadline = time.monotonic() + 30
+        while client.terminated is None:  # idle past idle_timeout: GOAWAY, then closed
+            assert time.monotonic() < deadline, "no GOAWAY for an idle connection"
+            try:
+                client.read()
+            except ConnectionError:
+                break
+        assert client.terminated is not None and client.terminated.error_code == h2.errors.ErrorCodes.NO_ERROR
+    finally:
+        client.close()
+    late = H2Client(_Local(in_process))  # type: ignore[arg-type]
+    try:
+        assert late.request("GET", "/y")[0] == 200
+        in_process.call(in_process.http.close())
+        deadline = time.monotonic() + 30
+        while late.terminated is None:
+            assert time.monotonic() < deadline, "no GOAWAY when the server closed"
+            try:
+                late.read()
+            except (ConnectionError, OSError):
+                break
+        assert late.terminated is not None and late.terminated.error_code == h2.errors.ErrorCodes.NO_ERROR
+    finally:
+        late.close()
