@@ -293,6 +293,13 @@ def test_kubectl_uses_http2(server: Server) -> None:
     # Go's http2 Transport reports each connection it opens and the response headers it decodes.
     assert "http2: Transport creating client conn" in out.stderr
     assert re.search(r"http2: Transport received HEADERS flags=\S*END_HEADERS stream=\d+", out.stderr), out.stderr
+    # client-go's DISABLE_HTTP2 leaves it on HTTP/1.1, which the server still speaks on the same port.
+    out = subprocess.run([KUBECTL, "--kubeconfig", server.cluster.kubeconfig, "--cache-dir",
+                          tempfile.mkdtemp(dir=server.cluster.root), "get", "namespaces", "-o", "name"],
+                         capture_output=True, text=True, timeout=60, env={**env, "DISABLE_HTTP2": "1"})
+    assert out.returncode == 0, out.stderr
+    assert "namespace/default" in out.stdout
+    assert "http2: Transport" not in out.stderr
 
 
 def test_oversized_headers_get_431_as_over_http11(server: Server, client: H2Client) -> None:
