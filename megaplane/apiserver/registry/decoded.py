@@ -16,6 +16,8 @@ from megaplane.apiserver.watchcache import CachedObject, WatchCache
 
 __all__ = ["DecodedObjects"]
 
+_EMPTY: List[Tuple[CachedObject, Dict[str, Any]]] = []
+
 
 class DecodedObjects:
     def __init__(self, cache: WatchCache) -> None:
@@ -35,4 +37,6 @@ class DecodedObjects:
 
     def in_namespace(self, namespace: str) -> List[Tuple[CachedObject, Dict[str, Any]]]:
         prefix = self.resource.namespace_prefix(namespace)
+        if not self.cache.count_prefix(prefix):
+            return _EMPTY  # the common case (no LimitRange, no quota): no list, no iterator
         return [(cur, self.decode(cur)) for cur in self.cache.iter_prefix(prefix)]

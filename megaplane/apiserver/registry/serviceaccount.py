@@ -88,11 +88,13 @@ class ServiceAccountAdmission:
         if name != DEFAULT_SERVICE_ACCOUNT:
             return
         namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+        if self._account(namespace, name) is not None:
+            return
         interval = random.uniform(0.1, 0.2)
         for _ in range(_DEFAULT_TRIES - 1):
+            await asyncio.sleep(interval)
             if self._account(namespace, name) is not None:
                 return
-            await asyncio.sleep(interval)
 
     def admit_create(self, resource: Resource, obj: Dict[str, Any]) -> None:
         if not self._applies(resource, obj):
