@@ -2,7 +2,8 @@
 
 As kube-controller-manager's namespace controller (pkg/controller/namespace):
 when a namespace has a deletionTimestamp, every namespaced resource in it
-is deleted (background propagation); objects held by finalizers or in a
+(the built-in kinds, and the custom resources of the established namespaced
+CRDs, which upstream finds through discovery) is deleted (background propagation); objects held by finalizers or in a
 pod's grace period are only marked and waited for. Progress is reported
 in upstream's five status conditions. Once nothing is left, the
 `kubernetes` finalizer is removed through `namespaces/{name}/finalize`,
@@ -21,6 +22,7 @@ from megaplane.client import (
     ConflictError,
     MethodNotAllowedError,
     NotFoundError,
+    ResourceRef,
 )
 from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
@@ -32,6 +34,7 @@ log = logging.getLogger("megaplane.controllers.namespace")
 
 # spec.finalizers entry this controller owns.
 FINALIZER = "kubernetes"
+_CRDS = ResourceRef("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
 # How soon a namespace whose content is still going away is looked at again.
 RECHECK_SECONDS = 0.2
 
@@ -57,6 +60,24 @@ class NamespaceController(QueueController):
         # events.k8s.io Events are core Events stored once.
         self.contents = [ref for ref in BUILTIN.values() if ref.namespaced and ref.group != "events.k8s.io"]
 
+    async def _custom_resources(self) -> List[ResourceRef]:
+        """The namespaced custom resources (what discovery adds to the built-in kinds): one served version of
+        each established namespaced CRD."""
+        try:
+            crds = (await self.client.resource(_CRDS).list_all())["items"]
+        except (NotFoundError, MethodNotAllowedError):
+            return []
+        out = []
+        for crd in crds:
+            spec, status = crd.get("spec") or {}, crd.get("status") or {}
+            names = status.get("acceptedNames") or {}
+            established = any(c.get("type") == "Established" and c.get("status") == "True"
+                              for c in status.get("conditions") or ())
+            served = [v.get("name") for v in spec.get("versions") or () if v.get("served")]
+            if established and served and spec.get("scope") == "Namespaced" and names.get("plural"):
+                out.append(ResourceRef(spec.get("group", ""), served[0], names["plural"], names.get("kind", ""), True))
+        return out
+
     def _enqueue(self, ns: Any) -> None:
         if ns.get("metadata", {}).get("deletionTimestamp"):
             self.queue.add(ns["metadata"]["name"])
@@ -68,13 +89,14 @@ class NamespaceController(QueueController):
             return
         remaining: Dict[str, int] = {}
         finalizers: Dict[str, int] = {}
-        for ref in list(self.contents):
+        for ref in list(self.contents) + await self._custom_resources():
             rc = self.client.resource(ref)
             try:
                 items = (await rc.list_all(name))["items"]
             except (NotFoundError, MethodNotAllowedError):
                 # Not served by this API server (the client's table is wider): as discovery would, skip it.
-                self.contents.remove(ref)
+                if ref in self.contents:
+                    self.contents.remove(ref)
                 continue
             for obj in items:
                 meta = obj["metadata"]

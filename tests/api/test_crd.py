@@ -241,6 +241,14 @@ def test_watch_custom_objects(widgets):  # type: ignore[no-untyped-def]
     assert seen == ["ADDED", "DELETED"]
 
 
+def test_namespace_deletion_deletes_custom_resources(cluster, api, widgets):  # type: ignore[no-untyped-def]
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": "crd-ns"}})
+    widgets.create_namespaced_custom_object(GROUP, "v1", "crd-ns", "widgets", _widget("inside", color="red"))
+    cluster.ok("delete", "namespace", "crd-ns")  # waits until the namespace controller emptied it and it is gone
+    assert widgets.list_cluster_custom_object(GROUP, "v1", "widgets",
+                                              field_selector="metadata.namespace=crd-ns")["items"] == []
+
+
 def test_openapi_documents_follow_crds(cluster, api, widgets):  # type: ignore[no-untyped-def]
     doc = _get(cluster, f"/openapi/v3/apis/{GROUP}/v1")
     schema = doc["components"]["schemas"]["com.example.crd.v1.Widget"]
