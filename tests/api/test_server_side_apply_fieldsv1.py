@@ -136,3 +136,18 @@ def test_custom_resource_apply_merges_by_schema_keys_and_conflicts() -> None:
     # Alice lets go of her item: it goes; bob's stays.
     live = fm.apply(copy.deepcopy(live), {**a, "spec": {"size": 1}}, "alice", False)
     assert live["spec"]["items"] == [{"id": "b", "v": 2}]
+
+
+def test_more_than_ten_update_managers_merge_into_ancient_changes() -> None:
+    fm = FieldManager("", "v1", "ConfigMap", False)
+    obj: dict = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}
+    for i in range(12):
+        new = copy.deepcopy(obj)
+        new["data"][f"k{i:02d}"] = "v"
+        fm.updated(obj if i else None, new, f"m{i:02d}")
+        obj = new
+    entries = obj["metadata"]["managedFields"]
+    assert len(entries) == 10
+    [bucket] = [e for e in entries if e["manager"] == "ancient-changes"]
+    assert set(bucket["fieldsV1"]["f:data"]) >= {"f:k00", "f:k01", "f:k02"}
+    assert {e["manager"] for e in entries} == {"ancient-changes"} | {f"m{i:02d}" for i in range(3, 12)}

@@ -51,6 +51,9 @@ __all__ = [
 ]
 
 BEFORE_FIRST_APPLY = "before-first-apply"
+#: DefaultMaxUpdateManagers, and the bucket the oldest go into past it.
+MAX_UPDATE_MANAGERS = 10
+ANCIENT_CHANGES = "ancient-changes"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: validation.FieldManagerMaxLength
 FIELD_MANAGER_MAX_LENGTH = 128
@@ -112,6 +115,36 @@ def _entry(manager: str, operation: str, api_version: str, time: Optional[str], 
     if subresource:
         e["subresource"] = subresource
     return e
+
+
+def _cap_updaters(entries: List[Entry]) -> List[Entry]:
+    """capManagersManager: past 10 Update entries the oldest are merged, per apiVersion, into "ancient-changes"."""
+    updaters = [e for e in entries if e.get("operation") == "Update"]
+    if len(updaters) <= MAX_UPDATE_MANAGERS:
+        return entries
+    updaters.sort(key=lambda e: (e.get("time") or "", _identity(e)))
+    out = [e for e in entries if e.get("operation") != "Update"]
+    first: Dict[str, Entry] = {}
+    buckets: Dict[str, Entry] = {}
+    keep: List[Entry] = []
+    length = len(updaters)
+    for e in updaters:
+        if length <= MAX_UPDATE_MANAGERS:
+            keep.append(e)
+            continue
+        version = e.get("apiVersion", "")
+        if version not in first:
+            first[version] = e
+            keep.append(e)
+            continue
+        bucket = buckets.get(version)
+        base = bucket if bucket is not None else first[version]
+        if bucket is None:
+            keep.remove(base)
+        merged = _entry(ANCIENT_CHANGES, "Update", version, e.get("time"), fieldpath.union(_set(base), _set(e)), "")
+        buckets[version] = merged
+        length -= 1
+    return out + keep + list(buckets.values())
 
 
 def _sort_key(e: Entry) -> Tuple[str, str, str, str, str]:
@@ -231,6 +264,8 @@ class FieldManager:
             if mine is not before:
                 mine = fieldpath.canonical(mine)
             out.append(_entry(manager, "Update", self.api_version, now, mine, sub))
+        if len(out) > MAX_UPDATE_MANAGERS:
+            out = _cap_updaters(out)
         if out:
             meta["managedFields"] = _sorted(out)
         else:
