@@ -51,7 +51,7 @@ class ClusterRoleAggregationController:
     def __init__(self, client: Client, *, informers: Optional[SharedInformerFactory] = None) -> None:
         self.client = client
         self.roles = client.resource("rbac.authorization.k8s.io/v1", "clusterroles")
-        self.informers = informers or SharedInformerFactory()
+        self.informers = informers if informers is not None else SharedInformerFactory()  # an empty one is falsy
         self._own_factory = informers is None
         self.informer = self.informers.informer(self.roles)
         self._wake = asyncio.Event()

@@ -59,7 +59,9 @@ class NodeAuthorizer:
             if verb != "create" and name != node:
                 return no_opinion("can only access node lease with the same name as the requesting node")
             return ALLOW
-        if not group and resource in _GRAPH_RESOURCES and not subresource and verb == "get":
+        if not group and resource in _GRAPH_RESOURCES and not subresource:
+            if verb != "get":
+                return no_opinion("can only get individual resources of this type")
             return no_opinion(f"no relationship found between node '{node}' and this object")
         if not group and resource == "nodes" and name and name != node and verb in ("update", "patch", "delete"):
             return no_opinion(f'node "{node}" is not allowed to modify node "{name}"')
