@@ -311,6 +311,7 @@ class H2Connection(asyncio.Protocol):
                 headers[key] = v
         now = time.monotonic()
         st = _Stream(sid, method, path, headers, now + self.server.limits.request_timeout)
+        st.remote_ended = ev.stream_ended is not None  # a request without a body: no reset after a refusal
         self.streams[sid] = st
         self.server.idle.pop(self, None)  # type: ignore[call-overload]
         if st.deadline < self.deadline:
@@ -326,7 +327,7 @@ class H2Connection(asyncio.Protocol):
         sid = ev.stream_id
         try:
             self.h2.acknowledge_received_data(ev.flow_controlled_length, sid)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:
             pass
         st = self.streams.get(sid)
         if st is None or st.refused:
@@ -460,7 +461,7 @@ class H2Connection(asyncio.Protocol):
                 conn.send_data(sid, body, end_stream=True)
                 self._sent(st)
                 return
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:  # the stream (or, after GOAWAY, the connection) is closed
             self._forget(st)
             return
         self._queue(st, body, True)
@@ -480,7 +481,7 @@ class H2Connection(asyncio.Protocol):
                 (b"content-type", resp.content_type),
                 (b"date", _date_header()[6:-2]),
             ])
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:
             self._forget(st)
             return
         sink = st.sink = H2Sink(self, st)
@@ -524,6 +525,7 @@ class H2Connection(asyncio.Protocol):
         conn = self.h2
         out = st.out
         sid = st.id
+        progress = False
         try:
             while out:
                 n = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size, len(out))
@@ -533,12 +535,14 @@ class H2Connection(asyncio.Protocol):
                 conn.send_data(sid, bytes(out[:n]), end_stream=last)
                 del out[:n]
                 self.pending_bytes -= n
+                progress = True
                 if last:
                     st.stalled_since = 0.0
                     self._sent(st)
                     return
             if out:
-                if not st.stalled_since:
+                # The stall clock runs from the last progress: a client that reads slowly is not cut off.
+                if progress or not st.stalled_since:
                     st.stalled_since = time.monotonic()
                     self.stalled_since = self.stalled_since or st.stalled_since
                 return
@@ -546,7 +550,7 @@ class H2Connection(asyncio.Protocol):
             if st.end:
                 conn.end_stream(sid)
                 self._sent(st)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+        except h2.exceptions.ProtocolError:
             self.pending_bytes -= len(out)
             st.out = bytearray()
             self._forget(st)
@@ -568,7 +572,7 @@ class H2Connection(asyncio.Protocol):
             st.refused = True
             try:
                 self.h2.reset_stream(st.id, _NO_ERROR)
-            except h2.exceptions.StreamClosedError:
+            except h2.exceptions.ProtocolError:
                 pass
         self._forget(st)
 
@@ -600,7 +604,7 @@ class H2Connection(asyncio.Protocol):
         st.out = bytearray()
         try:
             self.h2.reset_stream(st.id, code)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:
             pass
         self._lose(st)
         self._maybe_idle()
