@@ -196,9 +196,27 @@ def test_serviceaccount_token_from_kubectl_create_token(server: Server) -> None:
     assert status == 201 and review["status"]["authenticated"] is True
     assert review["status"]["user"]["username"] == "system:serviceaccount:default:robot"
     assert review["status"]["audiences"] == ["https://kubernetes.default.svc.cluster.local"]
-    # A token for another audience does not authenticate API requests.
+    # A token for another audience does not authenticate API requests; a review for that audience says yes.
     other = server.ok("create", "token", "robot", "--audience", "vault").strip()
     assert server.request("GET", "/api/v1/namespaces", token=other) == (401, UNAUTHORIZED)
+    assert _review(server, other) == (False, [])
+    assert _review(server, other, ["vault", "x"]) == (True, ["vault"])
+
+
+def _review(server: Server, token: str, audiences: Optional[list] = None) -> Tuple[bool, list]:
+    spec: Dict[str, Any] = {"token": token}
+    if audiences is not None:
+        spec["audiences"] = audiences
+    status, review = server.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                                    {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec})
+    assert status == 201, review
+    return review["status"]["authenticated"], review["status"].get("audiences", [])
+
+
+def test_token_review_of_a_static_token_is_for_the_api_audiences_only(server: Server) -> None:
+    assert _review(server, TOKEN) == (True, ["https://kubernetes.default.svc.cluster.local"])
+    assert _review(server, TOKEN, ["vault"]) == (False, [])
+    assert _review(server, "not-a-real-token") == (False, [])
 
 
 def test_token_request_refusals(server: Server) -> None:

@@ -100,7 +100,7 @@ def build(registry: Registry, config: AuthenticationConfig) -> RequestAuthentica
         authenticator = AnonymousOnly()
         union: Optional[RequestAuthentication] = None
     else:
-        union = RequestAuthentication(certificates, token_file, service_accounts, config.anonymous_auth)
+        union = RequestAuthentication(certificates, token_file, service_accounts, config.anonymous_auth, audiences)
         authenticator = union
 
     def check_token(token: str, wanted: Sequence[str]) -> Optional[Tuple[UserInfo, Tuple[str, ...]]]:

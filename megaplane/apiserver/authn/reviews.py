@@ -95,6 +95,6 @@ class TokenReviews:
             who, valid_for = found
             status["authenticated"] = True
             status["user"] = user_info_json(who)
-            status["audiences"] = list(wanted) if wanted else list(valid_for)
+            status["audiences"] = [a for a in wanted if a in valid_for] if wanted else list(valid_for)
         return created({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "metadata": _metadata(obj),
                         "spec": spec, "status": status})

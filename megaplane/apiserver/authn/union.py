@@ -27,7 +27,9 @@ def unauthorized() -> errors.StatusError:
 
 class RequestAuthentication:
     def __init__(self, certificates: Optional[CertificateAuthenticator], token_file: Optional[TokenFile],
-                 service_accounts: Optional[ServiceAccountTokens], anonymous: bool) -> None:
+                 service_accounts: Optional[ServiceAccountTokens], anonymous: bool,
+                 api_audiences: Sequence[str] = ()) -> None:
+        self.api_audiences = tuple(api_audiences)
         self.certificates = certificates
         self.token_file = token_file
         self.service_accounts = service_accounts
@@ -65,12 +67,17 @@ class RequestAuthentication:
         """(user, audiences) for a token one of the token authenticators accepts; None if none knows it.
 
         A ServiceAccount token that is ours but invalid raises 401. Static tokens are valid for the API
-        audiences only (upstream wraps audience-agnostic authenticators so).
+        audiences only (upstream's WrapAudienceAgnosticToken): a review for other audiences refuses them.
         """
         if self.token_file is not None:
             user = self.token_file.authenticate_token(token)
             if user is not None:
-                return user, ()
+                if audiences is None:
+                    return user, self.api_audiences
+                valid = tuple(a for a in audiences if a in self.api_audiences)
+                if not valid and self.api_audiences:
+                    raise unauthorized()  # token audiences are invalid for the target audiences
+                return user, valid
         if self.service_accounts is not None:
             return self.service_accounts.authenticate_token(token, audiences)
         return None
