@@ -23,11 +23,20 @@ from megaplane.apimachinery import errors
 from megaplane.apimachinery.listoptions import list_options
 from megaplane.apimachinery.resources import SUBRESOURCE_VERBS, Resource, by_path
 from megaplane.apimachinery.scheme import check_kind
-from megaplane.apimachinery.user import LOOPBACK_USER, UserInfo
+from megaplane.apimachinery.user import (
+    APISERVER_USER,
+    FLEET_USER,
+    KUBE_CONTROLLER_MANAGER_USER,
+    KUBE_SCHEDULER_USER,
+    LOOPBACK_USER,
+    NODE_USER_PREFIX,
+    SERVICE_ACCOUNT_USER_PREFIX,
+    UserInfo,
+)
 from megaplane.apimachinery.watchevent import event_line
 from megaplane.apiserver.http.decode import delete_options_from
 from megaplane.apiserver.http.encoding import list_body
-from megaplane.apiserver.http.endpoints import apply_options, decode_apply
+from megaplane.apiserver.http.endpoints import apply_options, decode_apply, with_manager
 from megaplane.apiserver.patch import PatchError, decode_patch
 from megaplane.apiserver.registry.eviction import EVICTION
 from megaplane.apiserver.registry.options import write_options
@@ -51,6 +60,19 @@ def _typed(exc: errors.StatusError) -> errors.StatusError:
     return error_from_response(exc.code, exc.headers, exc.body())
 
 
+def _agent(user: str) -> str:
+    """The User-Agent prefix upstream's component would send (its default field manager)."""
+    if user == APISERVER_USER:
+        return "kube-apiserver"
+    if user == KUBE_SCHEDULER_USER:
+        return "kube-scheduler"
+    if user == KUBE_CONTROLLER_MANAGER_USER or user.startswith(SERVICE_ACCOUNT_USER_PREFIX + "kube-system:"):
+        return "kube-controller-manager"
+    if user == FLEET_USER or user.startswith(NODE_USER_PREFIX):
+        return "kubelet"
+    return user
+
+
 class LoopbackTransport:
     """`megaplane.client.Transport` over a registry in this process."""
 
@@ -60,6 +82,8 @@ class LoopbackTransport:
         #: (apiserver.authz.modes.ModeAuthorizer: `check` raises its 403) every verb is checked with; None: the
         #: server's own privileged loopback, never checked.
         self.user = user
+        #: Who writes, for managedFields: upstream's components are named by their User-Agent.
+        self.agent = _agent(user.name)
         self.authorizer = authorizer
         self._resources: Dict[ResourceRef, Resource] = {}
         self._watches: List["LoopbackWatch"] = []
@@ -118,7 +142,7 @@ class LoopbackTransport:
         if self.authorizer is not None:
             self._authorize(r, "create", subresource, namespace, name)
         try:
-            opts = write_options(params, "CreateOptions", self.user)
+            opts = with_manager(write_options(params, "CreateOptions", self.user), self.agent)
             creator = self.registry.creators.get((r, subresource))
             if creator is not None:  # reviews, serviceaccounts/token (registry.virtual): the server's own user
                 return (await creator.create(self.user, namespace or "", name, _object(body, creator.body),
@@ -145,7 +169,7 @@ class LoopbackTransport:
         if self.authorizer is not None:
             self._authorize(r, "update", subresource, namespace, name)
         try:
-            opts = write_options(params, "UpdateOptions", self.user)
+            opts = with_manager(write_options(params, "UpdateOptions", self.user), self.agent)
             result = await self._store(r).update(namespace or "", name, _object(body, r), opts, subresource)
         except errors.StatusError as exc:
             raise _typed(exc) from None
@@ -161,11 +185,11 @@ class LoopbackTransport:
             if ptype is None:
                 raise errors.StatusError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
             if ptype == "apply":
-                aopts, force = apply_options(dict(params or _EMPTY))
+                aopts, force = apply_options(dict(params or _EMPTY), self.user)
                 result = await self._store(r).apply(namespace or "", name, decode_apply(body), aopts, force,
                                                     subresource)
                 return result.data
-            opts = write_options(params, "PatchOptions", self.user)
+            opts = with_manager(write_options(params, "PatchOptions", self.user), self.agent)
             try:
                 patch = decode_patch(body, content_type)
             except PatchError as exc:

@@ -204,6 +204,9 @@ def test_managed_fields_of_update_writes(cluster: Cluster) -> None:
         dep = apps.read_namespaced_deployment("writes", "default")
         names = {e.manager for e in dep.metadata.managed_fields}
     assert "OpenAPI-Generator" in names and "kubectl-patch" not in names
+    # The server's own writes (bootstrap over the loopback) are kube-apiserver's, as upstream's UA names them.
+    code, ns = call(cluster, "GET", "/api/v1/namespaces/kube-system")
+    assert "kube-apiserver" in {e["manager"] for e in ns["metadata"]["managedFields"]}
 
 
 def test_first_apply_of_an_untracked_object(cluster: Cluster) -> None:

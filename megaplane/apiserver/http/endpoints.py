@@ -121,9 +121,9 @@ def with_manager(opts: WriteOptions, user_agent: str) -> WriteOptions:
     return found
 
 
-def apply_options(q: Dict[str, str]) -> Tuple[WriteOptions, bool]:
+def apply_options(q: Dict[str, str], user: Any = None) -> Tuple[WriteOptions, bool]:
     """PatchOptions of an apply: fieldManager is required (ValidatePatchOptions), force a bool."""
-    opts = write_options(q, "PatchOptions")
+    opts = write_options(q, "PatchOptions", user)
     if not opts.field_manager:
         # kubectl defaults it to "kubectl"; controllers have to set it.
         raise errors.invalid("meta.k8s.io", "PatchOptions", "", [
@@ -328,7 +328,7 @@ class ResourceEndpoints:
                 [field_error("", "force", None, "may not be specified for non-apply patch", "FieldValueForbidden")],
             )
         if ptype == "apply":
-            aopts, force = apply_options(q)
+            aopts, force = apply_options(q, req.user)
             config = decode_apply(req.body)
             result = await self.registry.store(r).apply(info.namespace, info.name, config, aopts, force,
                                                         info.subresource)
