@@ -2,6 +2,7 @@
 
     python benchmarks/api_lease_updates.py           # quick: 200 leases, 6 s, < 1 minute
     python benchmarks/api_lease_updates.py --full    # 2000 leases, 20 s
+    python benchmarks/api_lease_updates.py --auth    # authorization on vs off (issue #15), same run
 
 The same server is then measured on its secure port with the same Lease
 load twice, without watchers: over HTTP/1.1 (one TLS connection per
@@ -17,6 +18,17 @@ resourceVersion (optimistic concurrency, as a kubelet does). The server is
 `megaplane up` configures them), pinned to one core; the load generator
 (benchmarks/loadgen.py) runs on the other.
 
+--auth measures instead what authorization costs a renewal: the same TLS
+HTTP/1.1 renewals (no watchers) as a non-admin user (a client certificate
+for `bench-kubelet`, bound by a RoleBinding to a Role allowing leases
+get/update), against two servers started in the same run: one with
+--authorization-mode=AlwaysAllow (authorization off) and one with
+Node,RBAC (the RBAC authorizer decides each request: the privileged-group
+check, the Node authorizer's no-opinion, a memoised rule lookup). Client
+certificate authentication happens in both (per connection, at the TLS
+handshake); the figure is the server CPU per update with RBAC minus
+without, as a share of the request's server CPU (target <= 10 %).
+
 Reference measured in the same run with the same load generator: the
 ceiling, a bare asyncio + httptools + uvloop server that answers every PUT
 with a fixed Lease body and does nothing else (the floor of any Python
@@ -27,6 +39,7 @@ one apiserver process, and >= 50 % of the ceiling.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -108,6 +121,104 @@ def per_update(cpu: float, wall: float, seconds: float, res: dict) -> float:
     return cpu * (seconds / wall) / max(res["updates"], 1) * 1e6
 
 
+def authorizer_check_us(checks: int = 200_000) -> float:
+    """CPU of one authorization decision for the renewal (in process: the RBAC index fed by the bootstrap
+    policy and the Role/RoleBinding above), microseconds: the part of the difference the noise of a shared
+    machine can hide."""
+    import asyncio
+    import time
+
+    import orjson
+
+    from megaplane.apimachinery.resources import lookup
+    from megaplane.apimachinery.user import ALL_AUTHENTICATED, UserInfo
+    from megaplane.apiserver.authz.config import AuthorizationConfig
+    from megaplane.apiserver.registry.options import DEFAULT_WRITE
+    from megaplane.apiserver.server import APIServer, APIServerConfig
+    from megaplane.storage import EmbeddedStorage
+    from megaplane.store import Store
+
+    async def run() -> float:
+        api = APIServer(EmbeddedStorage(Store(None)), APIServerConfig(
+            authorization=AuthorizationConfig(["Node", "RBAC"])))
+        await api.start()
+        rbac = "rbac.authorization.k8s.io"
+        await api.registry.store(lookup("", "namespaces")).create("", {"metadata": {"name": "bench"}}, DEFAULT_WRITE)
+        await api.registry.store(lookup(rbac, "roles")).create("bench", orjson.loads(orjson.dumps({
+            "metadata": {"name": "renewer", "namespace": "bench"}, "rules": [{
+                "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update"]}]})),
+            DEFAULT_WRITE)
+        await api.registry.store(lookup(rbac, "rolebindings")).create("bench", {
+            "metadata": {"name": "renewer", "namespace": "bench"},
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "renewer"},
+            "subjects": [{"apiGroup": rbac, "kind": "User", "name": "bench-kubelet"}]}, DEFAULT_WRITE)
+        user = UserInfo("bench-kubelet", groups=(ALL_AUTHENTICATED,))
+        check = api.authz.check
+        check(user, "update", "coordination.k8s.io", "leases", "", "bench", "node-000001")
+        began = time.process_time()
+        for _ in range(checks):
+            check(user, "update", "coordination.k8s.io", "leases", "", "bench", "node-000001")
+        took = time.process_time() - began
+        await api.stop()
+        return took / checks * 1e6
+
+    return asyncio.run(run())
+
+
+def auth_comparison(leases: int, seconds: float, root: str) -> dict:
+    """Server CPU per TLS renewal as a RoleBinding-authorized user, with authorization off and on."""
+    from harness import post_json
+
+    from megaplane.apiserver.http.tls import issue_client_cert, write_kubeconfig
+
+    out: dict = {"leases": leases, "seconds": seconds}
+    for label, mode in (("authz_off", "AlwaysAllow"), ("authz_on", "Node,RBAC")):
+        data = tempfile.mkdtemp(prefix=f"megaplane-lease-bench-{label}-", dir=root)
+        secure_port = free_port()
+        admin = os.path.join(data, "admin.kubeconfig")
+        with apiserver(["--data-dir", data, "--secure-port", str(secure_port), "--kubeconfig", admin,
+                        "--authorization-mode", mode]) as (server, base):
+            port = int(base.rsplit(":", 1)[1])
+            create_namespace(base, "bench")
+            post_json(base, "/apis/rbac.authorization.k8s.io/v1/namespaces/bench/roles", {
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "renewer"},
+                "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                           "verbs": ["get", "update", "patch"]}]})
+            post_json(base, "/apis/rbac.authorization.k8s.io/v1/namespaces/bench/rolebindings", {
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "renewer"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "renewer"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bench-kubelet"}]})
+            pki = os.path.join(data, "pki")
+            crt, key = issue_client_cert(pki, "bench-kubelet", "bench-kubelet")
+            kubeconfig = os.path.join(data, "bench-kubelet.kubeconfig")
+            write_kubeconfig(kubeconfig, f"https://127.0.0.1:{secure_port}", os.path.join(pki, "ca.crt"), crt, key,
+                             user="bench-kubelet")
+            with open(os.path.join(root, "lease-create.json"), "wb") as f:
+                f.write(without_resource_version(LEASE))
+            with open(os.path.join(root, "lease.json"), "wb") as f:
+                f.write(LEASE)
+            rvs = create_leases(port, "http1", leases, root)
+            res, cpu, wall = measure(server.pid, functools.partial(renew_tls, secure_port, kubeconfig, "http1", rvs,
+                                                                   seconds, root))
+            res["server_cpu_us_per_update"] = per_update(cpu, wall, seconds, res)
+            res["server_cpu_cores"] = cpu / wall
+            out[label] = res
+        print(f"  {mode:<12} {res['updates_per_s']:>9,.0f} updates/s  p50 {res['p50_ms']:.2f} ms  "
+              f"p99 {res['p99_ms']:.2f} ms  {res['server_cpu_us_per_update']:.1f} us CPU/update  "
+              f"errors {res['errors']}", flush=True)
+    off, on = out["authz_off"]["server_cpu_us_per_update"], out["authz_on"]["server_cpu_us_per_update"]
+    out["authz_overhead_us_per_update"] = on - off
+    out["authz_overhead_fraction"] = (on - off) / max(on, 1e-9)
+    out["target_fraction"] = 0.10
+    out["authz_check_us"] = check = authorizer_check_us()
+    out["authz_check_fraction"] = check / max(on, 1e-9)
+    print(f"  one Node,RBAC decision in process: {check:.2f} us CPU = {out['authz_check_fraction']:.1%} of the "
+          "request's server CPU", flush=True)
+    print(f"  authorization: {on - off:+.1f} us CPU per update, {out['authz_overhead_fraction']:.1%} of the "
+          f"request's server CPU (target <= 10 %)", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--full", action="store_true")
@@ -115,6 +226,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--watchers", type=int, default=100)
     ap.add_argument("--renew-procs", type=int, default=1)
+    ap.add_argument("--auth", action="store_true",
+                    help="measure authorization (Node,RBAC vs AlwaysAllow) on TLS renewals instead")
     ap.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("port", nargs="?", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -126,6 +239,10 @@ def main() -> None:
     leases = args.leases or (2000 if args.full else 200)
     seconds = args.seconds or (20.0 if args.full else 6.0)
     root = tempfile.mkdtemp(prefix="megaplane-lease-bench-")
+    if args.auth:
+        print(f"api_lease_updates --auth: {leases} renewing TLS connections for {seconds:.0f} s per server", flush=True)
+        print(json.dumps(auth_comparison(leases, seconds, root)))
+        return
     results: dict = {"leases": leases, "seconds": seconds, "watchers": args.watchers}
     print(f"api_lease_updates: {leases} renewing connections for {seconds:.0f} s, {args.watchers} lease watchers", flush=True)
 
