@@ -289,3 +289,18 @@ def test_plain_http_port_is_not_authenticated(server: Server) -> None:
     with urllib.request.urlopen(req, timeout=30) as r:
         user = json.loads(r.read())["status"]["userInfo"]
     assert user == {"username": "system:unsecured", "groups": ["system:masters", "system:authenticated"]}
+
+
+def test_certificate_of_another_ca_fails_the_handshake(server: Server) -> None:
+    from megaplane.apiserver.http.tls import ensure_certs, issue_client_cert
+
+    foreign = os.path.join(server.root, "foreign-pki")
+    ensure_certs(foreign)
+    cert = issue_client_cert(foreign, "mallory", "kubernetes-admin", ["system:masters"])
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        server.request("GET", "/api/v1/namespaces", cert=cert)
+    # The same name from the cluster's own CA is accepted (names carry no weight without the CA).
+    own = issue_client_cert(os.path.join(server.data, "pki"), "tester", "tester", ["testers"])
+    status, review = server.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                    {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}, cert=own)
+    assert review["status"]["userInfo"] == {"username": "tester", "groups": ["testers", "system:authenticated"]}
