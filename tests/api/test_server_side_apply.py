@@ -252,3 +252,14 @@ def test_kubectl_server_side_apply_migrates_client_side_apply(cluster: Cluster) 
 def test_bad_apply_bodies(cluster: Cluster, body: bytes) -> None:
     code, st = apply(cluster, "bad", body, "alice")  # type: ignore[arg-type]
     assert code == 400 and st["message"].startswith("error decoding YAML"), st
+
+
+def test_scale_subresource_apply(cluster: Cluster) -> None:
+    assert apply(cluster, "scaled", deployment("scaled", 2), "alice")[0] == 201
+    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "scaled"}, "spec": {"replicas": 4}}
+    code, st = apply(cluster, "scaled", scale, "hpa", sub="scale")
+    assert code == 409 and st["message"] == 'Apply failed with 1 conflict: conflict with "alice": .spec.replicas'
+    code, out = apply(cluster, "scaled", scale, "hpa", force=True, sub="scale")
+    assert code == 200 and out["kind"] == "Scale" and out["spec"]["replicas"] == 4
+    code, obj = call(cluster, "GET", f"{DEPLOY}/scaled")
+    assert managers(obj)[("hpa", "Apply", "scale")] == {"f:spec": {"f:replicas": {}}}

@@ -575,6 +575,8 @@ class ResourceStore:
         self, namespace: str, name: str, config: Dict[str, Any], opts: WriteOptions, force: bool, subresource: str
     ) -> Result:
         r = self.resource
+        if subresource == "scale":
+            return await self._apply_scale_config(namespace, name, config, opts, force)
         check_kind(config, r)
         meta = _metadata(config)
         if meta.get("name", name) != name:
@@ -596,6 +598,22 @@ class ResourceStore:
         warnings = self._validate(merged, opts.field_validation, "patch")
         return await self._write_update(name, merged, want or str(cur.rv), warnings, opts, subresource, cur,
                                         applied=True)
+
+    async def _apply_scale_config(
+        self, namespace: str, name: str, config: Dict[str, Any], opts: WriteOptions, force: bool
+    ) -> Result:
+        """Apply of a Scale: its replicas applied to the workload's spec.replicas, owned with subresource scale."""
+        r = self.resource
+        check_kind(config, r, "Scale", "autoscaling/v1")
+        replicas, want = scale.requested_replicas(config, name)
+        cur = self.current(namespace, name)
+        if want and want != str(cur.rv):
+            raise errors.conflict_modified(r.group, r.plural, name)
+        workload = {"apiVersion": r.group_version, "kind": r.kind, "metadata": {"name": name},
+                    "spec": {"replicas": replicas}}
+        merged = self.fields.apply(orjson.loads(cur.data), workload, opts.field_manager, force, "scale")
+        written = await self._write_update(name, merged, str(cur.rv), [], opts, "", cur, applied=True)
+        return Result(scale.scale_body(orjson.loads(written.data)), printable=False)
 
     # -- subresources ------------------------------------------------------------------------------
 
