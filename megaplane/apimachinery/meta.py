@@ -219,11 +219,12 @@ class _FactsDecoder:
         )
 
 
-_DECODERS: Dict[Tuple[str, str], _FactsDecoder] = {}
+_DECODERS: Dict[Tuple[str, str, Tuple[str, ...]], _FactsDecoder] = {}
 
 
 def facts_decoder(resource: Resource) -> _FactsDecoder:
-    key = (resource.group, resource.plural)
+    # The selectable fields are part of the key: a custom resource's change with its CRD's selectableFields.
+    key = (resource.group, resource.plural, resource.field_selectors)
     d = _DECODERS.get(key)
     if d is None:
         d = _DECODERS[key] = _FactsDecoder(resource)

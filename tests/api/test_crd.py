@@ -37,7 +37,7 @@ WIDGETS: Dict[str, Any] = {
         "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"],
                   "categories": ["all"]},
         "versions": [{
-            "name": "v1", "served": True, "storage": True,
+            "name": "v1", "served": True, "storage": True, "selectableFields": [{"jsonPath": ".spec.color"}],
             "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
                                                      "statusReplicasPath": ".status.replicas",
                                                      "labelSelectorPath": ".status.selector"}},
@@ -146,6 +146,11 @@ def test_kubectl_get_printer_columns_and_get_all(cluster, widgets):  # type: ign
     assert wide[0].split() == ["NAME", "REPLICAS", "COLOR", "AGE"]
     assert wide[1].split()[:3] == ["printed", "3", "green"]
     assert f"widget.{GROUP}/printed" in cluster.ok("get", "all")
+    cluster.ok("create", "-f", "-", input=json.dumps(_widget("reddish", color="red")))
+    assert cluster.ok("get", "widgets", "--field-selector", "spec.color=green", "-o", "name").split() == [
+        f"widget.{GROUP}/printed"]
+    out = cluster.kubectl("get", "widgets", "--field-selector", "spec.size=small")
+    assert "field label not supported: spec.size" in out.stderr
 
 
 def test_kubectl_explain(cluster, widgets):  # type: ignore[no-untyped-def]

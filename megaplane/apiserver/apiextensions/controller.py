@@ -184,11 +184,16 @@ class CustomResourceDefinitions:
         for v in versions:
             subs = _d(v.get("subresources"))
             schema = _d(_d(v.get("schema")).get("openAPIV3Schema"))
+            # selectableFields: field selectors beyond metadata.name/namespace (upstream's wording changes with them).
+            selectable = tuple(str(f["jsonPath"]).lstrip(".") for f in v.get("selectableFields") or ()
+                               if isinstance(f, dict) and isinstance(f.get("jsonPath"), str))
             r = Resource(
                 group, str(v["name"]), plural, names.get("singular") or kind.lower(), kind,
                 spec.get("scope") == "Namespaced", prefix,
                 short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
                 subresources=tuple(s for s in ("status", "scale") if s in subs), generation=True, verbs=ALL_VERBS,
+                field_selectors=("metadata.name", "metadata.namespace") + selectable,
+                field_label_conversion="core" if selectable else "default",
                 extra={"openapi": published_schema(group, str(v["name"]), kind, schema),
                        "table": table_for(v.get("additionalPrinterColumns")), "crd": name},
             )
