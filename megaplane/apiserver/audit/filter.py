@@ -9,8 +9,8 @@ ResponseComplete (with responseStatus; for a watch when it ends) or Panic
 (the handler raised something that is not a Status: 500). Metadata events
 carry the request's identity, verb, URI, source IPs, user agent,
 objectRef, responseStatus and timestamps; Request adds requestObject,
-RequestResponse responseObject (JSON bodies, decoded on the writer
-thread). Every answer carries the event's auditID as the `Audit-Id` header
+RequestResponse responseObject (JSON or protobuf bodies, decoded on the
+writer thread). Every answer carries the event's auditID as the `Audit-Id` header
 (a client's own Audit-ID is kept). The authorization.k8s.io/decision
 annotation says allow, or forbid for an authorizer's 403.
 """
@@ -32,6 +32,7 @@ __all__ = ["Auditor", "AuditMetrics"]
 
 _NON_RESOURCE_VERBS = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}
 _WRITE_VERBS = frozenset({"create", "update", "patch"})
+_PROTOBUF_MAGIC = b"k8s\x00"
 
 
 def _timestamp(ts: datetime.datetime) -> str:
@@ -209,7 +210,7 @@ class Auditor:
         if level_at_least(decision.level, "Request") and rec.req.body and rec.attrs is not None and (
                 rec.attrs.verb in _WRITE_VERBS or rec.attrs.verb == "delete" or not rec.attrs.resource_request):
             extra["requestObject"] = _LazyJSON(rec.req.body, decision.omit_managed_fields)
-        if body is not None and body[:1] == b"{":
+        if body is not None and (body[:1] == b"{" or body.startswith(_PROTOBUF_MAGIC)):
             extra["responseObject"] = _LazyJSON(body, decision.omit_managed_fields)
         self._emit(rec, "ResponseComplete", extra)
         return result
@@ -226,8 +227,13 @@ class _LazyJSON:
 
     def decode(self) -> Any:
         try:
-            obj = orjson.loads(self.data)
-        except orjson.JSONDecodeError:
+            if self.data.startswith(_PROTOBUF_MAGIC):  # kubectl's typed writes and protobuf clients
+                from megaplane.apiserver.schema import protobuf
+
+                obj = protobuf.decode(self.data)
+            else:
+                obj = orjson.loads(self.data)
+        except Exception:  # a body that does not decode is left out of the event, as upstream's failed conversion
             return None
         if self.omit_managed_fields and isinstance(obj, dict):
             _drop_managed_fields(obj)
