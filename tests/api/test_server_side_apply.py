@@ -263,3 +263,16 @@ def test_scale_subresource_apply(cluster: Cluster) -> None:
     assert code == 200 and out["kind"] == "Scale" and out["spec"]["replicas"] == 4
     code, obj = call(cluster, "GET", f"{DEPLOY}/scaled")
     assert managers(obj)[("hpa", "Apply", "scale")] == {"f:spec": {"f:replicas": {}}}
+
+
+def test_kubectl_edit_takes_the_fields_it_changes(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = json.dumps({**deployment("edited", 1), "metadata": {"name": "edited", "namespace": "default",
+                                                                  "labels": {"tier": "web"}}})
+    cluster.ok("create", "-f", "-", input=manifest)
+    monkeypatch.setenv("KUBE_EDITOR", "sed -i s/tier:.web/tier:\\ api/")
+    cluster.ok("edit", "deployment", "edited")
+    obj = json.loads(cluster.ok("get", "deployment", "edited", "-o", "json", "--show-managed-fields"))
+    assert obj["metadata"]["labels"] == {"tier": "api"}
+    owners = managers(obj)
+    assert owners[("kubectl-edit", "Update", "")] == {"f:metadata": {"f:labels": {"f:tier": {}}}}
+    assert "f:tier" not in owners[("kubectl-create", "Update", "")]["f:metadata"]["f:labels"]
