@@ -35,6 +35,7 @@ from megaplane.apiserver.authn.config import build as build_authenticator
 from megaplane.apiserver.authz import RequestAuthorizer
 from megaplane.apiserver.authz.config import AuthorizationConfig
 from megaplane.apiserver.authz.config import build as build_authorizer
+from megaplane.apiserver.authz.impersonation import impersonate, wants_impersonation
 from megaplane.apiserver.authz.reconcile import ensure_policy
 from megaplane.apiserver.discovery import Discovery
 from megaplane.apiserver.flowcontrol import FlowControlConfig, FlowController, FlowControlMetrics
@@ -251,6 +252,8 @@ class APIServer:
 
     def handle(self, req: Request) -> Any:
         req.user = self.authenticator.authenticate(req)
+        if wants_impersonation(req.headers):
+            impersonate(req, self.authz)
         path = req.path
         if path.startswith("/api/") or path.startswith("/apis/"):
             q = parse_query(req.query)

@@ -272,3 +272,20 @@ def test_invalid_rbac_objects_are_422(server: Server) -> None:
         "subjects": [{"kind": "User", "name": "x"}]}))
     assert ('The ClusterRoleBinding "bad" is invalid: roleRef.kind: Unsupported value: "Role": supported values: '
             '"ClusterRole"') in out.stderr
+
+
+def test_impersonation_is_authorized_by_the_impersonate_verb(server: Server) -> None:
+    server.ok("create", "namespace", "imp")
+    server.ok("create", "role", "pod-reader", "-n", "imp", "--verb=list", "--resource=pods")
+    server.ok("create", "rolebinding", "alice-pods", "-n", "imp", "--role=pod-reader", "--user=alice")
+    assert wait_for(lambda: server.admin("auth", "can-i", "list", "pods", "-n", "imp", "--as=alice").stdout.strip()
+                    == "yes", "alice's binding seen through impersonation")
+    assert server.admin("auth", "can-i", "list", "pods", "-n", "default", "--as=alice").stdout.strip() == "no"
+    out = server.admin("get", "secrets", "-n", "imp", "--as=alice")
+    assert 'User "alice" cannot list resource "secrets" in API group "" in the namespace "imp"' in out.stderr
+    whoami = json.loads(server.ok("auth", "whoami", "-o", "json", "--as=alice", "--as-group=devs"))
+    assert whoami["status"]["userInfo"]["username"] == "alice"
+    assert whoami["status"]["userInfo"]["groups"] == ["devs", "system:authenticated"]
+    out = server.as_token("alice-token", "get", "pods", "-n", "imp", "--as=bob")
+    assert ('users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the '
+            'cluster scope') in out.stderr
