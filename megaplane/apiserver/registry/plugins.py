@@ -33,7 +33,7 @@ def _names(text: Any, flag: str) -> List[str]:
     out = [str(i).strip() for i in items if str(i).strip()]
     for name in out:
         if name not in ADMISSION_PLUGINS:
-            raise ValueError(f"{flag} plugin {name!r} is unknown (known: {', '.join(ADMISSION_PLUGINS)})")
+            raise ValueError(f'{flag} plugin "{name}" is unknown (known: {", ".join(ADMISSION_PLUGINS)})')
     return out
 
 
@@ -42,9 +42,9 @@ def admission_plugins(enable: Any = "", disable: Any = "", defaults: Iterable[st
     """The enabled set: the defaults, plus --enable-admission-plugins, minus --disable-admission-plugins."""
     on = set(defaults) | set(_names(enable, "enable-admission-plugins"))
     off = set(_names(disable, "disable-admission-plugins"))
-    both = sorted(on & off & set(_names(enable, "enable-admission-plugins")))
+    both = sorted(off & set(_names(enable, "enable-admission-plugins")))
     if both:
-        raise ValueError(f"{', '.join(both)} in both --enable-admission-plugins and --disable-admission-plugins")
+        raise ValueError(f"[{' '.join(both)}] in enable-admission-plugins and disable-admission-plugins overlapped")
     return frozenset(on - off)
 
 
