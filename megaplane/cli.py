@@ -597,10 +597,15 @@ def _scheduler_with_config(args: argparse.Namespace, given: "dict[str, object]")
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
     cc = cfg.client_connection
+    try:
+        partition, workers = _tenant_partition(args)
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     run(kubeconfig, args.context, qps=cc.qps, burst=cc.burst, bind_address=args.bind_address, port=args.port,
         profiles=cfg.profiles, percentage_of_nodes_to_score=cfg.percentage_of_nodes_to_score,
         leader_election=election, pod_initial_backoff=float(cfg.pod_initial_backoff_seconds),
-        pod_max_backoff=float(cfg.pod_max_backoff_seconds))
+        pod_max_backoff=float(cfg.pod_max_backoff_seconds), partition=partition, worker_argv=workers)
     return 0
 
 
@@ -629,10 +634,32 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
+    try:
+        partition, workers = _tenant_partition(args)
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     run(args.kubeconfig, args.context, qps=args.kube_api_qps, burst=args.kube_api_burst,
         bind_address=args.bind_address, port=args.port, profiles=args.scheduler_name or ["default-scheduler"],
-        percentage_of_nodes_to_score=args.percentage_of_nodes_to_score, leader_election=election)
+        percentage_of_nodes_to_score=args.percentage_of_nodes_to_score, leader_election=election,
+        partition=partition, worker_argv=workers)
     return 0
+
+
+def _tenant_partition(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """(this process's TenantPartition or None, the argv its workers are started from or None)."""
+    from .scheduler.tenants import TenantPartition
+
+    if args.tenant_workers < 1:
+        raise ValueError("--tenant-workers must be >= 1")
+    if not args.tenant_label:
+        if args.tenant_workers > 1 or args.tenant_worker_index:
+            raise ValueError("--tenant-workers needs --tenant-label")
+        return None, None
+    partition = TenantPartition(args.tenant_label, args.tenant_workers, args.tenant_worker_index)
+    parent = args.tenant_worker_index == 0 and args.tenant_workers > 1
+    argv = sys.argv[sys.argv.index("scheduler") + 1:] if "scheduler" in sys.argv else []
+    return partition, (argv if parent else None)
 
 
 def _add_scheduler(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -653,6 +680,12 @@ def _add_scheduler(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
                    help="a profile's schedulerName (repeatable; default: default-scheduler)")
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=None,
                    help="percentage of feasible nodes to score (0: adaptive, as upstream)")
+    p.add_argument("--tenant-label", default="",
+                   help="the node label naming each node pool's tenant (e.g. megaplane.io/tenant): with "
+                        "--tenant-workers, tenants pinned to their pools are scheduled in parallel")
+    p.add_argument("--tenant-workers", type=int, default=1,
+                   help="scheduler processes sharing the tenants (this one and N-1 workers it runs while it leads; 1)")
+    p.add_argument("--tenant-worker-index", type=int, default=0, help=argparse.SUPPRESS)
     add_leader_election_flags(p, "kube-scheduler")
     p.set_defaults(**{k: None for k in _SCHEDULER_LEADER_FLAGS})  # None: not given (--config decides)
     p.set_defaults(func=cmd_scheduler)

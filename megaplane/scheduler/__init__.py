@@ -28,6 +28,7 @@ from .podspec import PodSpecInfo, parse_pod
 from .profile import Profile
 from .queue import SchedulingQueue
 from .scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
+from .tenants import TenantPartition
 
 if TYPE_CHECKING:
     from megaplane.client.leaderelection import LeaderElectionConfig
@@ -51,7 +52,8 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
         port: int = 0, profiles: Sequence[Union[str, Profile]] = (DEFAULT_SCHEDULER_NAME,),
         percentage_of_nodes_to_score: int = 0, max_connections: int = 8,
         leader_election: Optional["LeaderElectionConfig"] = None, pod_initial_backoff: float = 1.0,
-        pod_max_backoff: float = 10.0) -> None:
+        pod_max_backoff: float = 10.0, partition: Optional["TenantPartition"] = None,
+        worker_argv: Optional[Sequence[str]] = None) -> None:
     """`megaplane scheduler`: schedule over HTTP until SIGINT / SIGTERM.
 
     `profiles` are schedulerNames (the default plugins) or `Profile`s of a `--config` file.
@@ -59,6 +61,8 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
     With `leader_election` (the CLI's default, lease kube-system/kube-scheduler) the scheduler starts
     only once this process leads and binds through a client that refuses writes once it no longer
     does; losing the lease exits the process with status 1 ("leaderelection lost"), as kube-scheduler.
+    With `partition` (--tenant-label) this process schedules its share of the tenants' pods; `worker_argv`
+    (the parent of --tenant-workers N: its own command line) also runs workers 1..N-1 while it leads.
     """
     from megaplane.client import Client
     from megaplane.client.component import ClientComponent
@@ -83,10 +87,17 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
         parts: List[Any] = [ClientComponent(client)]
         collectors: List[Any] = []
         checks: Dict[str, HealthCheck] = {}
+        workers: List[Any] = []
+        if worker_argv is not None and partition is not None and partition.workers > 1:
+            from .workers import TenantWorkers
+
+            workers.append(TenantWorkers(worker_argv, partition.workers, announce=say))
         if leader_election is None:
             scheduler = Scheduler(client, profiles=profiles, percentage_of_nodes_to_score=percentage_of_nodes_to_score,
-                                  pod_initial_backoff=pod_initial_backoff, pod_max_backoff=pod_max_backoff)
+                                  pod_initial_backoff=pod_initial_backoff, pod_max_backoff=pod_max_backoff,
+                                  partition=partition)
             parts.append(scheduler)
+            parts.extend(workers)
             ready = scheduler.ready
         else:
             # Its own client (as upstream's "leader-election" one): renewals never queue behind bindings.
@@ -96,8 +107,9 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
             elector = LeaderElector(election_client, leader_election)
             scheduler = Scheduler(leader_only_client(client, elector), profiles=profiles,
                                   percentage_of_nodes_to_score=percentage_of_nodes_to_score,
-                                  pod_initial_backoff=pod_initial_backoff, pod_max_backoff=pod_max_backoff)
-            led: List[Any] = [scheduler]
+                                  pod_initial_backoff=pod_initial_backoff, pod_max_backoff=pod_max_backoff,
+                                  partition=partition)
+            led: List[Any] = [scheduler, *workers]
             elected = LeaderElected(elector, lambda: led, name="scheduler-election", on_lost=exit_when_lost,
                                     announce=say)
             parts.append(elected)
@@ -114,6 +126,8 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
         where = f"; /healthz and /metrics on http://{bind_address or '0.0.0.0'}:{port}" if port else ""
         election = (f"leader election on lease {leader_election.describe()} as {leader_election.identity}"
                     if leader_election is not None else "no leader election")
+        if partition is not None:
+            election += (f"; tenant worker {partition.index} of {partition.workers} by label {partition.label}")
         say(f"scheduling pods of {', '.join(holder[0].profiles)} ({holder[0].table.count} nodes known){where}; {election}")
 
     run_forever(build, on_started=started)

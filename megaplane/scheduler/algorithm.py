@@ -109,7 +109,7 @@ class Algorithm:
         pod = profile.for_pod(table, pod)
         for _, plugin in profile.filters:
             if plugin in WINDOWED_FILTERS:
-                result = plugin(table, pod, sel)  # type: ignore[call-arg]
+                result = plugin(table, pod, sel)
                 if result is not None:
                     ok &= result[0]
             else:

@@ -58,6 +58,7 @@ from .podspec import PodSpecInfo, parse_pod, pod_key
 from .preemption import Candidate, Preemptor, pdb_from
 from .profile import Profile
 from .queue import DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, QueuedPod, SchedulingQueue
+from .tenants import TenantPartition
 
 __all__ = ["Scheduler", "DEFAULT_SCHEDULER_NAME"]
 
@@ -94,13 +95,16 @@ class Scheduler:
                  percentage_of_nodes_to_score: int = 0, max_binds_in_flight: int = 256,
                  clock: Clock = REAL_CLOCK, rng: Optional[random.Random] = None,
                  pod_initial_backoff: float = DEFAULT_INITIAL_BACKOFF,
-                 pod_max_backoff: float = DEFAULT_MAX_BACKOFF) -> None:
+                 pod_max_backoff: float = DEFAULT_MAX_BACKOFF,
+                 partition: Optional[TenantPartition] = None) -> None:
         if not profiles:
             raise ValueError("the scheduler needs at least one profile (schedulerName)")
         if max_binds_in_flight < 1:
             raise ValueError(f"max_binds_in_flight must be >= 1, got {max_binds_in_flight}")
         self.client = client
         self.profiles = tuple(p if isinstance(p, str) else p.name for p in profiles)
+        #: With --tenant-workers: the pods this worker schedules (all others are only accounted).
+        self.partition = partition
         self.clock = clock
         self.table = NodeTable()
         self.algorithm = Algorithm(self.table, percentage_of_nodes_to_score=percentage_of_nodes_to_score, rng=rng,
@@ -140,7 +144,14 @@ class Scheduler:
     # -- informer handlers ----------------------------------------------------------------------------
 
     def _responsible(self, pod: Obj) -> bool:
-        return str((pod.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER_NAME) in self.profiles
+        if str((pod.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER_NAME) not in self.profiles:
+            return False
+        return self.partition is None or self.partition.owns(pod)
+
+    def _pending(self, pod: Obj) -> PodSpecInfo:
+        """A pending pod as this scheduler places it (kept off the tenants' pools when it names no tenant)."""
+        info = parse_pod(pod)
+        return info if self.partition is None else self.partition.restrict(pod, info)
 
     def _node_added(self, node: Obj) -> None:
         if self.table.upsert_node(node):
@@ -196,7 +207,7 @@ class Scheduler:
             if not known:
                 self._assigned_pod_changed()
         elif self._responsible(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
-            info = parse_pod(pod)
+            info = self._pending(pod)
             self._track_nomination(info)
             self.queue.add(pod, info)
 
@@ -226,7 +237,7 @@ class Scheduler:
                 self.queue.delete(key)
                 self.algorithm.nominated.pop(key, None)
             else:
-                info = parse_pod(new)
+                info = self._pending(new)
                 self._track_nomination(info)
                 self.queue.update(new, info)
 
@@ -299,7 +310,7 @@ class Scheduler:
         if current is not None:
             nominated = str((current.get("status") or {}).get("nominatedNodeName") or "")
             if nominated != info.nominated_node_name:
-                info = parse_pod(current)
+                info = self._pending(current)
         codes = self.algorithm.statuses(info)
         pdbs = [pdb_from(o) for o in self.pdb_informer.indexer.list()]
         candidate, message = self.preemptor.preempt(info, codes, pdbs)
