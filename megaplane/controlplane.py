@@ -175,7 +175,13 @@ class ControlPlane:
         if config.controllers and config.leader_election is not None:
             # Elected like a kube-controller-manager, so one standing by against this cluster takes over only
             # if this process stops leading; losing the lease stops these controllers and campaigns again.
-            self.elector = elector = LeaderElector(manager, config.leader_election)
+            # system:kube-controller-manager may get and update only the Lease named kube-controller-manager
+            # (upstream needs a Role of its own for any other --leader-elect-resource-name): another one is
+            # renewed with the server's own loopback identity.
+            le = config.leader_election
+            elector_client = manager if (le.name, le.namespace) == ("kube-controller-manager", "kube-system") \
+                else self.client
+            self.elector = elector = LeaderElector(elector_client, le)
             components.append(LeaderElected(
                 elector, lambda: build_controllers(
                     config.controllers, leader_only_client(manager, elector), config.controller_options,
