@@ -203,8 +203,8 @@ def test_embedded_store_encrypts_secrets_at_rest(root: str) -> None:
         for sub in [d, *(os.path.join(d, x) for x in dirs)]:
             assert stat.S_IMODE(os.stat(sub).st_mode) == 0o700, sub
     for path in [*_files(data), snapshot]:
-        if os.path.basename(os.path.dirname(path)) == "pki" and path.endswith(".crt"):
-            continue  # certificates are public
+        if os.path.basename(os.path.dirname(path)) == "pki" and path.endswith((".crt", ".pub")):
+            continue  # certificates and public keys are public
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
 
     # A restart with the same configuration reads both back from disk.
