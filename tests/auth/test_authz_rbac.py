@@ -289,3 +289,22 @@ def test_impersonation_is_authorized_by_the_impersonate_verb(server: Server) -> 
     out = server.as_token("alice-token", "get", "pods", "-n", "imp", "--as=bob")
     assert ('users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the '
             'cluster scope') in out.stderr
+
+
+def test_components_in_up_work_under_their_own_roles(server: Server) -> None:
+    """The scheduler (system:kube-scheduler) binds and the fleet (system:megaplane:fleet) runs a pod."""
+    server.ok("create", "namespace", "work")
+    server.ok("run", "p", "-n", "work", "--image=nginx", "--restart=Never")
+
+    def running() -> bool:
+        pod = json.loads(server.ok("get", "pod", "p", "-n", "work", "-o", "json"))
+        return bool(pod["spec"].get("nodeName")) and pod["status"].get("phase") == "Running"
+
+    wait_for(running, "pod p to be scheduled and running")
+    out = server.as_token("node1-token", "create", "--validate=false", "-o", "json", "-f", "-", input=json.dumps({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+        "spec": {"namespace": "kube-node-lease"}}))
+    assert out.returncode == 0, out.stderr
+    rules = json.loads(out.stdout)
+    assert {"verbs": ["create", "delete", "get", "patch", "update"], "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"]} in rules["status"]["resourceRules"]
