@@ -34,6 +34,7 @@ __all__ = [
     "negotiate",
     "not_acceptable",
     "pb_body",
+    "pb_cached_body",
     "pb_list_body",
     "pb_event_frame",
     "pb_frame",
@@ -217,6 +218,11 @@ def pb_object(resource: Resource, obj: CachedObject) -> bytes:
     if raw is None:
         raw = obj.pb = pb.object_raw(resource.group_version, resource.kind, orjson.loads(obj.data))
     return raw
+
+
+def pb_cached_body(resource: Resource, obj: CachedObject) -> bytes:
+    """A get's protobuf body for a cached object, from its memoised message."""
+    return pb.envelope(resource.group_version, resource.kind, pb_object(resource, obj))
 
 
 def pb_list_body(
