@@ -291,7 +291,7 @@ def main() -> None:
         out = results[f"tls_{protocol}"]
         print(f"  {label:<20} {out['updates_per_s']:>9,.0f} updates/s  p50 {out['p50_ms']:.2f} ms  "
               f"p99 {out['p99_ms']:.2f} ms  {out['server_cpu_us_per_update']:.0f} us CPU/update  "
-              f"{out['connections']} connections  errors {out['errors']}", flush=True)
+              f"{out['connections']} connections  errors {out['errors']} {out.get('error_statuses') or ''}", flush=True)
     h1, h2 = results["tls_http1"], results["tls_h2"]
     results["h2_vs_http1_cpu_per_update"] = h2["server_cpu_us_per_update"] / max(h1["server_cpu_us_per_update"], 1e-9)
     ratio = res["updates_per_s"] / max(ceil["updates_per_s"], 1)

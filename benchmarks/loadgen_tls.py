@@ -44,6 +44,10 @@ def tls_context(kubeconfig: str, alpn: List[str]) -> ssl.SSLContext:
     return ctx
 
 
+# Answers other than 200 by status (or reset code), for the report.
+STATUSES: Dict[str, int] = {}
+
+
 class Renewer:
     __slots__ = ("name", "path", "rv", "n", "sent_at", "refreshing")
 
@@ -122,6 +126,7 @@ class H2Renewers(asyncio.Protocol):
             elif kind is h2.events.StreamReset:
                 r, _parts, _status = self.streams.pop(ev.stream_id)
                 self.run.errors += 1
+                STATUSES[f"reset {ev.error_code}"] = STATUSES.get(f"reset {ev.error_code}", 0) + 1
                 self.send(r)
         out = conn.data_to_send()
         if out:
@@ -145,6 +150,7 @@ class H2Renewers(asyncio.Protocol):
             self.send(r)
         else:
             self.run.errors += 1
+            STATUSES[str(status)] = STATUSES.get(str(status), 0) + 1
             r.refreshing = True
             self.refresh(r)
 
@@ -179,7 +185,7 @@ async def update(args: argparse.Namespace, objects: List[tuple], template: bytes
     run.stop_at = run.warm_until + args.seconds
     await asyncio.gather(*(c.done for c in conns))
     return {"updates_per_s": run.ok / args.seconds, "updates": run.ok, "errors": run.errors,
-            "connections": len(conns), **percentiles(run.latencies)}
+            "connections": len(conns), "error_statuses": STATUSES, **percentiles(run.latencies)}
 
 
 def main() -> None:
