@@ -251,6 +251,29 @@ def test_empty_namespace_segment_needs_a_namespace(cluster: Cluster) -> None:
 GO_431 = b"431 Request Header Fields Too Large"
 
 
+def test_head_is_answered_without_a_body_and_the_next_response_is_intact(cluster: Cluster) -> None:
+    """A HEAD's answer carries its GET's Content-Length but no body; body bytes would be read as the start of the
+    next response on a keep-alive connection."""
+    with connect(cluster.port) as s:
+        s.sendall(b"HEAD /version HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"HEAD /api/v1/namespaces/default HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 3 or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answers = data.split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == 3, data
+    for answer in answers[:2]:
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"200 OK") and b"Content-Length: 0" not in head, head
+        assert rest == b"", answer  # no body before the next status line
+    head, _, body = answers[2].partition(b"\r\n\r\n")
+    assert head.startswith(b"200 OK") and json.loads(body)["minor"] == "32"
+
+
 def test_16mb_header_is_431(cluster: Cluster) -> None:
     raw = b"GET /version HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (16 << 20) + b"\r\n\r\n"
     code, body = send_refused(cluster.port, raw)

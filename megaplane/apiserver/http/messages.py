@@ -98,7 +98,8 @@ class Response:
         self.content_type = content_type
         self.headers = headers
 
-    def encode(self, keep_alive: bool) -> bytes:
+    def encode(self, keep_alive: bool, head_only: bool = False) -> bytes:
+        """The response's bytes; `head_only` (the answer to a HEAD) keeps the Content-Length but not the body."""
         head = [
             _STATUS_LINES.get(self.status) or b"HTTP/1.1 %d Status\r\n" % self.status,
             b"Cache-Control: no-cache, private\r\nContent-Type: ",
@@ -112,7 +113,8 @@ class Response:
         if not keep_alive:
             head.append(b"Connection: close\r\n")
         head.append(b"Content-Length: %d\r\n\r\n" % len(self.body))
-        head.append(self.body)
+        if not head_only:
+            head.append(self.body)
         return b"".join(head)
 
 

@@ -248,6 +248,7 @@ class HTTPConnection(asyncio.Protocol):
         "phase",
         "deadline",
         "head_bytes",
+        "answering_head",
         "stalled_since",
         "write_paused",
         "generation",
@@ -275,6 +276,7 @@ class HTTPConnection(asyncio.Protocol):
         self.head_bytes = 0
         self.stalled_since = 0.0
         self.write_paused = False
+        self.answering_head = False  # the request being answered is a HEAD (one is answered at a time)
         self.generation = 0  # bumped when a request is answered for its handler (timeout): its late result is dropped
         self.peer_certificate: Optional[bytes] = None
         self.user: Any = None
@@ -498,12 +500,15 @@ class HTTPConnection(asyncio.Protocol):
         t = self.transport
         if t is None:
             return
-        t.write(resp.encode(keep_alive))
+        # A HEAD is answered as its GET would be, without the body (RFC 9110 9.3.2; Go's server drops it too):
+        # body bytes would be read as the start of the next response on this connection.
+        t.write(resp.encode(keep_alive, self.answering_head))
         if not keep_alive:
             self.phase = _CLOSING
             t.close()
 
     def _dispatch(self, req: Request, keep_alive: bool) -> None:
+        self.answering_head = req.method == "HEAD"
         if "timeout=" in req.query:
             bad = invalid_timeout(req.path, req.query)
             if bad is not None:
