@@ -41,7 +41,7 @@ from megaplane.apiserver.discovery import Discovery
 from megaplane.apiserver.flowcontrol import FlowControlConfig, FlowController, FlowControlMetrics
 from megaplane.apiserver.flowcontrol.objects import ensure_objects
 from megaplane.apiserver.http import limits as http_limits
-from megaplane.apiserver.http.endpoints import ResourceEndpoints
+from megaplane.apiserver.http.endpoints import ResourceEndpoints, protobuf_status
 from megaplane.apiserver.http.routing import parse_path, parse_query
 from megaplane.apiserver.http.transport import HTTPServer, Request, Response, StreamResponse, resume
 from megaplane.apiserver.metrics import APIMetrics
@@ -259,7 +259,13 @@ class APIServer:
             q = parse_query(req.query)
             info = parse_path(req.method, path, q)
             if info is not None:
-                return self._resource(info, req, q)
+                try:
+                    return self._resource(info, req, q)
+                except errors.StatusError as exc:  # refused before its handler (403, 405, 429): as negotiated
+                    resp = protobuf_status(req, info.resource, exc)
+                    if resp is None:
+                        raise
+                    return resp
         self.authorizer.authorize_path(req, req.path, _NON_RESOURCE_VERBS.get(req.method, req.method.lower()))
         return self._other(req)
 

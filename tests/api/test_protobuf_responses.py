@@ -335,6 +335,7 @@ def test_status_errors_in_protobuf(cluster: Cluster, ref: ReferenceEncoder, crea
         ("POST", "/api/v1/namespaces/pb/pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"},
                                                  "spec": {"containers": []}}),  # 422 with causes
         ("GET", "/api/v1/namespaces/pb/pods?labelSelector=a%20in", None),  # 400
+        ("POST", "/api/v1/namespaces/pb/pods/web/status", {}),  # 405, refused before any handler
     ]
     for method, path, body in cases:
         code, ctype, as_json = call(cluster, method, path, "application/json", body)

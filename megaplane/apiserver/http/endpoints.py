@@ -56,7 +56,7 @@ from megaplane.apiserver.registry.store import ListResult, Result, patch_status
 from megaplane.apiserver.schema.protobuf_encode import encodable
 from megaplane.apiserver.watchcache import CachedObject, WatchCache
 
-__all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT", "apply_options", "decode_apply", "with_manager"]
+__all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT", "protobuf_status", "apply_options", "decode_apply", "with_manager"]
 
 JSON = b"application/json"
 PATCH_TYPES = {
@@ -405,6 +405,16 @@ def _negotiated(
         return result
 
     return run
+
+
+def protobuf_status(req: Request, r: Optional[Resource], exc: errors.StatusError) -> Optional[Response]:
+    """A Status error as protobuf when the client prefers it for this resource (None: send it as JSON)."""
+    accept = req.headers.get("accept")
+    if not accept or r is None or negotiate(accept)[0] != "protobuf" or wants_table(accept):
+        return None
+    if not encodable(r.group_version, r.kind):
+        return None
+    return _pb_status(exc)
 
 
 def _pb_status(exc: errors.StatusError) -> Response:
