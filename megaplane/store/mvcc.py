@@ -70,7 +70,7 @@ from .requests import (
 )
 from .txn import run_txn
 from .wal import Durability, RevisionReservation, WriteAheadLog, recover, resume
-from .wal.fileutil import private_dir
+from .wal.fileutil import private_dir, tighten_data_dir
 from .wal.log import META_STREAM
 from .wal.reservation import read_record
 from .watch import Watcher, WatchHub
@@ -115,6 +115,7 @@ class Store:
         self.reservation: Optional[RevisionReservation] = None
         if data_dir is not None:
             private_dir(data_dir)
+            tighten_data_dir(data_dir)
             last_run = read_record(data_dir)
             self.wal = WriteAheadLog(
                 os.path.join(data_dir, "wal"), flush_interval=self.config.wal_flush_interval

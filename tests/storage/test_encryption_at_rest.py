@@ -172,6 +172,12 @@ def test_embedded_store_encrypts_secrets_at_rest(root: str) -> None:
         _kubectl(plain, "create", "secret", "generic", "old", f"--from-literal=password={OLD_VALUE}")
     finally:
         plain.stop()
+    # As an older megaplane left them (0755 / 0644): the next start tightens the store's part of the data dir.
+    os.chmod(data, 0o755)
+    for d, _, names in os.walk(os.path.join(data, "wal")):
+        os.chmod(d, 0o755)
+        for n in names:
+            os.chmod(os.path.join(d, n), 0o644)
     config = _write_config(os.path.join(root, "encryption.yaml"), _config([_aescbc(), {"identity": {}}]))
     etcd_port = free_port()
     c = start_cluster(root, ["--encryption-provider-config", config,
