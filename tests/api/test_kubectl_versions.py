@@ -128,7 +128,7 @@ def test_kubectl_version_scenario(cluster: Cluster, version: str, tmp_path: "os.
     assert k.ok("patch", "cm", "cfg", "--type=json", "-p", '[{"op":"add","path":"/data/j","value":"3"}]') == (
         "configmap/cfg patched\n")
     assert k.ok("label", "cm", "cfg", "env=prod") == "configmap/cfg labeled\n"
-    # (one of these builds prints "annotate": the message is kubectl's own, not the server's)
+    # (kubectl 1.27 prints "annotate": the message is the client's own, not the server's)
     assert k.ok("annotate", "cm", "cfg", "note=hi") in ("configmap/cfg annotated\n", "configmap/cfg annotate\n")
 
     # edit through KUBE_EDITOR
