@@ -764,7 +764,8 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
     return run(ManagerOptions(
         kubeconfig=args.kubeconfig, context=args.context, qps=args.kube_api_qps, burst=args.kube_api_burst,
         bind_address=args.bind_address, port=args.port, controllers=list(args.controllers),
-        controller_options=controller_options(args), leader_election=election))
+        controller_options=controller_options(args), leader_election=election,
+        use_service_account_credentials=args.use_service_account_credentials))
 
 
 def _add_controller_manager(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -782,6 +783,9 @@ def _add_controller_manager(sub: "argparse._SubParsersAction[argparse.ArgumentPa
                    help="burst to use while talking with the API server (30)")
     p.add_argument("--bind-address", default="0.0.0.0", help="address /healthz, /readyz and /metrics are served on")
     p.add_argument("--port", type=int, default=0, help="plain HTTP port for /healthz, /readyz, /metrics (0: off)")
+    p.add_argument("--use-service-account-credentials", type=_flag_bool, nargs="?", const=True, default=False,
+                   help="each controller writes with a token of its own ServiceAccount in kube-system (false; "
+                        "needed under RBAC with the controller-manager.kubeconfig identity)")
     add_controller_flags(p)
     add_leader_election_flags(p, "kube-controller-manager")
     p.set_defaults(func=cmd_controller_manager)

@@ -61,6 +61,8 @@ class ManagerOptions:
     leader_election: Optional[LeaderElectionConfig] = field(
         default_factory=lambda: LeaderElectionConfig(DEFAULT_LEASE_NAME, event_component=DEFAULT_LEASE_NAME))
     max_connections: int = 8
+    #: --use-service-account-credentials: each controller writes as its own ServiceAccount (sacredentials).
+    use_service_account_credentials: bool = False
 
 
 def build(options: ManagerOptions, *, announce: Callable[[str], None] = print,
@@ -70,10 +72,24 @@ def build(options: ManagerOptions, *, announce: Callable[[str], None] = print,
     client = Client.from_kubeconfig(options.kubeconfig, options.context or None, qps=options.qps,
                                     burst=options.burst, max_connections=options.max_connections)
     parts: List[Component] = [ClientComponent(client)]
+    client_for: Optional[Callable[[str], Client]] = None
+    if options.use_service_account_credentials:
+        from megaplane.client.kubeconfig import load_kubeconfig
+
+        from .sacredentials import ServiceAccountTransport
+
+        config = load_kubeconfig(options.kubeconfig, options.context or None)
+        own: Dict[str, Client] = {}
+        for name in options.controllers:
+            own[name] = Client(ServiceAccountTransport(client, config, name, qps=options.qps, burst=options.burst,
+                                                       max_connections=2), namespace=client.namespace)
+            parts.append(ClientComponent(own[name], name=f"client-{name}"))
+        client_for = own.__getitem__
     collectors: List[Any] = []
     checks: Dict[str, HealthCheck] = {}
     if options.leader_election is None:
-        controllers = build_controllers(options.controllers, client, options.controller_options)
+        controllers = build_controllers(options.controllers, client, options.controller_options,
+                                        client_for=client_for)
         parts.extend(controllers)
 
         def ready() -> bool:
@@ -87,7 +103,9 @@ def build(options: ManagerOptions, *, announce: Callable[[str], None] = print,
         elector = LeaderElector(election_client, options.leader_election)
         fenced = leader_only_client(client, elector)
         elected = LeaderElected(
-            elector, lambda: build_controllers(options.controllers, fenced, options.controller_options),
+            elector, lambda: build_controllers(
+                options.controllers, fenced, options.controller_options,
+                client_for=None if client_for is None else lambda n: leader_only_client(client_for(n), elector)),
             name="controllers", on_lost=on_lost, announce=announce)
         parts.append(elected)
         collectors.append(LeaderElectionMetrics([elector]))

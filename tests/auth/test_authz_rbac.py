@@ -308,3 +308,29 @@ def test_components_in_up_work_under_their_own_roles(server: Server) -> None:
     rules = json.loads(out.stdout)
     assert {"verbs": ["create", "delete", "get", "patch", "update"], "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"]} in rules["status"]["resourceRules"]
+
+
+def test_a_controller_manager_process_writes_as_each_controllers_service_account(server: Server) -> None:
+    """--use-service-account-credentials with the controller-manager.kubeconfig identity under RBAC."""
+    import subprocess
+    import sys
+
+    server.ok("create", "namespace", "cm")
+    log = open(os.path.join(server.root, "controller-manager.log"), "w")
+    proc = subprocess.Popen([sys.executable, "-m", "megaplane.cli", "controller-manager", "--kubeconfig",
+                             os.path.join(server.root, "data", "controller-manager.kubeconfig"),
+                             "--use-service-account-credentials", "--leader-elect=false",
+                             "--controllers", "replicaset"], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    try:
+        server.ok("create", "-n", "cm", "-f", "-", input=json.dumps({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "rs"}},
+                     "template": {"metadata": {"labels": {"app": "rs"}},
+                                  "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}))
+        wait_for(lambda: len(json.loads(server.ok("get", "pods", "-n", "cm", "-l", "app=rs", "-o", "json"))["items"])
+                 == 2, "the replicaset controller's pods")
+        assert "replicaset-controller" in server.ok("get", "serviceaccounts", "-n", "kube-system", "-o", "name")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
