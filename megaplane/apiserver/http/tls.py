@@ -154,6 +154,7 @@ def issue_client_cert(pki_dir: str, name: str, common_name: str, organizations: 
     for another day, else issued anew.
     """
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -162,12 +163,16 @@ def issue_client_cert(pki_dir: str, name: str, common_name: str, organizations: 
     subject = x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations),
                          x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
+    ca, ca_key = _load_ca(pki_dir)
     if os.path.exists(crt) and os.path.exists(key_path):
         with open(crt, "rb") as f:
             old = x509.load_pem_x509_certificate(f.read())
         if old.subject == subject and old.not_valid_after_utc > now + datetime.timedelta(days=1):
-            return crt, key_path
-    ca, ca_key = _load_ca(pki_dir)
+            try:
+                old.verify_directly_issued_by(ca)  # not one of a CA this dir held before
+                return crt, key_path
+            except (ValueError, TypeError, InvalidSignature):
+                pass
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
