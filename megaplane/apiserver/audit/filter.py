@@ -18,6 +18,7 @@ annotation says allow, or forbid for an authorizer's 403.
 from __future__ import annotations
 
 import datetime
+import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -35,23 +36,27 @@ _WRITE_VERBS = frozenset({"create", "update", "patch"})
 _PROTOBUF_MAGIC = b"k8s\x00"
 
 
-def _timestamp(ts: datetime.datetime) -> str:
-    """metav1.MicroTime as JSON: RFC 3339 with microseconds, UTC."""
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+_second: List[Any] = [-1, ""]
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+def _timestamp(t: float) -> str:
+    """metav1.MicroTime as JSON (RFC 3339, microseconds, UTC); the seconds' part formatted once per second."""
+    sec, micros = divmod(int(t * 1_000_000), 1_000_000)
+    if _second[0] != sec:
+        _second[0] = sec
+        _second[1] = datetime.datetime.fromtimestamp(sec, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{_second[1]}{micros:06d}Z"
 
 
 class _Record:
     """What one request's events share."""
 
-    __slots__ = ("audit_id", "received", "req", "decision", "attrs", "base")
+    __slots__ = ("audit_id", "received", "received_text", "req", "decision", "attrs", "base")
 
-    def __init__(self, audit_id: str, received: datetime.datetime, req: Request) -> None:
+    def __init__(self, audit_id: str, received: float, req: Request) -> None:
         self.audit_id = audit_id
         self.received = received
+        self.received_text = ""
         self.req = req
         self.decision: Optional[Decision] = None
         self.attrs: Optional[Attributes] = None
@@ -76,7 +81,7 @@ class Auditor:
     def wrap(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         def audited(req: Request) -> Any:
             given = req.headers.get("audit-id")
-            rec = _Record(given or str(uuid.uuid4()), _now(), req)
+            rec = _Record(given or str(uuid.uuid4()), time.time(), req)
             try:
                 result = handler(req)
             except Exception as exc:
@@ -163,8 +168,11 @@ class Auditor:
             return
         event = dict(rec.base)
         event["stage"] = stage
-        event["requestReceivedTimestamp"] = _timestamp(rec.received)
-        event["stageTimestamp"] = _timestamp(_now())
+        if not rec.received_text:
+            rec.received_text = _timestamp(rec.received)
+        event["requestReceivedTimestamp"] = rec.received_text
+        # RequestReceived is stamped when it is received; the later stages when they happen.
+        event["stageTimestamp"] = rec.received_text if stage == "RequestReceived" else _timestamp(time.time())
         if extra:
             event.update(extra)
         self.backend.process(event)
