@@ -75,6 +75,19 @@ def test_encoder_writes_gogo_zero_values_for_what_json_omits(ref: ReferenceEncod
     assert protobuf_encode.encode("v1", "Pod", full) == body
 
 
+def test_an_object_protobuf_cannot_carry_is_answered_in_json() -> None:
+    from megaplane.apimachinery.resources import lookup
+    from megaplane.apiserver.http.encoding import pb_body, pb_list_body
+
+    bad = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","creationTimestamp":"yesterday"}}'
+    assert pb_body(bad) is None
+    good = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"y"}}'
+    configmaps = lookup("", "configmaps")
+    assert configmaps is not None
+    assert pb_list_body(configmaps, [good, bad], None, 7) is None
+    assert decode(pb_list_body(configmaps, [good], None, 7) or b"")["items"][0]["metadata"]["name"] == "y"
+
+
 def call(c: Cluster, method: str, path: str, accept: str, body: Optional[Obj] = None
          ) -> Tuple[int, str, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=60)

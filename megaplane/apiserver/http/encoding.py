@@ -18,6 +18,7 @@ encoding itself is `megaplane.apiserver.schema.protobuf_encode`.
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import orjson
@@ -204,12 +205,20 @@ def _kind_of(data: bytes) -> Tuple[str, str, Dict[str, Any]]:
     return obj.get("apiVersion", ""), obj.get("kind", ""), obj
 
 
+log = logging.getLogger(__name__)
+
+
 def pb_body(data: bytes) -> Optional[bytes]:
-    """A JSON response body in protobuf, or None when its kind has no protobuf message (a custom resource)."""
+    """A JSON response body in protobuf; None when its kind has no protobuf message (a custom resource) or the
+    object does not fit it (the caller answers JSON then: a stored object protobuf cannot carry stays readable)."""
     api_version, kind, obj = _kind_of(data)
     if not pb.encodable(api_version, kind):
         return None
-    return pb.encode(api_version, kind, obj)
+    try:
+        return pb.encode(api_version, kind, obj)
+    except pb.EncodeError as exc:
+        log.warning("answering in JSON: %s", exc)
+        return None
 
 
 def pb_object(resource: Resource, obj: CachedObject) -> bytes:
@@ -220,27 +229,42 @@ def pb_object(resource: Resource, obj: CachedObject) -> bytes:
     return raw
 
 
-def pb_cached_body(resource: Resource, obj: CachedObject) -> bytes:
-    """A get's protobuf body for a cached object, from its memoised message."""
-    return pb.envelope(resource.group_version, resource.kind, pb_object(resource, obj))
+def pb_cached_body(resource: Resource, obj: CachedObject) -> Optional[bytes]:
+    """A get's protobuf body for a cached object, from its memoised message (None: see pb_body)."""
+    try:
+        return pb.envelope(resource.group_version, resource.kind, pb_object(resource, obj))
+    except pb.EncodeError as exc:
+        log.warning("answering in JSON: %s", exc)
+        return None
 
 
 def pb_list_body(
     resource: Resource, items: Sequence[bytes], objects: Optional[Sequence[CachedObject]], revision: int,
     cont: str = "", remaining: Optional[int] = None,
-) -> bytes:
-    """The <Kind>List in protobuf; from the cache's memoised messages when the items are cached objects."""
+) -> Optional[bytes]:
+    """The <Kind>List in protobuf; from the cache's memoised messages when the items are cached objects
+    (None: an item does not fit its message, see pb_body)."""
     gv, kind = resource.group_version, resource.kind
-    if objects is not None:
-        raws = [obj.pb or pb_object(resource, obj) for obj in objects]
-    else:
-        raws = [pb.object_raw(gv, kind, orjson.loads(b)) for b in items]
+    try:
+        if objects is not None:
+            raws = [obj.pb or pb_object(resource, obj) for obj in objects]
+        else:
+            raws = [pb.object_raw(gv, kind, orjson.loads(b)) for b in items]
+    except pb.EncodeError as exc:
+        log.warning("answering in JSON: %s", exc)
+        return None
     return pb.list_body(gv, resource.list_kind, raws, revision, cont, remaining)
 
 
 def pb_frame(resource: Resource, etype: str, obj: CachedObject) -> bytes:
-    """One protobuf watch frame for a cached object."""
-    raw = pb_object(resource, obj)
+    """One protobuf watch frame for a cached object; an ERROR frame (500) for one its message cannot carry, so the
+    stream says so rather than skipping the event (a watch's format is fixed when it starts)."""
+    try:
+        raw = pb_object(resource, obj)
+    except pb.EncodeError as exc:
+        log.warning("watch event not encodable in protobuf: %s", exc)
+        status = orjson.loads(errors.internal(f"unable to encode the object as protobuf: {exc}").body())
+        return pb_json_frame("ERROR", status)
     return pb.watch_frame(etype, pb.envelope(resource.group_version, resource.kind, raw))
 
 

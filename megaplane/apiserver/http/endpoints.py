@@ -193,8 +193,9 @@ class ResourceEndpoints:
             return Response(200, table_body(r, objs, result.revision, result.continue_token, "Metadata"))
         if accept and negotiate(accept)[0] == "protobuf" and encodable(r.group_version, r.kind):
             objects = getattr(result, "objects", None)  # the cached entries, whose messages are memoised
-            return Response(200, pb_list_body(r, result.items, objects, result.revision, result.continue_token,
-                                              result.remaining), PROTOBUF)
+            body = pb_list_body(r, result.items, objects, result.revision, result.continue_token, result.remaining)
+            if body is not None:
+                return Response(200, body, PROTOBUF)
         return Response(200, list_body(r, result.items, result.revision, result.continue_token, result.remaining))
 
     # -- reads ---------------------------------------------------------------------------------
@@ -209,7 +210,9 @@ class ResourceEndpoints:
             # The answer is the cached object's bytes: its memoised message serves every protobuf get of it.
             cached = self.registry.cache_for(r).get(r.key(info.namespace, info.name))
             if cached is not None and cached.data is result.data and encodable(r.group_version, r.kind):
-                return Response(200, pb_cached_body(r, cached), PROTOBUF)
+                body = pb_cached_body(r, cached)
+                if body is not None:
+                    return Response(200, body, PROTOBUF)
         return self.respond(req, r, result)
 
     async def list(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:

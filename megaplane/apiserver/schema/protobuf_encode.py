@@ -462,8 +462,10 @@ def object_raw(api_version: str, kind: str, obj: Dict[str, Any]) -> bytes:
     """The bare message of an object (no envelope): what a list's items and the envelope's raw hold."""
     try:
         return _encode(_message_of(api_version, kind), obj)
-    except (AttributeError, TypeError) as exc:  # a JSON value of a type the field cannot hold
-        raise EncodeError(f"{kind}: {exc}") from None
+    except EncodeError:
+        raise
+    except (AttributeError, TypeError, ValueError, KeyError, struct.error) as exc:
+        raise EncodeError(f"{kind}: {exc}") from None  # a JSON value of a type the field cannot hold
 
 
 def encode(api_version: str, kind: str, obj: Dict[str, Any]) -> bytes:
