@@ -182,6 +182,11 @@ def test_a_role_and_binding_grant_exactly_their_rules(server: Server) -> None:
         "spec": {"user": "alice", "groups": ["system:authenticated"],
                  "resourceAttributes": {"namespace": "team-a", "verb": "get", "resource": "secrets"}}})))
     assert sar["status"]["allowed"] is True
+    wide = server.ok("get", "rolebinding", "alice-reads", "-n", "team-a", "-o", "wide").splitlines()
+    assert wide[0].split() == ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    assert wide[1].split()[:2] == ["alice-reads", "Role/secret-reader"] and wide[1].split()[3] == "alice"
+    assert server.ok("get", "role", "secret-reader", "-n", "team-a").splitlines()[0].split() == [
+        "NAME", "CREATED", "AT"]
     # roleRef may not change
     out = server.admin("patch", "rolebinding", "alice-reads", "-n", "team-a", "--type=merge",
                        "-p", '{"roleRef":{"kind":"ClusterRole","name":"view"}}')

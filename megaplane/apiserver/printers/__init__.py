@@ -45,6 +45,7 @@ from megaplane.apiserver.printers import (
     events,
     pods,
     policy,
+    rbac,
     scheduling,
 )
 from megaplane.apiserver.printers.base import _DESC_AGE, Obj, Printer, _col, _d, _name, _name_col
@@ -98,6 +99,7 @@ _TABLES: Dict[Tuple[str, str], Tuple[List[Obj], Printer]] = {
     **discovery.TABLES,
     **policy.TABLES,
     **scheduling.TABLES,
+    **rbac.TABLES,
 }
 
 
