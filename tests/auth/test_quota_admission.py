@@ -71,6 +71,12 @@ def test_pods_beyond_quota_are_refused_and_describe_shows_used(tenancy: Tenancy)
     code, body = t.request("POST", f"/api/v1/namespaces/{ns}/pods", sized)
     assert code == 201, body
 
+    # A spec change: the controller moves status.hard (admission enforces status.hard, as upstream).
+    t.ok("-n", ns, "patch", "quota", "compute", "--type=merge", "-p", '{"spec":{"hard":{"pods":"3"}}}')
+    q = t.wait("status.hard to follow spec.hard",
+               lambda: (lambda q: q if q["status"]["hard"]["pods"] == "3" else None)(_quota(t, ns, "compute")))
+    assert q["status"]["used"] == {"pods": "2", "requests.cpu": "800m", "limits.memory": "1Gi"}
+
 
 def test_object_counts_and_services(tenancy: Tenancy) -> None:
     t = tenancy
