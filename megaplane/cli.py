@@ -411,6 +411,59 @@ def _audit_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return audit_config(args)
 
 
+def _apiserver_replicas(args: argparse.Namespace, config) -> List[List[str]]:  # type: ignore[no-untyped-def]
+    """`megaplane apiserver` arguments for the N-1 more API servers of `up --apiservers N` (none for N <= 1).
+
+    They share this process's storage: its etcd clusters as given, or, on the embedded store, the store's
+    etcd v3 endpoint (--listen-client-urls, on a free loopback port unless given). Each gets the next plain
+    port after --port (free ones if --port is 0), no secure port, and a data dir of its own for its unused
+    local store.
+    """
+    import os
+    import socket
+    import tempfile
+
+    count = getattr(args, "apiservers", 1) or 1
+    if count <= 1:
+        return []
+    backends = config.storage_backends
+
+    def own(servers: List[str]) -> bool:
+        return not servers or servers == ["embedded"]
+
+    if any(own(servers) for servers in backends.overrides.values()):
+        raise ValueError("--apiservers: every resource must be on storage the API servers share; an "
+                         "--etcd-servers-overrides entry names this process's embedded store")
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    if own(backends.servers):
+        if not config.etcd_client_urls:
+            config.etcd_client_urls = [f"http://127.0.0.1:{free_port()}"]
+        servers = config.etcd_client_urls[0].replace("://0.0.0.0:", "://127.0.0.1:")
+    else:
+        servers = ",".join(backends.servers)
+    shared = ["--etcd-servers", servers, "--etcd-prefix", args.etcd_prefix,
+              "--etcd-client-transport", args.etcd_client_transport,
+              "--service-cluster-ip-range", args.service_cluster_ip_range,
+              "--service-node-port-range", args.service_node_port_range]
+    for flag, value in (("--etcd-servers-overrides", args.etcd_servers_overrides), ("--etcd-cafile", args.etcd_cafile),
+                        ("--etcd-certfile", args.etcd_certfile), ("--etcd-keyfile", args.etcd_keyfile),
+                        ("--encryption-provider-config", args.encryption_provider_config)):
+        if value:
+            shared += [flag, value]
+    out = []
+    for i in range(1, count):
+        port = config.port + i if config.port else free_port()
+        data = (os.path.join(config.data_dir, f"apiserver-{i}") if config.data_dir
+                else tempfile.mkdtemp(prefix=f"megaplane-apiserver-{i}-"))
+        out.append(["--port", str(port), "--secure-port", "0", "--data-dir", data, *shared])
+    return out
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from .controlplane import run
 
@@ -423,6 +476,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             from .fleet.flags import fleet_config
 
             config.fleet = fleet_config(args)
+        config.apiserver_replicas = _apiserver_replicas(args, config)  # `up` only: --apiservers N
     except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
@@ -515,6 +569,10 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
 
             add_controller_flags(p)
             add_leader_election_flags(p, "kube-controller-manager", in_process=True)
+            p.add_argument("--apiservers", type=int, default=1,
+                           help="run this many API servers on the same storage: this one and N-1 `megaplane "
+                                "apiserver` processes on the next plain ports, over the embedded store's etcd "
+                                "endpoint or --etcd-servers (1); put a load balancer in front")
         else:
             p.set_defaults(controllers=[], leader_elect=False)
         p.set_defaults(func=cmd_up)

@@ -100,6 +100,9 @@ class ControlPlaneConfig:
     scheduler: bool = False
     #: Where resources are stored: --etcd-servers, --etcd-servers-overrides, ... (default: the embedded store).
     storage_backends: BackendConfig = field(default_factory=BackendConfig)
+    #: `megaplane up --apiservers N`: the arguments of the N-1 more `megaplane apiserver` processes this one
+    #: starts on the same storage (each its own plain port; see APIServerReplicas).
+    apiserver_replicas: List[List[str]] = field(default_factory=list)
 
 
 class _ListsAs:
@@ -199,6 +202,10 @@ class ControlPlane:
             components.append(Fleet(self.client_as(FLEET_USER, (FLEET_GROUP, NODES_GROUP)), config.fleet,
                                     progress=log.info))
         components.append(_Listeners(self))
+        self.replicas: Optional[APIServerReplicas] = None
+        if config.apiserver_replicas:  # after the listeners: the etcd endpoint they use is up by then
+            self.replicas = APIServerReplicas(config.apiserver_replicas)
+            components.append(self.replicas)
         self.runner = Runner(components, name="control-plane")
         self.api.readiness = self.runner.ready
 
@@ -291,6 +298,8 @@ class ControlPlane:
         if self.etcd is not None:
             line += f"; etcd API on {', '.join(self.config.etcd_client_urls)}"
         line += f"; store revision {self.store.revision}, data dir {self.config.data_dir or '(memory only)'}"
+        if self.replicas is not None:
+            line += f"; {len(self.replicas.argvs) + 1} API servers, the others on {', '.join(self.replicas.urls)}"
         if self.config.controllers:
             line += f"; controllers: {', '.join(self.config.controllers)}"
             if self.config.leader_election is not None:
@@ -333,6 +342,93 @@ def resolve_advertise_address(bind_address: str, advertise_address: str,
         raise ValueError(f"--bind-address {bind_address} is not of the default service family ({family} from "
                          f"--service-cluster-ip-range {service_cluster_ip_range}): set --advertise-address")
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(other, other), other
+
+
+class APIServerReplicas:
+    """`megaplane up --apiservers N`: N-1 more `megaplane apiserver` processes on this process's storage.
+
+    Each is started with the arguments `up` worked out for it (`--etcd-servers` naming the shared store,
+    its own plain `--port` and data dir), told to die with this process (PR_SET_PDEATHSIG), and waited for
+    until its /readyz answers 200, so `up` reports ready with all of them serving. One that exits is not
+    restarted: `up` stops being ready and logs it. A load balancer in front is the operator's (README).
+    """
+
+    def __init__(self, argvs: List[List[str]], startup_timeout: float = 60.0) -> None:
+        self.argvs = argvs
+        self.startup_timeout = startup_timeout
+        self.processes: List[Any] = []
+        self.urls = [f"http://127.0.0.1:{_flag_value(a, '--port')}" for a in argvs]
+
+    @property
+    def name(self) -> str:
+        return "apiserver-replicas"
+
+    async def start(self) -> None:
+        import asyncio
+        import sys
+
+        from megaplane.scheduler.workers import _die_with_parent
+
+        for argv in self.argvs:
+            self.processes.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "megaplane.cli", "apiserver", *argv, preexec_fn=_die_with_parent))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.startup_timeout
+        for proc, url in zip(self.processes, self.urls):
+            while not await _ready(url):
+                if proc.returncode is not None or loop.time() > deadline:
+                    raise RuntimeError(f"the API server replica on {url} did not become ready")
+                await asyncio.sleep(0.2)
+            log.info("API server replica on %s ready (pid %d)", url, proc.pid)
+
+    async def stop(self) -> None:
+        import asyncio
+
+        for proc in self.processes:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in self.processes:
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+        self.processes = []
+
+    def ready(self) -> bool:
+        return len(self.processes) == len(self.argvs) and all(p.returncode is None for p in self.processes)
+
+    def statistics(self) -> Dict[str, float]:
+        return {"replicas": float(sum(1 for p in self.processes if p.returncode is None))}
+
+
+def _flag_value(argv: List[str], name: str) -> str:
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return ""
+
+
+async def _ready(url: str) -> bool:
+    """Whether `url`/readyz answers 200 (one plain HTTP/1.1 request)."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(u.hostname, u.port), 2)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        writer.write(f"GET /readyz HTTP/1.1\r\nHost: {u.netloc}\r\nConnection: close\r\n\r\n".encode())
+        line = await asyncio.wait_for(reader.readline(), 5)
+        return line.split(b" ")[1:2] == [b"200"]
+    except (OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        writer.close()
 
 
 def _kubernetes_service_ips(service_cluster_ip_range: str) -> List[str]:

@@ -574,3 +574,47 @@ def test_snapshot_drill(restart: bool) -> None:
             server.stop()
         etcd.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_up_apiservers_behind_haproxy() -> None:
+    """`megaplane up --apiservers 2`: a second API server on the next port over the embedded store's etcd
+    endpoint; writes through haproxy land on both, each reads the other's, and both stop with `up`."""
+    from types import SimpleNamespace
+
+    from tests.api.conftest import start_cluster
+
+    root = tempfile.mkdtemp(prefix="megaplane-up-apiservers-")
+    c = start_cluster(root, ["--apiservers", "2"])
+    lb: Optional[HAProxy] = None
+    try:
+        other = SimpleNamespace(url=f"http://127.0.0.1:{c.port + 1}")
+        lb = HAProxy(root, [c.port, c.port + 1])
+        before = (_creates_served(c), _creates_served(other))  # type: ignore[arg-type]
+        for i in range(6):
+            status, body = _request(lb.url, "POST", CMS, _cm(f"up-lb-{i}", i=str(i)))
+            assert status == 201, body
+        after = (_creates_served(c), _creates_served(other))  # type: ignore[arg-type]
+        assert after[0] > before[0] and after[1] > before[1], (before, after)
+        for url in (c.url, other.url):  # a consistent read on each shows every write, whichever server took it
+            status, listed = _request(url, "GET", CMS)
+            assert {f"up-lb-{i}" for i in range(6)} <= {o["metadata"]["name"] for o in listed["items"]}
+        status, made = _request(other.url, "POST", CMS, _cm("up-stale"))
+        assert status == 201, made
+        stale = _cm("up-stale", k="v")
+        stale["metadata"]["resourceVersion"] = str(int(made["metadata"]["resourceVersion"]) - 1)
+        status, body = _request(c.url, "PUT", f"{CMS}/up-stale", stale)
+        assert status == 409, body
+    finally:
+        if lb is not None:
+            lb.stop()
+        c.stop()
+
+    def gone() -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{c.port + 1}/readyz", timeout=2)
+        except OSError:
+            return True
+        return False
+
+    _wait("the second API server to stop with up", gone)
+    shutil.rmtree(root, ignore_errors=True)
