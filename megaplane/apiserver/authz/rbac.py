@@ -7,7 +7,8 @@ rule that allows it; RBAC never denies, it has no opinion.
 
 The bindings are indexed by subject (user name, group, and per namespace),
 resolved to their roles' compiled rules, whenever any of the four caches
-changes (the index is rebuilt lazily on the next check after a change).
+changes (the index is rebuilt lazily on the next check after a change,
+decoding and compiling only the objects whose revision moved).
 The rules one user has are memoised per (name, groups) and per namespace,
 so a check is a dict lookup or two plus rule matching and allocates
 nothing.
@@ -66,6 +67,8 @@ class RBACAuthorizer:
             cache.on_reset.append(self._reset)
         self._dirty = True
         self.rebuilds = 0
+        #: per cache: key -> (revision, decoded object) as of the last rebuild
+        self._decoded: List[Dict[bytes, Tuple[int, Dict[str, Any]]]] = [{} for _ in self._caches]
         # subject -> rules, cluster-wide and per namespace
         self._cluster: Dict[Tuple[str, str], List[Tuple[Rule, ...]]] = {}
         self._namespaced: Dict[Tuple[str, str, str], List[Tuple[Rule, ...]]] = {}
@@ -83,13 +86,31 @@ class RBACAuthorizer:
     # -- the index ---------------------------------------------------------------------------------------
 
     def _objects(self, i: int) -> Iterable[Dict[str, Any]]:
+        """The cache's objects decoded; an object whose revision is unchanged since the last rebuild is not
+        decoded again (a rebuild after one change decodes one object)."""
+        memo = self._decoded[i]
+        fresh: Dict[bytes, Tuple[int, Dict[str, Any]]] = {}
         for obj in list(self._caches[i].objects.values()):
+            seen = memo.get(obj.key)
+            if seen is not None and seen[0] == obj.rv:
+                fresh[obj.key] = seen
+                yield seen[1]
+                continue
             try:
                 decoded = orjson.loads(obj.data)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(decoded, dict):
+                fresh[obj.key] = (obj.rv, decoded)
                 yield decoded
+        self._decoded[i] = fresh
+
+    def _compiled(self, obj: Dict[str, Any]) -> Tuple[Rule, ...]:
+        """A role's compiled rules, kept on its decoded object (reused while the object is)."""
+        rules = obj.get("\0compiled")
+        if rules is None:
+            rules = obj["\0compiled"] = compile_rules(obj.get("rules"))
+        return rules  # type: ignore[no-any-return]
 
     def _rebuild(self) -> None:
         self._dirty = False
@@ -97,10 +118,10 @@ class RBACAuthorizer:
         roles: Dict[Tuple[str, str], Tuple[Rule, ...]] = {}
         for obj in self._objects(0):
             meta = obj.get("metadata") or {}
-            roles[(meta.get("namespace", ""), meta.get("name", ""))] = compile_rules(obj.get("rules"))
+            roles[(meta.get("namespace", ""), meta.get("name", ""))] = self._compiled(obj)
         cluster_roles: Dict[str, Tuple[Rule, ...]] = {}
         for obj in self._objects(1):
-            cluster_roles[(obj.get("metadata") or {}).get("name", "")] = compile_rules(obj.get("rules"))
+            cluster_roles[(obj.get("metadata") or {}).get("name", "")] = self._compiled(obj)
         namespaced: Dict[Tuple[str, str, str], List[Tuple[Rule, ...]]] = {}
         for obj in self._objects(2):
             meta = obj.get("metadata") or {}
