@@ -40,7 +40,7 @@ __all__ = [
     "MAX_NODE_SCORE", "Filter", "FilterResult",
     "node_unschedulable", "node_name", "taint_toleration", "node_affinity", "node_ports", "node_resources_fit",
     "least_allocated", "balanced_allocation", "least_allocated_at", "balanced_allocation_at", "taint_toleration_score", "node_affinity_score", "normalize",
-    "match_term", "WINDOWED_FILTERS",
+    "match_term", "WINDOWED_FILTERS", "resource_fit_checks",
 ]
 
 MAX_NODE_SCORE = 100
@@ -211,9 +211,19 @@ def node_ports(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = Non
 
 
 def node_resources_fit(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = None) -> Optional[FilterResult]:
-    sel, _, n = _window(table, window)
-    alloc = table.allocatable[sel]
-    used = table.requested[sel]
+    sel, _, _ = _window(table, window)
+    checks = resource_fit_checks(table, pod, table.allocatable[sel], table.requested[sel])
+    bad = checks[0][1].copy()
+    for _, mask in checks[1:]:
+        bad |= mask
+    return ~bad, lambda fail: [(reason, fail & mask) for reason, mask in checks]
+
+
+def resource_fit_checks(table: NodeTable, pod: PodSpecInfo, alloc: np.ndarray,
+                        used: np.ndarray) -> List[Tuple[str, np.ndarray]]:
+    """NodeResourcesFit's failures, (reason, failing rows) in upstream's order, over rows of allocatable and
+    requested (the table's, or preemption's with victims taken off)."""
+    n = len(alloc)
     checks: List[Tuple[str, np.ndarray]] = []
     pods_col = table.resource_index[PODS]
     checks.append((REASON_TOO_MANY_PODS, used[:, pods_col] + 1 > alloc[:, pods_col]))
@@ -230,10 +240,7 @@ def node_resources_fit(table: NodeTable, pod: PodSpecInfo, window: Optional[slic
             checks.append((f"Insufficient {rname}", np.ones(n, dtype=bool)))
         else:
             checks.append((f"Insufficient {rname}", want > alloc[:, ext] - used[:, ext]))
-    bad = checks[0][1].copy()
-    for _, mask in checks[1:]:
-        bad |= mask
-    return ~bad, lambda fail: [(reason, fail & mask) for reason, mask in checks]
+    return checks
 
 
 #: The filters that answer over a window of slots (each node judged on its own row alone).

@@ -35,7 +35,9 @@ import numpy as np
 from .algorithm import UNRESOLVABLE, UNSCHEDULABLE, Algorithm, fit_error_message
 from .labels import Selector, SelectorError, selector_from
 from .nodetable import NodeTable, PlacedPod
-from .podspec import PodSpecInfo
+from .plugins import resource_fit_checks
+from .podspec import PODS, PodSpecInfo
+from .topologyspread import DO_NOT_SCHEDULE, constraints_for
 
 __all__ = ["Candidate", "Pdb", "Preemptor", "REASON_NOT_HELPFUL", "REASON_NO_VICTIMS", "pdb_from",
            "MIN_CANDIDATE_NODES_PERCENTAGE", "MIN_CANDIDATE_NODES_ABSOLUTE"]
@@ -128,9 +130,19 @@ class Preemptor:
         non_violating: List[Candidate] = []
         violating: List[Candidate] = []
         statuses: Dict[str, int] = {}
+        resource_only = self._resource_only(pod)
+        hopeless = self._hopeless(pod, by_slot) if resource_only else {}
         for i in range(len(potential)):
             slot = potential[(offset + i) % len(potential)]
-            found, reasons = self.select_victims(pod, slot, by_slot.get(slot, []), pdbs)
+            if slot in hopeless:
+                reasons = hopeless[slot]
+                for reason in reasons:
+                    statuses[reason] = statuses.get(reason, 0) + 1
+                continue
+            if resource_only and slot in by_slot:
+                found, reasons = self._select_victims_by_resources(pod, slot, by_slot[slot], pdbs)
+            else:
+                found, reasons = self.select_victims(pod, slot, by_slot.get(slot, []), pdbs)
             if found is None:
                 for reason in reasons:
                     statuses[reason] = statuses.get(reason, 0) + 1
@@ -145,6 +157,117 @@ class Preemptor:
                 statuses[REASON_NOT_HELPFUL] = statuses.get(REASON_NOT_HELPFUL, 0) + absent
             return None, fit_error_message(table.count, statuses)
         return self.pick(candidates), ""
+
+    def _resource_only(self, pod: PodSpecInfo) -> bool:
+        """NodeResourcesFit is the one filter taking pods off a node could change for `pod`: no host ports, no pod
+        affinity or DoNotSchedule spreading of its own, no placed pod's required anti-affinity anywhere (the other
+        filters read the node alone, and a node failing them is not a potential node)."""
+        table = self.table
+        profile = self.algorithm.profile(pod)
+        seen = profile.for_pod(table, pod)
+        affinity = seen.affinity
+        return not (seen.host_ports
+                    or (affinity is not None and (affinity.required_affinity or affinity.required_anti_affinity))
+                    or constraints_for(table, seen, DO_NOT_SCHEDULE)
+                    or next(table.pod_index.groups_where("required_anti_affinity"), None) is not None
+                    or "NodeResourcesFit" not in profile.filter_names)
+
+    def _hopeless(self, pod: PodSpecInfo, by_slot: Mapping[int, List[PlacedPod]]) -> Dict[int, List[str]]:
+        """For a resource-only pod, the nodes whose dry run is known to fail, with the reasons it would give.
+
+        A node that still lacks room with every lower-priority pod gone
+        fails its dry run with exactly those resource reasons: computed
+        vectorised here for all nodes instead of one dry run per node (a pod
+        that fits nowhere, Unschedulable's churn, cost ~37 us per node).
+        Nodes without lower-priority pods are left to select_victims (their
+        reason is "no victims").
+        """
+        table = self.table
+        seen = self.algorithm.profile(pod).for_pod(table, pod)
+        slots = np.fromiter(by_slot.keys(), dtype=np.int64, count=len(by_slot))
+        if len(slots) == 0:
+            return {}
+        freed = np.zeros((len(slots), len(table.resources)), dtype=np.int64)
+        pods_col = table.resource_index[PODS]
+        for row, slot in enumerate(slots.tolist()):
+            for placed in by_slot[slot]:
+                for rname, amount in placed.info.requests.items():
+                    col = table.resource_index.get(rname)
+                    if col is not None:
+                        freed[row, col] += amount
+                freed[row, pods_col] += 1
+        checks = resource_fit_checks(table, seen, table.allocatable[slots], table.requested[slots] - freed)
+        failing = np.zeros(len(slots), dtype=bool)
+        for _, mask in checks:
+            failing |= mask
+        out: Dict[int, List[str]] = {}
+        for row in np.flatnonzero(failing).tolist():
+            out[int(slots[row])] = [reason for reason, mask in checks if mask[row]]
+        return out
+
+    def _select_victims_by_resources(self, pod: PodSpecInfo, slot: int, on_node: List[PlacedPod],
+                                     pdbs: Sequence[Pdb]) -> Tuple[Optional[Candidate], List[str]]:
+        """select_victims for a resource-only pod in plain integers: the same removal of every lower-priority pod,
+        the same reprieves in the same order (PDB-violating first, most important first), each judged by whether
+        the pod's requests fit the node's room with the nominated pods of no lower priority counted, as
+        Algorithm.fits judges NodeResourcesFit; no table changes, no filter runs."""
+        table = self.table
+        potential = [p for p in on_node if p.info.priority < pod.priority]
+        if not potential:
+            return None, [REASON_NO_VICTIMS]
+        seen = self.algorithm.profile(pod).for_pod(table, pod)
+        index = table.resource_index
+        wanted = {PODS: 1}
+        for rname, amount in seen.requests.items():
+            if amount > 0 and rname != PODS:
+                wanted[rname] = amount
+        room: Dict[str, int] = {}
+        for rname in wanted:
+            col = index.get(rname)
+            room[rname] = 0 if col is None else int(table.allocatable[slot, col]) - int(table.requested[slot, col])
+        node = table.names[slot]
+        for key, (info, nominated_node) in self.algorithm.nominated.items():
+            if nominated_node == node and key != pod.key and info.priority >= pod.priority and key not in table.pods:
+                for rname in wanted:
+                    room[rname] -= 1 if rname == PODS else info.requests.get(rname, 0)
+
+        def uses(p: PlacedPod, rname: str) -> int:
+            return 1 if rname == PODS else p.info.requests.get(rname, 0)
+
+        for p in potential:
+            for rname in wanted:
+                room[rname] += uses(p, rname)
+        if any(wanted[r] > room[r] for r in wanted) or any(index.get(r) is None for r in wanted):
+            return None, self._resource_reasons(seen, slot, potential)
+        potential.sort(key=self._importance)
+        violating, non_violating = _split_by_pdb(potential, pdbs)
+        victims: List[PlacedPod] = []
+        violations = 0
+        for group, counts in ((violating, True), (non_violating, False)):
+            for p in group:
+                if all(wanted[r] <= room[r] - uses(p, r) for r in wanted):
+                    for r in wanted:
+                        room[r] -= uses(p, r)  # reprieved: it stays
+                else:
+                    victims.append(p)
+                    violations += counts
+        if violating and non_violating:
+            victims.sort(key=self._importance)
+        return Candidate(slot, node, victims, violations), []
+
+    def _resource_reasons(self, pod: PodSpecInfo, slot: int, removed: List[PlacedPod]) -> List[str]:
+        """NodeResourcesFit's reasons on `slot` with `removed` taken off (what the dry run's node_reasons gives)."""
+        table = self.table
+        freed = np.zeros((1, len(table.resources)), dtype=np.int64)
+        for placed in removed:
+            for rname, amount in placed.info.requests.items():
+                col = table.resource_index.get(rname)
+                if col is not None:
+                    freed[0, col] += amount
+            freed[0, table.resource_index[PODS]] += 1
+        rows = slice(slot, slot + 1)
+        checks = resource_fit_checks(table, pod, table.allocatable[rows], table.requested[rows] - freed)
+        return [reason for reason, mask in checks if mask[0]]
 
     @staticmethod
     def num_candidates(nodes: int) -> int:

@@ -142,3 +142,49 @@ def test_schedule_places_as_full_filtering_and_fresh_scores_would() -> None:
 def _every_from(algo: Algorithm, pod: Any, start: int) -> np.ndarray:
     every = np.flatnonzero(algo.feasible(pod))
     return np.concatenate([every[every >= start], every[every < start]])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_preemption_skips_hopeless_nodes_with_the_reasons_their_dry_runs_give(seed: int) -> None:
+    """For pods whose only pod-dependent filter is NodeResourcesFit, Preemptor's shortcuts (hopeless nodes found at
+    once, victims chosen in plain integers) give the same candidate and victims, or the same message, as a dry run
+    of every filter on every node; nominated pods included."""
+    from megaplane.scheduler.algorithm import FitError
+    from megaplane.scheduler.preemption import Preemptor
+
+    rng = random.Random(300 + seed)
+    table = NodeTable()
+    for i in range(120):
+        table.upsert_node(random_node(rng, i))
+    algorithm = Algorithm(table, rng=random.Random(seed))
+    for i in range(400):
+        p = random_pod(rng, i)
+        p["spec"]["priority"] = rng.choice([0, 5, 10])
+        info = parse_pod(p)
+        try:
+            table.add_pod(info, algorithm.schedule(info).node, assumed=True)
+        except FitError:
+            pass
+    checked = chosen = 0
+    # Some nominated pods of high priority hold room on nodes (the dry run counts them).
+    for i in range(10):
+        p = random_pod(rng, 5000 + i)
+        p["spec"]["priority"] = 30
+        info = parse_pod(p)
+        algorithm.nominated[info.key] = (info, rng.choice(table.names))
+    for i in range(40):
+        p = random_pod(rng, 1000 + i)
+        p["spec"]["priority"] = rng.choice([5, 10, 20])
+        p["spec"]["containers"][0]["resources"]["requests"]["cpu"] = rng.choice(["3", "7", "9"])
+        info = parse_pod(p)
+        codes = algorithm.statuses(info)
+        fast = Preemptor(table, algorithm, rng=random.Random(i)).preempt(info, codes)
+        plain_preemptor = Preemptor(table, algorithm, rng=random.Random(i))
+        plain_preemptor._resource_only = lambda pod: False  # type: ignore[method-assign]
+        plain = plain_preemptor.preempt(info, codes)
+        summary = [(c.node, [v.info.key for v in c.victims]) if c is not None else None for c, _ in (fast, plain)]
+        assert summary[0] == summary[1] and fast[1] == plain[1], (i, fast[1], plain[1])
+        checked += fast[0] is None and "Insufficient cpu" in fast[1]
+        chosen += fast[0] is not None and len(fast[0].victims) > 0
+    assert checked  # some preemptors fit nowhere: the shortcut was taken and its reasons compared
+    assert chosen  # and some preempt: victims chosen both ways
