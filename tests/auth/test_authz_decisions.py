@@ -54,7 +54,7 @@ def env() -> Iterator[Env]:
     api = APIServer(EmbeddedStorage(Store(None)), APIServerConfig(authorization=AuthorizationConfig(["Node", "RBAC"])))
     loop.run_until_complete(api.start())
     e = Env(loop, api)
-    for ns in ("default", "kube-system", "a", "b"):
+    for ns in ("default", "kube-system", "kube-node-lease", "a", "b"):
         e.run(e.admin.resource("namespaces").create({"metadata": {"name": ns}}))
     try:
         yield e
@@ -179,3 +179,27 @@ def test_reviews(env: Env) -> None:
     with pytest.raises(Exception) as bad:
         env.run(post("localsubjectaccessreviews", lsar, "a"))
     assert "spec.resourceAttributes.namespace must match namespace: a" in str(bad.value)
+
+
+def test_the_fleet_identity_gets_node_restrictions_for_any_node(env: Env) -> None:
+    from megaplane.apimachinery.user import FLEET_GROUP, FLEET_USER, NODES_GROUP
+
+    fleet = env.client(FLEET_USER, FLEET_GROUP, NODES_GROUP)
+    env.run(fleet.resource("nodes").create({"metadata": {"name": "sim-1"}}))
+    with pytest.raises(ForbiddenError) as err:
+        env.run(fleet.resource("nodes").create({"metadata": {
+            "name": "sim-2", "labels": {"node-restriction.kubernetes.io/pool": "x"}}}))
+    assert "is not allowed to set the following labels: node-restriction.kubernetes.io/pool" in err.value.message
+    env.run(fleet.resource("leases").create({"metadata": {"name": "sim-1", "namespace": "kube-node-lease"}},
+                                            "kube-node-lease"))
+    with pytest.raises(ForbiddenError) as err:
+        env.run(fleet.resource("leases").create({"metadata": {"name": "sim-1", "namespace": "a"}}, "a"))
+    assert 'can only access leases in the "kube-node-lease" namespace' in err.value.message
+    env.run(env.admin.resource("pods").create({"metadata": {"name": "unbound", "namespace": "a"},
+                                               "spec": {"containers": [{"name": "c", "image": "i"}]}}, "a"))
+    with pytest.raises(ForbiddenError) as err:
+        env.run(fleet.resource("pods").update_status({"metadata": {"name": "unbound", "namespace": "a"},
+                                                      "status": {"phase": "Running"}}, "a"))
+    assert "can only update pod status for pods with their own node as spec.nodeName" in err.value.message
+    with pytest.raises(ForbiddenError):
+        env.run(fleet.resource("secrets").list("a"))

@@ -12,6 +12,11 @@ knows as nodes (`system:node:<name>` in system:nodes):
 * leases: only in kube-node-lease, only the Lease named as itself.
 
 Refusals are admission's 403 `<resource> "<name>" is forbidden: node "x" ...`.
+
+The simulated fleet's one shared identity (`FLEET_USER` in `FLEET_GROUP`)
+writes for many nodes, so it gets the same checks but for which node:
+the labels and taints rules, mirror pods only, status updates only of
+pods bound to some node, Leases only in kube-node-lease.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, Dict, List, Optional
 
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.resources import Resource
+from megaplane.apimachinery.user import FLEET_GROUP
 from megaplane.apiserver.authz.node import LEASE_NAMESPACE, node_name
 
 __all__ = ["NodeRestriction"]
@@ -44,9 +50,13 @@ class NodeRestriction:
 
     def check_write(self, resource: Resource, subresource: str, obj: Dict[str, Any], old: Optional[Dict[str, Any]],
                     opts: Any) -> None:
-        node = node_name(getattr(opts, "user", None))
-        if node is None or resource.group not in ("", "coordination.k8s.io"):
+        user = getattr(opts, "user", None)
+        node = node_name(user)
+        fleet = node is None and user is not None and FLEET_GROUP in user.groups
+        if (node is None and not fleet) or resource.group not in ("", "coordination.k8s.io"):
             return
+        if fleet:
+            node = user.name
         meta = obj.get("metadata") or {}
         name = meta.get("name", "")
         plural = resource.plural
@@ -59,11 +69,11 @@ class NodeRestriction:
                 return
             if meta.get("namespace") != LEASE_NAMESPACE:
                 refuse(f'can only access leases in the "{LEASE_NAMESPACE}" namespace')
-            if name != node:
+            if name != node and not fleet:
                 refuse("can only access node lease with the same name as the requesting node")
             return
         if plural == "nodes":
-            if name != node:
+            if name != node and not fleet:
                 refuse(f'node "{node}" is not allowed to modify node "{name}"')
             if old is None:
                 bad = sorted(_restricted(meta.get("labels")))
@@ -84,11 +94,13 @@ class NodeRestriction:
                 if MIRROR_ANNOTATION not in (meta.get("annotations") or {}):
                     refuse(f'pod does not have "{MIRROR_ANNOTATION}" annotation, node "{node}" can only create '
                            "mirror pods")
-                if (obj.get("spec") or {}).get("nodeName") != node:
+                bound = (obj.get("spec") or {}).get("nodeName")
+                if (bound != node and not fleet) or not bound:
                     refuse(f'node "{node}" can only create pods with spec.nodeName set to itself')
                 return
             if subresource == "status":
-                if (old.get("spec") or {}).get("nodeName") != node:
+                bound = (old.get("spec") or {}).get("nodeName")
+                if (bound != node and not fleet) or not bound:
                     refuse(f'node "{node}" can only update pod status for pods with their own node as spec.nodeName')
                 return
             refuse(f'unexpected operation "UPDATE", node "{node}" can only create and delete mirror pods')

@@ -182,10 +182,17 @@ _ROLES: List[Tuple[str, List[Obj]]] = [
 ]
 
 # megaplane's own: the simulated fleet's one shared identity (apimachinery.user.FLEET_USER in FLEET_GROUP) writes
-# for many nodes, so it gets system:node's rules without the Node authorizer's per-node checks, and may list and
-# watch the node Leases it renews (a restarted fleet finds its Leases; a kubelet only gets its own).
+# for many nodes, so it gets system:node's rules without the Node authorizer's per-node checks (NodeRestriction's
+# content checks still apply), and may list and watch the node Leases it renews (a restarted fleet finds its
+# Leases; a kubelet only gets its own).
 FLEET_ROLE = "system:megaplane:fleet"
-_ROLES.append((FLEET_ROLE, NODE_RULES + [R("coordination.k8s.io", "leases", ("list", "watch"))]))
+# What the Node authorizer allows a node only for objects its pods reference (Secrets, ConfigMaps, volumes,
+# tokens) is left out: the fleet gets no graph check, so none of those.
+_GRAPH_GUARDED = {"configmaps", "secrets", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts/token",
+                  "volumeattachments", "persistentvolumeclaims/status"}
+_FLEET_RULES = [dict(r, resources=[x for x in r["resources"] if x not in _GRAPH_GUARDED]) for r in NODE_RULES
+                if any(x not in _GRAPH_GUARDED for x in r["resources"])]
+_ROLES.append((FLEET_ROLE, _FLEET_RULES + [R("coordination.k8s.io", "leases", ("list", "watch"))]))
 
 # (role, the label that aggregates it into a higher role, its own aggregate-to label or None)
 _AGGREGATED = [
