@@ -233,7 +233,8 @@ class APIServer:
 
             self._openapi_generation = resource_table.generation()  # custom resources came or went: rebuild
             infos = [
-                ResourceInfo(r.group, r.version, r.plural, r.kind, r.namespaced, r.subresources, r.verbs)
+                ResourceInfo(r.group, r.version, r.plural, r.kind, r.namespaced, r.subresources, r.verbs,
+                             strategic_merge="openapi" not in r.extra)
                 for r in RESOURCES
             ]
             # Custom resources carry their published schema (apiserver.apiextensions.openapi).

@@ -153,6 +153,22 @@ def test_kubectl_get_printer_columns_and_get_all(cluster, widgets):  # type: ign
     assert "field label not supported: spec.size" in out.stderr
 
 
+def test_kubectl_apply_and_patch(cluster, widgets):  # type: ignore[no-untyped-def]
+    # Client-side apply of a custom resource is a JSON merge patch: the OpenAPI v3 PATCH of a custom resource
+    # offers no strategic merge patch, as upstream's, so kubectl does not try one.
+    cluster.ok("apply", "-f", "-", input=json.dumps(_widget("applied", color="red", replicas=2)))
+    assert "configured" in cluster.ok("apply", "-f", "-", input=json.dumps(_widget("applied", color="red", replicas=5)))
+    assert widgets.get_namespaced_custom_object(GROUP, "v1", NS, "widgets", "applied")["spec"]["replicas"] == 5
+    assert "serverside-applied" in cluster.ok("apply", "--server-side", "--force-conflicts", "-f", "-",
+                                              input=json.dumps(_widget("applied", color="blue", replicas=5)))
+    out = cluster.kubectl("patch", "widget", "applied", "-p", '{"spec":{"replicas":6}}')  # strategic by default
+    assert out.returncode == 1 and "the body of the request was in an unknown format - accepted media types " \
+        "include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml" in out.stderr
+    cluster.ok("patch", "widget", "applied", "--type=merge", "-p", '{"spec":{"replicas":6}}')
+    assert widgets.get_namespaced_custom_object(GROUP, "v1", NS, "widgets", "applied")["spec"] == {
+        "color": "blue", "replicas": 6, "size": "medium"}
+
+
 def test_kubectl_explain(cluster, widgets):  # type: ignore[no-untyped-def]
     out = cluster.ok("explain", "widgets.spec")
     assert "What the widget should be." in out

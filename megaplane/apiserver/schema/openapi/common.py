@@ -35,6 +35,8 @@ class ResourceInfo:
     namespaced: bool
     subresources: Tuple[str, ...] = ()
     verbs: Tuple[str, ...] = ALL_VERBS
+    #: False for custom resources: their PATCH takes no strategic merge patch (kubectl then sends a merge patch).
+    strategic_merge: bool = True
 
 
 def gv_path(group: str, version: str) -> str:
@@ -55,6 +57,7 @@ _PATCH_TYPES = (
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
 )
+_PATCH_TYPES_CUSTOM = tuple(t for t in _PATCH_TYPES if t != "application/strategic-merge-patch+json")
 _PRODUCES = ("application/json", "application/yaml")
 _PRODUCES_WATCH = ("application/json", "application/yaml", "application/json;stream=watch")
 

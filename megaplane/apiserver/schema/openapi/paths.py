@@ -20,6 +20,7 @@ from megaplane.apiserver.schema.openapi.common import (
     _PATCH,
     _PATCH_PARAMS,
     _PATCH_TYPES,
+    _PATCH_TYPES_CUSTOM,
     _PRODUCES,
     _PRODUCES_WATCH,
     _STATUS,
@@ -208,7 +209,7 @@ def _resource_paths(definition: Callable[[str, str, str], str], r: ResourceInfo,
                 tag,
                 params=_PATCH_PARAMS,
                 body=_PATCH,
-                body_types=_PATCH_TYPES,
+                body_types=_PATCH_TYPES if r.strategic_merge else _PATCH_TYPES_CUSTOM,
                 responses=(ok, ("201", "Created", obj), unauth),
             )
         )
@@ -383,7 +384,7 @@ def _subresource_paths(
                 tag,
                 params=_PATCH_PARAMS,
                 body=_PATCH,
-                body_types=_PATCH_TYPES,
+                body_types=_PATCH_TYPES if r.strategic_merge else _PATCH_TYPES_CUSTOM,
                 responses=(ok, ("201", "Created", obj), unauth),
             )
         )
