@@ -304,3 +304,16 @@ def test_certificate_of_another_ca_fails_the_handshake(server: Server) -> None:
     status, review = server.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
                                     {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}, cert=own)
     assert review["status"]["userInfo"] == {"username": "tester", "groups": ["testers", "system:authenticated"]}
+
+
+def test_secret_bound_token_ends_with_its_secret_and_a_wrong_uid_is_a_conflict(server: Server) -> None:
+    server.ok("create", "serviceaccount", "keeper")
+    server.ok("create", "secret", "generic", "kept", "--from-literal", "k=v")
+    token = server.ok("create", "token", "keeper", "--bound-object-kind", "Secret", "--bound-object-name",
+                      "kept").strip()
+    assert server.whoami(token=token)["username"] == "system:serviceaccount:default:keeper"
+    out = server.kubectl("create", "token", "keeper", "--bound-object-kind", "Secret", "--bound-object-name", "kept",
+                         "--bound-object-uid", "not-its-uid")
+    assert "the UID in the bound object reference (not-its-uid) does not match the UID in record" in out.stderr
+    server.ok("delete", "secret", "kept")
+    _poll(lambda: server.request("GET", "/version", token=token)[0] == 401, "secret-bound token outlived its secret")
