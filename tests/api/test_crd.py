@@ -58,6 +58,8 @@ WIDGETS: Dict[str, Any] = {
                                  "labels": {"type": "object", "additionalProperties": {"type": "string"}},
                                  "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                                  "port": {"x-kubernetes-int-or-string": True},
+                                 "template": {"type": "object", "x-kubernetes-embedded-resource": True,
+                                              "x-kubernetes-preserve-unknown-fields": True},
                              }},
                     "status": {"type": "object", "properties": {"replicas": {"type": "integer"},
                                                                 "selector": {"type": "string"}}},
@@ -192,8 +194,9 @@ def test_invalid_object_rejected_with_upstream_messages(cluster, widgets):  # ty
     assert body["reason"] == "Invalid" and body["message"] == (
         f'Widget.{GROUP} "big" is invalid: spec.replicas: Invalid value: 11: spec.replicas in body should be less '
         "than or equal to 10")
-    missing = cluster.kubectl("create", "-f", "-", input=json.dumps(_widget("nocolor")))
+    missing = cluster.kubectl("create", "-f", "-", input=json.dumps(_widget("nocolor", template={"spec": {}})))
     assert "spec.color: Required value" in missing.stderr
+    assert "spec.template.apiVersion: Required value: must not be empty" in missing.stderr
     assert cluster.kubectl("get", "widget", "bad").returncode == 1  # nothing stored
 
 
@@ -338,6 +341,12 @@ def test_name_conflict_and_crd_validation(cluster, api, widgets):  # type: ignor
     assert ("spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for "
             "specified object fields") in out.stderr
     assert "must have exactly one version marked as storage version" in out.stderr
+    crd = ext.read_custom_resource_definition(f"widgets.{GROUP}")
+    crd.spec.scope = "Cluster"
+    with pytest.raises(ApiException) as exc:
+        ext.replace_custom_resource_definition(f"widgets.{GROUP}", crd)
+    assert exc.value.status == 422
+    assert 'spec.scope: Invalid value: "Cluster": field is immutable' in json.loads(exc.value.body)["message"]
 
 
 def test_crd_deletion_removes_objects_and_endpoints(cluster, api, widgets):  # type: ignore[no-untyped-def]

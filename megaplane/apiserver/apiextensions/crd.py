@@ -26,8 +26,8 @@ from megaplane.apiserver.registry.store import ResourceStore, Result
 from megaplane.apiserver.registry.strategy import Strategy
 from megaplane.apiserver.watchcache import CachedObject
 
-__all__ = ["CRDStrategy", "CRDStore", "FINALIZER", "validate_crd", "storage_version", "served_versions",
-           "version_priority"]
+__all__ = ["CRDStrategy", "CRDStore", "FINALIZER", "validate_crd", "validate_crd_update", "storage_version",
+           "served_versions", "version_priority"]
 
 FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 Cause = Dict[str, Any]
@@ -205,6 +205,20 @@ def _versions(spec: Dict[str, Any]) -> List[Cause]:
     return out
 
 
+def validate_crd_update(crd: Dict[str, Any], old: Dict[str, Any]) -> List[Cause]:
+    """ValidateCustomResourceDefinitionUpdate beyond the create rules: the scope is immutable, and every
+    version in status.storedVersions stays in spec.versions (objects may still be stored in it)."""
+    out: List[Cause] = []
+    spec, old_spec = _d(crd.get("spec")), _d(old.get("spec"))
+    if spec.get("scope") != old_spec.get("scope"):
+        out.append(field_error("", "spec.scope", spec.get("scope"), "field is immutable"))
+    names = {v.get("name") for v in spec.get("versions") or () if isinstance(v, dict)}
+    for i, stored in enumerate(_d(crd.get("status")).get("storedVersions") or ()):
+        if stored not in names:
+            out.append(field_error("", f"status.storedVersions[{i}]", stored, "must appear in spec.versions"))
+    return out
+
+
 class CRDStrategy(Strategy):
     """customResourceDefinitionStrategy: status is the controller's, storedVersions grows with the storage version."""
 
@@ -217,6 +231,10 @@ class CRDStrategy(Strategy):
 
     def prepare_for_update(self, obj: Dict[str, Any], old: Dict[str, Any], subresource: str) -> None:
         super().prepare_for_update(obj, old, subresource)
+        causes = validate_crd_update(obj, old)
+        if causes:
+            raise errors.invalid(self.resource.group, self.resource.kind, _d(obj.get("metadata")).get("name", ""),
+                                 causes)
         if subresource != "status":
             stored = storage_version(obj)
             status = obj.setdefault("status", {})

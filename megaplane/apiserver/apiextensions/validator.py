@@ -276,6 +276,11 @@ def _array(value: List[Any], s: Schema, path: str, out: List[Cause]) -> None:
 
 
 def _object(value: Dict[str, Any], s: Schema, path: str, out: List[Cause]) -> None:
+    if s.get("x-kubernetes-embedded-resource"):
+        # An embedded object names its kind (objectmeta's validateEmbeddedResource).
+        for key in ("apiVersion", "kind"):
+            if not value.get(key):
+                out.append(field_error("", _child(path, key), None, "must not be empty", "FieldValueRequired"))
     least, most = s.get("minProperties"), s.get("maxProperties")
     if isinstance(most, int) and len(value) > most:
         out.append(_invalid(path, value, f"{path} in body should have at most {most} properties"))
