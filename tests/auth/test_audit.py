@@ -108,6 +108,32 @@ def test_rotation_keeps_max_backups(tmp_path: Any) -> None:
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
 
 
+def test_panic_stage_for_a_handler_that_fails(tmp_path: Any) -> None:
+    from megaplane.apiserver.audit.backend import LogBackend
+    from megaplane.apiserver.audit.filter import Auditor, encode_event
+    from megaplane.apiserver.http.messages import Request
+
+    log = str(tmp_path / "audit.log")
+    auditor = Auditor(parse_policy({"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+                                    "rules": [{"level": "Metadata"}]}), LogBackend(log, encode=encode_event))
+    auditor.start()
+
+    def broken(req: Request) -> Any:
+        raise RuntimeError("boom")
+
+    req = Request("GET", "/api/v1/namespaces/default/pods", "", {"audit-id": "id-panic"}, b"", ("10.0.0.7", 1))
+    with pytest.raises(RuntimeError):
+        auditor.wrap(broken)(req)
+    auditor.stop()
+    with open(log, "rb") as f:
+        events = [json.loads(line) for line in f]
+    assert [e["stage"] for e in events] == ["RequestReceived", "Panic"]
+    assert events[1]["responseStatus"]["code"] == 500 and events[1]["sourceIPs"] == ["10.0.0.7"]
+    assert events[1]["user"] == {"username": ""} and events[1]["objectRef"] == {"resource": "pods",
+                                                                                "namespace": "default",
+                                                                                "apiVersion": "v1"}
+
+
 class Audited:
     def __init__(self, cluster: Cluster, log: str) -> None:
         self.cluster = cluster
