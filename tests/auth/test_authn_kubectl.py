@@ -317,3 +317,15 @@ def test_secret_bound_token_ends_with_its_secret_and_a_wrong_uid_is_a_conflict(s
     assert "the UID in the bound object reference (not-its-uid) does not match the UID in record" in out.stderr
     server.ok("delete", "secret", "kept")
     _poll(lambda: server.request("GET", "/version", token=token)[0] == 401, "secret-bound token outlived its secret")
+
+
+def test_node_bound_token_ends_with_its_node(server: Server) -> None:
+    server.ok("create", "serviceaccount", "agent")
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "authn-node"}}
+    assert server.request("POST", "/api/v1/nodes", node, cert=_admin_cert(server))[0] == 201
+    token = server.ok("create", "token", "agent", "--bound-object-kind", "Node", "--bound-object-name",
+                      "authn-node").strip()
+    extra = server.whoami(token=token)["extra"]
+    assert extra["authentication.kubernetes.io/node-name"] == ["authn-node"]
+    server.ok("delete", "node", "authn-node")
+    _poll(lambda: server.request("GET", "/version", token=token)[0] == 401, "node-bound token outlived its node")

@@ -6,7 +6,8 @@ token on every request: a JWT of one of --service-account-issuer, signed
 by one of the --service-account-key-file keys (or the signing key's own),
 for one of the --api-audiences, not expired, whose ServiceAccount (and
 bound Pod or Secret, and the Pod's Node) still exist with the uids the
-token names (--service-account-lookup, on as upstream).
+token names (--service-account-lookup, on as upstream); a token bound to a
+Node (and no Pod) needs that Node.
 
 The signature is checked once per token: a verified token is remembered
 with its expiry and the (cache, key, uid) of each object it is bound to,
@@ -290,7 +291,7 @@ class ServiceAccountTokens:
                 raise _unauthorized()
             if key_name:
                 extra[key_name], extra[key_uid] = (ref["name"],), (str(ref.get("uid") or ""),)
-            if what != "node":  # a node is not looked up (upstream checks it only with a feature gate)
+            if what != "node" or "pod" not in private:  # a pod's node is information; a node-bound token's, a binding
                 bound.append(self._bound(what + "s", namespace, ref["name"], str(ref.get("uid") or "")))
         jti = claims.get("jti")
         if isinstance(jti, str) and jti:

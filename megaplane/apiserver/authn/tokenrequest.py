@@ -3,8 +3,8 @@
 The body is an authentication.k8s.io/v1 TokenRequest: audiences (default:
 --api-audiences), expirationSeconds (default 3600, at least 600, at most
 2^32; capped by --service-account-max-token-expiration) and an optional
-boundObjectRef to a Pod or Secret of the ServiceAccount's namespace (a
-Pod's own ServiceAccount must be this one; a given uid must be the
+boundObjectRef to a Pod or Secret of the ServiceAccount's namespace or a
+Node (a Pod's own ServiceAccount must be this one; a given uid must be the
 object's). The answer is the request with status.token (a JWT signed by
 `serviceaccount.TokenSigner`) and status.expirationTimestamp; nothing is
 stored. A token bound to a Pod also names the Pod's Node, as upstream.
@@ -131,19 +131,19 @@ class TokenRequests:
                                      "boundObjectRef of type v1.BoundObjectReference")
         kind, api_version, ref_name = ref.get("kind") or "", ref.get("apiVersion") or "", ref.get("name") or ""
         group = api_version.rpartition("/")[0] if "/" in api_version else ""
-        if group != "" or kind not in ("Pod", "Secret"):
+        if group != "" or kind not in ("Pod", "Secret", "Node"):
             gvk = f"{api_version or '/'}, Kind={kind}" if "/" in api_version else f"/{api_version}, Kind={kind}"
             raise errors.bad_request(f'cannot bind token for serviceaccount "{name}" to object of type {gvk}')
-        store = self.pods if kind == "Pod" else self.secrets
-        cached = store.current(namespace, ref_name)
+        store = {"Pod": self.pods, "Secret": self.secrets, "Node": self.nodes}[kind]
+        cached = store.current("" if kind == "Node" else namespace, ref_name)
         uid = cached.facts.uid
         if ref.get("uid") and ref["uid"] != uid:
             raise errors.StatusError(409, "Conflict", f'Operation cannot be fulfilled on {kind} "{ref_name}": the UID '
                                      f'in the bound object reference ({ref["uid"]}) does not match the UID in record. '
                                      "The object might have been deleted and then recreated",
                                      errors.details(ref_name, "", kind))
-        if kind == "Secret":
-            private["secret"] = {"name": ref_name, "uid": uid}
+        if kind != "Pod":  # ServiceAccountTokenNodeBinding (beta, on in 1.32): a token bound to a Node
+            private[kind.lower()] = {"name": ref_name, "uid": uid}
             return
         import orjson
 
