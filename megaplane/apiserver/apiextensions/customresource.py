@@ -121,6 +121,9 @@ class CustomResourceStore(ResourceStore):
         v = self.version
         # Field ownership follows the version's schema (list types, maps), not a deduced one.
         self.fields = FieldManager(v.group, v.version, v.kind, v.status, type_for_schema(v.schema))
+        # Stored bytes -> this version's view of them: each revision is decoded and encoded once, not per read
+        # (bytes cache their hash; cleared when it outgrows the cache).
+        self._memo: Dict[bytes, bytes] = {}
 
     @property
     def version(self) -> CustomResourceVersion:
@@ -165,9 +168,15 @@ class CustomResourceStore(ResourceStore):
         v = self.version
         if v.version == v.storage_version and not v.defaults:
             return data
-        obj = orjson.loads(data)
-        v.view(obj)
-        return orjson.dumps(obj)
+        got = self._memo.get(data)
+        if got is None:
+            obj = orjson.loads(data)
+            v.view(obj)
+            got = orjson.dumps(obj)
+            if len(self._memo) >= max(1024, 2 * len(self.cache.objects)):
+                self._memo.clear()
+            self._memo[data] = got
+        return got
 
     def _views(self, items: List[bytes]) -> List[bytes]:
         v = self.version
