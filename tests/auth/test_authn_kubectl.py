@@ -251,6 +251,16 @@ def test_pod_bound_token_ends_with_its_pod(server: Server) -> None:
     assert extra["authentication.kubernetes.io/pod-name"] == ["worker-pod"]
     server.ok("delete", "pod", "worker-pod", "--grace-period=0", "--force")
     _poll(lambda: server.request("GET", "/version", token=token)[0] == 401, "pod-bound token outlived its pod")
+    # A pod awaiting removal (a finalizer holds it) keeps its tokens for a minute past its deletionTimestamp.
+    pod["metadata"] = {"name": "held-pod", "finalizers": ["example.com/hold"]}
+    assert server.request("POST", "/api/v1/namespaces/default/pods", pod, cert=_admin_cert(server))[0] == 201
+    held = server.ok("create", "token", "worker", "--bound-object-kind", "Pod", "--bound-object-name",
+                     "held-pod").strip()
+    server.ok("delete", "pod", "held-pod", "--grace-period=0", "--force", "--wait=false")
+    assert json.loads(server.ok("get", "pod", "held-pod", "-o", "json"))["metadata"]["deletionTimestamp"]
+    assert server.request("GET", "/version", token=held)[0] == 200
+    server.ok("patch", "pod", "held-pod", "--type", "json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+    _poll(lambda: server.request("GET", "/version", token=held)[0] == 401, "token outlived its removed pod")
 
 
 def test_expired_and_forged_tokens_are_401(server: Server) -> None:

@@ -9,6 +9,7 @@ kubeconfigs it writes authenticate; given, they are used as they are.
 from __future__ import annotations
 
 import argparse
+from typing import List
 
 from megaplane.apiserver.authn.config import AuthenticationConfig
 from megaplane.units import parse_duration
@@ -28,7 +29,7 @@ def _bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
 
 
-def _list(value: str) -> list:
+def _list(value: str) -> List[str]:
     return [v for v in (s.strip() for s in value.split(",")) if v]
 
 

@@ -7,7 +7,8 @@ by one of the --service-account-key-file keys (or the signing key's own),
 for one of the --api-audiences, not expired, whose ServiceAccount (and
 bound Pod or Secret, and the Pod's Node) still exist with the uids the
 token names (--service-account-lookup, on as upstream); a token bound to a
-Node (and no Pod) needs that Node.
+Node (and no Pod) needs that Node. A bound object being deleted keeps its
+tokens until a minute past its deletionTimestamp, as upstream.
 
 The signature is checked once per token: a verified token is remembered
 with its expiry and the (cache, key, uid) of each object it is bound to,
@@ -174,6 +175,25 @@ def service_account_user(namespace: str, name: str, uid: str, extra: Optional[Di
                     (SERVICE_ACCOUNTS_GROUP, f"{SERVICE_ACCOUNTS_GROUP}:{namespace}", ALL_AUTHENTICATED), extra or {})
 
 
+# A bound object awaiting removal keeps its tokens this long past its deletionTimestamp (upstream's validator).
+DELETED_OBJECT_GRACE = 60.0
+
+
+def _deleted_long_ago(data: bytes, now: float) -> bool:
+    """Whether an object being deleted has a deletionTimestamp more than DELETED_OBJECT_GRACE ago (decoded only
+    for objects being deleted: the rare case)."""
+    import datetime
+
+    stamp = (orjson.loads(data).get("metadata") or {}).get("deletionTimestamp")
+    if not isinstance(stamp, str):
+        return False
+    try:
+        when = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return False
+    return when < now - DELETED_OBJECT_GRACE
+
+
 def _resource(plural: str) -> Resource:
     r = lookup("", plural)
     assert r is not None
@@ -230,7 +250,7 @@ class ServiceAccountTokens:
             raise _unauthorized()
         for cache, key, uid in entry.bound:
             obj = cache.get(key)
-            if obj is None or obj.facts.uid != uid:
+            if obj is None or obj.facts.uid != uid or (obj.facts.deleting and _deleted_long_ago(obj.data, now)):
                 self._verified.pop(token, None)
                 raise _unauthorized()
         if audiences is None:
@@ -297,9 +317,10 @@ class ServiceAccountTokens:
         if isinstance(jti, str) and jti:
             extra[CREDENTIAL_ID_KEY] = (f"JTI={jti}",)
         user = service_account_user(namespace, sa_name, sa_uid, extra)
+        now = time.time()
         for cache, key, uid in bound:
             obj = cache.get(key)
-            if obj is None or obj.facts.uid != uid:
+            if obj is None or obj.facts.uid != uid or (obj.facts.deleting and _deleted_long_ago(obj.data, now)):
                 raise _unauthorized()
         return _Verified(user, audiences, bool(self.api_audiences & set(audiences)), float(exp), float(nbf) - 60,
                          tuple(bound))
