@@ -416,8 +416,8 @@ def _apiserver_replicas(args: argparse.Namespace, config) -> List[List[str]]:  #
 
     They share this process's storage: its etcd clusters as given, or, on the embedded store, the store's
     etcd v3 endpoint (--listen-client-urls, on a free loopback port unless given). Each gets the next plain
-    port after --port (free ones if --port is 0), no secure port, and a data dir of its own for its unused
-    local store.
+    port after --port (skipping --secure-port; free ones if --port is 0), no secure port, and a data dir of
+    its own for its unused local store.
     """
     import os
     import socket
@@ -456,8 +456,14 @@ def _apiserver_replicas(args: argparse.Namespace, config) -> List[List[str]]:  #
         if value:
             shared += [flag, value]
     out = []
+    port = config.port
     for i in range(1, count):
-        port = config.port + i if config.port else free_port()
+        if config.port:
+            port += 1
+            if port == config.secure_port:  # the next ports after --port, but not this process's secure one
+                port += 1
+        else:
+            port = free_port()
         data = (os.path.join(config.data_dir, f"apiserver-{i}") if config.data_dir
                 else tempfile.mkdtemp(prefix=f"megaplane-apiserver-{i}-"))
         out.append(["--port", str(port), "--secure-port", "0", "--data-dir", data, *shared])

@@ -584,7 +584,11 @@ def test_up_apiservers_behind_haproxy() -> None:
     from tests.api.conftest import start_cluster
 
     root = tempfile.mkdtemp(prefix="megaplane-up-apiservers-")
-    c = start_cluster(root, ["--apiservers", "2"])
+    port = free_port()
+    secure = free_port()
+    while secure in (port, port + 1):
+        secure = free_port()
+    c = start_cluster(root, ["--apiservers", "2"], port=port, secure_port=secure)
     lb: Optional[HAProxy] = None
     try:
         other = SimpleNamespace(url=f"http://127.0.0.1:{c.port + 1}")
