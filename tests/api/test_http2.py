@@ -293,6 +293,32 @@ def test_kubectl_uses_http2(server: Server) -> None:
     # Go's http2 Transport reports each connection it opens and the response headers it decodes.
     assert "http2: Transport creating client conn" in out.stderr
     assert re.search(r"http2: Transport received HEADERS flags=\S*END_HEADERS stream=\d+", out.stderr), out.stderr
+    # A watch: kubectl's events arrive over its HTTP/2 stream.
+    import queue
+    import threading
+
+    before = _watchers(server, "configmaps")
+    watch = subprocess.Popen([KUBECTL, "--kubeconfig", server.cluster.kubeconfig, "--cache-dir",
+                              tempfile.mkdtemp(dir=server.cluster.root), "get", "configmaps", "-w", "-o", "name"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in watch.stdout], daemon=True).start()  # type: ignore
+    try:
+        deadline = time.monotonic() + 60
+        while _watchers(server, "configmaps") <= before:
+            assert time.monotonic() < deadline and watch.poll() is None, "kubectl -w did not start its watch"
+            time.sleep(0.05)
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "h2-kubectl-watched"}}
+        s, b, _ = server.https11("POST", "/api/v1/namespaces/default/configmaps", json.dumps(cm).encode())
+        assert s == 201, b
+        while True:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            if line.strip() == "configmap/h2-kubectl-watched":
+                break
+    finally:
+        watch.terminate()
+        _, err = watch.communicate(timeout=30)
+    assert "http2: Transport creating client conn" in err
     # client-go's DISABLE_HTTP2 leaves it on HTTP/1.1, which the server still speaks on the same port.
     out = subprocess.run([KUBECTL, "--kubeconfig", server.cluster.kubeconfig, "--cache-dir",
                           tempfile.mkdtemp(dir=server.cluster.root), "get", "namespaces", "-o", "name"],
