@@ -319,6 +319,29 @@ def test_versions_conversion_none(cluster, api, widgets):  # type: ignore[no-unt
     assert [v["version"] for v in group["versions"]] == ["v1", "v1beta1"]
 
 
+def test_webhook_conversion_serves_the_storage_version(cluster, api, widgets):  # type: ignore[no-untyped-def]
+    """A CRD asking for webhook conversion installs (Helm charts ship them); megaplane calls no webhooks, so a
+    version other than the storage one answers as upstream does when its webhook fails."""
+    crd = _crd("hooks", "Hook", [{"name": "v1", "served": True, "storage": True, "schema": _OPEN},
+                                 {"name": "v2", "served": True, "storage": False, "schema": _OPEN}])
+    crd["spec"]["conversion"] = {"strategy": "Webhook", "webhook": {
+        "conversionReviewVersions": ["v1"], "clientConfig": {"url": "https://conversion.invalid/convert"}}}
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
+    _poll(lambda: _served(cluster, GROUP, "v1", "hooks"), "hooks to be served")
+    objs = client.CustomObjectsApi(api)
+    objs.create_namespaced_custom_object(GROUP, "v1", NS, "hooks", {
+        "apiVersion": f"{GROUP}/v1", "kind": "Hook", "metadata": {"name": "h"}, "spec": {"a": 1}})
+    assert objs.get_namespaced_custom_object(GROUP, "v1", NS, "hooks", "h")["spec"] == {"a": 1}
+    with pytest.raises(ApiException) as exc:
+        objs.get_namespaced_custom_object(GROUP, "v2", NS, "hooks", "h")
+    assert exc.value.status == 500
+    assert f"conversion webhook for {GROUP}/v1, Kind=Hook failed" in json.loads(exc.value.body)["message"]
+    bad = _crd("badhooks", "BadHook", [{"name": "v1", "served": True, "storage": True, "schema": _OPEN}])
+    bad["spec"]["conversion"] = {"strategy": "Webhook"}
+    out = cluster.kubectl("create", "-f", "-", input=json.dumps(bad))
+    assert "spec.conversion.webhook: Required value: required when strategy is set to Webhook" in out.stderr
+
+
 def test_name_conflict_and_crd_validation(cluster, api, widgets):  # type: ignore[no-untyped-def]
     ext = client.ApiextensionsV1Api(api)
     other = _crd("otherwidgets", "Widget", [{"name": "v1", "served": True, "storage": True, "schema": _OPEN}])

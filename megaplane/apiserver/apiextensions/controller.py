@@ -198,8 +198,9 @@ class CustomResourceDefinitions:
                        "table": table_for(v.get("additionalPrinterColumns")), "crd": name},
             )
             version = CustomResourceVersion(group, r.version, kind, plural, storage, schema, entry.state,
-                                            "status" in subs, _d(subs.get("scale")) if "scale" in subs else None)
-            if version.version != storage or version.defaults:
+                                            "status" in subs, _d(subs.get("scale")) if "scale" in subs else None,
+                                            _d(spec.get("conversion")).get("strategy") == "Webhook")
+            if (version.version != storage or version.defaults) and not version.webhook:
                 r.extra["watch_view"] = version.view
             await self.registry.serve(r, CustomResourceStrategy(r, version), CustomResourceStore)
             fresh.append(r)

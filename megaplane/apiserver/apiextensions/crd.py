@@ -134,10 +134,21 @@ def validate_crd(crd: Dict[str, Any]) -> List[Cause]:
         out += _label(f"spec.names.categories[{i}]", cat)
     out += _versions(spec)
     conv = _d(spec.get("conversion"))
-    if conv.get("strategy") not in (None, "None"):
-        # Webhook conversion is not served by megaplane (its one strategy is None).
-        out.append(field_error("", "spec.conversion.strategy", conv.get("strategy"), 'supported values: "None"',
+    strategy = conv.get("strategy")
+    if strategy not in (None, "None", "Webhook"):
+        out.append(field_error("", "spec.conversion.strategy", strategy, 'supported values: "None", "Webhook"',
                                "FieldValueNotSupported"))
+    elif strategy == "Webhook":
+        hook = _d(conv.get("webhook"))
+        if not conv.get("webhook"):
+            out.append(field_error("", "spec.conversion.webhook", None, "required when strategy is set to Webhook",
+                                   "FieldValueRequired"))
+        elif not hook.get("conversionReviewVersions"):
+            out.append(field_error("", "spec.conversion.webhook.conversionReviewVersions", None,
+                                   "must include at least one of v1, v1beta1", "FieldValueRequired"))
+    elif "webhook" in conv:
+        out.append(field_error("", "spec.conversion.webhook", None, "should not be set when strategy is not set "
+                               "to Webhook", "FieldValueForbidden"))
     return out
 
 
