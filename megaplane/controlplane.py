@@ -310,6 +310,8 @@ class ControlPlane:
             line += f"; {self.config.fleet.nodes} simulated nodes"
         if self.config.kubeconfig:
             line += f"\nkubeconfig written to {self.config.kubeconfig}: kubectl --kubeconfig {self.config.kubeconfig} get ns"
+        line += (f"\ncomponent kubeconfigs (client certificates of {os.path.join(self._pki, 'ca.crt')}): "
+                 + ", ".join(self.component_kubeconfig(name) for name, _, _ in CLIENT_IDENTITIES[1:]))
         return line
 
 
