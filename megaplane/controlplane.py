@@ -159,7 +159,7 @@ class ControlPlane:
         if self.etcd_backends is not None and config.storage_backends.count_poll_period > 0:
             self.api.metrics.storage_counts = self.etcd_backends.object_counts
         #: The loopback client: components in this process reach the registry through it.
-        self.client = Client(LoopbackTransport(self.api.registry))
+        self.client = Client(self._loopback())
         self.etcd: Any = None
         self.port = 0
         self.secure_port = 0
@@ -209,13 +209,22 @@ class ControlPlane:
         self.runner = Runner(components, name="control-plane")
         self.api.readiness = self.runner.ready
 
+    def _loopback(self, *user_and_authorizer: Any) -> Any:
+        """A loopback transport to this server's registry; audited by the server's policy when audit is on."""
+        transport = LoopbackTransport(self.api.registry, *user_and_authorizer)
+        if self.api.auditor is None:
+            return transport
+        from megaplane.apiserver.audit.loopback import AuditedTransport
+
+        return AuditedTransport(transport, self.api.auditor)
+
     def client_as(self, name: str, groups: Tuple[str, ...] = ()) -> Client:
         """A loopback client for a component running as `name`: each verb authorized as over HTTP (the shared
         unchecked client when authorization is AlwaysAllow alone)."""
         if self.config.api.authorization.modes == ["AlwaysAllow"]:
             return self.client
         user = UserInfo(name, groups=(*groups, ALL_AUTHENTICATED))
-        return Client(LoopbackTransport(self.api.registry, user, self.api.authz))
+        return Client(self._loopback(user, self.api.authz))
 
     def controller_client(self, controller: str) -> Client:
         """A controller's own client: its ServiceAccount in kube-system (--use-service-account-credentials)."""
@@ -224,7 +233,7 @@ class ControlPlane:
         name, groups = controller_user(controller)
         if self.config.api.authorization.modes == ["AlwaysAllow"]:
             return self.client
-        own = LoopbackTransport(self.api.registry, UserInfo(name, groups=groups), self.api.authz)
+        own = self._loopback(UserInfo(name, groups=groups), self.api.authz)
         return Client(_ListsAs(own, self.client_as(KUBE_CONTROLLER_MANAGER_USER).transport))
 
     def _prepare_pki(self) -> None:

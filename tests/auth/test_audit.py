@@ -257,6 +257,11 @@ def test_a_line_per_request_at_the_policy_level(audited: Audited) -> None:
     assert stages == ["ResponseStarted", "ResponseComplete"]
     assert a.events("id-secrets", 0) == []
 
+    # The in-process components' loopback requests are audited too (here: the server's own bootstrap).
+    own = a.events_where(lambda e: e["user"]["username"] == "system:apiserver")
+    assert own and all(e["sourceIPs"] == ["127.0.0.1"] and e["requestURI"].startswith("/api") for e in own)
+    assert {e["stage"] for e in own} == {"ResponseComplete"}  # RequestReceived omitted by the rules as over HTTP
+
     metrics = urllib.request.urlopen(a.cluster.url + "/metrics", timeout=30).read().decode()
     assert 'apiserver_audit_error_total{plugin="log"} 0.0' in metrics
     assert 'apiserver_audit_level_total{level="RequestResponse"}' in metrics
