@@ -239,21 +239,34 @@ class Preemptor:
                 room[rname] += uses(p, rname)
         if any(wanted[r] > room[r] for r in wanted) or any(index.get(r) is None for r in wanted):
             return None, self._resource_reasons(seen, slot, potential)
+
+        def reprieved(p: PlacedPod) -> bool:
+            if any(wanted[r] > room[r] - uses(p, r) for r in wanted):
+                return False
+            for r in wanted:
+                room[r] -= uses(p, r)
+            return True
+
+        victims, violations = self._reprieve(potential, pdbs, reprieved)
+        return Candidate(slot, node, victims, violations), []
+
+    def _reprieve(self, potential: List[PlacedPod], pdbs: Sequence[Pdb],
+                  reprieved: Callable[[PlacedPod], bool]) -> Tuple[List[PlacedPod], int]:
+        """The victims and their PDB violations, from all of `potential` taken off: each pod, PDB-violating ones
+        first and most important first, is given back if `reprieved` (which puts it back) says the preemptor still
+        fits."""
         potential.sort(key=self._importance)
         violating, non_violating = _split_by_pdb(potential, pdbs)
         victims: List[PlacedPod] = []
         violations = 0
         for group, counts in ((violating, True), (non_violating, False)):
             for p in group:
-                if all(wanted[r] <= room[r] - uses(p, r) for r in wanted):
-                    for r in wanted:
-                        room[r] -= uses(p, r)  # reprieved: it stays
-                else:
+                if not reprieved(p):
                     victims.append(p)
                     violations += counts
         if violating and non_violating:
             victims.sort(key=self._importance)
-        return Candidate(slot, node, victims, violations), []
+        return victims, violations
 
     def _resource_reasons(self, pod: PodSpecInfo, slot: int, removed: List[PlacedPod]) -> List[str]:
         """NodeResourcesFit's reasons on `slot` with `removed` taken off (what the dry run's node_reasons gives)."""
@@ -292,19 +305,15 @@ class Preemptor:
         try:
             if not self.algorithm.fits(pod, slot):
                 return None, self.algorithm.node_reasons(pod, slot)
-            potential.sort(key=self._importance)
-            violating, non_violating = _split_by_pdb(potential, pdbs)
-            victims: List[PlacedPod] = []
-            violations = 0
-            for group, counts in ((violating, True), (non_violating, False)):
-                for p in group:
-                    table.add_pod(p.info, node, assumed=p.assumed)
-                    if not self.algorithm.fits(pod, slot):
-                        table.remove_pod(p.info.key)
-                        victims.append(p)
-                        violations += counts
-            if violating and non_violating:
-                victims.sort(key=self._importance)
+
+            def reprieved(p: PlacedPod) -> bool:
+                table.add_pod(p.info, node, assumed=p.assumed)
+                if self.algorithm.fits(pod, slot):
+                    return True
+                table.remove_pod(p.info.key)
+                return False
+
+            victims, violations = self._reprieve(potential, pdbs, reprieved)
             return Candidate(slot, node, victims, violations), []
         finally:
             for p in potential:
