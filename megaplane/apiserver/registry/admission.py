@@ -47,6 +47,9 @@ class WaitingPlugin(Protocol):
 
 
 class QuotaPlugin(Protocol):
+    def evaluates_updates(self, resource: Resource) -> bool:
+        """Whether an update of `resource` can change what it counts for (Lease renewals skip `admit`)."""
+
     async def admit(self, resource: Resource, obj: Dict[str, Any], old: Optional[Dict[str, Any]],
                     dry_run: bool) -> None:
         """Refuse a create (old None) or update beyond quota, else charge it (last step before storage)."""

@@ -63,6 +63,11 @@ class ResourceQuotaAdmission:
         self.store = store
         self.quotas = DecodedObjects(store.cache)
 
+    @staticmethod
+    def evaluates_updates(resource: Resource) -> bool:
+        """Services only: a type change counts node ports and load balancers (upstream's service evaluator)."""
+        return not resource.group and resource.plural == "services"
+
     async def admit(self, resource: Resource, obj: Dict[str, Any], old: Optional[Dict[str, Any]],
                     dry_run: bool) -> None:
         """Check `obj` (created, or updated from `old`) against its namespace's quotas and charge them."""

@@ -474,7 +474,7 @@ class ResourceStore:
         done = tuple(warnings)
         if obj == old:
             return Result(self.view(cur.data), 200, done)  # no-op: nothing written, the revision stays
-        if not subresource and self.namespaces.quota is not None:
+        if not subresource and self.namespaces.quota is not None and self.namespaces.quota.evaluates_updates(r):
             await self.namespaces.quota.admit(r, obj, old, opts.dry_run)
         if strategy.should_delete_during_update(obj, old):
             if opts.dry_run:
