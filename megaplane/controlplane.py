@@ -52,7 +52,7 @@ from megaplane.client.leaderelection import (
 from megaplane.controllers.bootstrap import SystemBootstrap
 from megaplane.controllers.catalog import build_controllers, parse_controllers
 from megaplane.fleet import Fleet, FleetConfig
-from megaplane.runtime import Component, Runner, run_forever
+from megaplane.runtime import Component, Runner, die_with_parent, run_forever
 from megaplane.storage import EmbeddedStorage, Storage
 from megaplane.storage.etcd3 import BackendConfig, build_storage
 from megaplane.store import Store, StoreConfig
@@ -378,11 +378,10 @@ class APIServerReplicas:
         import asyncio
         import sys
 
-        from megaplane.scheduler.workers import _die_with_parent
 
         for argv in self.argvs:
             self.processes.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "megaplane.cli", "apiserver", *argv, preexec_fn=_die_with_parent))
+                sys.executable, "-m", "megaplane.cli", "apiserver", *argv, preexec_fn=die_with_parent))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.startup_timeout
         for proc, url in zip(self.processes, self.urls):

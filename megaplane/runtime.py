@@ -43,6 +43,7 @@ __all__ = [
     "Runner",
     "Timer",
     "cancel_tasks",
+    "die_with_parent",
     "run_forever",
 ]
 
@@ -402,3 +403,18 @@ class PeriodicTask:
 
     def __repr__(self) -> str:
         return f"<PeriodicTask {self._name} every {self.interval}s runs={self.runs} errors={self.errors}>"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in a child between fork and exec
+    """A subprocess `preexec_fn`: the child gets SIGTERM when the process that started it dies (Linux
+    PR_SET_PDEATHSIG), so child processes a supervisor runs (tenant workers, `up --apiservers`) never outlive it,
+    even when it is SIGKILLed."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass

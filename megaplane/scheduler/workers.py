@@ -13,18 +13,17 @@ SIGKILL leaves no worker scheduling behind a new leader.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import signal
 import sys
 from typing import Dict, List, Optional, Sequence
+
+from megaplane.runtime import die_with_parent
 
 __all__ = ["TenantWorkers", "worker_argv"]
 
 log = logging.getLogger("megaplane.scheduler.workers")
 
 RESTART_DELAY = 1.0
-_PR_SET_PDEATHSIG = 1
 
 
 def worker_argv(parent_argv: Sequence[str], index: int) -> List[str]:
@@ -43,13 +42,6 @@ def worker_argv(parent_argv: Sequence[str], index: int) -> List[str]:
             continue  # a bare flag or --leader-elect=...; a separate value is read as the next flag's
         out.append(arg)
     return out + ["--leader-elect=false", "--port", "0", "--tenant-worker-index", str(index)]
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 class TenantWorkers:
@@ -71,7 +63,7 @@ class TenantWorkers:
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         argv = [sys.executable, "-c", "import sys; from megaplane.cli import main; sys.exit(main())",
                 "scheduler", *worker_argv(self.parent_argv, index)]
-        proc = await asyncio.create_subprocess_exec(*argv, preexec_fn=_die_with_parent)
+        proc = await asyncio.create_subprocess_exec(*argv, preexec_fn=die_with_parent)
         self.processes[index] = proc
         return proc
 
