@@ -13,16 +13,17 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Iterator
 
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from tests.api.conftest import KUBECTL
+from tests.api.conftest import KUBECTL, Cluster, start_cluster
 
 GROUP = "crd.example.com"
 NS = "default"
@@ -98,6 +99,18 @@ def _established(ext: client.ApiextensionsV1Api, name: str) -> bool:
 def _served(cluster, group: str, version: str, plural: str) -> bool:  # type: ignore[no-untyped-def]
     doc = _get(cluster, f"/apis/{group}/{version}")
     return any(r["name"] == plural for r in doc.get("resources") or ())
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """The API tests' server, with the garbage collector (owner references to and from custom resources)."""
+    root = tempfile.mkdtemp(prefix="megaplane-crd-")
+    c = start_cluster(root, ["--controllers", "namespace,serviceaccount,garbagecollector"])
+    try:
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +284,26 @@ def test_namespace_deletion_deletes_custom_resources(cluster, api, widgets):  # 
     cluster.ok("delete", "namespace", "crd-ns")  # waits until the namespace controller emptied it and it is gone
     assert widgets.list_cluster_custom_object(GROUP, "v1", "widgets",
                                               field_selector="metadata.namespace=crd-ns")["items"] == []
+
+
+def test_garbage_collection_through_custom_resources(api, widgets):  # type: ignore[no-untyped-def]
+    core = client.CoreV1Api(api)
+    owner = widgets.create_namespaced_custom_object(GROUP, "v1", NS, "widgets", _widget("owner", color="red"))
+    ref = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "name": "owner", "uid": owner["metadata"]["uid"]}
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "owned-by-widget", "ownerReferences": [ref]}})
+    cm = core.create_namespaced_config_map(NS, {"metadata": {"name": "owns-a-widget"}})
+    widgets.create_namespaced_custom_object(GROUP, "v1", NS, "widgets", {
+        **_widget("owned", color="red"), "metadata": {"name": "owned", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "owns-a-widget", "uid": cm.metadata.uid}]}})
+    widgets.delete_namespaced_custom_object(GROUP, "v1", NS, "widgets", "owner")
+    core.delete_namespaced_config_map("owns-a-widget", NS)
+
+    def gone() -> bool:
+        cms = {c.metadata.name for c in core.list_namespaced_config_map(NS).items}
+        ws = {w["metadata"]["name"] for w in widgets.list_namespaced_custom_object(GROUP, "v1", NS, "widgets")["items"]}
+        return "owned-by-widget" not in cms and "owned" not in ws
+
+    _poll(gone, "the dependents of deleted owners to be collected")
 
 
 def test_openapi_documents_follow_crds(cluster, api, widgets):  # type: ignore[no-untyped-def]

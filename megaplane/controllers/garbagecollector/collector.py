@@ -2,7 +2,9 @@
 
 As kube-controller-manager's garbagecollector (pkg/controller/garbagecollector/
 garbagecollector.go). One informer per kind the API server serves (events
-left out, as upstream's default ignored resources) feeds the `Graph`; the
+left out, as upstream's default ignored resources; custom resources added
+and removed with their established CRDs, which upstream finds through
+discovery) feeds the `Graph`; the
 informers keep only a few metadata fields per object, the graph the rest
 it needs. Two rate-limited queues of graph nodes:
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, Hashable, List, Optional, Tuple, Union
+from typing import Any, Dict, Hashable, List, Optional, Set, Tuple, Union
 
 from megaplane.client import (
     BUILTIN,
@@ -95,6 +97,24 @@ class _SlimIndexer(Indexer):
 _KEPT = ("namespace", "name", "uid", "resourceVersion", "deletionTimestamp", "finalizers")
 
 
+_CRDS = ResourceRef("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
+
+
+def _custom_resource(crd: Obj, established: bool = True) -> Optional[ResourceRef]:
+    """The custom resource an (established) CRD serves, in its storage version when served, else the first."""
+    spec, status = crd.get("spec") or {}, crd.get("status") or {}
+    names = status.get("acceptedNames") or {}
+    if established and not any(c.get("type") == "Established" and c.get("status") == "True"
+                               for c in status.get("conditions") or ()):
+        return None
+    versions = [v for v in spec.get("versions") or () if v.get("served")]
+    if not versions or not names.get("plural") or not names.get("kind"):
+        return None
+    version = next((v for v in versions if v.get("storage")), versions[0])
+    return ResourceRef(spec.get("group", ""), str(version.get("name")), names["plural"], names["kind"],
+                       spec.get("scope") == "Namespaced")
+
+
 def _slim(obj: Obj) -> Obj:
     meta = obj.get("metadata") or {}
     return {"metadata": {k: meta[k] for k in _KEPT if k in meta}}
@@ -125,6 +145,10 @@ class GarbageCollector:
             "garbage-collector-orphan", self.attempt_to_orphan, self._attempt_to_orphan, 1)
         self.deleted = 0
         self.orphaned = 0
+        # Custom resources are collected too unless the caller named the resources (tests do).
+        self._custom = resources is None
+        self._crds: Optional[SharedInformer] = None
+        self._starting: Set["asyncio.Task[None]"] = set()
 
     @property
     def name(self) -> str:
@@ -132,22 +156,51 @@ class GarbageCollector:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
+    def _monitor(self, ref: ResourceRef) -> SharedInformer:
+        informer = SharedInformer(self.client.resource(ref), clock=self.clock)
+        # The graph holds what collection needs; the informer keeps what a relist compares, not objects.
+        informer.indexer = _SlimIndexer()
+        informer.lister = Lister(informer.indexer)
+        informer.add_event_handler(*self._handlers(ref))
+        self.monitors[ref] = informer
+        self._by_kind[(ref.group, ref.kind)] = ref
+        return informer
+
     async def start(self) -> None:
         for ref in await self._served(self._candidates):
-            informer = SharedInformer(self.client.resource(ref), clock=self.clock)
-            # The graph holds what collection needs; the informer keeps what a relist compares, not objects.
-            informer.indexer = _SlimIndexer()
-            informer.lister = Lister(informer.indexer)
-            informer.add_event_handler(*self._handlers(ref))
-            self.monitors[ref] = informer
-            self._by_kind[(ref.group, ref.kind)] = ref
+            self._monitor(ref)
         for informer in self.monitors.values():
             await informer.start()
         for informer in self.monitors.values():
             if not await informer.wait_for_sync(SYNC_TIMEOUT):
                 raise RuntimeError(f"{self.name}: {informer.name} did not sync within {SYNC_TIMEOUT:.0f} s")
+        if self._custom and await self._served([_CRDS]):
+            # Custom resources come and go with their CRDs: upstream's collector finds them through discovery.
+            self._crds = SharedInformer(self.client.resource(_CRDS), clock=self.clock)
+            self._crds.add_event_handler(self._crd_changed, lambda old, new: self._crd_changed(new), self._crd_gone)
+            await self._crds.start()
+            await self._crds.wait_for_sync(SYNC_TIMEOUT)
         self._delete_workers.start()
         self._orphan_workers.start()
+
+    def _crd_changed(self, crd: Obj) -> None:
+        ref = _custom_resource(crd)
+        if ref is not None and (ref.group, ref.kind) not in self._by_kind:
+            informer = self._monitor(ref)
+            task = asyncio.get_running_loop().create_task(informer.start())
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+
+    def _crd_gone(self, crd: Union[Obj, DeletedFinalStateUnknown]) -> None:
+        ref = _custom_resource(crd.obj if isinstance(crd, DeletedFinalStateUnknown) else crd, established=False)
+        if ref is None:
+            return
+        known = self._by_kind.pop((ref.group, ref.kind), None)
+        informer = self.monitors.pop(known, None) if known is not None else None
+        if informer is not None:
+            task = asyncio.get_running_loop().create_task(informer.stop())
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
 
     async def _served(self, candidates: List[ResourceRef]) -> List[ResourceRef]:
         """The candidates the API server serves (our stand-in for discovery: a one-item list; 404 = not served)."""
@@ -164,7 +217,11 @@ class GarbageCollector:
     async def stop(self) -> None:
         await self._delete_workers.stop()
         await self._orphan_workers.stop()
-        for informer in self.monitors.values():
+        if self._crds is not None:
+            await self._crds.stop()
+        for task in list(self._starting):
+            await task
+        for informer in list(self.monitors.values()):
             await informer.stop()
 
     def ready(self) -> bool:
