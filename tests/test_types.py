@@ -29,6 +29,7 @@ STRICT_PATHS = [
     "megaplane/storage",
     "megaplane/client",
     "megaplane/apiserver/registry",
+    "megaplane/apiserver/audit",
     "megaplane/runtime.py",
     "megaplane/controllers",
     "megaplane/apimachinery",

@@ -42,6 +42,7 @@ from megaplane.apiserver.flowcontrol import FlowControlConfig, FlowController, F
 from megaplane.apiserver.flowcontrol.objects import ensure_objects
 from megaplane.apiserver.http import limits as http_limits
 from megaplane.apiserver.http.endpoints import ResourceEndpoints, protobuf_status
+from megaplane.apiserver.http.h2 import ALPNSwitch
 from megaplane.apiserver.http.routing import parse_path, parse_query
 from megaplane.apiserver.http.transport import HTTPServer, Request, Response, StreamResponse, resume
 from megaplane.apiserver.metrics import APIMetrics
@@ -152,7 +153,7 @@ class APIServer:
         # The flags' limits over the package defaults (tests lower the others through DEFAULT_LIMITS).
         self.http = HTTPServer(self.handle, limits=dataclasses.replace(
             http_limits.DEFAULT_LIMITS, request_timeout=cfg.request_timeout, min_request_timeout=cfg.min_request_timeout,
-            http2_max_streams_per_connection=cfg.http2_max_streams_per_connection))
+            http2_max_streams_per_connection=cfg.http2_max_streams_per_connection), tls_protocol=ALPNSwitch)
         self._tasks: List[asyncio.Task] = []
         self._openapi: Any = None
         self._openapi_generation = 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from megaplane.runtime import die_with_parent
 
@@ -47,7 +47,7 @@ def worker_argv(parent_argv: Sequence[str], index: int) -> List[str]:
 class TenantWorkers:
     """Workers 1..count-1 as child processes, supervised while this component runs."""
 
-    def __init__(self, parent_argv: Sequence[str], count: int, announce=print) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, parent_argv: Sequence[str], count: int, announce: Callable[[str], None] = print) -> None:
         self.parent_argv = list(parent_argv)
         self.count = count
         self.announce = announce

@@ -29,6 +29,7 @@ import h2.events
 import pytest
 import yaml
 
+from megaplane.apiserver.http.h2 import ALPNSwitch
 from megaplane.apiserver.http.limits import TransportLimits
 from megaplane.apiserver.http.messages import Request, Response
 from megaplane.apiserver.http.transport import HTTPServer
@@ -399,7 +400,7 @@ class InProcess:
         self.ca, crt, key = ensure_certs(os.path.join(root, "pki"))
         self.loop = asyncio.new_event_loop()
         self.waiting: "asyncio.Future[None]" = self.loop.create_future()
-        self.http = HTTPServer(self.handle, limits=limits)
+        self.http = HTTPServer(self.handle, limits=limits, tls_protocol=ALPNSwitch)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.port = self.call(self.http.listen("127.0.0.1", 0, server_ssl_context(crt, key)))

@@ -156,9 +156,13 @@ class HTTPServer:
     """Listeners for one handler (plain and TLS ports share it), and the limits of their connections."""
 
     def __init__(
-        self, handler: Handler, *, limits: Optional[TransportLimits] = None, max_body_bytes: Optional[int] = None
+        self, handler: Handler, *, limits: Optional[TransportLimits] = None, max_body_bytes: Optional[int] = None,
+        tls_protocol: Optional[Callable[["HTTPServer"], asyncio.Protocol]] = None,
     ) -> None:
         self.handler = handler
+        #: What serves a TLS connection (h2.ALPNSwitch: HTTP/2 or HTTP/1.1 by ALPN); None: HTTP/1.1. Given by the
+        #: caller so this module need not know HTTP/2 (h2 builds on it).
+        self.tls_protocol = tls_protocol
         self.limits = limits or _limits.DEFAULT_LIMITS
         self.max_body_bytes = max_body_bytes or self.limits.max_body_bytes
         # Go counts the request line and headers against MaxHeaderBytes + 4096 bytes of bufio slack.
@@ -181,11 +185,10 @@ class HTTPServer:
     async def listen(self, host: str, port: int, ssl: Any = None) -> int:
         loop = asyncio.get_running_loop()
         factory: Callable[[], asyncio.Protocol] = lambda: HTTPConnection(self)  # noqa: E731
-        if ssl is not None:
+        tls_protocol = self.tls_protocol
+        if ssl is not None and tls_protocol is not None:
             # TLS: the protocol ALPN chose (h2 or HTTP/1.1) takes over once the handshake is done.
-            from megaplane.apiserver.http.h2 import ALPNSwitch
-
-            factory = lambda: ALPNSwitch(self)  # noqa: E731
+            factory = lambda: tls_protocol(self)  # noqa: E731
         server = await loop.create_server(factory, host, port, ssl=ssl, reuse_address=True, backlog=4096)
         self.servers.append(server)
         if self._sweeper is None:
