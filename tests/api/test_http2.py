@@ -234,6 +234,14 @@ def test_verbs_over_h2_answer_as_over_http11(server: Server, client: H2Client) -
     assert body == b11
 
 
+def test_head_over_h2_answers_headers_without_data(server: Server, client: H2Client) -> None:
+    """client-go logs "protocol error: received DATA on a HEAD request" otherwise (kpt's HEAD probes)."""
+    status, body = client.request("HEAD", "/version")
+    assert (status, body) == (200, b"")
+    status, body = client.request("GET", "/version")
+    assert status == 200 and json.loads(body)["minor"] == "32"
+
+
 def _watchers(server: Server, resource: str) -> float:
     with urllib.request.urlopen(server.cluster.url + "/metrics", timeout=30) as r:
         text = r.read().decode()

@@ -452,7 +452,7 @@ class H2Connection(asyncio.Protocol):
         conn = self.h2
         sid = st.id
         try:
-            if not body:
+            if not body or st.method == "HEAD":  # a HEAD's answer: its GET's headers, no DATA (RFC 9113 8.1)
                 conn.send_headers(sid, headers, end_stream=True)
                 self._sent(st)
                 return
