@@ -183,7 +183,7 @@ class LogBackend:
                     break
                 self._wake.wait(WRITE_INTERVAL)  # set only by stop
                 continue
-            batch = []
+            batch: List[Dict[str, Any]] = []
             while pending and len(batch) < 400:  # what piled up, in one write (upstream's batch backend too)
                 batch.append(pending.popleft())
             self._write(batch, encode)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import orjson
 
+from megaplane.apimachinery.errors import StatusError
 from megaplane.apiserver.audit.backend import LogBackend
 from megaplane.apiserver.audit.policy import Attributes, Decision, Policy, level_at_least
 from megaplane.apiserver.http.routing import parse_path, parse_query
@@ -182,7 +183,7 @@ class Auditor:
         header = (b"Audit-Id", rec.audit_id.encode())
         if isinstance(result, Response):
             result.headers = (result.headers or []) + [header]
-        elif isinstance(result, BaseException) and hasattr(result, "code") and hasattr(result, "headers"):
+        elif isinstance(result, StatusError):
             result.headers = {**(result.headers or {}), "Audit-Id": rec.audit_id}
         if decision.level == "None":
             return result
@@ -195,20 +196,19 @@ class Auditor:
         extra: Dict[str, Any] = {"annotations": annotations}
         body: Optional[bytes] = None
         if isinstance(result, BaseException):
-            code = getattr(result, "code", None)
-            if code is None:  # not a Status: the handler failed (upstream's Panic stage)
+            if not isinstance(result, StatusError):  # not a Status: the handler failed (upstream's Panic stage)
                 extra["responseStatus"] = {"metadata": {}, "status": "Failure", "message": f"{result}",
                                            "reason": "InternalError", "code": 500}
                 self._emit(rec, "Panic", extra)
                 return result
             status = _status_of(result)
             extra["responseStatus"] = status
-            if code == 403 and " cannot " in str(status.get("message", "")):
+            if result.code == 403 and " cannot " in str(status.get("message", "")):
                 annotations["authorization.k8s.io/decision"] = "forbid"
             if level_at_least(decision.level, "RequestResponse"):
                 body = result.body()
         else:
-            code = getattr(result, "status", 200)
+            code: int = getattr(result, "status", 200)
             status = {"metadata": {}, "code": code}
             if code >= 400 and isinstance(result, Response) and result.body[:1] == b"{":
                 status = _status_from_body(result.body, code)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Dict, Mapping, Optional
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, cast
 from urllib.parse import urlencode
 
 from megaplane.apiserver.audit.filter import Auditor, _LazyJSON, _Record, _status_of
@@ -57,7 +57,7 @@ class AuditedTransport:
         levels[decision.level] = levels.get(decision.level, 0) + 1
         if decision.level == "None":
             return None
-        rec = _Record(str(uuid.uuid4()), time.time(), _Call(body))  # type: ignore[arg-type]
+        rec = _Record(str(uuid.uuid4()), time.time(), cast(Any, _Call(body)))
         rec.decision, rec.attrs = decision, attrs
         query = urlencode(dict(params)) if params else ""
         user_info: Dict[str, Any] = {"username": user.name}
@@ -118,39 +118,39 @@ class AuditedTransport:
     # -- the Transport verbs ---------------------------------------------------------------------------
 
     async def get(self, ref: Any, namespace: Optional[str], name: str, subresource: str = "",
-                  params: Optional[Mapping[str, str]] = None) -> bytes:
-        return await self._audited("get", ref, namespace, name, subresource, params, None,  # type: ignore[no-any-return]
+                  params: Optional[Mapping[str, str]] = None) -> Any:
+        return await self._audited("get", ref, namespace, name, subresource, params, None,
                                    lambda: self.inner.get(ref, namespace, name, subresource, params))
 
-    async def list(self, ref: Any, namespace: Optional[str], params: Optional[Mapping[str, str]] = None) -> bytes:
-        return await self._audited("list", ref, namespace, "", "", params, None,  # type: ignore[no-any-return]
+    async def list(self, ref: Any, namespace: Optional[str], params: Optional[Mapping[str, str]] = None) -> Any:
+        return await self._audited("list", ref, namespace, "", "", params, None,
                                    lambda: self.inner.list(ref, namespace, params))
 
     async def create(self, ref: Any, namespace: Optional[str], body: bytes, subresource: str = "",
-                     params: Optional[Mapping[str, str]] = None, name: str = "") -> bytes:
-        return await self._audited("create", ref, namespace, name, subresource, params, body,  # type: ignore[no-any-return]
+                     params: Optional[Mapping[str, str]] = None, name: str = "") -> Any:
+        return await self._audited("create", ref, namespace, name, subresource, params, body,
                                    lambda: self.inner.create(ref, namespace, body, subresource, params, name),
                                    created=True)
 
     async def update(self, ref: Any, namespace: Optional[str], name: str, body: bytes, subresource: str = "",
-                     params: Optional[Mapping[str, str]] = None) -> bytes:
-        return await self._audited("update", ref, namespace, name, subresource, params, body,  # type: ignore[no-any-return]
+                     params: Optional[Mapping[str, str]] = None) -> Any:
+        return await self._audited("update", ref, namespace, name, subresource, params, body,
                                    lambda: self.inner.update(ref, namespace, name, body, subresource, params))
 
     async def patch(self, ref: Any, namespace: Optional[str], name: str, content_type: str, body: bytes,
-                    subresource: str = "", params: Optional[Mapping[str, str]] = None) -> bytes:
-        return await self._audited(  # type: ignore[no-any-return]
+                    subresource: str = "", params: Optional[Mapping[str, str]] = None) -> Any:
+        return await self._audited(
             "patch", ref, namespace, name, subresource, params, body,
             lambda: self.inner.patch(ref, namespace, name, content_type, body, subresource, params))
 
     async def delete(self, ref: Any, namespace: Optional[str], name: str, body: Optional[bytes] = None,
-                     params: Optional[Mapping[str, str]] = None) -> bytes:
-        return await self._audited("delete", ref, namespace, name, "", params, body,  # type: ignore[no-any-return]
+                     params: Optional[Mapping[str, str]] = None) -> Any:
+        return await self._audited("delete", ref, namespace, name, "", params, body,
                                    lambda: self.inner.delete(ref, namespace, name, body, params))
 
     async def delete_collection(self, ref: Any, namespace: Optional[str], body: Optional[bytes] = None,
-                                params: Optional[Mapping[str, str]] = None) -> bytes:
-        return await self._audited("deletecollection", ref, namespace, "", "", params, body,  # type: ignore[no-any-return]
+                                params: Optional[Mapping[str, str]] = None) -> Any:
+        return await self._audited("deletecollection", ref, namespace, "", "", params, body,
                                    lambda: self.inner.delete_collection(ref, namespace, body, params))
 
     async def watch(self, ref: Any, namespace: Optional[str], params: Optional[Mapping[str, str]] = None) -> Any:
@@ -180,7 +180,8 @@ class _AuditedWatch:
         return self
 
     async def __anext__(self) -> bytes:
-        return await self._inner.__anext__()  # type: ignore[no-any-return]
+        line: bytes = await self._inner.__anext__()
+        return line
 
     async def close(self) -> None:
         try:
