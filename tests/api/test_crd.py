@@ -375,6 +375,33 @@ def test_webhook_conversion_serves_the_storage_version(cluster, api, widgets):  
     assert "spec.conversion.webhook: Required value: required when strategy is set to Webhook" in out.stderr
 
 
+def test_cel_validation_rules(cluster, api, widgets):  # type: ignore[no-untyped-def]
+    schema = {"openAPIV3Schema": {"type": "object", "properties": {"spec": {
+        "type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "self.minReplicas <= self.replicas", "message": "replicas must be at least minReplicas"},
+            {"rule": "self.mode == oldSelf.mode", "message": "mode is immutable", "fieldPath": ".mode"},
+        ],
+        "properties": {"replicas": {"type": "integer"}, "minReplicas": {"type": "integer"},
+                       "mode": {"type": "string", "x-kubernetes-validations": [{"rule": "self.startsWith('m-')"}]}},
+    }}}}
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(
+        _crd("ruleds", "Ruled", [{"name": "v1", "served": True, "storage": True, "schema": schema}]))
+    _poll(lambda: _served(cluster, GROUP, "v1", "ruleds"), "ruleds to be served")
+
+    def ruled(name: str, **spec: Any) -> str:
+        return json.dumps({"apiVersion": f"{GROUP}/v1", "kind": "Ruled", "metadata": {"name": name}, "spec": spec})
+
+    out = cluster.kubectl("create", "-f", "-", input=ruled("r", replicas=1, minReplicas=2, mode="x"))
+    assert out.returncode == 1
+    assert 'spec: Invalid value: "object": replicas must be at least minReplicas' in out.stderr
+    assert """spec.mode: Invalid value: "string": failed rule: self.startsWith('m-')""" in out.stderr
+    cluster.ok("create", "-f", "-", input=ruled("r", replicas=2, minReplicas=2, mode="m-a"))
+    out = cluster.kubectl("apply", "-f", "-", input=ruled("r", replicas=2, minReplicas=2, mode="m-b"))
+    assert 'spec.mode: Invalid value: "object": mode is immutable' in out.stderr  # a transition rule
+    cluster.ok("apply", "-f", "-", input=ruled("r", replicas=3, minReplicas=2, mode="m-a"))
+
+
 def test_name_conflict_and_crd_validation(cluster, api, widgets):  # type: ignore[no-untyped-def]
     ext = client.ApiextensionsV1Api(api)
     other = _crd("otherwidgets", "Widget", [{"name": "v1", "served": True, "storage": True, "schema": _OPEN}])

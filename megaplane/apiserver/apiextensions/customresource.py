@@ -23,6 +23,7 @@ import orjson
 
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.selectors import selector_from_dict
+from megaplane.apiserver.apiextensions.cel import has_rules, validate_rules
 from megaplane.apiserver.apiextensions.defaulting import apply_defaults, has_defaults
 from megaplane.apiserver.apiextensions.printers import jsonpath, parse_jsonpath
 from megaplane.apiserver.apiextensions.pruning import prune
@@ -74,9 +75,11 @@ class CustomResourceVersion:
     #: spec.conversion.strategy Webhook: megaplane calls no webhooks, so only the storage version is served whole.
     webhook: bool = False
     defaults: bool = field(init=False)
+    rules: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.defaults = has_defaults(self.schema)
+        self.rules = has_rules(self.schema)
 
     @property
     def storage_group_version(self) -> str:
@@ -166,11 +169,18 @@ class CustomResourceStore(ResourceStore):
         meta = obj.setdefault("metadata", {})
         causes = validate_metadata(meta, name_rule(r.plural, r.group), r.namespaced)
         causes += validate(obj, v.schema)
+        if not causes and v.rules:
+            causes = validate_rules(obj, self._stored(meta) if verb != "create" else None, v.schema)
         if causes:
             raise errors.invalid(r.group, r.kind, meta.get("name") or meta.get("generateName") or "", causes)
         v.check_conversion()
         obj["apiVersion"] = v.storage_group_version  # conversion None
         return [] if field_validation == IGNORE else unknown
+
+    def _stored(self, meta: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """The stored object an update replaces (transition rules compare with it)."""
+        cur = self.cache.get(self.resource.key(self._ns(str(meta.get("namespace") or "")), str(meta.get("name") or "")))
+        return orjson.loads(cur.data) if cur is not None else None
 
     # -- views in the asked version -----------------------------------------------------------
 
@@ -267,6 +277,8 @@ class CustomResourceStore(ResourceStore):
         cr = orjson.loads(cur.data)
         _set(cr, (self.version.scale or {}).get("specReplicasPath"), replicas)
         causes = validate(cr, self.version.schema)
+        if not causes and self.version.rules:
+            causes = validate_rules(cr, orjson.loads(cur.data), self.version.schema)
         if causes:
             raise errors.invalid(r.group, r.kind, name, causes)
         written = await self._write_update(name, cr, str(cur.rv), [], opts, "", cur, record_subresource="scale")
