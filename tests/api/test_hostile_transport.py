@@ -281,6 +281,14 @@ def test_16mb_header_is_431(cluster: Cluster) -> None:
     assert ready(cluster.port)
 
 
+def test_a_head_just_past_the_limit_is_431_even_when_it_ends_in_the_read_that_completes_it(cluster: Cluster) -> None:
+    # 1 MiB + 8 KiB: past MaxHeaderBytes + Go's 4 KiB slack; the head's last read also completes the request.
+    raw = b"GET /version HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * ((1 << 20) + (8 << 10)) + b"\r\n\r\n"
+    code, body = send_refused(cluster.port, raw)
+    assert code == 431 and body == GO_431
+    assert ready(cluster.port)
+
+
 def test_200k_headers_are_431(cluster: Cluster) -> None:
     raw = b"GET /version HTTP/1.1\r\nHost: x\r\n" + b"X-Many: y\r\n" * 200_000 + b"\r\n"
     code, body = send_refused(cluster.port, raw)

@@ -252,6 +252,7 @@ class HTTPConnection(asyncio.Protocol):
         "deadline",
         "head_bytes",
         "answering_head",
+        "head_size",
         "stalled_since",
         "write_paused",
         "generation",
@@ -279,6 +280,7 @@ class HTTPConnection(asyncio.Protocol):
         self.head_bytes = 0
         self.stalled_since = 0.0
         self.write_paused = False
+        self.head_size = 0  # the request line's target and the header fields of the request being read
         self.answering_head = False  # the request being answered is a HEAD (one is answered at a time)
         self.generation = 0  # bumped when a request is answered for its handler (timeout): its late result is dropped
         self.peer_certificate: Optional[bytes] = None
@@ -355,6 +357,7 @@ class HTTPConnection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.head_size = 0
         self.url = b""
         self.headers = {}
         self.repeated = None
@@ -363,8 +366,10 @@ class HTTPConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + 4  # ": " and CRLF
         key = name.decode("latin-1").lower()
         v = value.decode("latin-1")
         if key in self.headers:
@@ -376,6 +381,11 @@ class HTTPConnection(asyncio.Protocol):
             self.headers[key] = v
 
     def on_headers_complete(self) -> None:
+        # The per-read count in data_received bounds a head still arriving; a head that arrives whole within the
+        # read that also completes it is measured here (the read's count restarts with the next request).
+        if self.head_size > self.server.max_head_bytes and not self.refused:
+            self._refuse(_HEADERS_TOO_LARGE)
+            return
         if self.repeated is not None:
             for key, values in self.repeated.items():
                 self.headers[key] = ",".join(values)
