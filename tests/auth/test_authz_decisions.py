@@ -190,6 +190,11 @@ def test_the_fleet_identity_gets_node_restrictions_for_any_node(env: Env) -> Non
         env.run(fleet.resource("nodes").create({"metadata": {
             "name": "sim-2", "labels": {"node-restriction.kubernetes.io/pool": "x"}}}))
     assert "is not allowed to set the following labels: node-restriction.kubernetes.io/pool" in err.value.message
+    with pytest.raises(ForbiddenError) as err:
+        env.run(fleet.resource("nodes").create({"metadata": {
+            "name": "sim-3", "labels": {"node-role.kubernetes.io/worker": "", "kubernetes.io/os": "linux",
+                                        "node.kubernetes.io/instance-type": "m"}}}))
+    assert err.value.message.endswith("is not allowed to set the following labels: node-role.kubernetes.io/worker")
     env.run(fleet.resource("leases").create({"metadata": {"name": "sim-1", "namespace": "kube-node-lease"}},
                                             "kube-node-lease"))
     with pytest.raises(ForbiddenError) as err:

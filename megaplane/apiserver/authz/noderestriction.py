@@ -4,8 +4,10 @@ As plugin/pkg/admission/noderestriction, for users the Node authorizer
 knows as nodes (`system:node:<name>` in system:nodes):
 
 * nodes: create or update only the Node named as itself; on create no
-  labels under `node-restriction.kubernetes.io/`, on update no change to
-  such labels nor to its taints;
+  labels under `node-restriction.kubernetes.io/`, nor kubernetes.io /
+  k8s.io labels other than a kubelet's own (hostname, os, arch, instance
+  type, topology, `kubelet.kubernetes.io/`, `node.kubernetes.io/`), on
+  update no change to such labels nor to its taints;
 * pods: create only mirror pods (annotation `kubernetes.io/config.mirror`)
   bound to itself; status updates only of pods bound to itself; no other
   pod update;
@@ -34,15 +36,34 @@ RESTRICTED_PREFIX = "node-restriction.kubernetes.io/"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 
+# k8s.io/kubelet's well-known labels a kubelet may set on its own Node (IsKubeletLabel), and the label
+# namespaces wholly its own.
+_KUBELET_LABELS = frozenset((
+    "kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os", "beta.kubernetes.io/arch",
+    "beta.kubernetes.io/os", "beta.kubernetes.io/instance-type", "node.kubernetes.io/instance-type",
+    "failure-domain.beta.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone",
+    "topology.kubernetes.io/region", "topology.kubernetes.io/zone"))
+_KUBELET_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+
+
+def _forbidden_label(key: str) -> bool:
+    """getForbiddenLabels: node-restriction.kubernetes.io/ ones, and kubernetes.io / k8s.io ones that are not a
+    kubelet's."""
+    if "/" not in key:
+        return False
+    ns = key.split("/", 1)[0]
+    if ns == RESTRICTED_PREFIX[:-1] or ns.endswith("." + RESTRICTED_PREFIX[:-1]):
+        return True
+    official = any(ns == d or ns.endswith("." + d) for d in ("kubernetes.io", "k8s.io"))
+    if not official or key in _KUBELET_LABELS:
+        return False
+    return not any(ns == d or ns.endswith("." + d) for d in _KUBELET_NAMESPACES)
+
+
 def _restricted(labels: Any) -> Dict[str, Any]:
     if not isinstance(labels, dict):
         return {}
-    out = {}
-    for k, v in labels.items():
-        domain = k.split("/", 1)[0] + "/" if "/" in k else ""
-        if domain == RESTRICTED_PREFIX or domain.endswith("." + RESTRICTED_PREFIX):
-            out[k] = v
-    return out
+    return {k: v for k, v in labels.items() if isinstance(k, str) and _forbidden_label(k)}
 
 
 class NodeRestriction:
