@@ -151,3 +151,22 @@ def test_more_than_ten_update_managers_merge_into_ancient_changes() -> None:
     [bucket] = [e for e in entries if e["manager"] == "ancient-changes"]
     assert set(bucket["fieldsV1"]["f:data"]) >= {"f:k00", "f:k01", "f:k02"}
     assert {e["manager"] for e in entries} == {"ancient-changes"} | {f"m{i:02d}" for i in range(3, 12)}
+
+
+@pytest.mark.parametrize("reset", ["", "status", "spec"])
+def test_the_one_pass_create_set_is_the_comparison_with_the_zero_object(reset: str) -> None:
+    from megaplane.apiserver.fieldmanager.compare import created_set
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}, "finalizers": ["x", "x", "y"]},
+           "spec": {"containers": [{"name": "c", "image": "i", "args": ["a"], "resources": {}, "env": [],
+                                    "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "UDP"}]}],
+                    "securityContext": {}, "nodeSelector": {}, "tolerations": [{"key": "k", "operator": "Exists"}]},
+           "status": {"phase": "Pending", "conditions": None}}
+    empty = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+             "spec": {"template": {"spec": {"containers": []}}, "strategy": {}}, "status": {}}
+    widget = {"apiVersion": "x/v1", "kind": "W", "metadata": {"name": "w"}, "spec": {"a": {"b": [1]}, "c": None, "d": {}}}
+    cases = [(kind_type("", "v1", "Pod"), pod), (kind_type("apps", "v1", "Deployment"), copy.deepcopy(DEPLOYMENT)),
+             (kind_type("apps", "v1", "Deployment"), empty), (type_for_schema(None), widget)]
+    for t, obj in cases:
+        expected = orjson.dumps(fp.canonical(compare(ZERO, obj, t, reset).changed()))
+        assert orjson.dumps(created_set(obj, t, reset)) == expected, obj["kind"]

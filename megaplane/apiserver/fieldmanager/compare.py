@@ -29,7 +29,7 @@ from megaplane.apiserver.fieldmanager import fieldpath
 from megaplane.apiserver.fieldmanager.fieldpath import FieldSet
 from megaplane.apiserver.fieldmanager.typemodel import LIST, MAP, SCALAR, UNTYPED, Type
 
-__all__ = ["compare", "field_set", "ZERO", "MISSING", "item_element", "Comparison", "STRIPPED_METADATA"]
+__all__ = ["compare", "created_set", "field_set", "ZERO", "MISSING", "item_element", "Comparison", "STRIPPED_METADATA"]
 
 
 class _Sentinel:
@@ -272,6 +272,83 @@ def compare(old: Any, new: Dict[str, Any], t: Type, reset: str = "") -> Comparis
                  t.child("metadata"), False, meta, STRIPPED_METADATA)
         _attach(out, "f:metadata", _NONE, meta)  # metadata itself is never a member (stripMeta)
     return Comparison(out.a or {}, out.m or {}, out.r or {})
+
+
+def _added(v: Any, t: Type, lhs: Any) -> Optional[FieldSet]:
+    """What `compare` finds added or modified at a path a zero object has as `lhs` (MISSING, ZERO, or None for
+    a null list) and the new object as `v`: the node, in upstream's order, or None for nothing."""
+    if lhs is None and v is None:
+        return None
+    kind = t.kind
+    if kind == UNTYPED:
+        kind = _deduce(v)
+        if kind == LIST:
+            kind = ""
+    if kind == MAP and not t.atomic:
+        rm = {} if v is None else v
+        if type(rm) is dict and rm:
+            zero = lhs is ZERO
+            out: FieldSet = {".": {}} if lhs is MISSING else {}
+            for k in sorted(rm):
+                cl = MISSING
+                if zero and t.is_field(k):
+                    cl = ZERO if k in _VALUE_STRUCTS else None if k in _NULL_LISTS else MISSING
+                node = _added(rm[k], t.child(k), cl)
+                if node is not None:
+                    out["f:" + k] = node
+            return _compact(out)
+    elif kind == LIST and not t.atomic:
+        rl = [] if v is None else v
+        if type(rl) is list and rl:
+            et = t.item()
+            items: FieldSet = {}
+            for i, item in enumerate(rl):
+                pe = item_element(t, item, i)
+                if pe not in items:  # repeated items: the first counts
+                    items[pe] = _added(item, et, MISSING)
+            out = {".": {}} if lhs is MISSING else {}
+            for pe in sorted(items):
+                out[pe] = items[pe]
+            return _compact(out)
+    if lhs is MISSING:
+        return {}
+    return {} if ({} if lhs is ZERO else lhs) != v else None
+
+
+def _compact(node: FieldSet) -> Optional[FieldSet]:
+    """{".": {}} alone is a member leaf ({}); an empty non-member is nothing."""
+    if len(node) == 1 and "." in node:
+        return {}
+    return node if node else None
+
+
+def created_set(obj: Dict[str, Any], t: Type, reset: str = "") -> FieldSet:
+    """compare(ZERO, obj).changed() in upstream's order, in one pass: what a create's writer owns."""
+    out: FieldSet = {}
+    keys = ("status",) if reset == "spec" else sorted(obj)
+    skip = _SKIP_ROOT.get(reset, _STRIPPED_ROOT)
+    for k in keys:
+        if k in skip or k not in obj:
+            continue
+        cl = MISSING
+        if t.is_field(k):
+            cl = ZERO if k in _VALUE_STRUCTS else None if k in _NULL_LISTS else MISSING
+        node = _added(obj[k], t.child(k), cl)
+        if node is not None:
+            out["f:" + k] = node
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and meta:
+        mt = t.child("metadata")
+        mout: FieldSet = {}
+        for k in sorted(meta):
+            if k in STRIPPED_METADATA:
+                continue
+            node = _added(meta[k], mt.child(k), MISSING)
+            if node is not None:
+                mout["f:" + k] = node
+        if mout:
+            out["f:metadata"] = mout
+    return {pe: out[pe] for pe in sorted(out)}
 
 
 # -- the fields an object sets ------------------------------------------------------------------------

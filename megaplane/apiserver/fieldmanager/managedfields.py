@@ -36,7 +36,7 @@ import orjson
 
 from megaplane.apimachinery import errors
 from megaplane.apiserver.fieldmanager import fieldpath
-from megaplane.apiserver.fieldmanager.compare import MISSING, ZERO, compare, field_set
+from megaplane.apiserver.fieldmanager.compare import MISSING, ZERO, compare, created_set, field_set
 from megaplane.apiserver.fieldmanager.conflicts import conflict_error
 from megaplane.apiserver.fieldmanager.fieldpath import FieldSet
 from megaplane.apiserver.fieldmanager.merge import merge, prune
@@ -222,15 +222,20 @@ class FieldManager:
             # skipNonAppliedManager: an existing object without managed fields is tracked from its first apply.
             meta.pop("managedFields", None)
             return
-        cmp = compare(old if old is not None else ZERO, new, self.type, self._reset(subresource))
-        if cmp.empty():
+        if old is None:
+            # A create: everything it sets, built in one pass in upstream's order (compare against ZERO).
+            changed = created_set(new, self.type, self._reset(subresource))
+            removed: FieldSet = {}
+        else:
+            cmp = compare(old, new, self.type, self._reset(subresource))
+            changed = cmp.changed()
+            removed = cmp.removed
+        if not changed and not removed:
             if managed:
                 meta["managedFields"] = managed
             else:
                 meta.pop("managedFields", None)
             return
-        changed = cmp.changed()
-        removed = cmp.removed
         sub = subresource if record_subresource is None else record_subresource
         me = (manager, "Update", self.api_version, sub)
         out: List[Entry] = []
@@ -261,7 +266,7 @@ class FieldManager:
                 meta["managedFields"] = managed
                 return
         if mine:
-            if mine is not before:
+            if mine is not before and not (old is None and mine is changed):
                 mine = fieldpath.canonical(mine)
             out.append(_entry(manager, "Update", self.api_version, now, mine, sub))
         if len(out) > MAX_UPDATE_MANAGERS:
