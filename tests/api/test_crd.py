@@ -315,6 +315,20 @@ def test_openapi_documents_follow_crds(cluster, api, widgets):  # type: ignore[n
     assert f"/apis/{GROUP}/v1/namespaces/{{namespace}}/widgets" in v2["paths"]
     assert "nullable" not in json.dumps(v2["definitions"]["com.example.crd.v1.Widget"])
 
+    def v2_etag() -> str:
+        req = urllib.request.Request(cluster.url + "/openapi/v2",
+                                     headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+        with urllib.request.urlopen(req, timeout=30) as r:  # gnostic's compiler takes the CRD schemas (kubectl 1.27)
+            assert r.status == 200 and r.read()
+            return str(r.headers["ETag"])
+
+    before = v2_etag()
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(
+        _crd("etags", "Etag", [{"name": "v1", "served": True, "storage": True, "schema": _OPEN}]))
+    _poll(lambda: _served(cluster, GROUP, "v1", "etags"), "etags to be served")
+    assert v2_etag() != before
+    assert f"/apis/{GROUP}/v1/namespaces/{{namespace}}/etags" in _get(cluster, "/openapi/v2")["paths"]
+
 
 def _crd(plural: str, kind: str, versions: Any, group: str = GROUP, scope: str = "Namespaced") -> Dict[str, Any]:
     return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
