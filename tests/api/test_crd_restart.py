@@ -1,4 +1,5 @@
-"""Custom resources survive an API server restart: the CRDs found in storage are served before /readyz is 200.
+"""Custom resources survive an API server restart: the CRDs found in storage are served before /readyz is 200,
+and a CRD deletion under way when the server stopped is finished by the restarted one.
 
 A client that sees the server ready may use a custom resource at once (an operator
 restarting with its server, kubectl right after `megaplane up`), so nothing here polls.
@@ -49,6 +50,16 @@ def test_custom_resources_are_served_right_after_a_restart() -> None:
             note = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, "v1", "default", "notes", "n")
             assert note["spec"] == {"text": "hello", "pinned": False}
         assert c.ok("get", "notes").splitlines()[1].split()[0] == "n"
+        # A CRD whose deletion waits on an object's finalizer across a restart still finishes it.
+        c.ok("patch", "note", "n", "--type=merge", "-p", '{"metadata":{"finalizers":["restart.example.com/hold"]}}')
+        c.ok("delete", "crd", f"notes.{GROUP}", "--wait=false")
+        c.stop()
+        c = start_cluster(root)
+        c.ok("patch", "note", "n", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+        deadline = time.monotonic() + 60
+        while c.kubectl("get", "crd", f"notes.{GROUP}").returncode == 0:
+            assert time.monotonic() < deadline, "the CRD was not finalized after the restart"
+            time.sleep(0.1)
     finally:
         c.stop()
         shutil.rmtree(root, ignore_errors=True)

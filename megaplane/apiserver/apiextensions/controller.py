@@ -225,6 +225,11 @@ class CustomResourceDefinitions:
     async def _finalize(self, name: str, crd: Dict[str, Any]) -> None:
         """customresourcecleanup: Terminating, delete every custom resource, then drop the finalizer."""
         entry = self.served.get(name)
+        if entry is None and _d(_d(crd.get("status")).get("acceptedNames")).get("plural"):
+            # Not served here yet (this server started while the CRD was terminating): its objects are still
+            # in storage, and the finalizer must delete them before it goes.
+            await self._serve(name, crd)
+            entry = self.served.get(name)
         if entry is not None:
             entry.state.terminating = True
         status = dict(_d(crd.get("status")))
