@@ -31,7 +31,10 @@ _EXTRA = "impersonate-extra-"
 
 
 def wants_impersonation(headers: Dict[str, str]) -> bool:
-    return "impersonate-user" in headers or "impersonate-group" in headers or "impersonate-uid" in headers
+    """As buildImpersonationRequests: an empty Impersonate-User (or -Uid) is no user (Go trims header values and
+    tests the length); an Impersonate-Group header counts even when empty."""
+    return bool(headers.get("impersonate-user", "").strip()) or "impersonate-group" in headers \
+        or bool(headers.get("impersonate-uid", "").strip()) or any(k.startswith(_EXTRA) for k in headers)
 
 
 def _values(header: str) -> List[str]:
@@ -42,9 +45,9 @@ def impersonate(req: Request, authz: Any) -> None:
     """Replace req.user by the user its headers ask for, once each part is authorized (else 403)."""
     h = req.headers
     acting = req.user
-    name = h.get("impersonate-user")
+    name = h.get("impersonate-user", "").strip()
     groups = _values(h.get("impersonate-group", ""))
-    uid = h.get("impersonate-uid", "")
+    uid = h.get("impersonate-uid", "").strip()
     extra: Dict[str, Tuple[str, ...]] = {k[len(_EXTRA):]: tuple(_values(v)) for k, v in h.items() if k.startswith(_EXTRA)}
     if not name:
         raise errors.StatusError(500, "InternalError", "Internal error occurred: requested impersonation of groups, "
