@@ -273,14 +273,17 @@ class TaintEvictionController:
     async def _evict_now(self, key: str) -> None:
         ns, _, name = key.partition("/")
         error: Optional[Exception] = None
+        checked = False
         for attempt in range(RETRIES):
             try:
                 pod = orjson.loads(await self.pods.get_raw(name, ns))
-                if attempt == 0:
+                if not checked:
+                    # Until the fresh check has answered, nothing is deleted: a failed check is retried, not skipped.
                     if not await self._still_due(pod):
                         self.stats["spared"] += 1
                         log.info("%s: pod %s no longer due for eviction (its node's taints changed)", NAME, key)
                         return
+                    checked = True
                     log.info("%s: deleting pod %s", NAME, key)
                     self.recorder.event(object_reference("Pod", name, ns, pod["metadata"].get("uid", "")), "Normal",
                                         "TaintManagerEviction", f"Marking for deletion Pod {key}")

@@ -268,7 +268,11 @@ _CONTROLLER_ROLES: Dict[str, List[Obj]] = {
     "node-controller": [
         R("", "nodes", ("delete", "get", "list", "patch", "update", "watch")),
         R("", "nodes/status", ("patch", "update")), R("", "pods/status", ("patch", "update")),
-        R("", "pods", ("delete", "get", "list", "watch")), EVENTS],
+        R("", "pods", ("delete", "get", "list", "watch")), EVENTS,
+        # megaplane's addition: the canary Lease whose round trip tells the controller it still sees the cluster
+        # (controllers.nodelifecycle.sight); without it every canary write is refused and no node is ever judged.
+        R("coordination.k8s.io", "leases", "create"),
+        R("coordination.k8s.io", "leases", ("get", "update"), "node-lifecycle-controller")],
     "pod-garbage-collector": [
         R("", "pods", ("delete", "list", "watch")), R("", "nodes", READ), R("", "pods/status", "patch")],
     "replicaset-controller": [
@@ -286,7 +290,9 @@ _CONTROLLER_ROLES: Dict[str, List[Obj]] = {
         R("", "persistentvolumeclaims", ("create", "get", "list", "watch")),
         R("", "persistentvolumeclaims", ("delete", "update")), R("", "pods/finalizers", "update"), EVENTS],
     "taint-eviction-controller": [
-        R("", "pods/status", ("patch", "update")), R("", "pods", ("delete", "get", "list")), EVENTS],
+        R("", "pods/status", ("patch", "update")), R("", "pods", ("delete", "get", "list")), EVENTS,
+        # megaplane's addition: a deletion is decided on the node read fresh, not on a cache (tainteviction).
+        R("", "nodes", "get")],
     "ttl-after-finished-controller": [R("batch", "jobs", ("delete", "get", "list", "watch")), EVENTS],
 }
 
