@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Set, Tuple
 
 from ..apimachinery.resources import RESOURCES
 
@@ -47,14 +47,12 @@ class TransformError(Exception):
     """A value could not be transformed from or to storage (a wrong key, corrupt bytes, no provider)."""
 
 
-class Transformer:
+class Transformer(Protocol):
     """One provider key: bytes to and from storage (without the prefix)."""
 
-    def to_storage(self, data: bytes, key: bytes) -> bytes:
-        raise NotImplementedError
+    def to_storage(self, data: bytes, key: bytes) -> bytes: ...
 
-    def from_storage(self, data: bytes, key: bytes) -> bytes:
-        raise NotImplementedError
+    def from_storage(self, data: bytes, key: bytes) -> bytes: ...
 
 
 class _Identity(Transformer):
@@ -206,7 +204,7 @@ class ResourceTransformers:
 # -- the file: apiserver.config.k8s.io/v1 EncryptionConfiguration ---------------------------------
 
 _KEY_SIZES = {"aescbc": (16, 24, 32), "aesgcm": (16, 24, 32), "secretbox": (32,)}
-_CLASSES = {"aescbc": _AESCBC, "aesgcm": _AESGCM, "secretbox": _Secretbox}
+_CLASSES: Dict[str, Callable[[bytes], Transformer]] = {"aescbc": _AESCBC, "aesgcm": _AESGCM, "secretbox": _Secretbox}
 
 
 def _providers(providers: Any, where: str) -> PrefixTransformers:
