@@ -14,7 +14,7 @@ from typing import Callable, List, Optional
 
 from . import __version__
 from .apiserver.registry.services import DEFAULT_SERVICE_CLUSTER_IP_RANGE
-from .units import humanize_bytes, parse_duration
+from .units import humanize_bytes, parse_bool, parse_duration
 
 __all__ = ["main", "build_parser"]
 
@@ -325,16 +325,6 @@ def etcd_backend_config(args: argparse.Namespace):  # type: ignore[no-untyped-de
     )
 
 
-def _flag_bool(value: str) -> bool:
-    """A Go-style boolean flag value (--flag=false)."""
-    v = value.strip().lower()
-    if v in ("1", "t", "true"):
-        return True
-    if v in ("0", "f", "false"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
-
-
 def _authorization_modes(text: str) -> List[str]:
     from megaplane.apiserver.authz.modes import parse_modes
 
@@ -537,7 +527,7 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
         g.add_argument("--max-mutating-requests-inflight", type=int, default=200,
                        help="most mutating requests at once; with APF, part of the server's concurrency limit "
                             "(200; 0: no limit)")
-        g.add_argument("--enable-priority-and-fairness", type=_flag_bool, nargs="?", const=True, default=True,
+        g.add_argument("--enable-priority-and-fairness", type=parse_bool, nargs="?", const=True, default=True,
                        help="priority levels and fair queuing for requests (true); false: the two inflight limits alone")
         g.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
                        help="tolerationSeconds of the not-ready:NoExecute toleration added to pods that have "
@@ -569,7 +559,7 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             from .fleet.flags import add_fleet_flags
 
             add_fleet_flags(p, default_nodes=3)
-            p.add_argument("--scheduler", type=_flag_bool, nargs="?", const=True, default=True,
+            p.add_argument("--scheduler", type=parse_bool, nargs="?", const=True, default=True,
                            help="run the scheduler in this process (true; no leader election)")
             from .controllers.catalog import add_controller_flags
 
@@ -769,7 +759,7 @@ def add_leader_election_flags(p: argparse.ArgumentParser, lease_name: str, *, in
             "a leader that cannot renew within the renew deadline stops leading and exits with status 1 "
             "('leaderelection lost') for its supervisor to restart it")
     g = p.add_argument_group("leader election", description=f"One Lease per component; {lost}.")
-    g.add_argument("--leader-elect", type=_flag_bool, nargs="?", const=True, default=not in_process,
+    g.add_argument("--leader-elect", type=parse_bool, nargs="?", const=True, default=not in_process,
                    help="start a leader election client and gain leadership before running "
                         f"({'false' if in_process else 'true'})")
     g.add_argument("--leader-elect-lease-duration", type=parse_duration, default=15.0,
@@ -847,7 +837,7 @@ def _add_controller_manager(sub: "argparse._SubParsersAction[argparse.ArgumentPa
                    help="burst to use while talking with the API server (30)")
     p.add_argument("--bind-address", default="0.0.0.0", help="address /healthz, /readyz and /metrics are served on")
     p.add_argument("--port", type=int, default=0, help="plain HTTP port for /healthz, /readyz, /metrics (0: off)")
-    p.add_argument("--use-service-account-credentials", type=_flag_bool, nargs="?", const=True, default=False,
+    p.add_argument("--use-service-account-credentials", type=parse_bool, nargs="?", const=True, default=False,
                    help="each controller writes with a token of its own ServiceAccount in kube-system (false; "
                         "needed under RBAC with the controller-manager.kubeconfig identity)")
     add_controller_flags(p)

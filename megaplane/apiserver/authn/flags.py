@@ -12,21 +12,12 @@ import argparse
 from typing import List
 
 from megaplane.apiserver.authn.config import AuthenticationConfig
-from megaplane.units import parse_duration
+from megaplane.units import parse_bool, parse_duration
 
 __all__ = ["add_authentication_flags", "authentication_config", "DEFAULT_ISSUER"]
 
 #: kubeadm's --service-account-issuer (and so the default API audience).
 DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-
-
-def _bool(value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("1", "t", "true"):
-        return True
-    if v in ("0", "f", "false"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
 
 
 def _list(value: str) -> List[str]:
@@ -36,7 +27,7 @@ def _list(value: str) -> List[str]:
 def add_authentication_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("authentication", description="The secure port only: requests on --port are not "
                              "authenticated (system:unsecured in system:masters, as upstream's removed insecure port)")
-    g.add_argument("--anonymous-auth", type=_bool, nargs="?", const=True, default=True,
+    g.add_argument("--anonymous-auth", type=parse_bool, nargs="?", const=True, default=True,
                    help="requests without credentials are system:anonymous in system:unauthenticated (true); "
                         "false: 401")
     g.add_argument("--client-ca-file", default="",
@@ -55,7 +46,7 @@ def add_authentication_flags(p: argparse.ArgumentParser) -> None:
                         f"default {DEFAULT_ISSUER})")
     g.add_argument("--api-audiences", default="",
                    help="audiences tokens must be for (comma separated; default: the issuers)")
-    g.add_argument("--service-account-lookup", type=_bool, nargs="?", const=True, default=True,
+    g.add_argument("--service-account-lookup", type=parse_bool, nargs="?", const=True, default=True,
                    help="a ServiceAccount token is valid only while its ServiceAccount exists (true)")
     g.add_argument("--service-account-max-token-expiration", type=parse_duration, default=0.0,
                    help="longest validity a TokenRequest gets (0: as asked)")
