@@ -21,6 +21,7 @@ from megaplane.apimachinery.errors import field_error
 from megaplane.apimachinery.meta import now_rfc3339
 from megaplane.apimachinery.resources import Resource
 from megaplane.apiserver.schema import defaults
+from megaplane.apiserver.schema.validation import Cause
 
 __all__ = ["Strategy", "IMMUTABLE_META"]
 
@@ -39,6 +40,13 @@ class Strategy:
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
+
+    def refuse(self, obj: Dict[str, Any], causes: List[Cause]) -> None:
+        """Raise the kind's 422 Invalid for `causes`, if any, named as upstream names a refused object."""
+        if causes:
+            meta = obj.get("metadata") or {}
+            name = meta.get("name") or meta.get("generateName") or ""
+            raise errors.invalid(self.resource.group, self.resource.kind, name, causes)
 
     # -- create ---------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Dict, List
 
-from megaplane.apimachinery import errors
 from megaplane.apimachinery.errors import field_error
 from megaplane.apimachinery.quantity import QuantityError, parse_quantity
 from megaplane.apimachinery.quota import dict_at
@@ -109,16 +108,10 @@ class LimitRangeStrategy(Strategy):
         super().defaults(obj)
         default_limit_range(obj)
 
-    def _check(self, obj: Dict[str, Any]) -> None:
-        causes = validate_limit_range(obj)
-        if causes:
-            meta = obj.get("metadata") or {}
-            raise errors.invalid("", "LimitRange", meta.get("name") or meta.get("generateName") or "", causes)
-
     def prepare_for_create(self, obj: Dict[str, Any]) -> None:
         super().prepare_for_create(obj)
-        self._check(obj)
+        self.refuse(obj, validate_limit_range(obj))
 
     def prepare_for_update(self, obj: Dict[str, Any], old: Dict[str, Any], subresource: str) -> None:
         super().prepare_for_update(obj, old, subresource)
-        self._check(obj)
+        self.refuse(obj, validate_limit_range(obj))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional
 
-from megaplane.apimachinery import errors
 from megaplane.apimachinery.errors import field_error
 from megaplane.apiserver.registry.strategy import Strategy
 from megaplane.apiserver.schema.validation import Cause, validate_label_selector
@@ -148,22 +147,16 @@ class PodDisruptionBudgetStrategy(Strategy):
     def initial_status(self, obj: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         return {counter: 0 for counter in STATUS_COUNTERS}
 
-    def _refuse(self, obj: Dict[str, Any], causes: List[Cause]) -> None:
-        if causes:
-            meta = obj.get("metadata") or {}
-            raise errors.invalid("policy", "PodDisruptionBudget", meta.get("name") or meta.get("generateName") or "",
-                                 causes)
-
     def prepare_for_create(self, obj: Dict[str, Any]) -> None:
         super().prepare_for_create(obj)
-        self._refuse(obj, validate_spec(obj.get("spec")))
+        self.refuse(obj, validate_spec(obj.get("spec")))
 
     def prepare_for_update(self, obj: Dict[str, Any], old: Dict[str, Any], subresource: str) -> None:
         super().prepare_for_update(obj, old, subresource)
         if subresource == "status":
-            self._refuse(obj, validate_status(obj.get("status")))
+            self.refuse(obj, validate_status(obj.get("status")))
         else:
-            self._refuse(obj, validate_spec(obj.get("spec")))
+            self.refuse(obj, validate_spec(obj.get("spec")))
 
     def fill_zero_values(self, obj: Dict[str, Any]) -> None:
         super().fill_zero_values(obj)

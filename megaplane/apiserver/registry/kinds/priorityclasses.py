@@ -82,11 +82,6 @@ def validate_priority_class_update(obj: Dict[str, Any], old: Dict[str, Any]) -> 
 
 
 class PriorityClassStrategy(Strategy):
-    def _refuse(self, obj: Dict[str, Any], causes: List[Cause]) -> None:
-        if causes:
-            meta = obj.get("metadata") or {}
-            raise errors.invalid(_GROUP, _KIND, meta.get("name") or meta.get("generateName") or "", causes)
-
     def defaults(self, obj: Dict[str, Any]) -> None:
         """SetDefaults_PriorityClass: preemptionPolicy PreemptLowerPriority when unset."""
         super().defaults(obj)
@@ -95,11 +90,11 @@ class PriorityClassStrategy(Strategy):
 
     def prepare_for_create(self, obj: Dict[str, Any]) -> None:
         super().prepare_for_create(obj)  # metadata.generation 1 (the table's `generation`), as upstream's
-        self._refuse(obj, validate_priority_class(obj))
+        self.refuse(obj, validate_priority_class(obj))
 
     def prepare_for_update(self, obj: Dict[str, Any], old: Dict[str, Any], subresource: str) -> None:
         super().prepare_for_update(obj, old, subresource)
-        self._refuse(obj, validate_priority_class_update(obj, old))
+        self.refuse(obj, validate_priority_class_update(obj, old))
 
     def fill_zero_values(self, obj: Dict[str, Any]) -> None:
         super().fill_zero_values(obj)

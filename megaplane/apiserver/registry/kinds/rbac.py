@@ -17,7 +17,6 @@ from typing import Any, Dict, List
 
 import orjson
 
-from megaplane.apimachinery import errors
 from megaplane.apimachinery.errors import field_error
 from megaplane.apiserver.registry.strategy import Strategy
 from megaplane.apiserver.schema.validation import Cause, validate_label_selector
@@ -117,12 +116,6 @@ def validate_binding(obj: Dict[str, Any], cluster: bool) -> List[Cause]:
     return causes
 
 
-def _refuse(kind: str, obj: Dict[str, Any], causes: List[Cause]) -> None:
-    if causes:
-        meta = obj.get("metadata") or {}
-        raise errors.invalid(GROUP, kind, meta.get("name") or meta.get("generateName") or "", causes)
-
-
 def _go_role_ref(ref: Any) -> str:
     ref = ref if isinstance(ref, dict) else {}
     return (f'rbac.RoleRef{{APIGroup:{orjson.dumps(ref.get("apiGroup", "")).decode()}, '
@@ -139,7 +132,7 @@ class RoleStrategy(Strategy):
             selectors = agg.get("clusterRoleSelectors")
             for i, sel in enumerate(selectors if isinstance(selectors, list) else ()):
                 causes += validate_label_selector(sel, f"aggregationRule.clusterRoleSelectors[{i}]")
-        _refuse(self.resource.kind, obj, causes)
+        self.refuse(obj, causes)
 
     def prepare_for_create(self, obj: Dict[str, Any]) -> None:
         super().prepare_for_create(obj)
@@ -159,7 +152,7 @@ class RoleBindingStrategy(Strategy):
 
     def prepare_for_create(self, obj: Dict[str, Any]) -> None:
         super().prepare_for_create(obj)
-        _refuse(self.resource.kind, obj, validate_binding(obj, not self.resource.namespaced))
+        self.refuse(obj, validate_binding(obj, not self.resource.namespaced))
 
     def prepare_for_update(self, obj: Dict[str, Any], old: Dict[str, Any], subresource: str) -> None:
         super().prepare_for_update(obj, old, subresource)
@@ -167,4 +160,4 @@ class RoleBindingStrategy(Strategy):
         if obj.get("roleRef") != old.get("roleRef"):
             causes.append(field_error("", "roleRef", None, "cannot change roleRef",
                                       shown=_go_role_ref(obj.get("roleRef"))))
-        _refuse(self.resource.kind, obj, causes)
+        self.refuse(obj, causes)

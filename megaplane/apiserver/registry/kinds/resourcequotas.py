@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from megaplane.apimachinery import errors
 from megaplane.apimachinery.errors import field_error
 from megaplane.apimachinery.quantity import QuantityError, parse_quantity
 from megaplane.apimachinery.quota import (
@@ -78,16 +77,10 @@ def validate_quota(obj: Dict[str, Any]) -> List[Cause]:
 
 
 class ResourceQuotaStrategy(Strategy):
-    def _check(self, obj: Dict[str, Any]) -> None:
-        causes = validate_quota(obj)
-        if causes:
-            meta = obj.get("metadata") or {}
-            raise errors.invalid("", "ResourceQuota", meta.get("name") or meta.get("generateName") or "", causes)
-
     def prepare_for_create(self, obj: Dict[str, Any]) -> None:
         super().prepare_for_create(obj)
-        self._check(obj)
+        self.refuse(obj, validate_quota(obj))
 
     def prepare_for_update(self, obj: Dict[str, Any], old: Dict[str, Any], subresource: str) -> None:
         super().prepare_for_update(obj, old, subresource)
-        self._check(obj)
+        self.refuse(obj, validate_quota(obj))
