@@ -47,7 +47,7 @@ import hpack
 
 from megaplane.apimachinery import errors
 from megaplane.apiserver.http.encoding import event_line
-from megaplane.apiserver.http.limits import invalid_timeout, request_deadline, watch_timeout
+from megaplane.apiserver.http.limits import request_deadline, watch_timeout
 from megaplane.apiserver.http.messages import Request, Response, StreamResponse, _date_header
 from megaplane.apiserver.http.tls import connection_credentials
 from megaplane.apiserver.http.transport import (
@@ -57,6 +57,7 @@ from megaplane.apiserver.http.transport import (
     HTTPServer,
     _reset,
     _status_response,
+    handler_result,
     resume,
 )
 
@@ -374,18 +375,7 @@ class H2Connection(asyncio.Protocol):
     # -- handlers ----------------------------------------------------------------------
 
     def _dispatch(self, st: _Stream, req: Request) -> None:
-        if "timeout=" in req.query:
-            bad = invalid_timeout(req.path, req.query)
-            if bad is not None:
-                self._complete(st, _status_response(bad))
-                return
-        try:
-            result = self.server.handler(req)
-        except errors.StatusError as exc:
-            result = _status_response(exc)
-        except Exception as exc:  # a handler bug: 500, the connection survives
-            log.exception("handler failed for %r", req)
-            result = _status_response(errors.internal(str(exc)))
+        result = handler_result(self.server.handler, req)
         if asyncio.iscoroutine(result):
             self._drive(st, result, req)
             return

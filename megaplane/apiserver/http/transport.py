@@ -522,18 +522,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _dispatch(self, req: Request, keep_alive: bool) -> None:
         self.answering_head = req.method == "HEAD"
-        if "timeout=" in req.query:
-            bad = invalid_timeout(req.path, req.query)
-            if bad is not None:
-                self._complete(_status_response(bad), keep_alive)
-                return
-        try:
-            result = self.server.handler(req)
-        except errors.StatusError as exc:
-            result = _status_response(exc)
-        except Exception as exc:  # a handler bug: 500, the connection survives
-            log.exception("handler failed for %r", req)
-            result = _status_response(errors.internal(str(exc)))
+        result = handler_result(self.server.handler, req)
         if asyncio.iscoroutine(result):
             self._drive(result, req, keep_alive)
             return
@@ -633,6 +622,23 @@ class HTTPConnection(asyncio.Protocol):
             self.head_bytes = 0
             self.deadline = time.monotonic() + self.server.limits.read_header_timeout
             self._next()
+
+
+def handler_result(handler: Handler, req: Request) -> Any:
+    """What answers `req` (each protocol's dispatch): a bad ?timeout= as its Status, else the handler's result (a
+    response, or a coroutine to drive), a StatusError it raised as its response, any other error as a 500 (a handler
+    bug: the connection survives)."""
+    if "timeout=" in req.query:
+        bad = invalid_timeout(req.path, req.query)
+        if bad is not None:
+            return _status_response(bad)
+    try:
+        return handler(req)
+    except errors.StatusError as exc:
+        return _status_response(exc)
+    except Exception as exc:
+        log.exception("handler failed for %r", req)
+        return _status_response(errors.internal(str(exc)))
 
 
 def _reset(transport: asyncio.Transport) -> None:
