@@ -8,7 +8,7 @@ event, and a cluster uses a handful of distinct strings ("100m", "128Mi",
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Callable, Dict
 
 from megaplane.apimachinery import quantity as _quantity
 from megaplane.apimachinery.quantity import QuantityError, parse_quantity
@@ -17,33 +17,28 @@ __all__ = ["QuantityError", "parse_quantity", "milli_value", "value"]
 
 #: Distinct strings remembered per function; past this the memo starts over (bounded whatever clients send).
 MAX_MEMOISED = 4096
-_milli: Dict[object, int] = {}
-_whole: Dict[object, int] = {}
 
 
-def milli_value(text: object) -> int:
-    """Thousandths of the quantity, rounded up (CPU in millicores)."""
-    try:
-        return _milli[text]
-    except (KeyError, TypeError):
-        pass
-    out = _quantity.milli_value(text)
-    if isinstance(text, str):
-        if len(_milli) >= MAX_MEMOISED:
-            _milli.clear()
-        _milli[text] = out
-    return out
+def _memoised(parse: Callable[[object], int]) -> Callable[[object], int]:
+    table: Dict[object, int] = {}
+
+    def parsed(text: object) -> int:
+        try:
+            return table[text]
+        except (KeyError, TypeError):  # TypeError: an unhashable value (a malformed object) is parsed each time
+            pass
+        out = parse(text)
+        if isinstance(text, str):
+            if len(table) >= MAX_MEMOISED:
+                table.clear()
+            table[text] = out
+        return out
+
+    parsed.__doc__ = parse.__doc__
+    return parsed
 
 
-def value(text: object) -> int:
-    """The quantity as an integer, rounded up (memory and storage in bytes, pods, extended resources)."""
-    try:
-        return _whole[text]
-    except (KeyError, TypeError):
-        pass
-    out = _quantity.value(text)
-    if isinstance(text, str):
-        if len(_whole) >= MAX_MEMOISED:
-            _whole.clear()
-        _whole[text] = out
-    return out
+#: Thousandths of the quantity, rounded up (CPU in millicores).
+milli_value = _memoised(_quantity.milli_value)
+#: The quantity as an integer, rounded up (memory and storage in bytes, pods, extended resources).
+value = _memoised(_quantity.value)
