@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 from megaplane.apimachinery.selectors import matches_labels, selector_from_dict
 from megaplane.client import Client, ConflictError, NotFoundError
 from megaplane.client.informerfactory import SharedInformerFactory
-from megaplane.runtime import Statistics
+from megaplane.runtime import Statistics, cancel_tasks
 
 __all__ = ["ClusterRoleAggregationController", "aggregated_rules"]
 
@@ -73,11 +73,7 @@ class ClusterRoleAggregationController:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_tasks([self._task])
             self._task = None
         if self._own_factory:
             await self.informers.stop()
