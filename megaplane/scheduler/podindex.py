@@ -44,6 +44,14 @@ class Matcher:
     clauses: Tuple[Clause, ...]
     skip_terminating: bool = False
 
+    def __post_init__(self) -> None:
+        # A matcher is looked up once per constraint per cycle; the generated hash would walk every clause's
+        # selector each time.
+        object.__setattr__(self, "_hash", hash((self.clauses, self.skip_terminating)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined, no-any-return]
+
     def matches(self, namespace: str, labels: Dict[str, str], terminating: bool) -> bool:
         if self.skip_terminating and terminating:
             return False
@@ -56,7 +64,7 @@ class Matcher:
 
 
 class PodClass:
-    __slots__ = ("id", "namespace", "labels", "terminating", "slots", "pods")
+    __slots__ = ("id", "namespace", "labels", "terminating", "slots", "pods", "counters")
 
     def __init__(self, cid: int, namespace: str, labels: Dict[str, str], terminating: bool) -> None:
         self.id = cid
@@ -65,21 +73,20 @@ class PodClass:
         self.terminating = terminating
         self.slots: Dict[int, int] = {}
         self.pods = 0
+        #: The count columns this class's pods are counted in: a placement bumps just these, so its cost
+        #: does not grow with the number of selectors asked about (one per ReplicaSet under default spreading).
+        self.counters: List[_Counter] = []
 
 
 class _Counter:
-    __slots__ = ("matcher", "counts", "memo")
+    __slots__ = ("matcher", "counts")
 
     def __init__(self, matcher: Matcher, capacity: int) -> None:
         self.matcher = matcher
         self.counts = np.zeros(capacity, dtype=np.int64)
-        self.memo: Dict[int, bool] = {}
 
     def matches(self, cls: PodClass) -> bool:
-        hit = self.memo.get(cls.id)
-        if hit is None:
-            hit = self.memo[cls.id] = self.matcher.matches(cls.namespace, cls.labels, cls.terminating)
-        return hit
+        return self.matcher.matches(cls.namespace, cls.labels, cls.terminating)
 
 
 #: A group spread over this many slots keeps a dense count column (its sparse arrays would be rebuilt per change).
@@ -162,15 +169,13 @@ class PodIndex:
                 return
             cls = self.classes[key] = PodClass(self._next_class, info.namespace, info.labels, info.terminating)
             self._next_class += 1
+            cls.counters = [counter for counter in self._counters.values() if counter.matches(cls)]
         _bump(cls.slots, slot, sign)
         cls.pods += sign
-        for counter in self._counters.values():
-            if counter.matches(cls):
-                counter.counts[slot] += sign
+        for counter in cls.counters:
+            counter.counts[slot] += sign
         if cls.pods <= 0:
             del self.classes[key]
-            for counter in self._counters.values():
-                counter.memo.pop(cls.id, None)
         if info.affinity is not None:
             group = self.groups.get(info.affinity)
             if group is None:
@@ -190,12 +195,17 @@ class PodIndex:
             return counter.counts
         counter = _Counter(matcher, self.capacity)
         for cls in self.classes.values():
-            if counter.matches(cls) and cls.slots:
-                slots = np.fromiter(cls.slots.keys(), dtype=np.int64, count=len(cls.slots))
-                counter.counts[slots] += np.fromiter(cls.slots.values(), dtype=np.int64, count=len(cls.slots))
+            if counter.matches(cls):
+                cls.counters.append(counter)
+                if cls.slots:
+                    slots = np.fromiter(cls.slots.keys(), dtype=np.int64, count=len(cls.slots))
+                    counter.counts[slots] += np.fromiter(cls.slots.values(), dtype=np.int64, count=len(cls.slots))
         self._counters[matcher] = counter
         while len(self._counters) > self.max_counters:
-            self._counters.popitem(last=False)
+            _, dropped = self._counters.popitem(last=False)
+            for cls in self.classes.values():
+                if dropped in cls.counters:
+                    cls.counters.remove(dropped)
         return counter.counts
 
     def groups_where(self, has: str) -> Iterator[AffinityGroup]:
