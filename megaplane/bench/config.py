@@ -31,6 +31,9 @@ class BenchConfig:
     rate: float = 1.0
     #: Replicas of each Deployment the bench creates (0: min(100, pods)).
     deployment_replicas: int = 0
+    #: Pods per second the bench's Deployments ask for, paced by when each Deployment is created
+    #: (clusterloader2's tuning set); 0: every Deployment at once (saturation).
+    pod_creation_rate: float = 100.0
     stall_duration: float = 10.0
     #: When the stall starts, seconds into the hold (0: a third of --duration).
     stall_at: float = 0.0
@@ -62,7 +65,7 @@ class BenchConfig:
         for name in ("nodes", "processes", "zones", "node_lease_duration_seconds"):
             if getattr(self, name) < (0 if name == "nodes" else 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be >= {0 if name == 'nodes' else 1}")
-        for name in ("duration", "stall_duration", "scrape_interval", "timeout", "rate"):
+        for name in ("duration", "stall_duration", "scrape_interval", "timeout", "rate", "pod_creation_rate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative")
         if self.pods_per_node is not None and self.pods_per_node < 0:

@@ -28,6 +28,9 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
                    help="zones the nodes are spread over (1; zone-outage 3)")
     g.add_argument("--deployment-replicas", type=int, default=0,
                    help="replicas per Deployment the bench creates (0: up to 100)")
+    g.add_argument("--pod-creation-rate", type=float, default=100.0,
+                   help="pods/s the Deployments are created at (clusterloader2's tuning set; the pod startup SLO "
+                        "holds at a rate, not for a backlog); 0: all at once, a saturation run (100)")
     g = p.add_argument_group("scenarios")
     g.add_argument("--rate", type=float, default=1.0, help="load: Deployment operations per second (1)")
     g.add_argument("--stall-duration", type=parse_duration, default=10.0,
@@ -91,7 +94,8 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
         scenario=args.scenario, nodes=args.nodes, pods_per_node=args.pods_per_node,
         node_lease_duration_seconds=args.node_lease_duration_seconds, duration=args.duration,
         processes=args.processes, zones=zones, report=args.report, kubeconfig=args.kubeconfig, rate=args.rate,
-        deployment_replicas=args.deployment_replicas, stall_duration=args.stall_duration, stall_at=args.stall_at,
+        deployment_replicas=args.deployment_replicas, pod_creation_rate=args.pod_creation_rate,
+        stall_duration=args.stall_duration, stall_at=args.stall_at,
         scrape_interval=args.scrape_interval, timeout=args.timeout, namespace=args.namespace,
         node_name_prefix=args.node_name_prefix, pod_toleration_seconds=args.pod_toleration_seconds,
         kube_api_qps=args.kube_api_qps, kube_api_burst=args.kube_api_burst,

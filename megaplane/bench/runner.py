@@ -284,14 +284,30 @@ class Run:
             replicas = min(per, remaining)
             remaining -= replicas
             self.deployments[f"bench-{i}"] = replicas
-        say(f"{what}: {self.pods_total:,} pods in {count} Deployments of up to {per}")
+        pace = f" at {c.pod_creation_rate:g} pods/s" if c.pod_creation_rate > 0 else " at once (saturation)"
+        say(f"{what}: {self.pods_total:,} pods in {count} Deployments of up to {per}{pace}")
         self.start_profiles(c.profile_seconds)  # pod creation is where the controllers and scheduler work
-        failed = await self.gather(sorted(self.deployments.items()), lambda item: deployments.create(
-            deployment(item[0], c.namespace, item[1], c.pod_toleration_seconds)), concurrency=16)
+        started = time.monotonic()
+        due = 0.0  # seconds after `started` the next Deployment is due: its pods paced at the creation rate
+
+        async def create(item: Tuple[str, int]) -> None:
+            nonlocal due
+            if c.pod_creation_rate > 0:
+                at, due = due, due + item[1] / c.pod_creation_rate
+                wait = started + at - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            await deployments.create(deployment(item[0], c.namespace, item[1], c.pod_toleration_seconds))
+
+        failed = await self.gather(sorted(self.deployments.items(), key=lambda item: _natural(item[0])), create,
+                                   concurrency=16)
         if failed:
             raise BenchError(f"{failed} Deployments could not be created")
+        self.measurements["PodCreation"] = {"pods": self.pods_total, "deployments": count,
+                                            "rate": c.pod_creation_rate,
+                                            "deployments_created_s": round(time.monotonic() - started, 3)}
         took = await self.wait_for(what, lambda: self.pods.phases[2] >= self.pods_total, self.pod_progress,
-                                   c.timeout)
+                                   c.timeout + due)
         self.recorder.mark("pods_running")
         return took
 
@@ -636,6 +652,12 @@ class Run:
         if error:
             return 3
         return 0 if passed else 1
+
+
+def _natural(name: str) -> Tuple[str, int]:
+    """bench-9 before bench-10: Deployments are created in the order they are numbered."""
+    stem, _, number = name.rpartition("-")
+    return (stem, int(number)) if number.isdigit() else (name, -1)
 
 
 def _summary(values: List[float]) -> Dict[str, Optional[float]]:

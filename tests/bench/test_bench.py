@@ -96,6 +96,18 @@ def test_density(tmp_path: Path) -> None:
     assert max(v for v in results["series"]["per_second"]["pods_Running"] if v is not None) == 100
 
 
+def test_density_paces_deployments_at_the_pod_creation_rate(tmp_path: Path) -> None:
+    code, out, results = bench(tmp_path, "density", "--nodes", "10", "--pods-per-node", "4", "--deployment-replicas",
+                               "10", "--pod-creation-rate", "10", "--duration", "1s")
+    assert code == 0, out[-4000:]
+    creation = results["measurements"]["PodCreation"]
+    assert creation["deployments"] == 4 and creation["rate"] == 10
+    # The 4th Deployment of 10 pods is due 3 s in: 30 pods before it at 10 pods/s.
+    assert creation["deployments_created_s"] >= 3.0
+    assert results["measurements"]["SchedulingThroughput"]["pods_scheduled"] == 40
+    assert "at 10 pods/s" in out
+
+
 def test_load(tmp_path: Path) -> None:
     code, out, results = bench(tmp_path, "load", "--nodes", "20", "--pods-per-node", "2", "--deployment-replicas",
                                "5", "--rate", "4", "--duration", "4s")
