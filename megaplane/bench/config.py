@@ -57,6 +57,8 @@ class BenchConfig:
     controller_manager_args: List[str] = field(default_factory=list)
     scheduler_args: List[str] = field(default_factory=list)
     fleet_args: List[str] = field(default_factory=list)
+    #: Components the bench does not start (scheduler, controller-manager).
+    without: List[str] = field(default_factory=list)
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     def validate(self) -> None:
@@ -70,6 +72,10 @@ class BenchConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative")
         if self.pods_per_node is not None and self.pods_per_node < 0:
             raise ValueError("--pods-per-node must not be negative")
+        if "scheduler" in self.without and self.pods_per_node_effective > 0:
+            raise ValueError("--without scheduler: no pod would be scheduled (give --pods-per-node 0)")
+        if self.without and self.kubeconfig:
+            raise ValueError("--without applies to the components the bench starts, not to a cluster it attaches to")
         if self.scenario == "stall" and self.kubeconfig:
             raise ValueError("the stall scenario stops the API server process: it cannot attach (--kubeconfig)")
         if self.scenario == "zone-outage" and self.zones < 2:

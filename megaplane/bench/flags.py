@@ -69,6 +69,9 @@ def add_bench_flags(p: argparse.ArgumentParser) -> None:
                         "controller-manager, scheduler, fleet-0, ... (repeatable; needs py-spy and --report)")
     g.add_argument("--profile-seconds", type=parse_duration, default=30.0,
                    help="how long each profile records (30s)")
+    g.add_argument("--without", action="append", default=[], choices=["scheduler", "controller-manager"],
+                   help="do not start this component (repeatable): a leases run at a size whose full Node "
+                        "objects the scheduler's informers could not hold")
     for component in ("apiserver", "controller-manager", "scheduler", "fleet"):
         g.add_argument(f"--{component}-arg", action="append", default=[], metavar="FLAG",
                        help=f"an extra flag for megaplane {component} (repeatable), e.g. --{component}-arg=-v=1")
@@ -103,7 +106,7 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
         node_monitor_period=args.node_monitor_period, node_eviction_rate=args.node_eviction_rate,
         secondary_node_eviction_rate=args.secondary_node_eviction_rate,
         profile=args.profile, profile_seconds=args.profile_seconds, apiserver_args=args.apiserver_arg, controller_manager_args=args.controller_manager_arg,
-        scheduler_args=args.scheduler_arg, fleet_args=args.fleet_arg,
+        scheduler_args=args.scheduler_arg, fleet_args=args.fleet_arg, without=args.without,
         thresholds=Thresholds(api_resource=args.api_resource_threshold, api_list=args.api_list_threshold,
                               pod_startup=args.pod_startup_threshold,
                               scheduling_throughput=args.scheduling_throughput_threshold,

@@ -107,7 +107,7 @@ class Run:
             workdir, kubeconfig=config.kubeconfig, cpu_affinity=config.cpu_affinity,
             apiserver_args=config.apiserver_args, controller_manager_args=config.controller_manager_args,
             scheduler_args=config.scheduler_args, fleet_args=config.fleet_args,
-            kube_api_qps=config.kube_api_qps, kube_api_burst=config.kube_api_burst)
+            kube_api_qps=config.kube_api_qps, kube_api_burst=config.kube_api_burst, without=config.without)
         self.nodes = NodeTracker(config.prefix, capacity=max(config.nodes, 16))
         self.pods = PodTracker()
         self.recorder = Recorder(self.cluster, self.nodes, self.pods, config.scrape_interval)

@@ -72,6 +72,19 @@ def test_leases(tmp_path: Path) -> None:
     assert "registering" in out and "holding" in out
 
 
+def test_leases_without_the_scheduler(tmp_path: Path) -> None:
+    code, out, results = bench(tmp_path, "leases", "--nodes", "10", "--duration", "2s", "--without", "scheduler")
+    assert code == 0, out[-4000:]
+    assert results["measurements"]["NodeHealth"]["ready"] == 10
+    components = results["measurements"]["ResourceUsageSummary"]["components"]
+    assert "scheduler" not in components and "controller-manager" in components and "apiserver" in components
+
+
+def test_without_the_scheduler_refuses_pods(tmp_path: Path) -> None:
+    code, out, _ = bench(tmp_path, "density", "--nodes", "2", "--without", "scheduler")
+    assert code == 2 and "--without scheduler" in out
+
+
 def test_impossible_threshold_fails(tmp_path: Path) -> None:
     code, out, results = bench(tmp_path, "leases", "--nodes", "20", "--duration", "2s",
                                "--api-resource-threshold", "0s")
