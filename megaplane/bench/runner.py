@@ -299,15 +299,28 @@ class Run:
                     await asyncio.sleep(wait)
             await deployments.create(deployment(item[0], c.namespace, item[1], c.pod_toleration_seconds))
 
-        failed = await self.gather(sorted(self.deployments.items(), key=lambda item: _natural(item[0])), create,
-                                   concurrency=16)
-        if failed:
-            raise BenchError(f"{failed} Deployments could not be created")
-        self.measurements["PodCreation"] = {"pods": self.pods_total, "deployments": count,
-                                            "rate": c.pod_creation_rate,
-                                            "deployments_created_s": round(time.monotonic() - started, 3)}
-        took = await self.wait_for(what, lambda: self.pods.phases[2] >= self.pods_total, self.pod_progress,
-                                   c.timeout + due)
+        async def create_all() -> None:
+            failed = await self.gather(sorted(self.deployments.items(), key=lambda item: _natural(item[0])), create,
+                                       concurrency=16)
+            if failed:
+                raise BenchError(f"{failed} Deployments could not be created")
+            self.measurements["PodCreation"] = {"pods": self.pods_total, "deployments": count,
+                                                "rate": c.pod_creation_rate,
+                                                "deployments_created_s": round(time.monotonic() - started, 3)}
+
+        def running() -> bool:
+            if not creating.done():
+                return False
+            creating.result()  # raises what the creation raised
+            return self.pods.phases[2] >= self.pods_total
+
+        # Created in the background, so that the progress lines go on while a paced creation takes its time.
+        creating = asyncio.ensure_future(create_all())
+        creation_s = self.pods_total / c.pod_creation_rate if c.pod_creation_rate > 0 else 0.0
+        try:
+            took = await self.wait_for(what, running, self.pod_progress, c.timeout + creation_s)
+        finally:
+            creating.cancel()
         self.recorder.mark("pods_running")
         return took
 
