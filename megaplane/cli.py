@@ -659,7 +659,8 @@ def _scheduler_with_config(args: argparse.Namespace, given: "dict[str, object]")
     run(kubeconfig, args.context, qps=cc.qps, burst=cc.burst, bind_address=args.bind_address, port=args.port,
         profiles=cfg.profiles, percentage_of_nodes_to_score=cfg.percentage_of_nodes_to_score,
         leader_election=election, pod_initial_backoff=float(cfg.pod_initial_backoff_seconds),
-        pod_max_backoff=float(cfg.pod_max_backoff_seconds), partition=partition, worker_argv=workers)
+        pod_max_backoff=float(cfg.pod_max_backoff_seconds), partition=partition, worker_argv=workers,
+        shards=args.shards)
     return 0
 
 
@@ -696,7 +697,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     run(args.kubeconfig, args.context, qps=args.kube_api_qps, burst=args.kube_api_burst,
         bind_address=args.bind_address, port=args.port, profiles=args.scheduler_name or ["default-scheduler"],
         percentage_of_nodes_to_score=args.percentage_of_nodes_to_score, leader_election=election,
-        partition=partition, worker_argv=workers)
+        partition=partition, worker_argv=workers, shards=args.shards)
     return 0
 
 
@@ -706,6 +707,8 @@ def _tenant_partition(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     if args.tenant_workers < 1:
         raise ValueError("--tenant-workers must be >= 1")
+    if args.shards < 1:
+        raise ValueError("--shards must be >= 1")
     if not args.tenant_label:
         if args.tenant_workers > 1 or args.tenant_worker_index:
             raise ValueError("--tenant-workers needs --tenant-label")
@@ -740,6 +743,9 @@ def _add_scheduler(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     p.add_argument("--tenant-workers", type=int, default=1,
                    help="scheduler processes sharing the tenants (this one and N-1 workers it runs while it leads; 1)")
     p.add_argument("--tenant-worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--shards", type=int, default=1,
+                   help="shard processes filtering and scoring a slice of the nodes each, every pod scattered to "
+                        "all and gathered by this process (1: schedule in this process alone)")
     add_leader_election_flags(p, "kube-scheduler")
     p.set_defaults(**{k: None for k in _SCHEDULER_LEADER_FLAGS})  # None: not given (--config decides)
     p.set_defaults(func=cmd_scheduler)

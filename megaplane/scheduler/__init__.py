@@ -10,7 +10,10 @@ match what per node (`podindex`) and the other objects plugins read
 (`preemption`), the scheduling queue (`queue`), events (`events`),
 metrics (`metrics`, served with /healthz and /readyz by
 `megaplane.serving`) and the component tying them together
-(`scheduler`).
+(`scheduler`). With `--shards N` (`shards`) the component coordinates N
+shard processes (`shard`), each filtering and scoring its slice of a
+replica of the coordinator's table (`replica`), whose score parts are
+finished over all shards' candidates (`scoreparts`).
 
 Built only on megaplane.client (a Client over HTTP, or the loopback
 transport inside `megaplane up`): it must not import megaplane.apiserver,
@@ -53,7 +56,7 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
         percentage_of_nodes_to_score: int = 0, max_connections: int = 8,
         leader_election: Optional["LeaderElectionConfig"] = None, pod_initial_backoff: float = 1.0,
         pod_max_backoff: float = 10.0, partition: Optional["TenantPartition"] = None,
-        worker_argv: Optional[Sequence[str]] = None) -> None:
+        worker_argv: Optional[Sequence[str]] = None, shards: int = 1) -> None:
     """`megaplane scheduler`: schedule over HTTP until SIGINT / SIGTERM.
 
     `profiles` are schedulerNames (the default plugins) or `Profile`s of a `--config` file.
@@ -63,6 +66,8 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
     does; losing the lease exits the process with status 1 ("leaderelection lost"), as kube-scheduler.
     With `partition` (--tenant-label) this process schedules its share of the tenants' pods; `worker_argv`
     (the parent of --tenant-workers N: its own command line) also runs workers 1..N-1 while it leads.
+    With `shards` > 1 (--shards) this process coordinates that many shard processes, started while it leads
+    (`shards`).
     """
     from megaplane.client import Client
     from megaplane.client.component import ClientComponent
@@ -81,6 +86,16 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
     def say(line: str) -> None:
         print(f"megaplane scheduler: {line}", flush=True)
 
+    def make_scheduler(scheduler_client: Any) -> Scheduler:
+        kwargs: Dict[str, Any] = dict(profiles=profiles, percentage_of_nodes_to_score=percentage_of_nodes_to_score,
+                                      pod_initial_backoff=pod_initial_backoff, pod_max_backoff=pod_max_backoff,
+                                      partition=partition)
+        if shards > 1:
+            from .shards import ShardedScheduler
+
+            return ShardedScheduler(scheduler_client, shards=shards, announce=say, **kwargs)
+        return Scheduler(scheduler_client, **kwargs)
+
     def build() -> List[Any]:
         client = Client.from_kubeconfig(kubeconfig, context or None, qps=qps, burst=burst,
                                         max_connections=max_connections)
@@ -93,9 +108,7 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
 
             workers.append(TenantWorkers(worker_argv, partition.workers, announce=say))
         if leader_election is None:
-            scheduler = Scheduler(client, profiles=profiles, percentage_of_nodes_to_score=percentage_of_nodes_to_score,
-                                  pod_initial_backoff=pod_initial_backoff, pod_max_backoff=pod_max_backoff,
-                                  partition=partition)
+            scheduler = make_scheduler(client)
             parts.append(scheduler)
             parts.extend(workers)
             ready = scheduler.ready
@@ -105,10 +118,7 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
                                                      max_connections=2)
             parts.append(ClientComponent(election_client, name="leader-election-client"))
             elector = LeaderElector(election_client, leader_election)
-            scheduler = Scheduler(leader_only_client(client, elector), profiles=profiles,
-                                  percentage_of_nodes_to_score=percentage_of_nodes_to_score,
-                                  pod_initial_backoff=pod_initial_backoff, pod_max_backoff=pod_max_backoff,
-                                  partition=partition)
+            scheduler = make_scheduler(leader_only_client(client, elector))
             led: List[Any] = [scheduler, *workers]
             elected = LeaderElected(elector, lambda: led, name="scheduler-election", on_lost=exit_when_lost,
                                     announce=say)
@@ -128,6 +138,9 @@ def run(kubeconfig: str, context: str = "", *, qps: float = 50.0, burst: int = 1
                     if leader_election is not None else "no leader election")
         if partition is not None:
             election += (f"; tenant worker {partition.index} of {partition.workers} by label {partition.label}")
+        if shards > 1:
+            election += f"; {shards} shards"
+
         say(f"scheduling pods of {', '.join(holder[0].profiles)} ({holder[0].table.count} nodes known){where}; {election}")
 
     run_forever(build, on_started=started)

@@ -40,6 +40,7 @@ from .podspec import AffinityTerm, PodSpecInfo
 __all__ = [
     "REASON_AFFINITY_NOT_MATCH", "REASON_ANTI_AFFINITY_NOT_MATCH", "REASON_EXISTING_ANTI_AFFINITY_NOT_MATCH",
     "HARD_POD_AFFINITY_WEIGHT", "inter_pod_affinity", "inter_pod_affinity_score", "incoming_clause",
+    "inter_pod_affinity_raw", "inter_pod_affinity_normalize",
 ]
 
 REASON_AFFINITY_NOT_MATCH = "node(s) didn't match pod affinity rules"
@@ -205,6 +206,24 @@ class _TopologyScore:
 def inter_pod_affinity_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray, *,
                              hard_pod_affinity_weight: int = HARD_POD_AFFINITY_WEIGHT) -> np.ndarray:
     """PreScore + Score + NormalizeScore over the candidate slots (InterPodAffinityArgs.hardPodAffinityWeight)."""
+    raw = inter_pod_affinity_raw(table, pod, cand, hard_pod_affinity_weight=hard_pod_affinity_weight)
+    return inter_pod_affinity_normalize(raw) if raw is not None else np.zeros(len(cand), dtype=np.int64)
+
+
+def inter_pod_affinity_normalize(raw: np.ndarray) -> np.ndarray:
+    """NormalizeScore over every candidate's raw score: int(100 * (s - min) / (max - min)), 0 when all are equal."""
+    k = len(raw)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = int(raw.min()), int(raw.max())
+    if hi - lo <= 0:
+        return np.zeros(k, dtype=np.int64)
+    return (float(MAX_NODE_SCORE) * ((raw - lo).astype(np.float64) / float(hi - lo))).astype(np.int64)
+
+
+def inter_pod_affinity_raw(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray, *,
+                           hard_pod_affinity_weight: int = HARD_POD_AFFINITY_WEIGHT) -> Optional[np.ndarray]:
+    """PreScore + Score over the candidate slots, before NormalizeScore (None: no term scores anything)."""
     k = len(cand)
     n = table.size
     index = table.pod_index
@@ -228,13 +247,10 @@ def inter_pod_affinity_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarra
                 if w.term.matches(pod.namespace, pod.labels, ns_labels):
                     topo.add_group(w.term.topology_key, group, w.weight * sign)
     if not topo.touched or k == 0:
-        return np.zeros(k, dtype=np.int64)
+        return None
     raw = np.zeros(k, dtype=np.int64)
     for key, row in topo.by_key.items():
         col = _column(table, key)
         assert col is not None
         raw += _in_domains(col[cand], row)
-    lo, hi = int(raw.min()), int(raw.max())
-    if hi - lo <= 0:
-        return np.zeros(k, dtype=np.int64)
-    return (float(MAX_NODE_SCORE) * ((raw - lo).astype(np.float64) / float(hi - lo))).astype(np.int64)
+    return raw

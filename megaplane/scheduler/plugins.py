@@ -59,11 +59,24 @@ Filter = Callable[[NodeTable, PodSpecInfo], Optional[FilterResult]]
 
 
 def _window(table: NodeTable, window: Optional[slice]) -> Tuple[slice, int, int]:
-    """(the window, its first slot, its length); None is every slot."""
+    """(the window, its first slot, its length); None is every slot. A window may have a step (a scheduler
+    shard's slots, `shard`): use `_position` to find a slot in it."""
     if window is None:
         return slice(0, table.size), 0, table.size
-    lo, hi, _ = window.indices(table.size)
-    return window, lo, hi - lo
+    lo, hi, step = window.indices(table.size)
+    if step == 1:
+        return window, lo, max(hi - lo, 0)
+    return window, lo, len(range(lo, hi, step))
+
+
+def _position(window: Optional[slice], lo: int, n: int, slot: int) -> Optional[int]:
+    """Where `slot` is in a window (its first slot `lo`, length `n`), None when outside it."""
+    step = (window.step or 1) if window is not None else 1
+    offset = slot - lo
+    if offset < 0 or offset % step:
+        return None
+    position = offset // step
+    return position if position < n else None
 
 
 def _one_reason(reason: str) -> Callable[[np.ndarray], List[Tuple[str, np.ndarray]]]:
@@ -89,8 +102,9 @@ def node_name(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = None
     _, lo, n = _window(table, window)
     ok = np.zeros(n, dtype=bool)
     slot = table.index.get(pod.node_name)
-    if slot is not None and lo <= slot < lo + n:
-        ok[slot - lo] = True
+    at = _position(window, lo, n, slot) if slot is not None else None
+    if at is not None:
+        ok[at] = True
     return ok, _one_reason(REASON_NODE_NAME)
 
 
@@ -161,8 +175,9 @@ def _match_field(table: NodeTable, req: Requirement, window: Optional[slice] = N
         return np.zeros(n, dtype=bool)
     hit = np.zeros(n, dtype=bool)
     slot = table.index.get(req.values[0])
-    if slot is not None and lo <= slot < lo + n:
-        hit[slot - lo] = True
+    at = _position(window, lo, n, slot) if slot is not None else None
+    if at is not None:
+        hit[at] = True
     return hit if req.operator == "In" else ~hit
 
 
@@ -200,12 +215,13 @@ def node_ports(table: NodeTable, pod: PodSpecInfo, window: Optional[slice] = Non
     _, lo, n = _window(table, window)
     ok = np.ones(n, dtype=bool)
     for slot, used in table.host_ports.items():
-        if not lo <= slot < lo + n:
+        at = _position(window, lo, n, slot)
+        if at is None:
             continue
         for want in pod.host_ports:
             if any(u.port == want.port and u.protocol == want.protocol
                    and (u.ip == want.ip or "0.0.0.0" in (u.ip, want.ip)) for u in used):
-                ok[slot - lo] = False
+                ok[at] = False
                 break
     return ok, _one_reason(REASON_NODE_PORTS)
 

@@ -35,7 +35,7 @@ import asyncio
 import logging
 import random
 import time
-from typing import Any, Dict, Optional, Sequence, Set, Union
+from typing import Any, Dict, Optional, Sequence, Set, Type, Union
 
 import orjson
 
@@ -91,6 +91,9 @@ class Scheduler:
     (`megaplane.scheduler.config`); `pod_initial_backoff` / `pod_max_backoff` are the queue's (seconds).
     """
 
+    #: The table's class (`shards.ShardedScheduler`'s journals its changes for the shards' replicas).
+    table_class: Type[NodeTable] = NodeTable
+
     def __init__(self, client: Client, *, profiles: Sequence[Union[str, Profile]] = (DEFAULT_SCHEDULER_NAME,),
                  percentage_of_nodes_to_score: int = 0, max_binds_in_flight: int = 256,
                  clock: Clock = REAL_CLOCK, rng: Optional[random.Random] = None,
@@ -106,7 +109,7 @@ class Scheduler:
         #: With --tenant-workers: the pods this worker schedules (all others are only accounted).
         self.partition = partition
         self.clock = clock
-        self.table = NodeTable()
+        self.table = self.table_class()
         self.algorithm = Algorithm(self.table, percentage_of_nodes_to_score=percentage_of_nodes_to_score, rng=rng,
                                    profiles={p.name: p for p in profiles if not isinstance(p, str)})
         self.queue = SchedulingQueue(clock, initial_backoff=pod_initial_backoff, max_backoff=pod_max_backoff)

@@ -45,6 +45,7 @@ from .podspec import PodSpecInfo, SpreadConstraint
 __all__ = [
     "Constraint", "SYSTEM_DEFAULT_CONSTRAINTS", "REASON_CONSTRAINTS_NOT_MATCH", "REASON_NODE_LABEL_NOT_MATCH",
     "constraints_for", "pod_topology_spread", "pod_topology_spread_score", "LABEL_HOSTNAME", "LABEL_ZONE",
+    "SpreadScoreParts", "spread_score_parts", "spread_score_finish", "DO_NOT_SCHEDULE",
 ]
 
 LABEL_HOSTNAME = "kubernetes.io/hostname"
@@ -242,12 +243,30 @@ def _round_half_away(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def pod_topology_spread_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray) -> np.ndarray:
-    """PreScore + Score + NormalizeScore over the candidate slots (zeros when the pod has no soft constraint)."""
+@dataclass
+class SpreadScoreParts:
+    """PodTopologySpread's score over some candidates before the steps that depend on all of them: per candidate
+    whether it is scored (has the keys its constraints need), and per ScheduleAnyway constraint (in order) its
+    topology key, maxSkew, which candidates have the key, their domains' matching-pod counts and domain ids.
+    `spread_score_finish` turns the parts of every candidate (`join` of the shards' parts) into the scores."""
+
+    scored: np.ndarray
+    terms: List[Tuple[str, int, np.ndarray, np.ndarray, np.ndarray]]
+
+    @staticmethod
+    def join(parts: List["SpreadScoreParts"]) -> "SpreadScoreParts":
+        terms = [(key, skew, np.concatenate([p.terms[i][2] for p in parts]),
+                  np.concatenate([p.terms[i][3] for p in parts]), np.concatenate([p.terms[i][4] for p in parts]))
+                 for i, (key, skew, _, _, _) in enumerate(parts[0].terms)]
+        return SpreadScoreParts(np.concatenate([p.scored for p in parts]), terms)
+
+
+def spread_score_parts(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray) -> Optional[SpreadScoreParts]:
+    """PreScore and the per-candidate half of Score (None when the pod has no soft constraint)."""
     k = len(cand)
     constraints = constraints_for(table, pod, SCHEDULE_ANYWAY)
     if not constraints or k == 0:
-        return np.zeros(k, dtype=np.int64)
+        return None
     # Only the pod's own constraints need every key on a node: nodes without a zone still get hostname spreading.
     require_all = bool(pod.spread_constraints)
     ignored = np.zeros(k, dtype=bool)
@@ -255,8 +274,7 @@ def pod_topology_spread_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarr
         ignored = ~_has_all_keys(table, constraints)[cand]
     counted_all = _has_all_keys(table, constraints) if require_all else table.valid[: table.size]
     policies = _Policies(table, pod)
-    scored = ~ignored
-    score = np.zeros(k, dtype=np.float64)
+    terms = []
     for c in constraints:
         col = _column(table, c.topology_key)
         names = table.label_value_names.get(c.topology_key, [])
@@ -266,21 +284,31 @@ def pod_topology_spread_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarr
         has_c = col[cand] >= 0
         counts = _counts(table, pod, c)
         if c.topology_key == LABEL_HOSTNAME:
-            size = int(np.count_nonzero(scored))
             cnt = counts[cand]
         else:
-            cand_domains = np.zeros(len(names) + 1, dtype=bool)
-            cand_domains[domain[cand][scored]] = True
-            size = int(np.count_nonzero(cand_domains))
             included = counted_all
             mask = policies.mask(c)
             if mask is not None:
                 included = included & mask
             per_domain = np.bincount(domain[included], weights=counts[included], minlength=len(names) + 1)
-            per_domain = np.where(cand_domains, per_domain, 0).astype(np.int64)
-            cnt = per_domain[domain[cand]]
+            cnt = per_domain.astype(np.int64)[domain[cand]]
+        terms.append((c.topology_key, c.max_skew, has_c, cnt, domain[cand]))
+    return SpreadScoreParts(~ignored, terms)
+
+
+def spread_score_finish(parts: SpreadScoreParts) -> np.ndarray:
+    """The rest of Score (each constraint weighted by log(domains among the scored candidates + 2)) and
+    NormalizeScore, over every candidate at once."""
+    scored = parts.scored
+    k = len(scored)
+    score = np.zeros(k, dtype=np.float64)
+    for key, max_skew, has_c, cnt, dom in parts.terms:
+        if key == LABEL_HOSTNAME:
+            size = int(np.count_nonzero(scored))
+        else:
+            size = len(np.unique(dom[scored]))
         weight = math.log(float(size + 2))
-        score = np.where(has_c, score + (cnt.astype(np.float64) * weight + float(c.max_skew - 1)), score)
+        score = np.where(has_c, score + (cnt.astype(np.float64) * weight + float(max_skew - 1)), score)
     raw = _round_half_away(score)
     if not scored.any():
         return np.zeros(k, dtype=np.int64)
@@ -291,3 +319,11 @@ def pod_topology_spread_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarr
     else:
         out = MAX_NODE_SCORE * (hi + lo - raw) // hi
     return np.where(scored, out, 0)
+
+
+def pod_topology_spread_score(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray) -> np.ndarray:
+    """PreScore + Score + NormalizeScore over the candidate slots (zeros when the pod has no soft constraint)."""
+    parts = spread_score_parts(table, pod, cand)
+    if parts is None:
+        return np.zeros(len(cand), dtype=np.int64)
+    return spread_score_finish(parts)
