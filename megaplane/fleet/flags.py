@@ -51,6 +51,10 @@ def add_fleet_flags(parser: argparse.ArgumentParser, *, default_nodes: int) -> N
                    help="prefix length of each node's IPv6 pod range (64)")
     g.add_argument("--max-connections", type=int, default=64,
                    help="API requests in flight at once, over this many shared connections (64)")
+    g.add_argument("--max-pipelined-requests", type=int, default=8,
+                   help="over HTTP, Lease renewals written back to back on one connection before the first "
+                        "is answered (HTTP/1.1 pipelining; 1 for none); renewals in flight stay "
+                        "--max-connections (8)")
 
 
 def fleet_config(args: argparse.Namespace, *, metrics_bind_address: str = "") -> FleetConfig:
@@ -76,5 +80,6 @@ def fleet_config(args: argparse.Namespace, *, metrics_bind_address: str = "") ->
         node_cidr_mask_size_ipv4=args.node_cidr_mask_size_ipv4,
         node_cidr_mask_size_ipv6=args.node_cidr_mask_size_ipv6,
         max_connections=args.max_connections,
+        max_pipelined_requests=args.max_pipelined_requests,
         metrics_bind_address=metrics_bind_address,
     )

@@ -29,6 +29,7 @@ from .ipam import PodAddresses
 from .nodes import FAULT_STOP, NodeFactory
 from .nodewatch import NodeFaultWatch
 from .pods import PodLifecycle
+from .wire import Endpoint
 
 __all__ = ["Fleet"]
 
@@ -43,7 +44,7 @@ class Fleet:
 
     def __init__(self, client: Client, config: FleetConfig, *, clock: Clock = REAL_CLOCK,
                  progress: Optional[Callable[[str], None]] = None, rng: Callable[[], float] = random.random,
-                 name: str = "fleet") -> None:
+                 name: str = "fleet", endpoint: Optional[Endpoint] = None) -> None:
         self.client = client
         self.config = config
         self.clock = clock
@@ -52,8 +53,10 @@ class Fleet:
         self._name = name
         self.addresses = PodAddresses(config)
         self.factory = NodeFactory(config, self.addresses)
+        # With an endpoint (the server `client` talks to over HTTP), Lease renewals go out pipelined on
+        # connections of their own (wire.Channel); without one (the loopback client), through `client`.
         self.heartbeats = Heartbeats(client.transport, config, self.factory, clock=clock, rng=rng,
-                                     on_fault_change=self._fault_changed)
+                                     on_fault_change=self._fault_changed, endpoint=endpoint)
         self.watch = NodeFaultWatch(client.resource("nodes"), config, self.heartbeats.set_fault,
                                     lambda: self.heartbeats.faulted, clock=clock)
         self.pods = PodLifecycle(client.resource("pods"), config, self.addresses,

@@ -1,11 +1,21 @@
 """Every node's heartbeats from one scheduler: Lease renewals and node status reports, off one heap.
 
-No task per node: a heap of (due, kind, node) entries, one timer armed at
-the earliest due time, and `workers` coroutines (as many as the requests
-the fleet keeps in flight) taking due entries in order. Per-node state is
-columns (arrays, lists of bytes) indexed by the node's fleet-local index;
-an entry whose due time no longer matches its column is stale and skipped
-(lazy deletion, so a fault can reschedule a node without a heap search).
+No task per node: a timer wheel of (due, kind, node) codes (`columns.
+TimerWheel`: one wake-up per TICK however many nodes fall due in it), and
+`workers` coroutines (as many as the requests the fleet keeps in flight)
+taking due entries in order. Per-node state is flat columns (`columns`:
+int64 resourceVersions, fixed-width UIDs, names computed from the index)
+indexed by the node's fleet-local index; an entry whose node is no longer
+due is stale and skipped (lazy deletion, so a fault can reschedule a node
+without a search).
+
+With a `wire.Channel` (`megaplane fleet` over HTTP), a renewal whose
+resourceVersion is known does not take a worker: its PUT (the bytes
+`HTTPTransport` would send) is queued on the channel when it falls due,
+and every PUT due in one tick goes out in a write per connection,
+pipelined. An answer other than 2xx, or a lost connection, hands the
+renewal to the workers' path below for its remaining tries, counted as
+that path counts them (conflicts, failures).
 
 A renewal is client-go's lease client (component-helpers nodelease): PUT
 the Lease with the resourceVersion of the last answer and a new renewTime,
@@ -24,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
-import heapq
 import logging
 import math
 import random
@@ -35,14 +44,19 @@ from megaplane.client import (
     ConflictError,
     NotFoundError,
     StatusError,
+    TooManyRequestsError,
     Transport,
+    error_from_response,
     lookup,
 )
+from megaplane.client.errors import retry_after_seconds
 from megaplane.client.transport import PATCH_CONTENT_TYPES
 from megaplane.runtime import REAL_CLOCK, Clock, Timer, cancel_tasks
 
+from .columns import ByteSlots, NodeNames, ResourceVersions, TimerWheel
 from .config import FleetConfig
 from .nodes import FAULT_NONE, FAULT_NOT_READY, FAULT_SLOW, FAULT_STOP, NodeFactory, format_micro_time
+from .wire import Channel, Endpoint
 
 __all__ = ["Heartbeats", "LEASE_NAMESPACE", "RENEW_BUCKETS", "LATENESS_BUCKETS", "LATENESS_SAMPLES"]
 
@@ -62,11 +76,19 @@ LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.
 #: How many of the latest renewals' lateness are kept for percentiles.
 LATENESS_SAMPLES = 1 << 16
 
+#: Width (seconds) of one timer wheel slot: entries due in one slot are taken together, up to this early.
+TICK = 0.01
+#: How often the channel's request deadlines are checked.
+DEADLINE_CHECK_EVERY = 1.0
+#: The width of a Node UID as Kubernetes writes one (a UUID); others are kept apart.
+UID_WIDTH = 36
 KIND_LEASE, KIND_STATUS = 0, 1
 _RV = b'"resourceVersion":"'
 _STRATEGIC = PATCH_CONTENT_TYPES["strategic"]
 
 Entry = Tuple[float, int, int]
+#: A renewal handed to the workers: (node, due, began, tries used, wait before the next try).
+Retry = Tuple[int, float, float, int, float]
 
 
 def resource_version(body: bytes) -> bytes:
@@ -83,7 +105,8 @@ class Heartbeats:
 
     def __init__(self, transport: Transport, config: FleetConfig, factory: NodeFactory, *,
                  clock: Clock = REAL_CLOCK, rng: Callable[[], float] = random.random,
-                 on_fault_change: Optional[Callable[[int, int, int], None]] = None) -> None:
+                 on_fault_change: Optional[Callable[[int, int, int], None]] = None,
+                 endpoint: Optional[Endpoint] = None) -> None:
         self.transport = transport
         self.config = config
         self.factory = factory
@@ -91,16 +114,28 @@ class Heartbeats:
         self.rng = rng
         self.on_fault_change = on_fault_change
         count = config.nodes
-        self.names: List[str] = [config.node_name(config.node_index_start + i) for i in range(count)]
-        self.lease_rv: List[bytes] = [b""] * count
-        self.node_uid: List[bytes] = [b""] * count
+        self.names = NodeNames(config.node_name_prefix, config.node_index_start, count)
+        self.lease_rv = ResourceVersions(count)
+        self.node_uid = ByteSlots(count, UID_WIDTH)
         self.fault = bytearray(count)
         self.slow_every = array("d", bytes(8 * count))
         self.posted_ready = bytearray(b"\x01" * count)
         self.due = (array("d", [math.inf]) * count, array("d", [math.inf]) * count)
         self.faulted = 0
-        self._heap: List[Entry] = []
+        self._wheel = TimerWheel(TICK)
         self._ready: Deque[Entry] = collections.deque()
+        self._retry: Deque[Retry] = collections.deque()
+        self._next_deadline_check = 0.0
+        self.channel: Optional[Channel] = None
+        self._put_head = b""
+        if endpoint is not None:
+            depth = config.max_pipelined_requests
+            self.channel = Channel(endpoint, max(1, -(-config.max_connections // depth)), depth,
+                                   on_answer=self._answered, on_failure=self._lost, read_delay=TICK,
+                                   clock=clock)
+            # The request line up to the name, as HTTPTransport writes it (ResourceRef.path, then the name).
+            self._put_head = b"PUT " + endpoint.prefix + LEASES.path(LEASE_NAMESPACE).encode() + b"/"
+            self._put_fixed = endpoint.fixed + b"Content-Type: application/json\r\nContent-Length: "
         self._waiters: Deque["asyncio.Future[None]"] = collections.deque()
         self._timer: Optional[Timer] = None
         self._armed = math.inf
@@ -133,10 +168,16 @@ class Heartbeats:
     # -- bodies ------------------------------------------------------------------------------------
 
     def lease_body(self, local: int, now: float, rv: bytes) -> bytes:
-        name = self.names[local].encode()
+        name = self.names.encoded(local)
         p = self._lease_pieces
         return b"".join((p[0], name, p[1], rv, p[2], name, p[3], self.node_uid[local], p[4], name, p[5],
                          format_micro_time(now), p[6]))
+
+    def lease_request(self, local: int, now: float, rv: bytes) -> bytes:
+        """The whole HTTP request renewing node `local`'s Lease (what HTTPTransport.update writes)."""
+        body = self.lease_body(local, now, rv)
+        return b"".join((self._put_head, self.names.encoded(local), self._put_fixed, b"%d" % len(body),
+                         b"\r\n\r\n", body))
 
     def new_lease(self, local: int, now: float) -> bytes:
         """The Lease to create (no resourceVersion)."""
@@ -147,9 +188,12 @@ class Heartbeats:
 
     def schedule(self, local: int, kind: int, due: float) -> None:
         self.due[kind][local] = due
-        heapq.heappush(self._heap, (due, kind, local))
-        if due < self._armed and self._running:
-            self._arm(due)
+        wheel = self._wheel
+        wheel.push(local * 2 + kind, due)
+        if self._running:
+            release = math.floor(due / TICK) * TICK
+            if release < self._armed:
+                self._arm(release)
 
     def _arm(self, deadline: float) -> None:
         if self._timer is not None:
@@ -160,17 +204,49 @@ class Heartbeats:
     def _on_timer(self) -> None:
         self._timer = None
         self._armed = math.inf
-        heap, ready, due = self._heap, self._ready, self.due
-        # Take everything due by a hair past now, so a burst of equal deadlines is one wake-up.
-        horizon = self.clock.monotonic() + 0.001
-        while heap and heap[0][0] <= horizon:
-            entry = heapq.heappop(heap)
-            if due[entry[1]][entry[2]] == entry[0]:
-                ready.append(entry)
-        if heap:
-            self._arm(heap[0][0])
+        clock = self.clock
+        wheel, ready, due = self._wheel, self._ready, self.due
+        now = clock.monotonic()
+        horizon = wheel.horizon(now)
+        lease_due, status_due, fault = due[KIND_LEASE], due[KIND_STATUS], self.fault
+        channel = self.channel
+        lease_rv = self.lease_rv
+        queued = False
+        for bucket in wheel.pop_due(now):
+            for code in bucket:
+                local = code >> 1
+                if code & 1:
+                    d = status_due[local]
+                    if d < horizon:
+                        status_due[local] = math.inf  # taken: a stale twin of this entry is skipped
+                        ready.append((d, KIND_STATUS, local))
+                    continue
+                d = lease_due[local]
+                if d >= horizon:
+                    continue  # rescheduled since (stale), or never due
+                lease_due[local] = math.inf
+                if channel is None or fault[local] == FAULT_STOP:
+                    ready.append((d, KIND_LEASE, local))
+                    continue
+                rv = lease_rv[local]
+                if not rv:
+                    ready.append((d, KIND_LEASE, local))  # the workers read (or create) it first
+                    continue
+                channel.queue((local, d, now), self.lease_request(local, clock.time(), rv))
+                queued = True
+        if queued:
+            channel.flush()  # type: ignore[union-attr]
+        if channel is not None and now >= self._next_deadline_check:
+            self._next_deadline_check = now + DEADLINE_CHECK_EVERY
+            channel.check_deadlines()
+        release = wheel.next_release()  # after `now`: every slot up to now's was released
+        if release != math.inf:
+            self._arm(release)
+        self._wake_workers()
+
+    def _wake_workers(self) -> None:
         waiters = self._waiters
-        for _ in range(min(len(ready), len(waiters))):
+        for _ in range(min(len(self._ready) + len(self._retry), len(waiters))):
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
@@ -179,8 +255,9 @@ class Heartbeats:
         self._running = True
         loop = asyncio.get_running_loop()
         self._workers = [loop.create_task(self._work(), name=f"fleet-heartbeats-{i}") for i in range(workers)]
-        if self._heap:
-            self._arm(self._heap[0][0])
+        release = self._wheel.next_release()
+        if release != math.inf:
+            self._arm(release)
 
     async def stop(self) -> None:
         self._running = False
@@ -190,20 +267,29 @@ class Heartbeats:
         self._armed = math.inf
         await cancel_tasks(self._workers)
         self._workers = []
+        if self.channel is not None:
+            await self.channel.close()
 
     async def _work(self) -> None:
-        ready = self._ready
+        ready, retry = self._ready, self._retry
         loop = asyncio.get_running_loop()
         while True:
-            if not ready:
+            if retry:
+                local, due, began, tries, delay = retry.popleft()
+                kind = KIND_LEASE
+            elif ready:
+                due, kind, local = ready.popleft()
+                began, tries, delay = -1.0, 0, 0.0
+            else:
                 waiter = loop.create_future()
                 self._waiters.append(waiter)
                 await waiter
                 continue
-            due, kind, local = ready.popleft()
             try:
                 if kind == KIND_LEASE:
-                    await self._renew(local, due)
+                    if delay > 0:
+                        await self.clock.sleep(delay)
+                    await self._renew(local, due, began, tries)
                 else:
                     await self._report(local)
             except asyncio.CancelledError:
@@ -239,14 +325,57 @@ class Heartbeats:
 
     # -- one renewal ----------------------------------------------------------------------------
 
-    async def _renew(self, local: int, due: float) -> None:
+    def _answered(self, item: Tuple[int, float, float], status: int, headers: "dict[str, str]",
+                  body: bytes) -> None:
+        """A pipelined renewal's answer (wire.Channel's on_answer)."""
+        local, due, began = item
+        if status < 300:
+            self.lease_rv[local] = resource_version(body)
+            ended = self.clock.monotonic()
+            self._observe(ended - began, ended - due)
+            self.schedule(local, KIND_LEASE, ended + self._interval(local))
+            return
+        error = error_from_response(status, headers, body)
+        delay = 0.0
+        tries = 1
+        if isinstance(error, ConflictError):
+            self.renew_conflicts += 1
+            self.lease_rv[local] = b""  # re-read before the next try
+        elif isinstance(error, NotFoundError):
+            self.lease_rv[local] = b""  # deleted under us: ensure creates it again
+        else:
+            retry_after = retry_after_seconds(headers, error.details) if isinstance(error, TooManyRequestsError) \
+                else None
+            if retry_after is not None:
+                # HTTPTransport waits and sends again without counting a try (nor a failure): so do we.
+                tries, delay = 0, retry_after
+            else:
+                self.renew_failures += 1
+                log.debug("fleet: renewing the lease of %s failed: %s", self.names[local], error)
+        self._hand_over(local, due, began, tries, delay)
+
+    def _lost(self, item: Tuple[int, float, float], error: StatusError) -> None:
+        """A pipelined renewal that got no answer (wire.Channel's on_failure): a failed try."""
+        local, due, began = item
+        self.renew_failures += 1
+        log.debug("fleet: renewing the lease of %s failed: %s", self.names[local], error)
+        self._hand_over(local, due, began, 1, 0.0)
+
+    def _hand_over(self, local: int, due: float, began: float, tries: int, delay: float) -> None:
+        if not self._running:
+            return
+        self._retry.append((local, due, began, tries, delay))
+        self._wake_workers()
+
+    async def _renew(self, local: int, due: float, began: float = -1.0, tries: int = 0) -> None:
         clock = self.clock
         if self.fault[local] == FAULT_STOP:
             self.schedule(local, KIND_LEASE, clock.monotonic() + self._interval(local))
             return
         name = self.names[local]
-        began = clock.monotonic()
-        for _ in range(MAX_UPDATE_RETRIES):
+        if began < 0:
+            began = clock.monotonic()
+        for _ in range(tries, MAX_UPDATE_RETRIES):
             try:
                 rv = self.lease_rv[local]
                 if not rv:
