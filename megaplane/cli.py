@@ -466,6 +466,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         config = _control_plane_config(args)
         config.scheduler = bool(getattr(args, "scheduler", False))  # `up` only: the in-process scheduler
+        config.scheduler_shards = int(getattr(args, "scheduler_shards", 1))
+        if config.scheduler_shards < 1:
+            raise ValueError("--scheduler-shards must be >= 1")
         config.leader_election = (leader_election_config(args, "kube-controller-manager")  # `up` only
                                   if config.controllers else None)
         if getattr(args, "nodes", 0):  # `up` only: the in-process fleet (megaplane.fleet)
@@ -561,6 +564,8 @@ def _add_control_plane(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
             add_fleet_flags(p, default_nodes=3)
             p.add_argument("--scheduler", type=parse_bool, nargs="?", const=True, default=True,
                            help="run the scheduler in this process (true; no leader election)")
+            p.add_argument("--scheduler-shards", type=int, default=1,
+                           help="shard processes the in-process scheduler scatters each pod to (1: none)")
             from .controllers.catalog import add_controller_flags
 
             add_controller_flags(p)

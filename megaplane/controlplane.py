@@ -98,6 +98,8 @@ class ControlPlaneConfig:
     fleet: Optional[FleetConfig] = None
     #: Run the scheduler in this process over the loopback client (`megaplane up`; off for `megaplane apiserver`).
     scheduler: bool = False
+    #: `megaplane up --scheduler-shards N`: that scheduler scatters each pod to N shard processes (1: none).
+    scheduler_shards: int = 1
     #: Where resources are stored: --etcd-servers, --etcd-servers-overrides, ... (default: the embedded store).
     storage_backends: BackendConfig = field(default_factory=BackendConfig)
     #: `megaplane up --apiservers N`: the arguments of the N-1 more `megaplane apiserver` processes this one
@@ -194,7 +196,12 @@ class ControlPlane:
         else:
             components.extend(build_controllers(config.controllers, manager, config.controller_options,
                                                 client_for=self.controller_client))
-        if config.scheduler:
+        if config.scheduler and config.scheduler_shards > 1:
+            from megaplane.scheduler.shards import ShardedScheduler
+
+            components.append(ShardedScheduler(self.client_as(KUBE_SCHEDULER_USER), shards=config.scheduler_shards,
+                                               announce=log.info))
+        elif config.scheduler:
             from megaplane.scheduler import Scheduler
 
             components.append(Scheduler(self.client_as(KUBE_SCHEDULER_USER)))

@@ -28,7 +28,7 @@ keeps that to the adaptive 5-50% of the nodes).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -54,6 +54,39 @@ class ScoreParts:
     node_affinity: Optional[np.ndarray]
     spread: Optional[SpreadScoreParts]
     inter_pod: Optional[np.ndarray]
+    #: Per row, how many candidates it stands for (None: one each); see `compact`.
+    multiplicity: Optional[np.ndarray] = None
+
+    def compact(self, slot: int) -> Optional["ScoreParts"]:
+        """One row standing for every candidate of the best `fixed`, as `slot` (one of them), when that changes
+        no union's totals or their ties: no spreading parts (their weights count candidates) and every
+        normalising column constant over these candidates, so their maxima and minima, all a normalisation of
+        the union reads from them, are the one row's; and the others, lower by `fixed` alone, never win. None
+        when that does not hold."""
+        if self.spread is not None:
+            return None
+        columns = (self.taint, self.node_affinity, self.inter_pod)
+        if any(c is not None and len(c) and (c != c[0]).any() for c in columns):
+            return None
+        top = self.fixed.max()
+        count = int(np.count_nonzero(self.fixed == top))
+        at = np.flatnonzero(self.slots == slot)
+
+        def one(c: Optional[np.ndarray]) -> Optional[np.ndarray]:
+            return None if c is None else c[at]
+
+        return ScoreParts(self.slots[at], self.fixed[at], one(self.taint), one(self.node_affinity), None,
+                          one(self.inter_pod), np.array([count], dtype=np.int64))
+
+    def weights(self) -> np.ndarray:
+        return self.multiplicity if self.multiplicity is not None else np.ones(len(self.slots), dtype=np.int64)
+
+    def __reduce__(self) -> Any:
+        # One int64 matrix for the columns (a shard sends a set per pod: one array unpickles much faster than 5).
+        optional = (self.taint, self.node_affinity, self.inter_pod, self.multiplicity)
+        present = tuple(c is not None for c in optional)
+        columns = [self.slots, self.fixed] + [c for c in optional if c is not None]
+        return _unpack, (np.vstack(columns).astype(np.int64, copy=False), present, self.spread)
 
     @staticmethod
     def join(parts: List["ScoreParts"]) -> "ScoreParts":
@@ -74,8 +107,17 @@ class ScoreParts:
         if any(s is not None for s in spreads):
             # A pod's soft constraints are the same in every shard: either all have them or none has candidates.
             spread = SpreadScoreParts.join([s for s in spreads if s is not None])
+        multiplicity = None
+        if any(p.multiplicity is not None for p in parts):
+            multiplicity = np.concatenate([p.weights() for p in parts])
         return ScoreParts(np.concatenate([p.slots for p in parts]), np.concatenate([p.fixed for p in parts]),
-                          column("taint"), column("node_affinity"), spread, column("inter_pod"))
+                          column("taint"), column("node_affinity"), spread, column("inter_pod"), multiplicity)
+
+
+def _unpack(matrix: np.ndarray, present: Tuple[bool, ...], spread: Optional[SpreadScoreParts]) -> ScoreParts:
+    rows = iter(matrix[2:])
+    taint, affinity, inter, multiplicity = (next(rows) if has else None for has in present)
+    return ScoreParts(matrix[0], matrix[1], taint, affinity, spread, inter, multiplicity)
 
 
 def score_parts(table: NodeTable, pod: PodSpecInfo, cand: np.ndarray, profile: Optional[Profile] = None,

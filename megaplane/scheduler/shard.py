@@ -15,7 +15,8 @@ shard's slots: the share of `num_feasible_nodes_to_find(all nodes)` that
 its node count makes (every feasible node below 100 nodes, as one
 scheduler), searched from its own rotating start; the `scoreparts` of the
 candidates found (raw: normalising is the coordinator's, over every
-shard's candidates); its own best node by those parts alone, which it
+shard's candidates; one row for all its best when that is exact,
+`ScoreParts.compact`); its own best node by those parts alone, which it
 reserves in its replica at once (a *tentative* placement, so the next pod
 of the same batch does not take the same room); or, when it has no
 feasible node, upstream's per-reason node counts over its slots (the
@@ -174,7 +175,7 @@ class ShardAlgorithm(Algorithm):
         if pod.key not in table.pods:
             table.add_pod(pod, table.names[slot], assumed=True)
             self.tentative.append(pod.key)
-        return Proposal(parts, slot)
+        return Proposal(parts.compact(slot) or parts, slot)
 
     def release(self) -> None:
         for key in self.tentative:

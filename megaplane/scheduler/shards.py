@@ -63,13 +63,13 @@ import logging
 import pickle
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from megaplane.runtime import die_with_parent
 
-from .algorithm import FitError
+from .algorithm import Algorithm, FitError
 from .podspec import PodSpecInfo
 from .queue import QueuedPod
 from .replica import JournaledNominations, ReplicatedTable
@@ -78,7 +78,7 @@ from .scoreparts import ScoreParts, totals
 from .shard import HEADER, Proposal, Snapshot, owner_of
 from .topologyspread import DO_NOT_SCHEDULE, constraints_for
 
-__all__ = ["ShardedScheduler", "ShardProcesses", "ShardLost", "DEFAULT_BATCH"]
+__all__ = ["ShardedScheduler", "ShardProcesses", "ShardLost", "Gatherer", "RETRY", "DEFAULT_BATCH"]
 
 log = logging.getLogger("megaplane.scheduler.shards")
 
@@ -206,6 +206,8 @@ class ShardProcesses:
             return out
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
             shard.needs_snapshot = True
+            if shard.proc is proc:
+                shard.alive.clear()  # until the supervisor has started its successor
             raise ShardLost(f"scheduler shard {shard.index} was lost: {exc!r}") from None
 
 
@@ -217,6 +219,143 @@ def _has_cross_pod_filters(table: ReplicatedTable, pod: PodSpecInfo) -> bool:
     if next(iter(table.pod_index.groups_where("required_anti_affinity")), None) is not None:
         return True
     return bool(constraints_for(table, pod, DO_NOT_SCHEDULE))
+
+
+#: Why a pod of a batch was not placed: a FitError (unschedulable), or RETRY (first into the next batch).
+RETRY = "retry"
+Outcome = Union[None, FitError, str]
+
+
+class Gatherer:
+    """One batch's scatter and gather over `processes` for the coordinator's `table` and `algorithm` (the
+    module docstring's steps 1-4), without the component around it, so a benchmark drives the same code."""
+
+    def __init__(self, table: ReplicatedTable, algorithm: Algorithm, processes: ShardProcesses) -> None:
+        self.table = table
+        self.algorithm = algorithm
+        self.processes = processes
+        self.conflicts = 0
+        self.retried = 0
+        self.batches = 0
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.table, dict(self.algorithm.nominated), dict(self.algorithm.profiles),
+                        self.algorithm.percentage_of_nodes_to_score)
+
+    async def sync(self) -> None:
+        """Bring every shard up to date now (a new shard's snapshot, the ops since the last batch)."""
+        await self.processes.scatter(self.table, self.snapshot, [])
+
+    def _select(self, parts: ScoreParts, proposals: List[Proposal], found: List[ScoreParts],
+                info: PodSpecInfo) -> int:
+        """selectHost over the union: uniformly random among the best totals. The draw picks a shard with
+        probability its share of the tied nodes; when its own best (the slot it reserved, uniform among its
+        ties) is among them and it ranked its candidates as the union does, that slot is the one taken (the
+        same distribution, and the shard's replica then already holds the placement)."""
+        if len(parts.slots) == 1:
+            return int(parts.slots[0])
+        profile = self.algorithm.profile(info)
+        total = totals(parts, profile)
+        top = total.max()
+        best = np.flatnonzero(total == top)
+        weights = parts.weights()[best]
+        drawn = self.algorithm.rng.randrange(int(weights.sum()))
+        pick = int(best[int(np.searchsorted(np.cumsum(weights), drawn, side="right"))])
+        if parts.multiplicity is not None and parts.multiplicity[pick] > 1:
+            return int(parts.slots[pick])  # a compact row: the shard's own pick among the candidates it stands for
+        offset = 0
+        for own in found:
+            end = offset + len(own.slots)
+            if offset <= pick < end:
+                tentative = next(p.tentative for p in proposals if p.parts is own)
+                mine = total[offset:end]
+                if tentative in own.slots[mine == top] and _ranks_alike(own, parts, mine, profile):
+                    return int(tentative)
+                break
+            offset = end
+        return int(parts.slots[pick])
+
+    async def batch(self, pods: Sequence[PodSpecInfo],
+                    place: Callable[[int, int], Awaitable[None]]) -> List[Outcome]:
+        """Schedule `pods` in order: `place(j, slot)` assumes pod j on the slot's node (the table must show it when
+        it returns); per pod None (placed), its FitError, or RETRY."""
+        table, algorithm = self.table, self.algorithm
+        self.batches += 1
+        outcomes: List[Outcome] = [None] * len(pods)
+        rest: List[int] = []
+        for j, info in enumerate(pods):
+            slot = table.index.get(info.nominated_node_name) if info.nominated_node_name else None
+            if slot is not None and algorithm.fits(info, slot):
+                await place(j, slot)
+            else:
+                rest.append(j)
+        if not rest:
+            return outcomes
+        generation, epoch = table.generation, table.node_epoch
+        try:
+            replies = await self.processes.scatter(table, self.snapshot, [pods[j] for j in rest])
+        except ShardLost as exc:
+            log.info("%s; retrying %d pods", exc, len(rest))
+            self.retried += len(rest)
+            for j in rest:
+                outcomes[j] = RETRY
+            return outcomes
+        count = self.processes.count
+        diverged = set()
+        reserved = False  # an earlier pod of the batch has tentative placements in the replicas
+        for i, j in enumerate(rest):
+            info = pods[j]
+            if table.node_epoch != epoch:  # a slot may name another node now
+                self.retried += len(rest) - i
+                for k in rest[i:]:
+                    outcomes[k] = RETRY
+                return outcomes
+            proposals = [shard[i] for shard in replies]
+            found = [p.parts for p in proposals if p.parts is not None]
+            if not found:
+                if reserved:
+                    # Judged on replicas holding this batch's reservations and missing its placements: only an
+                    # exact replica's "fits nowhere" is believed; first in the next batch, it gets one. (Events
+                    # since the scatter are the race one scheduler has too: the queue's move request covers it.)
+                    self.retried += 1
+                    outcomes[j] = RETRY
+                    continue
+                reasons: Dict[str, int] = {}
+                for p in proposals:
+                    for reason, n in (p.reasons or {}).items():
+                        reasons[reason] = reasons.get(reason, 0) + n
+                outcomes[j] = FitError(info, table.count, reasons)
+                continue
+            reserved = True
+            slot = self._select(ScoreParts.join(found), proposals, found, info)
+            winner = owner_of(slot, count)
+            if table.generation != generation and (winner in diverged or _has_cross_pod_filters(
+                    table, algorithm.profile(info).for_pod(table, info))):
+                if not algorithm.fits(info, slot):
+                    self.conflicts += 1
+                    log.debug("gather check: %s does not fit %s with this batch's placements; retried",
+                              info.key, table.names[slot])
+                    outcomes[j] = RETRY
+                    continue
+            if proposals[winner].tentative != slot:
+                diverged.add(winner)
+            await place(j, slot)
+        return outcomes
+
+
+def _ranks_alike(own: ScoreParts, union: ScoreParts, mine: np.ndarray, profile: Any) -> bool:
+    """A shard's totals of its own candidates are the union's (`mine`): each normalising plugin's range over its
+    candidates is the union's (DefaultNormalizeScore needs the max; InterPodAffinity the min too), else the
+    shard's own totals are recomputed and compared."""
+    for name in ("taint", "node_affinity", "inter_pod"):
+        col, whole = getattr(own, name), getattr(union, name)
+        if col is None:
+            continue
+        if col.max() != whole.max() or (name == "inter_pod" and col.min() != whole.min()):
+            return False
+    if own.spread is None:
+        return True
+    return bool((totals(own, profile) == mine).all())
 
 
 class ShardedScheduler(Scheduler):
@@ -234,18 +373,13 @@ class ShardedScheduler(Scheduler):
         self.batch = batch
         self.algorithm.nominated = JournaledNominations(self.rtable.journal, self.algorithm.nominated)
         self.shard_processes = ShardProcesses(shards, announce=announce)
+        self.gatherer = Gatherer(self.rtable, self.algorithm, self.shard_processes)
         #: Pods to go first into the next batch (a gather check refused their winner, or a shard was lost).
         self._retry: List[QueuedPod] = []
-        self.conflicts = 0
-        self.retried = 0
 
     @property
     def shards(self) -> int:
         return self.shard_processes.count
-
-    def _snapshot(self) -> Snapshot:
-        return Snapshot(self.rtable, dict(self.algorithm.nominated), dict(self.algorithm.profiles),
-                        self.algorithm.percentage_of_nodes_to_score)
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -273,78 +407,26 @@ class ShardedScheduler(Scheduler):
             await asyncio.sleep(0)
 
     async def _schedule_batch(self, batch: List[QueuedPod]) -> None:
-        table = self.rtable
         cycle = self.queue.scheduling_cycle
         started = time.perf_counter()
-        if table.count == 0:
+        if self.table.count == 0:
             for qp in batch:
                 self.metrics.attempt("error", qp.info.scheduler_name, time.perf_counter() - started)
                 self.queue.requeue_error(qp)
                 self._failed(qp, "SchedulerError", "no nodes available to schedule pods")
             return
-        rest: List[QueuedPod] = []
-        for qp in batch:
-            info = qp.info
-            slot = table.index.get(info.nominated_node_name) if info.nominated_node_name else None
-            if slot is not None and self.algorithm.fits(info, slot):
-                await self._place(qp, slot, started)
-            else:
-                rest.append(qp)
-        if not rest:
-            return
-        generation, epoch = table.generation, table.node_epoch
-        try:
-            replies = await self.shard_processes.scatter(table, self._snapshot, [qp.info for qp in rest])
-        except ShardLost as exc:
-            log.info("%s; retrying %d pods", exc, len(rest))
-            self.retried += len(rest)
-            self._retry = rest + self._retry
-            return
-        diverged = set()
-        reserved = False  # an earlier pod of the batch has tentative placements in the replicas
-        for j, qp in enumerate(rest):
-            info = qp.info
-            if table.node_epoch != epoch:  # a slot may name another node now
-                self.retried += len(rest) - j
-                self._retry = rest[j:] + self._retry
-                return
-            proposals = [shard[j] for shard in replies]
-            found = [p.parts for p in proposals if p.parts is not None]
-            if not found:
-                if reserved:
-                    # Judged on replicas holding this batch's reservations and missing its placements: only an
-                    # exact replica's "fits nowhere" is believed; first in the next batch, it gets one. (Events
-                    # since the scatter are the race one scheduler has too: the queue's move request covers it.)
-                    self.retried += 1
-                    self._retry.append(qp)
-                    continue
-                reasons: Dict[str, int] = {}
-                for p in proposals:
-                    for reason, n in (p.reasons or {}).items():
-                        reasons[reason] = reasons.get(reason, 0) + n
-                self._unschedulable(qp, FitError(info, table.count, reasons), cycle, started)
+
+        async def place(j: int, slot: int) -> None:
+            await self._place(batch[j], slot, started)
+
+        outcomes = await self.gatherer.batch([qp.info for qp in batch], place)
+        for qp, outcome in zip(batch, outcomes):
+            if outcome is None:
                 continue
-            reserved = True
-            parts = ScoreParts.join(found)
-            if len(parts.slots) == 1:
-                slot = int(parts.slots[0])
+            if isinstance(outcome, FitError):
+                self._unschedulable(qp, outcome, cycle, started)
             else:
-                profile = self.algorithm.profile(info)
-                total = totals(parts, profile)
-                best = np.flatnonzero(total == total.max())
-                slot = int(parts.slots[best[self.algorithm.rng.randrange(len(best))]])
-            winner = owner_of(slot, self.shards)
-            if table.generation != generation and (winner in diverged or _has_cross_pod_filters(
-                    table, self.algorithm.profile(info).for_pod(table, info))):
-                if not self.algorithm.fits(info, slot):
-                    self.conflicts += 1
-                    log.debug("gather check: %s does not fit %s with this batch's placements; retried",
-                              info.key, table.names[slot])
-                    self._retry.append(qp)
-                    continue
-            if proposals[winner].tentative != slot:
-                diverged.add(winner)
-            await self._place(qp, slot, started)
+                self._retry.append(qp)
 
     async def _place(self, qp: QueuedPod, slot: int, started: float) -> None:
         assert self._bind_slots is not None
@@ -382,6 +464,6 @@ class ShardedScheduler(Scheduler):
         stats = super().statistics()
         stats["shards"] = float(self.shards)
         stats["shard_restarts"] = float(self.shard_processes.restarts)
-        stats["gather_conflicts"] = float(self.conflicts)
-        stats["shard_retried_pods"] = float(self.retried)
+        stats["gather_conflicts"] = float(self.gatherer.conflicts)
+        stats["shard_retried_pods"] = float(self.gatherer.retried)
         return stats

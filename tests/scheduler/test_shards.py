@@ -63,8 +63,8 @@ def _pod(name: str, labels: Dict[str, str], cpu: str = "100m", **spec: Any) -> D
 
 def _workload(i: int) -> Dict[str, Any]:
     kind = i % 4
-    if kind == 0:
-        return _pod(f"plain-{i}", {})
+    if kind == 0:  # every other one tolerates the PreferNoSchedule taint (its raw taint score is 0 everywhere)
+        return _pod(f"plain-{i}", {}, tolerations=[{"key": "k", "operator": "Exists"}] if i % 8 == 0 else [])
     if kind == 1:
         return _pod(f"spread-{i}", {"app": "s"}, topologySpreadConstraints=[{
             "maxSkew": 2, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
@@ -109,14 +109,26 @@ def test_score_parts_split_any_way_total_as_one_scheduler_scores() -> None:
 def test_shards_split_the_candidates_and_sum_to_one_schedulers_fit_error() -> None:
     table, algorithm = _cluster(nodes=60, pods=40)  # under 100 nodes every feasible node is a candidate
     shards = [ShardAlgorithm(pickle.loads(pickle.dumps(table)), i, 2, rng=random.Random(i)) for i in range(2)]
+    compacted = 0
     for i in range(8):
         info = parse_pod(_workload(2000 + i))
         proposals = [s.propose(info) for s in shards]
         for s in shards:
             s.release()
-        slots = [p.parts.slots for p in proposals if p.parts is not None]
-        assert sorted(np.concatenate(slots).tolist()) == np.flatnonzero(algorithm.feasible(info)).tolist()
+        found = [p.parts for p in proposals if p.parts is not None]
         assert all((p.parts.slots % 2 == k).all() for k, p in enumerate(proposals) if p.parts is not None)
+        compacted += sum(1 for parts in found if parts.multiplicity is not None)
+        # Every feasible node is a candidate: the union's best total and its ties (rows weighted by how many
+        # candidates each stands for) are one scheduler's over all feasible nodes.
+        feasible = np.flatnonzero(algorithm.feasible(info))
+        single = score_nodes(table, info, feasible)
+        joined = ScoreParts.join(found)
+        union = totals(joined)
+        assert union.max() == single.max()
+        best = union == union.max()
+        assert set(joined.slots[best].tolist()) <= set(feasible[single == single.max()].tolist())
+        assert int(joined.weights()[best].sum()) == int(np.count_nonzero(single == single.max()))
+    assert compacted  # plain pods send one row for all their best nodes
     big = parse_pod(_pod("big", {}, cpu="9"))
     summed: Dict[str, int] = {}
     for s in shards:
@@ -323,3 +335,21 @@ def test_a_shard_killed_with_sigkill_is_restarted_and_no_pod_is_lost(
     eventually(lambda: len([p for p in _shard_pids(sched.proc.pid) if p not in before]) == 1, "a new shard")
     eventually(lambda: len(_bound_to(_pods(c, "sharded", "kill-"))) == 20, "all 20 pods bound", timeout=40)
     assert "exited with -9; restarting" in sched.output()
+
+
+def test_up_with_scheduler_shards_places_pods() -> None:
+    root = tempfile.mkdtemp(prefix="megaplane-shards-up-")
+    c = start_server(root, "up", ["--nodes", "3", "--scheduler-shards", "2", *FLEET_FLAGS])
+    try:
+        eventually(lambda: len(c.ok("get", "nodes", "--no-headers").splitlines()) == 3, "3 nodes")
+        pods = [_manifest("single", f"up-{i}", {"app": "up"}, affinity=_anti(HOST, "up")) for i in range(4)]
+        for pod in pods:
+            pod["metadata"]["namespace"] = "default"
+            pod["spec"].pop("schedulerName")
+        _create(c, pods)
+        settled = _settled(c, "default", "up-", 4, 1)
+        assert len(set(_bound_to(settled))) == 3
+        assert _messages(settled)[0].startswith("0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.")
+    finally:
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
