@@ -100,20 +100,21 @@ class ReplicatedTable(NodeTable):
         self.journal: List[Op] = []
         self.node_epoch = 0
         self._depth = 0  # add_pod calls remove_pod: only the outer call is journaled
+        self._dropped = False
         self.objects = JournaledObjects(self.journal)
 
     def upsert_node(self, node: Mapping[str, Any]) -> bool:
         changed = super().upsert_node(node)
         if changed:
             self.node_epoch += 1
-            self.journal.append(("node", node))
+            self._journal(("node", node))
         return changed
 
     def remove_node(self, name: str) -> bool:
         removed = super().remove_node(name)
         if removed:
             self.node_epoch += 1
-            self.journal.append(("rmnode", name))
+            self._journal(("rmnode", name))
         return removed
 
     def add_pod(self, info: PodSpecInfo, node_name: str, *, assumed: bool = False) -> None:
@@ -124,13 +125,32 @@ class ReplicatedTable(NodeTable):
         finally:
             self._depth -= 1
         if self.generation != before:  # not a mere assumed -> confirmed flip
-            self.journal.append(("pod", info, node_name, assumed))
+            self._journal(("pod", info, node_name, assumed))
 
     def remove_pod(self, key: str) -> Optional[PlacedPod]:
         placed = super().remove_pod(key)
         if placed is not None and not self._depth:
-            self.journal.append(("rmpod", key))
+            self._journal(("rmpod", key))
         return placed
+
+    #: Past this many ops since the last message the journal is dropped and every shard gets a snapshot instead
+    #: (a scheduler with nothing to place for a long time would otherwise keep every change in memory).
+    MAX_OPS = 200_000
+
+    def _journal(self, op: Op) -> None:
+        self.journal.append(op)
+        if len(self.journal) > self.MAX_OPS:
+            self.journal.clear()
+            self._dropped = True
+
+    def overflowed(self) -> bool:
+        """The journal was dropped since the last message (see MAX_OPS): the replicas need snapshots."""
+        dropped, self._dropped = self._dropped, False
+        if len(self.journal) > self.MAX_OPS:
+            dropped = True
+        if dropped:
+            self.journal.clear()
+        return dropped
 
     def take_journal(self) -> List[Op]:
         ops = list(self.journal)
@@ -139,7 +159,7 @@ class ReplicatedTable(NodeTable):
 
     def __reduce__(self) -> Any:
         state = dict(self.__dict__)
-        for name in ("journal", "node_epoch", "_depth"):
+        for name in ("journal", "node_epoch", "_depth", "_dropped"):
             del state[name]
         return _plain_table, (state,)
 

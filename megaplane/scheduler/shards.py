@@ -172,6 +172,9 @@ class ShardProcesses:
         shard dies meanwhile (after every other shard's reply was read, so the pipes stay in step)."""
         for shard in self.shards:
             await shard.alive.wait()
+        if table.overflowed():
+            for shard in self.shards:
+                shard.needs_snapshot = True
         ops = table.take_journal()
         common: Optional[bytes] = None
         frames: List[bytes] = []

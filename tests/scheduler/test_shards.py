@@ -159,6 +159,19 @@ def test_a_replica_fed_the_journal_is_the_coordinators_table() -> None:
         table.objects.default_selector("default", {"app": "s"})
 
 
+def test_a_journal_past_its_bound_is_dropped_for_snapshots() -> None:
+    table, _ = _cluster(nodes=10, pods=0)
+    table.take_journal()
+    table.MAX_OPS = 5
+    for i in range(4):
+        table.add_pod(parse_pod(_workload(4 * i)), "node-1", assumed=True)
+    assert not table.overflowed() and len(table.journal) == 4
+    for i in range(4, 10):
+        table.add_pod(parse_pod(_workload(4 * i)), "node-1", assumed=True)
+    assert table.overflowed() and table.journal == []
+    assert not table.overflowed()
+
+
 # -- the processes ---------------------------------------------------------------------------------------
 
 PROFILES = {"single": ("single-scheduler", []), "sharded": ("sharded-scheduler", ["--shards", "2"])}
