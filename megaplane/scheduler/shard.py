@@ -24,7 +24,8 @@ coordinator sums them into the FitError).
 
 Every message from the coordinator first drops the tentative placements
 of the last batch (the losers release their reservation; the winner's
-comes back as an op, with the other ops since). The protocol over
+comes back as an op, with the other ops since, and a reservation that op
+confirms on the same node is kept instead of dropped and re-added). The protocol over
 stdin/stdout: 8-byte big-endian length, then a pickle. Request
 (snapshot or None, ops, pods); reply: a `Proposal` per pod.
 """
@@ -45,7 +46,7 @@ from .algorithm import Algorithm, num_feasible_nodes_to_find
 from .nodetable import NodeTable
 from .podspec import PodSpecInfo
 from .profile import Profile
-from .replica import apply
+from .replica import Op, apply
 from .scoreparts import ScoreParts, score_parts, totals
 
 __all__ = ["Proposal", "ShardAlgorithm", "Snapshot", "main", "read_frame", "write_frame", "owner_of"]
@@ -86,8 +87,8 @@ class ShardAlgorithm(Algorithm):
             raise ValueError(f"shard {index} of {count} is out of range")
         self.index = index
         self.count = count
-        #: Keys of the pods this shard reserved for the current batch (dropped with the next message).
-        self.tentative: List[str] = []
+        #: (key, node) of the pods this shard reserved for the current batch (dropped with the next message).
+        self.tentative: List[Tuple[str, str]] = []
 
     def _positions(self) -> int:
         return len(range(self.index, self.table.size, self.count))
@@ -174,12 +175,20 @@ class ShardAlgorithm(Algorithm):
         slot = int(cand[best[self.rng.randrange(len(best))]])
         if pod.key not in table.pods:
             table.add_pod(pod, table.names[slot], assumed=True)
-            self.tentative.append(pod.key)
+            self.tentative.append((pod.key, table.names[slot]))
         return Proposal(parts.compact(slot) or parts, slot)
 
-    def release(self) -> None:
-        for key in self.tentative:
-            self.table.remove_pod(key)
+    def release(self, ops: List[Op]) -> None:
+        """Drop the last batch's reservations, except those `ops` place on the same node: the op then only
+        confirms what the replica holds (the same pod, node and accounting), and removing and adding it back
+        would be two table updates for nothing."""
+        if not self.tentative:
+            return
+        mine = dict(self.tentative)
+        kept = {op[1].key for op in ops if op[0] == "pod" and mine.get(op[1].key) == op[2]}
+        for key, _ in self.tentative:
+            if key not in kept:
+                self.table.remove_pod(key)
         self.tentative = []
 
 
@@ -216,7 +225,7 @@ def serve(index: int, count: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
             algorithm.nominated = dict(snapshot.nominated)
         if algorithm is None:
             raise RuntimeError("scheduler shard: the first message carries no snapshot")
-        algorithm.release()
+        algorithm.release(ops)
         apply(algorithm.table, algorithm.nominated, ops)
         replies = [algorithm.propose(pod) for pod in pods]
         write_frame(stdout, pickle.dumps(replies, protocol=pickle.HIGHEST_PROTOCOL))

@@ -114,7 +114,7 @@ def test_shards_split_the_candidates_and_sum_to_one_schedulers_fit_error() -> No
         info = parse_pod(_workload(2000 + i))
         proposals = [s.propose(info) for s in shards]
         for s in shards:
-            s.release()
+            s.release([])
         found = [p.parts for p in proposals if p.parts is not None]
         assert all((p.parts.slots % 2 == k).all() for k, p in enumerate(proposals) if p.parts is not None)
         compacted += sum(1 for parts in found if parts.multiplicity is not None)
@@ -157,6 +157,26 @@ def test_a_replica_fed_the_journal_is_the_coordinators_table() -> None:
     assert (replica.requested[: table.size] == table.requested[: table.size]).all()
     assert replica.objects.default_selector("default", {"app": "s"}) == \
         table.objects.default_selector("default", {"app": "s"})
+
+
+def test_reservations_are_released_or_kept_as_the_winners_ops_say() -> None:
+    table, _ = _cluster(nodes=30, pods=10)
+    table.take_journal()
+    shards = [ShardAlgorithm(pickle.loads(pickle.dumps(table)), i, 2, rng=random.Random(i)) for i in range(2)]
+    pods = [parse_pod(_workload(6000 + 4 * i)) for i in range(3)]
+    proposals = [[s.propose(p) for p in pods] for s in shards]
+    # Pod 0 goes where shard 0 reserved it, pod 1 where shard 1 did, pod 2 nowhere.
+    table.add_pod(pods[0], table.names[proposals[0][0].tentative], assumed=True)
+    table.add_pod(pods[1], table.names[proposals[1][1].tentative], assumed=True)
+    ops = table.take_journal()
+    for s in shards:
+        s.release(ops)
+        apply(s.table, s.nominated, ops)
+        assert sorted(s.table.pods) == sorted(table.pods)
+        assert {k: p.node_name for k, p in s.table.pods.items()} == {k: p.node_name for k, p in table.pods.items()}
+        assert (s.table.requested[: table.size] == table.requested[: table.size]).all()
+        assert (s.table.pod_index.counts(next(iter(table.pod_index.matchers())))[: table.size] ==
+                table.pod_index.counts(next(iter(table.pod_index.matchers())))[: table.size]).all()
 
 
 def test_a_journal_past_its_bound_is_dropped_for_snapshots() -> None:
