@@ -19,10 +19,12 @@ from .cache import (
     DeletedFinalStateUnknown,
     Indexer,
     Lister,
+    deep_copy,
     label_index,
     namespace_index,
     node_name_index,
     object_key,
+    strip_managed_fields,
 )
 from .client import Client, ResourceClient, Watch, WatchEvent
 from .errors import (
@@ -97,4 +99,6 @@ __all__ = [
     "namespace_index",
     "node_name_index",
     "object_key",
+    "deep_copy",
+    "strip_managed_fields",
 ]

@@ -236,7 +236,13 @@ class _Connection(asyncio.Protocol):
 
 
 class _HTTPWatchStream:
-    """The body of a watch response, split into event lines as they arrive."""
+    """The body of a watch response, split into event lines as they arrive.
+
+    Two ways to read it: line by line (`async for line in stream`, the
+    WatchStream protocol) or a batch at a time (`await next_batch()`: every
+    complete line received so far, one wakeup for all the events one read
+    of the socket brought; the informer's way).
+    """
 
     def __init__(self, conn: _Connection) -> None:
         self._conn = conn
@@ -251,13 +257,16 @@ class _HTTPWatchStream:
             data = self._partial + data
         parts = data.split(b"\n")
         self._partial = parts.pop()
-        for line in parts:
-            if line:
-                self._lines.append(line)
-        if len(self._lines) > _WATCH_HIGH_WATER and not self._paused and self._conn.transport is not None:
+        lines = self._lines
+        if b"" in parts:
+            lines.extend(line for line in parts if line)
+        else:
+            lines.extend(parts)
+        if len(lines) > _WATCH_HIGH_WATER and not self._paused and self._conn.transport is not None:
             self._paused = True
             self._conn.transport.pause_reading()
-        self._wake()
+        if self._waiter is not None and lines:
+            self._wake()
 
     def _end(self) -> None:
         if not self._done:
@@ -272,6 +281,11 @@ class _HTTPWatchStream:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _resume(self) -> None:
+        self._paused = False
+        if self._conn.transport is not None and not self._conn.closed:
+            self._conn.transport.resume_reading()
+
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
@@ -283,10 +297,21 @@ class _HTTPWatchStream:
             await self._waiter
         line = self._lines.popleft()
         if self._paused and len(self._lines) < _WATCH_LOW_WATER:
-            self._paused = False
-            if self._conn.transport is not None and not self._conn.closed:
-                self._conn.transport.resume_reading()
+            self._resume()
         return line
+
+    async def next_batch(self) -> List[bytes]:
+        """Every complete event line received and not yet read, in order (waits for one); [] at the end."""
+        while not self._lines:
+            if self._done:
+                return []
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        batch = list(self._lines)
+        self._lines.clear()
+        if self._paused:
+            self._resume()
+        return batch
 
     async def close(self) -> None:
         self._lines.clear()

@@ -35,7 +35,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import orjson
 
@@ -124,6 +124,7 @@ class SharedInformer:
         min_watch_timeout: float = 300.0,
         clock: Optional[Clock] = None,
         backoff: Optional[Backoff] = None,
+        transform: Optional[Callable[[Obj], Obj]] = None,
     ) -> None:
         self.resource = resource
         self.namespace = namespace
@@ -132,11 +133,18 @@ class SharedInformer:
         self.resync_period = resync_period
         self.page_size = page_size
         self.min_watch_timeout = min_watch_timeout
+        #: Applied to every object before it is stored and delivered (client-go's SetTransform), e.g.
+        #: `cache.strip_managed_fields`; it may change the freshly decoded object in place.
+        self.transform = transform
         self.indexer = Indexer(indexers)
         self.lister = Lister(self.indexer)
         self._clock = clock or REAL_CLOCK
         self._backoff = backoff or Backoff(clock=self._clock)
         self._handlers: List[EventHandler] = []
+        # The registered functions per kind, rebuilt on (un)registration: the event path loops over these.
+        self._add_funcs: Tuple[AddFunc, ...] = ()
+        self._update_funcs: Tuple[UpdateFunc, ...] = ()
+        self._delete_funcs: Tuple[DeleteFunc, ...] = ()
         self._synced = asyncio.Event()
         self._rv = ""
         self._task: Optional["asyncio.Task[None]"] = None
@@ -166,6 +174,7 @@ class SharedInformer:
         """Register handlers; objects already known are delivered to `on_add` before this returns."""
         handler = EventHandler(on_add, on_update, on_delete)
         self._handlers.append(handler)
+        self._rebuild_funcs()
         if on_add is not None:
             for obj in self.indexer.list():
                 self._call(on_add, obj)
@@ -173,27 +182,45 @@ class SharedInformer:
 
     def remove_event_handler(self, handler: EventHandler) -> None:
         self._handlers.remove(handler)
+        self._rebuild_funcs()
+
+    def _rebuild_funcs(self) -> None:
+        hs = self._handlers
+        self._add_funcs = tuple(h.on_add for h in hs if h.on_add is not None)
+        self._update_funcs = tuple(h.on_update for h in hs if h.on_update is not None)
+        self._delete_funcs = tuple(h.on_delete for h in hs if h.on_delete is not None)
 
     def _call(self, func: Callable[..., None], *args: Any) -> None:
         try:
             func(*args)
         except Exception:
-            log.exception("%s: event handler %r failed", self.name, func)
+            self._failed(func)
+
+    def _failed(self, func: Callable[..., None]) -> None:
+        log.exception("%s: event handler %r failed", self.name, func)
+
+    # The three below run per event: each handler is called in a try of its own, without a helper call.
 
     def _added(self, obj: Obj) -> None:
-        for h in self._handlers:
-            if h.on_add is not None:
-                self._call(h.on_add, obj)
+        for func in self._add_funcs:
+            try:
+                func(obj)
+            except Exception:
+                self._failed(func)
 
     def _updated(self, old: Obj, new: Obj) -> None:
-        for h in self._handlers:
-            if h.on_update is not None:
-                self._call(h.on_update, old, new)
+        for func in self._update_funcs:
+            try:
+                func(old, new)
+            except Exception:
+                self._failed(func)
 
     def _deleted(self, obj: Union[Obj, DeletedFinalStateUnknown]) -> None:
-        for h in self._handlers:
-            if h.on_delete is not None:
-                self._call(h.on_delete, obj)
+        for func in self._delete_funcs:
+            try:
+                func(obj)
+            except Exception:
+                self._failed(func)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -301,6 +328,8 @@ class SharedInformer:
     def _replace(self, items: List[Obj], resource_version: str) -> None:
         indexer = self.indexer
         seen = set()
+        if self.transform is not None:
+            items = [self.transform(obj) for obj in items]
         for obj in items:
             seen.add(object_key(obj))
             old = indexer.upsert(obj)
@@ -326,11 +355,25 @@ class SharedInformer:
         self._stream = stream
         self._stats["watches"] += 1
         events = 0
+        loads = orjson.loads
+        on_event = self._on_event
         try:
-            async for line in stream:
-                event = orjson.loads(line)
-                self._on_event(event.get("type", ""), event.get("object") or {})
-                events += 1
+            next_batch = getattr(stream, "next_batch", None)
+            if next_batch is not None:
+                # One wakeup per read of the socket, however many events it brought (see _HTTPWatchStream).
+                while True:
+                    batch = await next_batch()
+                    if not batch:
+                        break
+                    for line in batch:
+                        event = loads(line)
+                        on_event(event.get("type", ""), event.get("object") or {})
+                    events += len(batch)
+            else:
+                async for line in stream:
+                    event = loads(line)
+                    on_event(event.get("type", ""), event.get("object") or {})
+                    events += 1
         finally:
             self._stream = None
             await stream.close()
@@ -338,27 +381,37 @@ class SharedInformer:
             raise _ShortWatch("the watch ended at once without events")
 
     def _on_event(self, etype: str, obj: Obj) -> None:
-        if etype == "ERROR":
-            code = obj.get("code")
-            raise error_from_response(code if isinstance(code, int) else 500, {}, orjson.dumps(obj))
-        self._stats["events"] += 1
-        rv = _rv(obj)
-        if etype == "BOOKMARK":
-            if rv:
-                self._rv = rv
-            return
-        if etype == "ADDED" or etype == "MODIFIED":
-            old = self.indexer.upsert(obj)
+        if self.transform is not None and etype != "ERROR" and etype != "BOOKMARK":
+            obj = self.transform(obj)
+        meta = obj.get("metadata") or _EMPTY
+        rv = meta.get("resourceVersion") or ""
+        if rv.__class__ is not str:
+            rv = str(rv)
+        if etype == "MODIFIED" or etype == "ADDED":
+            self._stats["events"] += 1
+            name = meta.get("name") or ""
+            namespace = meta.get("namespace")
+            old = self.indexer.upsert_key(f"{namespace}/{name}" if namespace else name, obj)
             if old is None:
                 self._added(obj)
             else:
                 self._updated(old, obj)
+        elif etype == "BOOKMARK":
+            self._stats["events"] += 1
+            if rv:
+                self._rv = rv
+            return
         elif etype == "DELETED":
+            self._stats["events"] += 1
             # A delete of an object never seen (it came and went between list and watch) is dropped,
             # as DeltaFIFO drops it.
             if self.indexer.remove(object_key(obj)) is not None:
                 self._deleted(obj)
+        elif etype == "ERROR":
+            code = obj.get("code")
+            raise error_from_response(code if isinstance(code, int) else 500, {}, orjson.dumps(obj))
         else:
+            self._stats["events"] += 1
             log.warning("%s: unknown watch event type %r ignored", self.name, etype)
             return
         if rv:
@@ -370,6 +423,9 @@ class SharedInformer:
             if self.has_synced():
                 for obj in self.indexer.list():
                     self._updated(obj, obj)
+
+
+_EMPTY: Dict[str, Any] = {}
 
 
 def _rv(obj: Obj) -> str:

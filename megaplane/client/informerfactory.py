@@ -17,7 +17,7 @@ client-go requires).
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .cache import IndexFunc
 from .client import ResourceClient
@@ -34,8 +34,11 @@ _Key = Tuple[str, str, str, str, str, str]
 class SharedInformerFactory:
     """Informers shared by key (resource, namespace, selectors); a `megaplane.runtime.Component`."""
 
-    def __init__(self, *, clock: Clock = REAL_CLOCK, name: str = "informers", transport: Any = None) -> None:
+    def __init__(self, *, clock: Clock = REAL_CLOCK, name: str = "informers", transport: Any = None,
+                 transform: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None) -> None:
         self.clock = clock
+        #: Every informer's transform (informers.WithTransform), e.g. `cache.strip_managed_fields`.
+        self.transform = transform
         #: What every informer lists and watches through (client-go's factory is made with one client: in
         #: kube-controller-manager its own identity, while each controller writes as itself); None: the
         #: transport of the resource client that first asks.
@@ -59,7 +62,8 @@ class SharedInformerFactory:
             if self.transport is not None:
                 resource = ResourceClient(self.transport, ref)
             informer = SharedInformer(resource, namespace=namespace, label_selector=label_selector,
-                                      field_selector=field_selector, indexers=indexers, clock=self.clock)
+                                      field_selector=field_selector, indexers=indexers, clock=self.clock,
+                                      transform=self.transform)
             self._informers[key] = informer
         elif indexers:
             fresh = {}

@@ -38,7 +38,7 @@ from megaplane.client import (
     NotFoundError,
     object_key,
 )
-from megaplane.client.cache import final_state
+from megaplane.client.cache import deep_copy, final_state
 from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.controllers.base import QueueController
 from megaplane.runtime import REAL_CLOCK, Clock
@@ -205,7 +205,7 @@ class DeploymentController(QueueController):
         cached = self.d_informer.lister.get(namespace, name)
         if cached is None:
             return
-        d = copy.deepcopy(cached)
+        d = deep_copy(cached)  # the sync changes its own copy
         selector = selector_from_dict((d.get("spec") or {}).get("selector") or {})
         if selector is None:
             # An empty selector would select everything: refuse to act, but say we saw this generation.
@@ -243,7 +243,7 @@ class DeploymentController(QueueController):
         claimed = await claim(self.replicasets, candidates, d, selector, controller_ref(d, API_VERSION, KIND),
                               can_adopt)
         # Never change the informer's copies: the sync changes its own.
-        return [copy.deepcopy(rs) for rs in claimed]
+        return [deep_copy(rs) for rs in claimed]
 
     def _pods_by_rs(self, rs_list: List[Obj]) -> Dict[str, List[Obj]]:
         return {rs["metadata"]["uid"]: self.pod_informer.lister.by_index(CONTROLLER_UID_INDEX, rs["metadata"]["uid"])
