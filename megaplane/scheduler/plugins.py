@@ -65,7 +65,7 @@ def _window(table: NodeTable, window: Optional[slice]) -> Tuple[slice, int, int]
         return slice(0, table.size), 0, table.size
     lo, hi, step = window.indices(table.size)
     if step == 1:
-        return window, lo, max(hi - lo, 0)
+        return window, lo, hi - lo
     return window, lo, len(range(lo, hi, step))
 
 
