@@ -24,6 +24,7 @@ Must not import anything else from megaplane: everything imports this.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import math
@@ -244,6 +245,25 @@ class Runner:
 
 OnStarted = Callable[[], Optional[Awaitable[None]]]
 
+#: How often a component's surviving objects are moved out of the cyclic collector's generations.
+GC_FREEZE_INTERVAL = 30.0
+
+
+async def freeze_survivors(interval: float) -> None:
+    """Every `interval` seconds, `gc.freeze()`: what survived until then is never scanned again.
+
+    A component's heap is its informers' caches: millions of decoded objects that live as long as the
+    process and hold no reference cycles (JSON trees are freed by reference counting alone). CPython's
+    full collections scan all of them each time the heap grew by a quarter: at 100K pods a
+    controller-manager stalled for seconds on one core, and the fleet beside it renewed its Leases
+    late (`megaplane bench density --nodes 10000`: lateness p99 4.6 s). Freezing is O(1) (the lists
+    are spliced). The price: a reference cycle that becomes garbage after being frozen is never
+    freed; young cycles (a request's, a task's) die in the generations before that.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        gc.freeze()
+
 
 def run_forever(
     components: Union[Iterable[Component], Callable[[], Iterable[Component]]],
@@ -251,6 +271,7 @@ def run_forever(
     on_started: Optional[OnStarted] = None,
     stop_timeout: float = 30.0,
     signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+    gc_freeze_interval: float = GC_FREEZE_INTERVAL,
 ) -> None:
     """Run `components` until SIGINT or SIGTERM: the main loop of every megaplane process.
 
@@ -261,7 +282,9 @@ def run_forever(
     start finishes; a second signal exits at once with status 1, as
     Kubernetes' SetupSignalHandler does. `on_started` runs once everything
     started (a coroutine function is awaited). Start errors propagate;
-    failed stops raise `ComponentStopError`.
+    failed stops raise `ComponentStopError`. Every `gc_freeze_interval`
+    seconds the survivors are frozen out of the cyclic collector's sight
+    (`freeze_survivors`; 0: never).
     """
 
     async def main() -> None:
@@ -288,7 +311,13 @@ def run_forever(
                     result = on_started()
                     if inspect.isawaitable(result):
                         await result
-                await stop.wait()
+                freezer = asyncio.ensure_future(freeze_survivors(gc_freeze_interval)) if gc_freeze_interval > 0 \
+                    else None
+                try:
+                    await stop.wait()
+                finally:
+                    if freezer is not None:
+                        await cancel_tasks([freezer])
             finally:
                 await runner.stop()
         finally:

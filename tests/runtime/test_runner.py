@@ -342,3 +342,24 @@ def test_periodic_task_stop_cancels_a_call_in_progress_and_input_is_checked() ->
         PeriodicTask("x", 0, lambda: None)
     with pytest.raises(TypeError, match="must be callable"):
         PeriodicTask("x", 1, None)  # type: ignore[arg-type]
+
+
+def test_freeze_survivors_moves_survivors_out_of_the_collectors_generations() -> None:
+    import gc
+
+    from megaplane.runtime import cancel_tasks, freeze_survivors
+
+    async def main() -> int:
+        survivors = [{"i": [i]} for i in range(1000)]  # tracked containers that live on
+        task = asyncio.ensure_future(freeze_survivors(0.01))
+        deadline = asyncio.get_running_loop().time() + 10
+        while gc.get_freeze_count() < len(survivors) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await cancel_tasks([task])
+        return gc.get_freeze_count()
+
+    gc.unfreeze()
+    try:
+        assert asyncio.run(main()) >= 1000
+    finally:
+        gc.unfreeze()
