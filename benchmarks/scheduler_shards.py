@@ -37,9 +37,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.scheduler_perf import WORKLOADS, node  # noqa: E402
 
 #: (workload, nodes, init pods, measured pods) per mode.
-QUICK: List[Tuple[str, int, int, int]] = [("SchedulingBasic", 5000, 1000, 3000),
-                                         ("TopologySpreading", 5000, 1000, 2000)]
-FULL: List[Tuple[str, int, int, int]] = QUICK + [("SchedulingBasic", 100_000, 1000, 5000)]
+QUICK: List[Tuple[str, int, int, int]] = [("SchedulingBasic", 5000, 500, 1500),
+                                         ("TopologySpreading", 5000, 500, 1000)]
+FULL: List[Tuple[str, int, int, int]] = [("SchedulingBasic", 5000, 1000, 3000), ("TopologySpreading", 5000, 1000, 2000),
+                                        ("SchedulingBasic", 100_000, 1000, 3000)]
 ROUNDS = 2
 
 

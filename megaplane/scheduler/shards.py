@@ -53,7 +53,13 @@ pods of the batch it was in are retried; nothing is lost. Shards die with
 the coordinator (PR_SET_PDEATHSIG) and stop when it loses leadership.
 
 On 2 cores the shards, the coordinator and the API server share two
-CPUs; `benchmarks/scheduler_shards.py` measures 1 vs 2 shards.
+CPUs; `benchmarks/scheduler_shards.py` measures 1 vs 2 shards. Measured
+so far, 2 shards are slower than 1 there (README): a shard's fixed cost
+per pod is about a whole in-process cycle at 5K-100K nodes, and one batch
+is in flight at a time, so the coordinator's gather and the shards'
+filtering do not overlap. Pipelining (scattering batch k+1 before
+gathering batch k) fits this design, since the gather check already
+re-filters what replicas may have missed, but is not done yet.
 """
 
 from __future__ import annotations
