@@ -370,7 +370,7 @@ def test_a_shard_killed_with_sigkill_is_restarted_and_no_pod_is_lost(
     assert "exited with -9; restarting" in sched.output()
 
 
-def test_up_with_scheduler_shards_places_pods() -> None:
+def test_up_with_scheduler_shards_places_pods_and_preempts() -> None:
     root = tempfile.mkdtemp(prefix="megaplane-shards-up-")
     c = start_server(root, "up", ["--nodes", "3", "--scheduler-shards", "2", *FLEET_FLAGS])
     try:
@@ -383,6 +383,24 @@ def test_up_with_scheduler_shards_places_pods() -> None:
         settled = _settled(c, "default", "up-", 4, 1)
         assert len(set(_bound_to(settled))) == 3
         assert _messages(settled)[0].startswith("0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.")
+        # DefaultPreemption over every shard's nodes: 3 CPU pods fill the three nodes, a more important one
+        # evicts one of them (PostFilter on the coordinator's table) and is bound to its node.
+        c.ok("create", "priorityclass", "high", "--value=100000")
+        low = [_manifest("single", f"low-{i}", {"app": "low"}, cpu="3") for i in range(3)]
+        for pod in low:
+            pod["metadata"]["namespace"] = "default"
+            pod["spec"].pop("schedulerName")
+            pod["spec"]["terminationGracePeriodSeconds"] = 1
+        _create(c, low)
+        eventually(lambda: len(_bound_to(_pods(c, "default", "low-"))) == 3, "3 low-priority pods bound")
+        urgent = _manifest("single", "urgent", {"app": "urgent"}, cpu="3", priorityClassName="high")
+        urgent["metadata"]["namespace"] = "default"
+        urgent["spec"].pop("schedulerName")
+        _create(c, [urgent])
+        node = eventually(lambda: (_pods(c, "default", "urgent") or [{"spec": {}}])[0]["spec"].get("nodeName"),
+                          "the high-priority pod bound after preempting", timeout=60)
+        preempted = json.loads(c.ok("get", "events", "-o", "json", "--field-selector", "reason=Preempted"))["items"]
+        assert preempted and all(e["message"].endswith(f"on node {node}") for e in preempted)
     finally:
         c.stop()
         shutil.rmtree(root, ignore_errors=True)
