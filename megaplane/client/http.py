@@ -125,7 +125,7 @@ class _Connection(asyncio.Protocol):
             why = f"connection lost: {exc}" if exc else "the server closed the connection"
             self._future.set_exception(_Dropped(self._got_bytes, why))
         if self._stream is not None:
-            self._stream._end()
+            self._stream._end(complete=False)
         if self.on_lost is not None:
             self.on_lost()
         if self.lost is not None and not self.lost.done():
@@ -268,10 +268,12 @@ class _HTTPWatchStream:
         if self._waiter is not None and lines:
             self._wake()
 
-    def _end(self) -> None:
+    def _end(self, complete: bool = True) -> None:
+        """No more data. The bytes after the last newline are one last event only if the response
+        `complete`d: from a connection lost mid-event they are a cut line, not an event."""
         if not self._done:
             self._done = True
-            if self._partial.strip():
+            if complete and self._partial.strip():
                 self._lines.append(self._partial)
             self._partial = b""
             self._wake()
@@ -315,7 +317,7 @@ class _HTTPWatchStream:
 
     async def close(self) -> None:
         self._lines.clear()
-        self._end()
+        self._end(complete=False)
         self._conn.close()
 
 
@@ -615,7 +617,7 @@ class HTTPTransport:
         for conn in list(self._watches):
             conn.close()
             if conn._stream is not None:
-                conn._stream._end()
+                conn._stream._end(complete=False)
         self._watches.clear()
         while self._waiters:
             waiter = self._waiters.popleft()

@@ -214,3 +214,39 @@ def test_deep_copy_is_independent_and_handles_what_json_cannot() -> None:
     assert obj["metadata"]["labels"]["x"] == "1"
     odd = {"big": 2 ** 70, 1: "int key"}
     assert deep_copy(odd) == odd
+
+
+def test_a_watch_cut_mid_event_ends_without_the_cut_line() -> None:
+    """A connection lost inside an event (the server dropped a slow watcher) ends the stream after the last
+    whole line: the informer then re-watches from there instead of failing to decode half an event."""
+    cut = chunked(*BODY)[:-len(b"0\r\n\r\n")]
+    cut = cut[:cut.rindex(b"\n", 0, len(cut) - 40) + 25]  # stop inside the last event's line
+
+    async def read(batches: bool) -> List[bytes]:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(cut)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = HTTPTransport(f"http://127.0.0.1:{port}", qps=0)
+        try:
+            stream: Any = await transport.watch(PODS, "ns", {"resourceVersion": "1"})
+            got: List[bytes] = []
+            if batches:
+                while batch := await stream.next_batch():
+                    got.extend(batch)
+            else:
+                got = [line async for line in stream]
+            await stream.close()
+            return got
+        finally:
+            await transport.close()
+            server.close()
+            await server.wait_closed()
+
+    whole = [line.rstrip(b"\n") for line in LINES[:2]]
+    assert asyncio.run(read(True)) == whole
+    assert asyncio.run(read(False)) == whole
