@@ -14,6 +14,8 @@ as the fleet uses (the server's Lease-PUT ceiling, and its CPU per PUT).
 
     python benchmarks/fleet_capacity.py           # quick: 10,000 nodes at 10 s renewals (< 1 min)
     python benchmarks/fleet_capacity.py --full    # 25K..100K at 10 s, and up to 150K at 60 s renewals
+    python benchmarks/fleet_capacity.py --compare # each size also with renewals through megaplane.client
+                                                  # (--max-pipelined-requests 0: the fleet before fleet.wire)
 
 The last line is one JSON object.
 """
@@ -230,6 +232,9 @@ def main() -> None:
     ap.add_argument("--fleet-arg", action="append", default=[],
                     help="an extra flag for megaplane fleet, e.g. --fleet-arg=--max-connections=64")
     ap.add_argument("--no-reference", action="store_true", help="skip loadgen's bare PUT reference")
+    ap.add_argument("--compare", action="store_true",
+                    help="measure each size twice: renewals through megaplane.client (--max-pipelined-requests=0, "
+                         "as before fleet.wire), then pipelined on the fleet's own connections (the default)")
     args = ap.parse_args()
     if args.nodes:
         plan = [(n, args.lease_seconds) for n in args.nodes]
@@ -248,18 +253,22 @@ def main() -> None:
         base_rss = baseline_rss(kubeconfig)
         ref = None if args.no_reference else reference(api, base, 5.0)
         api_port = int(base.rsplit(":", 1)[1])
-        for i, (nodes, lease_seconds) in enumerate(plan):
+        paths = [("client", ["--max-pipelined-requests=0"]), ("wire", [])] if args.compare else [("", [])]
+        runs = [(nodes, lease_seconds, path, flags) for nodes, lease_seconds in plan for path, flags in paths]
+        for i, (nodes, lease_seconds, path, flags) in enumerate(runs):
             row = measure_fleet(api, api_port, kubeconfig, nodes, lease_seconds, window, f"n{i}-", base_rss,
-                                args.fleet_arg)
+                                [*flags, *args.fleet_arg])
+            row["renewal_path"] = path or "default"
             rows.append(row)
-            print(f"  {nodes} nodes, renew every {lease_seconds / 4:g}s: {row['renewals_per_s']:.0f} renewals/s, "
+            print(f"  {nodes} nodes{' (' + path + ')' if path else ''}, renew every {lease_seconds / 4:g}s: "
+                  f"{row['renewals_per_s']:.0f} renewals/s, "
                   f"lateness p50 {row['lateness_p50_s']:.3f}s p99 {row['lateness_p99_s']:.3f}s "
                   f"max <= {row['lateness_max_s']:.3f}s, node-high queued {row['node_high_queued_share']:.1%}, "
                   f"waiting for a CPU: API {row['api_runqueue_share']:.0%} fleet {row['fleet_runqueue_share']:.0%}, "
                   f"held={row['held']}", flush=True)
-    header = ["nodes", "renew every", "renewals/s", "lateness p99", "held", "fleet CPU/renewal", "fleet CPU",
+    header = ["nodes", "path", "renew every", "renewals/s", "lateness p99", "held", "fleet CPU/renewal", "fleet CPU",
               "API CPU/renewal", "API CPU", "fleet RSS/node"]
-    table = [[f"{r['nodes']:,}", f"{r['renew_every_s']:g} s", f"{r['renewals_per_s']:,.0f}",
+    table = [[f"{r['nodes']:,}", r["renewal_path"], f"{r['renew_every_s']:g} s", f"{r['renewals_per_s']:,.0f}",
               f"{r['lateness_p99_s'] * 1e3:.0f} ms", "yes" if r["held"] else "NO",
               f"{r['fleet_cpu_us_per_renewal']:.0f} us", f"{r['fleet_cpu_share'] * 100:.0f} %",
               f"{r['api_cpu_us_per_renewal']:.0f} us", f"{r['api_cpu_share'] * 100:.0f} %",

@@ -45,7 +45,8 @@ def run(config: FleetConfig, kubeconfig: str, context: str = "") -> None:
         # No client-side rate limit: N kubelets each have their own; one limit for all would starve them.
         client = Client.from_kubeconfig(kubeconfig, context or None, qps=0, burst=0,
                                         max_connections=config.max_connections)
-        endpoint = Endpoint.from_config(load_kubeconfig(kubeconfig, context or None))
+        endpoint = Endpoint.from_config(load_kubeconfig(kubeconfig, context or None)) \
+            if config.max_pipelined_requests else None
         return [ClientComponent(client), Fleet(client, config, progress=lambda line: print(line, flush=True),
                                                endpoint=endpoint)]
 

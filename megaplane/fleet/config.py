@@ -137,8 +137,9 @@ class FleetConfig:
     #: queues renewals (256 in flight: 86 % queued, API CPU per renewal 81 -> 129 us).
     max_connections: int = 64  # --max-connections
     #: Lease renewals sent back to back on one connection before the first is answered (HTTP/1.1
-    #: pipelining, over HTTP only; 1: none). The fleet's renewal connections are max_connections / this,
-    #: so the renewals in flight stay max_connections; one write carries all of a connection's batch.
+    #: pipelining, over HTTP only; 1: one at a time, on connections of the fleet's own; 0: through
+    #: megaplane.client like every other request). The fleet's renewal connections are max_connections /
+    #: this, so the renewals in flight stay max_connections; one write carries all of a connection's batch.
     max_pipelined_requests: int = 8  # --max-pipelined-requests
     metrics_bind_address: str = ""  # --metrics-bind-address (empty: no /metrics)
 
@@ -173,8 +174,8 @@ class FleetConfig:
             raise FleetConfigError("--node-status-report-frequency must be positive")
         if self.max_connections < 1:
             raise FleetConfigError(f"--max-connections must be >= 1 (got {self.max_connections})")
-        if self.max_pipelined_requests < 1:
-            raise FleetConfigError(f"--max-pipelined-requests must be >= 1 (got {self.max_pipelined_requests})")
+        if self.max_pipelined_requests < 0:
+            raise FleetConfigError(f"--max-pipelined-requests must be >= 0 (got {self.max_pipelined_requests})")
         networks = self.pod_networks
         if len(networks) == 2 and self.node_cidr_mask_size is not None:
             # As kube-controller-manager: a dual-stack cluster sizes each family on its own.

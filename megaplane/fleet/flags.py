@@ -53,8 +53,8 @@ def add_fleet_flags(parser: argparse.ArgumentParser, *, default_nodes: int) -> N
                    help="API requests in flight at once, over this many shared connections (64)")
     g.add_argument("--max-pipelined-requests", type=int, default=8,
                    help="over HTTP, Lease renewals written back to back on one connection before the first "
-                        "is answered (HTTP/1.1 pipelining; 1 for none); renewals in flight stay "
-                        "--max-connections (8)")
+                        "is answered (HTTP/1.1 pipelining; 1: one at a time; 0: renewals through the shared "
+                        "client connections as any other request); renewals in flight stay --max-connections (8)")
 
 
 def fleet_config(args: argparse.Namespace, *, metrics_bind_address: str = "") -> FleetConfig:

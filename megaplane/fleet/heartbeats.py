@@ -129,7 +129,7 @@ class Heartbeats:
         self.channel: Optional[Channel] = None
         self._put_head = b""
         if endpoint is not None:
-            depth = config.max_pipelined_requests
+            depth = max(1, config.max_pipelined_requests)
             self.channel = Channel(endpoint, max(1, -(-config.max_connections // depth)), depth,
                                    on_answer=self._answered, on_failure=self._lost, read_delay=TICK,
                                    clock=clock)
@@ -357,6 +357,8 @@ class Heartbeats:
     def _lost(self, item: Tuple[int, float, float], error: StatusError) -> None:
         """A pipelined renewal that got no answer (wire.Channel's on_failure): a failed try."""
         local, due, began = item
+        if not self._running:
+            return  # stopping: the channel closed under it
         self.renew_failures += 1
         log.debug("fleet: renewing the lease of %s failed: %s", self.names[local], error)
         self._hand_over(local, due, began, 1, 0.0)
