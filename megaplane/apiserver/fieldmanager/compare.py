@@ -21,7 +21,7 @@ managed fields of a created object show.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import orjson
 
@@ -29,7 +29,7 @@ from megaplane.apiserver.fieldmanager import fieldpath
 from megaplane.apiserver.fieldmanager.fieldpath import FieldSet
 from megaplane.apiserver.fieldmanager.typemodel import LIST, MAP, SCALAR, UNTYPED, Type
 
-__all__ = ["compare", "created_set", "field_set", "ZERO", "MISSING", "item_element", "Comparison", "STRIPPED_METADATA"]
+__all__ = ["compare", "changes", "created_set", "field_set", "ZERO", "MISSING", "item_element", "Comparison", "STRIPPED_METADATA"]
 
 
 class _Sentinel:
@@ -137,14 +137,13 @@ def _put(out: FieldSet, pe: str, member: bool, children: Optional[FieldSet]) -> 
 
 
 class _Out:
-    """The added / modified / removed children of one node, made on first use (most subtrees did not change)."""
+    """The added / modified / removed children of one node, made on first use (most subtrees did not change).
 
-    __slots__ = ("a", "m", "r")
+    The class attributes are the defaults: made without an __init__ to run (compare runs on every write)."""
 
-    def __init__(self) -> None:
-        self.a: Optional[FieldSet] = None
-        self.m: Optional[FieldSet] = None
-        self.r: Optional[FieldSet] = None
+    a: Optional[FieldSet] = None
+    m: Optional[FieldSet] = None
+    r: Optional[FieldSet] = None
 
 
 def _attach(out: _Out, pe: str, flag: int, child: Optional[_Out]) -> None:
@@ -169,6 +168,11 @@ def _cmp(lhs: Any, rhs: Any, t: Type, pe: str, out: _Out) -> None:
     """Record what changed at `pe` (lhs -> rhs, either MISSING) into its parent's `out`."""
     if lhs == rhs:
         return  # equal values: nothing below changed either
+    _cmp_unequal(lhs, rhs, t, pe, out)
+
+
+def _cmp_unequal(lhs: Any, rhs: Any, t: Type, pe: str, out: _Out) -> None:
+    """`_cmp` of two values already found unequal (a map entry's: the parent compared them)."""
     kind = t.kind
     if kind == UNTYPED:
         kind = _deduce(rhs if rhs is not MISSING else lhs)
@@ -200,27 +204,60 @@ def _cmp(lhs: Any, rhs: Any, t: Type, pe: str, out: _Out) -> None:
         _attach(out, pe, flag, None)
 
 
+_NO_SKIP: "frozenset[str]" = frozenset()
+
+
 def _cmp_map(lm: Dict[str, Any], rm: Dict[str, Any], t: Type, zero: bool, out: _Out,
-             skip: "frozenset[str]" = frozenset()) -> None:
+             skip: "frozenset[str]" = _NO_SKIP) -> None:
+    # Every write compares every map of the object: the common case (an entry equal on both sides) is tested
+    # first, and child types are read from the type's own table (Type.child fills it).
+    fields = t.fields
     for k, rv in rm.items():
-        if k in skip:
-            continue
         lv = lm.get(k, MISSING)
-        if lv is MISSING:
-            if zero and t.is_field(k):
-                lv = ZERO if k in _VALUE_STRUCTS else None if k in _NULL_LISTS else MISSING
-        elif lv == rv:
+        if lv == rv or k in skip:
             continue
-        ct = t.child(k)
-        if ct.kind == SCALAR and lv is not MISSING:
+        if lv is MISSING and zero and t.is_field(k):
+            lv = ZERO if k in _VALUE_STRUCTS else None if k in _NULL_LISTS else MISSING
+            if lv is not MISSING:
+                ct = fields.get(k) or t.child(k)
+                if ct.kind == SCALAR:
+                    if out.m is None:
+                        out.m = {}
+                    out.m["f:" + k] = {}
+                else:
+                    _cmp(lv, rv, ct, "f:" + k, out)  # None (a null list) may equal rv
+                continue
+        ct = fields.get(k) or t.child(k)
+        kind = ct.kind
+        if kind == SCALAR and lv is not MISSING:
             if out.m is None:  # a scalar on both sides that differs: modified (the common change, inline)
                 out.m = {}
             out.m["f:" + k] = {}
             continue
-        _cmp(lv, rv, ct, "f:" + k, out)
+        if kind == MAP and type(lv) is dict and type(rv) is dict and not ct.atomic:
+            # Two structs or maps that differ (a spec, a status): their children, inline (what _cmp_unequal
+            # does with them: the entry itself is neither added nor removed, only what is below it).
+            child = _Out()
+            _cmp_map(lv, rv, ct, False, child)
+            if child.a:
+                if out.a is None:
+                    out.a = {}
+                out.a["f:" + k] = child.a
+            if child.m:
+                if out.m is None:
+                    out.m = {}
+                out.m["f:" + k] = child.m
+            if child.r:
+                if out.r is None:
+                    out.r = {}
+                out.r["f:" + k] = child.r
+            continue
+        _cmp_unequal(lv, rv, ct, "f:" + k, out)  # lv != rv, or lv MISSING (equal to nothing)
+    if lm.keys() <= rm.keys():  # nothing removed (the common case), found without a loop in Python
+        return
     for k, lv in lm.items():
         if k not in rm and k not in skip:
-            _cmp(lv, MISSING, t.child(k), "f:" + k, out)
+            _cmp_unequal(lv, MISSING, t.child(k), "f:" + k, out)
 
 
 def _index(t: Type, items: Any) -> Dict[str, Any]:
@@ -256,6 +293,19 @@ def compare(old: Any, new: Dict[str, Any], t: Type, reset: str = "") -> Comparis
 
     `reset`: "status" leaves status out (writes through the main resource), "spec" leaves out all but
     status and metadata (writes through the status subresource)."""
+    out = _compare(old, new, t, reset)
+    return Comparison(out.a or {}, out.m or {}, out.r or {})
+
+
+def changes(old: Dict[str, Any], new: Dict[str, Any], t: Type, reset: str = "") -> Tuple[FieldSet, FieldSet]:
+    """(compare(...).changed(), compare(...).removed): what an update's field manager needs, without the
+    Comparison (every write of every kind asks)."""
+    out = _compare(old, new, t, reset)
+    a, m = out.a, out.m
+    return (fieldpath.union(a, m) if a and m else a or m or {}), out.r or {}
+
+
+def _compare(old: Any, new: Dict[str, Any], t: Type, reset: str) -> _Out:
     zero = old is ZERO
     lm: Dict[str, Any] = {} if zero else old
     out = _Out()
@@ -267,11 +317,16 @@ def compare(old: Any, new: Dict[str, Any], t: Type, reset: str = "") -> Comparis
     lmeta = lm.get("metadata")
     rmeta = new.get("metadata")
     if lmeta != rmeta:
+        lmd = lmeta if isinstance(lmeta, dict) else {}
+        rmd = rmeta if isinstance(rmeta, dict) else {}
+        # Most writes differ in metadata only by the stored managedFields the body leaves out (the rest of
+        # what the server keeps it put back): that is found by one comparison in C before any walk.
+        if "managedFields" in lmd and {**rmd, "managedFields": lmd["managedFields"]} == lmd:
+            return out
         meta = _Out()
-        _cmp_map(lmeta if isinstance(lmeta, dict) else {}, rmeta if isinstance(rmeta, dict) else {},
-                 t.child("metadata"), False, meta, STRIPPED_METADATA)
+        _cmp_map(lmd, rmd, t.child("metadata"), False, meta, STRIPPED_METADATA)
         _attach(out, "f:metadata", _NONE, meta)  # metadata itself is never a member (stripMeta)
-    return Comparison(out.a or {}, out.m or {}, out.r or {})
+    return out
 
 
 def _added(v: Any, t: Type, lhs: Any) -> Optional[FieldSet]:

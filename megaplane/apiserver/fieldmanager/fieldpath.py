@@ -96,8 +96,8 @@ def union(a: FieldSet, b: FieldSet) -> FieldSet:
         an = a.get(pe)
         if an is None:
             merged = bn
-        elif an is bn:
-            continue
+        elif an is bn or _covers(an, bn):
+            continue  # b adds nothing here (a writer changing what it owns): nothing is built
         else:
             am, ac = _split(an)
             bm, bc = _split(bn)
@@ -118,8 +118,8 @@ def difference(a: FieldSet, b: FieldSet) -> FieldSet:
     out: Optional[FieldSet] = None
     for pe, bn in b.items():
         an = a.get(pe)
-        if an is None:
-            continue
+        if an is None or _disjoint(an, bn):
+            continue  # nothing of a's here is in b (another manager's fields): nothing is built
         am, ac = _split(an)
         bm, bc = _split(bn)
         children = difference(ac, bc)
@@ -158,13 +158,33 @@ def contains(a: FieldSet, b: FieldSet) -> bool:
     """Is every member of b a member of a."""
     for pe, bn in b.items():
         an = a.get(pe)
-        if an is None:
+        if an is None or (an is not bn and not _covers(an, bn)):
             return False
-        bm, bc = _split(bn)
-        am, ac = _split(an)
-        if bm and not am:
+    return True
+
+
+def _covers(an: FieldSet, bn: FieldSet) -> bool:
+    """Does node `an` hold every member of node `bn` (itself, when bn is one, and all below)? Builds nothing."""
+    if (not bn or _SELF in bn) and an and _SELF not in an:
+        return False
+    for pe, bc in bn.items():
+        if pe == _SELF:
+            continue
+        ac = an.get(pe)
+        if ac is None or (ac is not bc and not _covers(ac, bc)):
             return False
-        if bc and not contains(ac, bc):
+    return True
+
+
+def _disjoint(an: FieldSet, bn: FieldSet) -> bool:
+    """Do nodes `an` and `bn` share no member? Builds nothing."""
+    if (not an or _SELF in an) and (not bn or _SELF in bn):
+        return False
+    for pe, bc in bn.items():
+        if pe == _SELF:
+            continue
+        ac = an.get(pe)
+        if ac is not None and not _disjoint(ac, bc):
             return False
     return True
 

@@ -36,7 +36,7 @@ import orjson
 
 from megaplane.apimachinery import errors
 from megaplane.apiserver.fieldmanager import fieldpath
-from megaplane.apiserver.fieldmanager.compare import MISSING, ZERO, compare, created_set, field_set
+from megaplane.apiserver.fieldmanager.compare import MISSING, ZERO, changes, compare, created_set, field_set
 from megaplane.apiserver.fieldmanager.conflicts import conflict_error
 from megaplane.apiserver.fieldmanager.fieldpath import FieldSet
 from megaplane.apiserver.fieldmanager.merge import merge, prune
@@ -61,16 +61,18 @@ _KUBECTL = "kubectl"
 
 Entry = Dict[str, Any]
 
-_clock: List[Any] = [0, ""]
+_clock: Tuple[int, str] = (0, "")
 
 
 def now_rfc3339() -> str:
-    """metav1.Time of now (seconds), formatted once per second: the entries of a hot write share it."""
+    """metav1.Time of now (seconds), formatted once per second: the hot writes of a second share it (these
+    entries' times; the registry's creationTimestamp and PodScheduled transition time too)."""
+    global _clock
     t = int(_time.time())
-    if t != _clock[0]:
-        _clock[1] = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t))
-        _clock[0] = t
-    return str(_clock[1])
+    clock = _clock
+    if t != clock[0]:
+        clock = _clock = (t, _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t)))
+    return clock[1]
 
 
 _MANAGERS: Dict[str, str] = {}
@@ -227,9 +229,7 @@ class FieldManager:
             changed = created_set(new, self.type, self._reset(subresource))
             removed: FieldSet = {}
         else:
-            cmp = compare(old, new, self.type, self._reset(subresource))
-            changed = cmp.changed()
-            removed = cmp.removed
+            changed, removed = changes(old, new, self._type or self.type, self._reset(subresource))
         if not changed and not removed:
             if managed:
                 meta["managedFields"] = managed
@@ -237,13 +237,28 @@ class FieldManager:
                 meta.pop("managedFields", None)
             return
         sub = subresource if record_subresource is None else record_subresource
-        me = (manager, "Update", self.api_version, sub)
+        api_version = self.api_version
+        if not removed and len(managed) == 1:
+            e = managed[0]
+            if e.get("manager", "") == manager and e.get("operation", "") == "Update" and \
+                    e.get("apiVersion", "") == api_version and e.get("subresource", "") == sub:
+                owned = _set(e)
+                if fieldpath.contains(owned, changed):
+                    # The writer owns every tracked field and changed only those (a Lease renewed by its
+                    # holder): what the loop below would do, short. Its entry only takes this second as its
+                    # time (the same entries when they have it already).
+                    now = now_rfc3339()
+                    meta["managedFields"] = managed if e.get("time") == now else [
+                        _entry(manager, "Update", api_version, now, owned, sub)]
+                    return
         out: List[Entry] = []
         mine: FieldSet = {}
         mine_entry: Optional[Entry] = None
         moved = False
         for e in managed:
-            if _identity(e) == me:
+            # _identity(e) == (manager, "Update", api_version, sub), without building the tuple.
+            if e.get("manager", "") == manager and e.get("operation", "") == "Update" and \
+                    e.get("apiVersion", "") == api_version and e.get("subresource", "") == sub:
                 mine_entry = e
                 mine = _set(e)
                 continue
@@ -268,7 +283,7 @@ class FieldManager:
         if mine:
             if mine is not before and not (old is None and mine is changed):
                 mine = fieldpath.canonical(mine)
-            out.append(_entry(manager, "Update", self.api_version, now, mine, sub))
+            out.append(_entry(manager, "Update", api_version, now, mine, sub))
         if len(out) > MAX_UPDATE_MANAGERS:
             out = _cap_updaters(out)
         if out:

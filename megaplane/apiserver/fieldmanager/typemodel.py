@@ -42,7 +42,7 @@ _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 class Type:
     """One node of the type model. `kind` is SCALAR, MAP, LIST or UNTYPED (deduced from the value)."""
 
-    __slots__ = ("kind", "atomic", "list_type", "keys", "sorted_keys", "key_defaults", "_props", "_extra", "_items", "_fields",
+    __slots__ = ("kind", "atomic", "list_type", "keys", "sorted_keys", "key_defaults", "_props", "_extra", "_items", "fields",
                  "_elem", "_overrides")
 
     def __init__(self, kind: str) -> None:
@@ -57,7 +57,8 @@ class Type:
         self._props: Optional[Dict[str, Any]] = None
         self._extra: Any = None
         self._items: Any = None
-        self._fields: Dict[str, "Type"] = {}
+        #: The children met so far, by name (`child` fills it): the walks of every write look here first.
+        self.fields: Dict[str, "Type"] = {}
         self._elem: Optional["Type"] = None
         self._overrides: Dict[str, "Type"] = {}
 
@@ -70,7 +71,7 @@ class Type:
 
     def child(self, name: str) -> "Type":
         """The type of a map's entry / struct's field (deduced when the schema does not say)."""
-        t = self._fields.get(name)
+        t = self.fields.get(name)
         if t is not None:
             return t
         t = self._overrides.get(name)
@@ -84,7 +85,7 @@ class Type:
                 return self._elem
             else:
                 return DEDUCED
-        self._fields[name] = t
+        self.fields[name] = t
         return t
 
     def item(self) -> "Type":
