@@ -36,10 +36,9 @@ from megaplane.apimachinery.user import (
 from megaplane.apimachinery.watchevent import event_line
 from megaplane.apiserver.http.decode import delete_options_from
 from megaplane.apiserver.http.encoding import list_body
-from megaplane.apiserver.http.endpoints import apply_options, decode_apply, with_manager
+from megaplane.apiserver.http.endpoints import apply_options, decode_apply, request_write_options
 from megaplane.apiserver.patch import PatchError, decode_patch
 from megaplane.apiserver.registry.eviction import EVICTION
-from megaplane.apiserver.registry.options import write_options
 from megaplane.apiserver.registry.registry import Registry
 from megaplane.apiserver.registry.store import ResourceStore, patch_status
 from megaplane.apiserver.watchcache import CacheEvent, json_line
@@ -142,8 +141,8 @@ class LoopbackTransport:
         if self.authorizer is not None:
             self._authorize(r, "create", subresource, namespace, name)
         try:
-            opts = with_manager(write_options(params, "CreateOptions", self.user), self.agent)
-            creator = self.registry.creators.get((r, subresource))
+            opts = request_write_options(params, "CreateOptions", self.user, self.agent)
+            creator = self.registry.creator(r, subresource)
             if creator is not None:  # reviews, serviceaccounts/token (registry.virtual): the server's own user
                 return (await creator.create(self.user, namespace or "", name, _object(body, creator.body),
                                              opts)).data
@@ -169,7 +168,7 @@ class LoopbackTransport:
         if self.authorizer is not None:
             self._authorize(r, "update", subresource, namespace, name)
         try:
-            opts = with_manager(write_options(params, "UpdateOptions", self.user), self.agent)
+            opts = request_write_options(params, "UpdateOptions", self.user, self.agent)
             result = await self._store(r).update(namespace or "", name, _object(body, r), opts, subresource)
         except errors.StatusError as exc:
             raise _typed(exc) from None
@@ -189,7 +188,7 @@ class LoopbackTransport:
                 result = await self._store(r).apply(namespace or "", name, decode_apply(body), aopts, force,
                                                     subresource)
                 return result.data
-            opts = with_manager(write_options(params, "PatchOptions", self.user), self.agent)
+            opts = request_write_options(params, "PatchOptions", self.user, self.agent)
             try:
                 patch = decode_patch(body, content_type)
             except PatchError as exc:

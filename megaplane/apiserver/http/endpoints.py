@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import re
 import time
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 import orjson
 import yaml
@@ -56,7 +56,8 @@ from megaplane.apiserver.registry.store import ListResult, Result, patch_status
 from megaplane.apiserver.schema.protobuf_encode import encodable
 from megaplane.apiserver.watchcache import CachedObject, WatchCache
 
-__all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT", "protobuf_status", "apply_options", "decode_apply", "with_manager"]
+__all__ = ["ResourceEndpoints", "WatchObserver", "MIN_REQUEST_TIMEOUT", "protobuf_status", "apply_options", "decode_apply", "with_manager",
+           "request_write_options"]
 
 JSON = b"application/json"
 PATCH_TYPES = {
@@ -120,6 +121,27 @@ def with_manager(opts: WriteOptions, user_agent: str) -> WriteOptions:
             _WITH_MANAGER.clear()
         found = _WITH_MANAGER[key] = dataclasses.replace(opts, field_manager=default_manager(user_agent))
     return found
+
+
+# The options of writes without query parameters by (requester, User-Agent): the object holding the user
+# too, so the id stays its user's. Users and agents repeat (components, kubelets), and the dict lookups by
+# value of write_options and with_manager hash the user (a dataclass) twice.
+_PLAIN: Dict[Tuple[int, str], Tuple[Any, WriteOptions]] = {}
+
+
+def request_write_options(q: Optional[Mapping[str, str]], options_kind: str, user: Any, user_agent: str) -> WriteOptions:
+    """with_manager(write_options(q, options_kind, user), user_agent)."""
+    if q:
+        return with_manager(write_options(q, options_kind, user), user_agent)
+    key = (id(user), user_agent)
+    hit = _PLAIN.get(key)
+    if hit is not None and hit[0] is user:
+        return hit[1]
+    opts = with_manager(write_options(q, options_kind, user), user_agent)  # no query: options_kind unused
+    if len(_PLAIN) > 4096:
+        _PLAIN.clear()
+    _PLAIN[key] = (user, opts)
+    return opts
 
 
 def apply_options(q: Dict[str, str], user: Any = None) -> Tuple[WriteOptions, bool]:
@@ -293,13 +315,13 @@ class ResourceEndpoints:
     async def create(self, info: RequestInfo, req: Request, q: Dict[str, str]) -> Response:
         r = info.resource
         assert r is not None
-        creator = self.registry.creators.get((r, info.subresource))
+        creator = self.registry.creator(r, info.subresource)
         if creator is not None:  # a review or serviceaccounts/token: answered, never stored (registry.virtual)
             opts = write_options(q, "CreateOptions", req.user)
             body = decode_body(req, creator.body)
             return self.respond(req, r, await creator.create(req.user, info.namespace, info.name, body, opts))
         store = self.registry.store(r)
-        opts = with_manager(write_options(q, "CreateOptions", req.user), req.headers.get("user-agent", ""))
+        opts = request_write_options(q, "CreateOptions", req.user, req.headers.get("user-agent", ""))
         if info.subresource == "eviction":
             eviction = decode_body(req, EVICTION)
             return self.respond(req, r, await self.registry.eviction.create(info.namespace, info.name, eviction, opts))
@@ -314,13 +336,13 @@ class ResourceEndpoints:
         assert r is not None
         # Which error a request with both a bad body and a bad dryRun gets follows upstream: the scale
         # handler decodes its Scale first, the others check their options first.
+        agent = req.headers.get("user-agent", "")
         if info.subresource == "scale":
             obj = decode_body(req, r)
-            opts = write_options(q, "UpdateOptions", req.user)
+            opts = request_write_options(q, "UpdateOptions", req.user, agent)
         else:
-            opts = write_options(q, "UpdateOptions", req.user)
+            opts = request_write_options(q, "UpdateOptions", req.user, agent)
             obj = decode_body(req, r)
-        opts = with_manager(opts, req.headers.get("user-agent", ""))
         result = await self.registry.store(r).update(info.namespace, info.name, obj, opts, info.subresource)
         return self.respond(req, r, result)
 
@@ -343,7 +365,7 @@ class ResourceEndpoints:
             result = await self.registry.store(r).apply(info.namespace, info.name, config, aopts, force,
                                                         info.subresource)
             return self.respond(req, r, result)
-        opts = with_manager(write_options(q, "PatchOptions", req.user), req.headers.get("user-agent", ""))
+        opts = request_write_options(q, "PatchOptions", req.user, req.headers.get("user-agent", ""))
         try:
             patch = decode_patch(req.body, ctype)
         except PatchError as exc:

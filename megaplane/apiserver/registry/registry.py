@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, Optional, Tuple, Type
+from typing import Any, Dict, Iterator, Optional, Tuple, Type, TypeVar
 
 import orjson
 
@@ -28,6 +28,71 @@ from megaplane.storage import Storage
 from megaplane.storage.etcd3.split import SplitStorage
 
 __all__ = ["Registry", "RegistryConfig"]
+
+V = TypeVar("V")
+
+
+class ByResource(Dict[Resource, V]):
+    """A dict keyed by Resource (values never None) that also answers by the Resource object itself.
+
+    A Resource hashes every one of its fields (a frozen dataclass: some microseconds), and every request
+    looks its store up: `fast` and `fast_get` remember the answer, found or not, per Resource object
+    (holding it, so its id stays its own), forgotten on any change of the dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_id: Dict[int, Tuple[Resource, Optional[V]]] = {}
+
+    def fast_get(self, r: Resource) -> Optional[V]:
+        """self.get(r)."""
+        hit = self._by_id.get(id(r))
+        if hit is not None and hit[0] is r:
+            return hit[1]
+        value = self.get(r)
+        if len(self._by_id) >= 4096:  # custom resources come and go: a stale Resource is not kept for ever
+            self._by_id.clear()
+        self._by_id[id(r)] = (r, value)
+        return value
+
+    def fast(self, r: Resource) -> V:
+        """self[r]."""
+        value = self.fast_get(r)
+        if value is None:
+            raise KeyError(r)
+        return value
+
+    def __setitem__(self, key: Resource, value: V) -> None:
+        self._by_id.clear()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Resource) -> None:
+        self._by_id.clear()
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        self._by_id.clear()
+        return super().pop(*args)
+
+    def popitem(self) -> Tuple[Resource, V]:
+        self._by_id.clear()
+        return super().popitem()
+
+    def setdefault(self, key: Resource, default: Any = None) -> Any:
+        self._by_id.clear()
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._by_id.clear()
+        super().update(*args, **kwargs)
+
+    def clear(self) -> None:
+        self._by_id.clear()
+        super().clear()
+
+    def __ior__(self, other: Any) -> "ByResource[V]":  # type: ignore[override,misc]
+        self._by_id.clear()
+        super().__ior__(other)
+        return self
 
 
 @dataclass
@@ -61,7 +126,7 @@ class Registry:
         self._ns_resource = ns
         self.admission = NamespaceAdmission(self.namespace)
         self._schemas: Dict[Resource, Optional[Dict[str, Any]]] = {}
-        self.stores: Dict[Resource, ResourceStore] = {}
+        self.stores: ByResource[ResourceStore] = ByResource()
         for r in RESOURCES:
             if not r.stored:
                 continue
@@ -77,8 +142,8 @@ class Registry:
         assert pods is not None and pdbs is not None
         #: POST pods/{name}/eviction (over the pods' and the PDBs' stores).
         self.eviction = PodEviction(self.stores[pods], self.stores[pdbs])
-        #: Create-only endpoints by (resource, subresource): reviews and serviceaccounts/token (registry.virtual).
-        self.creators: Dict[Tuple[Resource, str], CreateHandler] = {}
+        #: Create-only endpoints by subresource, then resource: reviews and serviceaccounts/token (registry.virtual).
+        self.creators: Dict[str, ByResource[CreateHandler]] = {}
 
     async def serve(self, r: Resource, strategy: Strategy, store_class: Type[ResourceStore] = ResourceStore) -> ResourceStore:
         """Serve a resource added at runtime (custom resources): a store over the watch cache of its prefix,
@@ -109,7 +174,12 @@ class Registry:
 
     def serve_create(self, resource: Resource, subresource: str, handler: CreateHandler) -> None:
         """POST to resource (subresource "": a `stored=False` kind) or to its subresource is answered by handler."""
-        self.creators[(resource, subresource)] = handler
+        self.creators.setdefault(subresource, ByResource())[resource] = handler
+
+    def creator(self, resource: Resource, subresource: str) -> Optional[CreateHandler]:
+        """What answers a POST to resource (subresource "") or its subresource, if it is not stored."""
+        by = self.creators.get(subresource)
+        return by.fast_get(resource) if by is not None else None
 
     async def start(self) -> None:
         """Fill the caches from storage; strategies re-learn what stored objects hold (allocations)."""
@@ -131,7 +201,7 @@ class Registry:
         return self.storage
 
     def store(self, resource: Resource) -> ResourceStore:
-        return self.stores[resource]
+        return self.stores.fast(resource)
 
     def cache_for(self, r: Resource) -> WatchCache:
         if r.storage_of is not None:

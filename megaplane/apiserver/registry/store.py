@@ -32,11 +32,12 @@ from megaplane.apimachinery import errors
 from megaplane.apimachinery.continuetoken import continue_expired, decode_continue, encode_continue
 from megaplane.apimachinery.errors import field_error, too_large_resource_version
 from megaplane.apimachinery.listoptions import ListOptions, parse_resource_version
-from megaplane.apimachinery.meta import generate_name, new_uid, now_rfc3339
+from megaplane.apimachinery.meta import generate_name, new_uid
 from megaplane.apimachinery.resources import Resource
 from megaplane.apimachinery.scheme import check_kind
 from megaplane.apimachinery.selectors import matches_fields, matches_labels
 from megaplane.apiserver.fieldmanager import FieldManager
+from megaplane.apiserver.fieldmanager.managedfields import now_rfc3339  # formatted once a second
 from megaplane.apiserver.patch import (
     PatchError,
     apply_json_patch,
@@ -179,13 +180,12 @@ class ResourceStore:
         """Encode `obj` with the revision its write will get; tell the cache its facts."""
         meta = obj["metadata"]
         cache = self.cache
-        tell_cache = not self.converted
 
         def encode(revision: int) -> bytes:
             if revision:
                 meta["resourceVersion"] = str(revision)
-                if tell_cache:
-                    cache.expect(key, cache.decode_facts.from_dict(obj))
+                # `obj` is the stored form (an events.k8s.io Event's is the core Event the cache holds).
+                cache.expect(key, cache.decode_facts.from_dict(obj))
             else:
                 meta.pop("resourceVersion", None)
             # orjson hands back its 4 KiB working buffer as the bytes object: stored for the object's
@@ -671,7 +671,7 @@ class ResourceStore:
         status["conditions"] = conditions
         if not opts.dry_run:
             await self._cas_update(cur, obj)
-        return Result(_success(201), 201, printable=False)
+        return Result(_BOUND, 201, printable=False)
 
     # -- delete ----------------------------------------------------------------------------------
 
@@ -745,8 +745,8 @@ class ResourceStore:
         return Result(deletion.success_status(self.resource, cur.facts), printable=False)
 
 
-def _success(code: int) -> bytes:
-    return orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
+# A binding's answer, encoded once.
+_BOUND = orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 
 
 def _metadata(obj: Dict[str, Any]) -> Dict[str, Any]:

@@ -18,8 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from megaplane.apimachinery import errors
 from megaplane.apimachinery.errors import field_error
-from megaplane.apimachinery.meta import now_rfc3339
 from megaplane.apimachinery.resources import Resource
+from megaplane.apiserver.fieldmanager.managedfields import now_rfc3339  # formatted once a second
 from megaplane.apiserver.schema import defaults
 from megaplane.apiserver.schema.validation import Cause
 

@@ -167,8 +167,8 @@ def prune(
     found = _find(group, version, kind, obj)
     if found is not None and found.type_error:
         raise FieldTypeError(found.type_error)
-    if directive == IGNORE:
-        errors: List[str] = []
+    if directive == IGNORE or (found is None and not duplicates):
+        errors: List[str] = []  # a clean object (the common case): nothing to report
     else:
         errors = _report(found.unknown if found is not None else [], duplicates)
         if directive == STRICT and errors:

@@ -352,6 +352,8 @@ class WatchCache:
             yield objects[key]
 
     def count_prefix(self, prefix: bytes) -> int:
+        if not self.objects:
+            return 0  # an empty kind (no quota, no LimitRange: what admission asks on every create)
         return self.index.count(prefix, prefix_end(prefix))
 
     def events_since(self, revision: int) -> List[CacheEvent]:
