@@ -24,7 +24,7 @@ its accounting (placements, removals, nodes going and coming back).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -43,6 +43,7 @@ ClassKey = Tuple[str, Tuple[Tuple[str, str], ...], bool]
 class Matcher:
     clauses: Tuple[Clause, ...]
     skip_terminating: bool = False
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A matcher is looked up once per constraint per cycle; the generated hash would walk every clause's
@@ -50,7 +51,7 @@ class Matcher:
         object.__setattr__(self, "_hash", hash((self.clauses, self.skip_terminating)))
 
     def __hash__(self) -> int:
-        return self._hash  # type: ignore[attr-defined, no-any-return]
+        return self._hash
 
     def matches(self, namespace: str, labels: Dict[str, str], terminating: bool) -> bool:
         if self.skip_terminating and terminating:

@@ -89,7 +89,11 @@ class ByResource(Dict[Resource, V]):
         self._by_id.clear()
         super().clear()
 
-    def __ior__(self, other: Any) -> "ByResource[V]":  # type: ignore[override,misc]
+    # dict's own `|` (a plain dict), declared so that mypy checks `|=` against a matching `|`.
+    def __or__(self, other: Any) -> Any:
+        return super().__or__(other)
+
+    def __ior__(self, other: Any) -> Any:
         self._by_id.clear()
         super().__ior__(other)
         return self
