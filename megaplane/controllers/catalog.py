@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from megaplane.client import Client
+from megaplane.client.cache import strip_managed_fields
 from megaplane.client.informerfactory import SharedInformerFactory
 from megaplane.runtime import REAL_CLOCK, Clock, Component
 
@@ -348,7 +349,10 @@ def build_controllers(names: Sequence[str], client: Client, options: Optional[Ma
         raise ValueError(f"unknown controllers: {', '.join(unknown)} (known: {', '.join(s.name for s in catalog)})")
     wanted = {by_name[n].name for n in names}
     # With identities of their own, the controllers still share informers listing and watching as `client`.
-    factory = SharedInformerFactory(clock=clock, transport=client.transport if client_for is not None else None)
+    # No controller reads managedFields (a PUT without them keeps the stored ones), and they are half of every
+    # cached object's containers: kube-controller-manager's informers trim them too.
+    factory = SharedInformerFactory(clock=clock, transport=client.transport if client_for is not None else None,
+                                    transform=strip_managed_fields)
     ctx = ControllerContext(client, options or {}, clock, factory)
     if client_for is None:
         controllers = [spec.build(ctx) for spec in catalog if spec.name in wanted]

@@ -47,6 +47,7 @@ from megaplane.client import (
     SharedInformer,
     StatusError,
 )
+from megaplane.client.cache import strip_managed_fields
 from megaplane.runtime import REAL_CLOCK, Clock, cancel_tasks
 
 from .algorithm import Algorithm, FitError, NoNodesAvailableError
@@ -119,11 +120,14 @@ class Scheduler:
         self.metrics = SchedulerMetrics(self.queue.pending)
         self.pods = client.resource("pods")
         self.nodes = client.resource("nodes")
-        self.node_informer = SharedInformer(self.nodes, clock=clock)
-        self.pod_informer = SharedInformer(self.pods, clock=clock)
+        # kube-scheduler's informers trim managedFields: nothing here reads them, and they are half a cached
+        # Node's or Pod's containers (the cyclic collector's work per event).
+        self.node_informer = SharedInformer(self.nodes, clock=clock, transform=strip_managed_fields)
+        self.pod_informer = SharedInformer(self.pods, clock=clock, transform=strip_managed_fields)
         self.preemptor = Preemptor(self.table, self.algorithm, rng=rng, start_time=self._start_time)
         #: PodDisruptionBudgets, for preemption's victim selection.
-        self.pdb_informer = SharedInformer(client.resource("policy/v1", "poddisruptionbudgets"), clock=clock)
+        self.pdb_informer = SharedInformer(client.resource("policy/v1", "poddisruptionbudgets"), clock=clock,
+                                           transform=strip_managed_fields)
         self.node_informer.add_event_handler(self._node_added, self._node_updated, self._node_deleted)
         self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         # What PodTopologySpread's default selector and InterPodAffinity's namespaceSelector read.
@@ -131,7 +135,7 @@ class Scheduler:
         for kind, resource in ((NAMESPACES, client.resource("namespaces")), (SERVICES, client.resource("services")),
                                (REPLICA_SETS, client.resource("apps/v1", "replicasets")),
                                (STATEFUL_SETS, client.resource("apps/v1", "statefulsets"))):
-            informer = SharedInformer(resource, clock=clock)
+            informer = SharedInformer(resource, clock=clock, transform=strip_managed_fields)
             informer.add_event_handler(*self._object_handlers(kind))
             self.object_informers[kind] = informer
         self.object_informers["poddisruptionbudgets"] = self.pdb_informer
