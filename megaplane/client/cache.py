@@ -166,8 +166,7 @@ class Indexer:
             for key, obj in self._items.items():
                 vals = func(obj)
                 values[key].append(vals)
-                for value in vals:
-                    index.setdefault(value, set()).add(key)
+                self._add_to_index(index, vals, key)
 
     # -- writes (the informer's) ------------------------------------------------------------
 
@@ -185,12 +184,7 @@ class Indexer:
             for func, index in self._funcs:
                 vals = func(obj)
                 new_values.append(vals)
-                for value in vals:
-                    keys = index.get(value)
-                    if keys is None:
-                        index[value] = {key}
-                    else:
-                        keys.add(key)
+                self._add_to_index(index, vals, key)
             self._values[key] = new_values
             return old
         old_values = self._values[key]
@@ -202,12 +196,7 @@ class Indexer:
             old_values[i] = vals
             for value in was:
                 self._unindex(index, value, key)
-            for value in vals:
-                keys = index.get(value)
-                if keys is None:
-                    index[value] = {key}
-                else:
-                    keys.add(key)
+            self._add_to_index(index, vals, key)
         return old
 
     def remove(self, key: str) -> Optional[Obj]:
@@ -218,6 +207,15 @@ class Indexer:
                 for value in vals:
                     self._unindex(index, value, key)
         return old
+
+    @staticmethod
+    def _add_to_index(index: Dict[str, Set[str]], values: List[str], key: str) -> None:
+        for value in values:
+            keys = index.get(value)
+            if keys is None:
+                index[value] = {key}
+            else:
+                keys.add(key)
 
     @staticmethod
     def _unindex(index: Dict[str, Set[str]], value: str, key: str) -> None:
