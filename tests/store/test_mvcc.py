@@ -117,6 +117,38 @@ def test_range_at_old_revision_sees_deleted_and_older_values(store):
     assert store.range(b"/registry/pods/c", revision=5).kvs == []
 
 
+def test_pages_at_a_pinned_revision_stay_that_revision_while_writes_go_on(store):
+    # A paged list pins its first page's revision; between pages keys are created, updated, deleted and
+    # re-created. Every page must still be the key space at the pinned revision (the overlay of that revision
+    # is kept and caught up across pages, not rebuilt).
+    prefix, end = b"/registry/nodes/", b"/registry/nodes0"
+    for i in range(40):
+        store.put(prefix + b"n%02d" % i, b"v0")
+    for i in range(0, 40, 3):
+        store.put(prefix + b"n%02d" % i, b"v1")
+    pinned = store.revision
+    expected = {kv[0]: kv[4] for kv in store.range(prefix, end).kvs}
+    got = {}
+    start, step = prefix, 0
+    while True:
+        r = store.range(start, end, revision=pinned, limit=7)
+        assert r.count == len(expected) - len(got), "remaining count as of the pinned revision"
+        got.update({kv[0]: kv[4] for kv in r.kvs})
+        if not r.more:
+            break
+        start = r.kvs[-1][0] + b"\x00"
+        # Writes between pages: an update, a delete, a create, a delete then re-create.
+        store.put(prefix + b"n%02d" % (step % 40), b"v%d" % (step + 2))
+        store.delete_range(prefix + b"n%02d" % ((step * 7 + 5) % 40))
+        store.put(prefix + b"new%02d" % step, b"x")
+        store.delete_range(prefix + b"n%02d" % ((step * 11 + 3) % 40))
+        store.put(prefix + b"n%02d" % ((step * 11 + 3) % 40), b"again")
+        step += 1
+    assert step > 3
+    assert got == expected
+    assert store.range(prefix, end, revision=pinned, count_only=True).count == len(expected)
+
+
 def test_range_across_partitions_is_in_key_order(store):
     keys = [b"/registry/leases/ns/l", b"/registry/pods/ns/p", b"/registry/podsx", b"/registry/a.b/c/x", b"/z"]
     for k in keys:
