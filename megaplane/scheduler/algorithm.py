@@ -32,7 +32,7 @@ from .podspec import PodSpecInfo
 from .profile import DEFAULT_PROFILE, Profile, score_nodes, unresolvable
 from .scorecache import ResourceScoreCache
 
-__all__ = ["Algorithm", "ScheduleResult", "FitError", "NoNodesAvailableError", "num_feasible_nodes_to_find", "fit_error_message",
+__all__ = ["Algorithm", "filter_failures", "ScheduleResult", "FitError", "NoNodesAvailableError", "num_feasible_nodes_to_find", "fit_error_message",
            "FEASIBLE", "UNSCHEDULABLE", "UNRESOLVABLE"]
 
 #: Per-node status codes (framework.Code): fits, fails (preemption may help), fails whatever is removed.
@@ -77,6 +77,26 @@ class ScheduleResult:
     slot: int
     evaluated_nodes: int
     feasible_nodes: int
+
+
+def filter_failures(table: NodeTable, profile: Profile, pod: PodSpecInfo, remaining: np.ndarray) -> Dict[str, int]:
+    """Per reason, how many of the `remaining` slots (a mask, consumed) failed with it, each slot charged to the
+    first of the profile's filters it fails."""
+    counts: Dict[str, int] = {}
+    pod = profile.for_pod(table, pod)
+    for _, plugin in profile.filters:
+        result = plugin(table, pod)
+        if result is None:
+            continue
+        ok, reasons = result
+        fail = remaining & ~ok
+        if fail.any():
+            for reason, mask in reasons(fail):
+                hit = int(np.count_nonzero(mask & fail))
+                if hit:
+                    counts[reason] = counts.get(reason, 0) + hit
+        remaining &= ok
+    return counts
 
 
 class Algorithm:
@@ -147,23 +167,7 @@ class Algorithm:
     def diagnose(self, pod: PodSpecInfo) -> Dict[str, int]:
         """Per reason, how many nodes failed with it (each node charged to the first filter it fails)."""
         table = self.table
-        remaining = table.valid[: table.size].copy()
-        counts: Dict[str, int] = {}
-        profile = self.profile(pod)
-        pod = profile.for_pod(table, pod)
-        for _, plugin in profile.filters:
-            result = plugin(table, pod)
-            if result is None:
-                continue
-            ok, reasons = result
-            fail = remaining & ~ok
-            if fail.any():
-                for reason, mask in reasons(fail):
-                    hit = int(np.count_nonzero(mask & fail))
-                    if hit:
-                        counts[reason] = counts.get(reason, 0) + hit
-            remaining &= ok
-        return counts
+        return filter_failures(table, self.profile(pod), pod, table.valid[: table.size].copy())
 
     def statuses(self, pod: PodSpecInfo) -> np.ndarray:
         """Per slot the framework's status code: FEASIBLE, UNSCHEDULABLE, or UNRESOLVABLE (UnschedulableAndUnresolvable:

@@ -42,7 +42,7 @@ from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .algorithm import Algorithm, num_feasible_nodes_to_find
+from .algorithm import Algorithm, filter_failures, num_feasible_nodes_to_find
 from .nodetable import NodeTable
 from .podspec import PodSpecInfo
 from .profile import Profile
@@ -130,22 +130,7 @@ class ShardAlgorithm(Algorithm):
         table = self.table
         remaining = np.zeros(table.size, dtype=bool)
         remaining[self.index:: self.count] = table.valid[self.index: table.size: self.count]
-        counts: Dict[str, int] = {}
-        profile = self.profile(pod)
-        pod = profile.for_pod(table, pod)
-        for _, plugin in profile.filters:
-            result = plugin(table, pod)
-            if result is None:
-                continue
-            ok, reasons = result
-            fail = remaining & ~ok
-            if fail.any():
-                for reason, mask in reasons(fail):
-                    hit = int(np.count_nonzero(mask & fail))
-                    if hit:
-                        counts[reason] = counts.get(reason, 0) + hit
-            remaining &= ok
-        return counts
+        return filter_failures(table, self.profile(pod), pod, remaining)
 
     def propose(self, pod: PodSpecInfo) -> Proposal:
         table = self.table
