@@ -33,7 +33,7 @@ the previous page: a page then costs O(new events + keys created or deleted
 since the revision + page), not O(events since the revision). At a million
 Nodes patched ~1,700 times a second, rebuilding it per page of 500 made a
 full paged LIST of the Nodes take longer than the history window (the
-bench's 1M-node run: 78 % of the API server's core in `overlay_at`).
+bench's 1M-node run: 78 % of the API server's core rebuilding overlays).
 
 Compaction to revision C drops events below C; the floor rises to C and
 reads below it fail with etcd's "required revision has been compacted".
@@ -204,10 +204,6 @@ class Partition:
         return bisect_left(self.events, revision, key=_event_revision)
 
     # -- reads at an old revision -------------------------------------------
-
-    def overlay_at(self, revision: int) -> Dict[bytes, Optional[KeyValue]]:
-        """Key -> state at `revision` for every key changed after it (None: absent)."""
-        return self.revision_overlay(revision).prev
 
     def revision_overlay(self, revision: int) -> "RevisionOverlay":
         """The overlay of `revision` (inside the window), caught up with every event so far."""
